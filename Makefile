@@ -1,0 +1,19 @@
+.PHONY: setup run test lint schema
+
+setup:
+	@bash scripts/setup.sh
+
+## Set up everything and run web, worker, beat and the simulator in the foreground.
+run: setup
+	@bash scripts/run.sh
+
+## Set up everything and run the whole test suite.
+test: setup
+	@bash scripts/test.sh
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+## Regenerate the committed OpenAPI schema (docs/openapi.yaml).
+schema: setup
+	@bash -c 'source .local/env && python manage.py spectacular --file docs/openapi.yaml'

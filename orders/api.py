@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.models import Order, OrderEventType, OrderStatus
+from orders.selectors import order_get_for, orders_visible_to
+from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, order_create, order_transition
+from tracking.selectors import order_location_get, order_track_get
+from tracking.serializers import (
+    CourierRefSerializer,
+    EventLocationInputSerializer,
+    OrderLocationSerializer,
+    PointInputSerializer,
+    RecordedAtField,
+)
+from ze_tracking.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier
+
+
+class OrderOutputSerializer(serializers.ModelSerializer):
+    destination = serializers.SerializerMethodField()
+    courier = CourierRefSerializer(allow_null=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "external_id", "status", "tracking_code", "consumer_name", "destination", "courier",
+            "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
+        ]  # fmt: skip
+
+    def get_destination(self, order) -> dict:
+        return {"lat": order.destination.y, "lon": order.destination.x}
+
+    def to_representation(self, order):
+        data = super().to_representation(order)
+        request = self.context.get("request")
+        if not (request and request.user.is_staff):
+            data.pop("tracking_code")  # the consumer's secret, not the courier's business
+        return data
+
+
+def transition_conflict(exc: TransitionNotAllowed) -> Conflict:
+    return Conflict({"detail": str(exc), "status": exc.current_status})
+
+
+class OrderCreateListApi(APIView):
+    def get_permissions(self):
+        return [IsStaff()] if self.request.method == "POST" else [IsStaffOrCourier()]
+
+    class InputSerializer(serializers.Serializer):
+        consumer_name = serializers.CharField(max_length=120)
+        destination = PointInputSerializer()
+        external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={201: OrderOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            order = order_create(
+                consumer_name=values["consumer_name"],
+                lat=values["destination"]["lat"],
+                lon=values["destination"]["lon"],
+                external_id=values.get("external_id"),
+            )
+        except IntegrityError as exc:
+            existing = Order.objects.filter(external_id=values.get("external_id")).values_list("id", flat=True).first()
+            raise Conflict({"detail": "An order with this external_id exists.", "order_id": str(existing)}) from exc
+        return Response(OrderOutputSerializer(order, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=OrderStatus.values)],
+        responses={200: OrderOutputSerializer(many=True)},
+    )
+    def get(self, request):
+        orders = orders_visible_to(user=request.user).order_by("-created_at")
+        if request.query_params.get("status"):
+            orders = orders.filter(status=request.query_params["status"])
+        paginator = LimitOffsetPagination()
+        paginator.default_limit = 100
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(
+            OrderOutputSerializer(page, many=True, context={"request": request}).data
+        )
+
+
+class OrderGetApi(APIView):
+    permission_classes = [IsStaffOrCourier]
+
+    @extend_schema(responses={200: OrderOutputSerializer})
+    def get(self, request, order_id):
+        order = order_get_for(user=request.user, order_id=order_id, include_pending=True)
+        return Response(OrderOutputSerializer(order, context={"request": request}).data)
+
+
+class OrderEventCreateApi(APIView):
+    permission_classes = [IsCourier]
+
+    class InputSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(
+            choices=[OrderEventType.ASSIGNED, OrderEventType.STARTED, OrderEventType.DELIVERED]
+        )
+        event_id = serializers.UUIDField()
+        recorded_at = RecordedAtField()
+        location = EventLocationInputSerializer()
+
+    class OutputSerializer(serializers.Serializer):
+        event_id = serializers.UUIDField()
+        order_id = serializers.UUIDField()
+        type = serializers.CharField()
+        status = serializers.CharField(source="status_after")
+        recorded_at = serializers.DateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, order_id):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        order_get_for(user=request.user, order_id=order_id, include_pending=values["type"] == OrderEventType.ASSIGNED)
+        try:
+            result = order_transition(
+                order_id=order_id,
+                courier=request.user.courier,
+                event_type=values["type"],
+                event_id=values["event_id"],
+                recorded_at=values["recorded_at"],
+                lat=values["location"]["lat"],
+                lon=values["location"]["lon"],
+                accuracy_m=values["location"].get("accuracy_m"),
+            )
+        except TransitionNotAllowed as exc:
+            raise transition_conflict(exc) from exc
+        except EventIdReused as exc:
+            raise Conflict({"detail": str(exc)}) from exc
+        return Response(self.OutputSerializer(result.event).data, status=status.HTTP_201_CREATED)
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=None, responses={200: OrderOutputSerializer})
+    def post(self, request, order_id):
+        order_get_for(user=request.user, order_id=order_id)
+        try:
+            order = order_cancel(order_id=order_id)
+        except TransitionNotAllowed as exc:
+            raise transition_conflict(exc) from exc
+        return Response(OrderOutputSerializer(order, context={"request": request}).data)
+
+
+class OrderLocationGetApi(APIView):
+    permission_classes = [IsStaffOrCourier]
+
+    @extend_schema(responses={200: OrderLocationSerializer})
+    def get(self, request, order_id):
+        return Response(order_location_get(order=order_get_for(user=request.user, order_id=order_id)))
+
+
+class OrderTrackGetApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("OrderTrack", {"type": serializers.CharField(), "features": serializers.ListField()})
+        }
+    )
+    def get(self, request, order_id):
+        return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))

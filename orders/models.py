@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.contrib.gis.db import models
+from django.core.exceptions import ObjectDoesNotExist
+
+
+def tracking_code_new() -> str:
+    # 24 random bytes: 192 bits, URL-safe, unguessable.
+    return secrets.token_urlsafe(24)
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT)
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    consumer_name = models.CharField(max_length=120)
+    destination = models.PointField(geography=True, srid=4326)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    courier = models.ForeignKey(
+        "couriers.Courier", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    tracking_code = models.CharField(max_length=64, unique=True, default=tracking_code_new, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Device times of the courier's actions; they bound the order's trail.
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["courier", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id or self.id} ({self.status})"
+
+    @property
+    def last_location_or_none(self):
+        try:
+            return self.last_location
+        except ObjectDoesNotExist:
+            return None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def trail_ends_at(self):
+        return self.delivered_at or self.cancelled_at
+
+
+class OrderEventType(models.TextChoices):
+    ASSIGNED = "assigned"
+    STARTED = "started"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class OrderEvent(models.Model):
+    """One courier (or staff) action on an order. `event_id` comes from the client, so a
+    resent event is recognised and answered the same way."""
+
+    event_id = models.UUIDField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    courier = models.ForeignKey("couriers.Courier", on_delete=models.PROTECT, null=True, blank=True)
+    type = models.CharField(max_length=16, choices=OrderEventType.choices)
+    status_after = models.CharField(max_length=16, choices=OrderStatus.choices)
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    location = models.PointField(geography=True, srid=4326, null=True, blank=True)
+    accuracy_m = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["order", "recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.order_id}"

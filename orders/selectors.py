@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from orders.models import ACTIVE_STATUSES, Order, OrderStatus
+
+
+def orders_visible_to(*, user) -> QuerySet[Order]:
+    """Staff see every order; a courier sees its own and the pending ones it may take."""
+    orders = Order.objects.select_related("courier")
+    if user.is_staff:
+        return orders
+    courier = getattr(user, "courier", None)
+    if courier is None:
+        return orders.none()
+    return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING))
+
+
+def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
+    """The order if `user` may act on it, else 404 (never reveal another courier's order)."""
+    order = Order.objects.select_related("courier", "last_location").filter(id=order_id).first()
+    if order is not None:
+        if user.is_staff:
+            return order
+        courier = getattr(user, "courier", None)
+        if courier is not None and order.courier_id == courier.id:
+            return order
+        if courier is not None and include_pending and order.status == OrderStatus.PENDING:
+            return order
+    raise Http404("No such order.")
+
+
+def courier_active_orders(*, courier_id) -> QuerySet[Order]:
+    return Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES)

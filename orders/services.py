@@ -1,0 +1,142 @@
+"""Order writes: creation and the courier's state machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.gis.geos import Point
+from django.db import transaction
+from django.utils import timezone
+
+from couriers.models import Courier
+from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
+
+# event type -> (status it applies to, status it leads to, timestamp it sets)
+TRANSITIONS = {
+    OrderEventType.ASSIGNED: (OrderStatus.PENDING, OrderStatus.ASSIGNED, "assigned_at"),
+    OrderEventType.STARTED: (OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT, "started_at"),
+    OrderEventType.DELIVERED: (OrderStatus.IN_TRANSIT, OrderStatus.DELIVERED, "delivered_at"),
+}
+CANCELLABLE = (OrderStatus.PENDING, OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT)
+
+
+class TransitionNotAllowed(Exception):
+    def __init__(self, *, current_status: str, message: str):
+        super().__init__(message)
+        self.current_status = current_status
+
+
+class EventIdReused(Exception):
+    """The client sent a known event_id for a different action."""
+
+
+def order_create(*, consumer_name: str, lat: float, lon: float, external_id: str | None = None) -> Order:
+    return Order.objects.create(
+        consumer_name=consumer_name, destination=Point(lon, lat, srid=4326), external_id=external_id
+    )
+
+
+@dataclass
+class TransitionResult:
+    event: OrderEvent
+    replayed: bool
+
+
+def order_transition(
+    *,
+    order_id: uuid.UUID,
+    courier: Courier,
+    event_type: str,
+    event_id: uuid.UUID,
+    recorded_at: dt.datetime,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None = None,
+) -> TransitionResult:
+    """Steps: answer a known event_id with its first result; move the order with one
+    conditional UPDATE; record the event; record its location as a ping of the order
+    (same transaction, so the order's last location moves with its status)."""
+    from tracking.services.ingest import ping_batch_record
+
+    from_status, to_status, stamp = TRANSITIONS[event_type]
+    with transaction.atomic():
+        replay = _event_replay(event_id=event_id, order_id=order_id, courier=courier, event_type=event_type)
+        if replay:
+            return replay
+        matching = Order.objects.filter(id=order_id, status=from_status)
+        changes = {"status": to_status, stamp: recorded_at, "updated_at": timezone.now()}
+        if event_type == OrderEventType.ASSIGNED:
+            matching = matching.filter(courier__isnull=True)
+            changes["courier"] = courier
+        else:
+            matching = matching.filter(courier=courier)
+        # The WHERE on the current status is the guard: of two couriers racing for one
+        # pending order, or one event sent twice at once, exactly one UPDATE matches; the
+        # other blocks on the row lock, then sees the new status and matches nothing.
+        if matching.update(**changes) == 0:
+            replay = _event_replay(event_id=event_id, order_id=order_id, courier=courier, event_type=event_type)
+            if replay:
+                return replay
+            current = Order.objects.filter(id=order_id).values_list("status", flat=True).first()
+            raise TransitionNotAllowed(
+                current_status=current, message=f"Cannot apply '{event_type}' to an order that is '{current}'."
+            )
+        event = OrderEvent.objects.create(
+            event_id=event_id,
+            order_id=order_id,
+            courier=courier,
+            type=event_type,
+            status_after=to_status,
+            recorded_at=recorded_at,
+            location=Point(lon, lat, srid=4326),
+            accuracy_m=accuracy_m,
+        )
+        ping_batch_record(
+            courier_id=courier.id,
+            received_at=timezone.now(),
+            pings=[
+                {
+                    "event_id": event_id,
+                    "recorded_at": recorded_at,
+                    "lat": lat,
+                    "lon": lon,
+                    "accuracy_m": accuracy_m,
+                    "order_id": order_id,
+                    "attributes": {"order_event": event_type},
+                }
+            ],
+        )
+    return TransitionResult(event=event, replayed=False)
+
+
+def _event_replay(*, event_id, order_id, courier, event_type) -> TransitionResult | None:
+    event = OrderEvent.objects.filter(event_id=event_id).first()
+    if event is None:
+        return None
+    if event.order_id != order_id or event.courier_id != courier.id or event.type != event_type:
+        raise EventIdReused(f"event_id {event_id} was already used for another action.")
+    return TransitionResult(event=event, replayed=True)
+
+
+def order_cancel(*, order_id: uuid.UUID) -> Order:
+    """Staff cancel an order that is not finished yet."""
+    now = timezone.now()
+    with transaction.atomic():
+        if (
+            Order.objects.filter(id=order_id, status__in=CANCELLABLE).update(
+                status=OrderStatus.CANCELLED, cancelled_at=now, updated_at=now
+            )
+            == 0
+        ):
+            current = Order.objects.filter(id=order_id).values_list("status", flat=True).first()
+            raise TransitionNotAllowed(current_status=current, message=f"Cannot cancel an order that is '{current}'.")
+        OrderEvent.objects.create(
+            event_id=uuid.uuid4(),
+            order_id=order_id,
+            type=OrderEventType.CANCELLED,
+            status_after=OrderStatus.CANCELLED,
+            recorded_at=now,
+        )
+        return Order.objects.select_related("courier").get(id=order_id)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs and starts what the service needs, idempotently: Debian packages, the Python
+# virtualenv, and PostgreSQL+PostGIS and Redis on project-local ports unless DATABASE_URL /
+# REDIS_URL point elsewhere. Writes .local/env, which scripts/run.sh and scripts/test.sh source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LOCAL="$ROOT/.local"
+mkdir -p "$LOCAL"
+
+PG_PORT=${ZE_PG_PORT:-54329}
+REDIS_PORT=${ZE_REDIS_PORT:-63799}
+APT_PACKAGES="postgresql-15 postgresql-15-postgis-3 gdal-bin libgdal-dev libgeos-dev libproj-dev binutils redis-server chromium python3-venv"
+
+sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "==> Installing Debian packages:$missing"
+  sudo_maybe apt-get update -qq
+  sudo_maybe env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> Creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.requirements-stamp
+if [ ! -f $stamp ] || [ -n "$(find requirements -newer $stamp -name '*.txt')" ]; then
+  echo "==> Installing Python requirements"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements/local.txt
+  touch $stamp
+fi
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  PGBIN=/usr/lib/postgresql/15/bin
+  PGDATA="$LOCAL/pg"
+  if [ ! -f "$PGDATA/PG_VERSION" ]; then
+    echo "==> Creating a PostgreSQL cluster in $PGDATA"
+    mkdir -p "$PGDATA"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PGDATA"; fi
+    as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
+    $as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
+  fi
+  if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    echo "==> Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
+    $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+      -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  fi
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='ze_tracking'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE ze_tracking"
+  DATABASE_URL="postgis://postgres@127.0.0.1:$PG_PORT/ze_tracking"
+fi
+
+if [ -z "${REDIS_URL:-}" ]; then
+  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "==> Starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --pidfile "$LOCAL/redis.pid" --logfile "$LOCAL/redis.log" --dir "$LOCAL"
+  fi
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+fi
+
+# A secret generated once per checkout for local runs; production sets its own.
+[ -f "$LOCAL/secret_key" ] || python3 -c "import secrets; print(secrets.token_urlsafe(50))" > "$LOCAL/secret_key"
+
+cat > "$LOCAL/env" <<ENV
+export DATABASE_URL='$DATABASE_URL'
+export REDIS_URL='$REDIS_URL'
+export CELERY_BROKER_URL='${CELERY_BROKER_URL:-$REDIS_URL}'
+export DJANGO_SECRET_KEY='$(cat "$LOCAL/secret_key")'
+export DJANGO_SECURE_SSL_REDIRECT=0
+export PATH='$ROOT/.venv/bin':\$PATH
+ENV
+echo "==> Ready: database ${DATABASE_URL%%@*}@…, redis $REDIS_URL"

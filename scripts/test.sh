@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real PostGIS, Redis, Celery workers and an SQS/SNS
+# emulator. Tests use their own database (pytest-django's test_ prefix) and Redis db 9.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source .local/env
+export REDIS_URL="${REDIS_URL%/*}/9"
+export CELERY_BROKER_URL="$REDIS_URL"
+export CHANNELS_PREFIX=ze-test
+mkdir -p test-output
+pytest "$@"

@@ -1,0 +1,142 @@
+"""Shared fixtures: the people every endpoint is tested against, a real Celery worker, and
+a helper to wait on a condition with a deadline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+
+
+def wait_for(condition, *, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `condition` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def database_url() -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgis://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_broker():
+    """Drop messages a previous, interrupted run may have left in the test Redis db."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database and the test Redis broker."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "DB_CONN_MAX_AGE": "0"}
+    log = open(OUTPUT / "celery-worker.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings,notifications,maintenance",
+         "--pool", "threads", "--concurrency", "4", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+         "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    from ze_tracking.celery import app
+
+    wait_for(lambda: app.control.ping(timeout=0.5), timeout=60, message="the Celery worker to answer")
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def worker(celery_worker_process, transactional_db):
+    """Tests that run through the worker commit for real, so the worker sees their rows."""
+    return celery_worker_process
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def courier(db):
+    """The courier who owns the order under test."""
+    return CourierFactory(name="Ana Souza")
+
+
+@pytest.fixture
+def other_courier(db):
+    return CourierFactory(name="Bruno Lima")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="staff", is_staff=True)
+
+
+@pytest.fixture
+def courier_api(courier):
+    return client_for(courier.user)
+
+
+@pytest.fixture
+def other_courier_api(other_courier):
+    return client_for(other_courier.user)
+
+
+@pytest.fixture
+def staff_api(staff):
+    return client_for(staff)
+
+
+@pytest.fixture
+def anonymous_api(db):
+    return APIClient()
+
+
+@pytest.fixture
+def order(db):
+    return OrderFactory()
+
+
+@pytest.fixture
+def in_transit_order(courier):
+    now = timezone.now()
+    return OrderFactory(courier=courier, status="in_transit", assigned_at=now - dt.timedelta(minutes=10),
+                        started_at=now - dt.timedelta(minutes=5))  # fmt: skip
+
+
+def ping(*, seconds_ago: float = 0, lat: float | None = None, lon: float | None = None, **extra) -> dict:
+    """A valid ping as the app sends it, near São Paulo's Paulista avenue by default."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "recorded_at": (timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
+        "lat": SAO_PAULO[0] + 0.01 if lat is None else lat,
+        "lon": SAO_PAULO[1] + 0.01 if lon is None else lon,
+        "accuracy_m": 5.0,
+        **extra,
+    }

@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import ping, wait_for
+from tests.factories import OrderFactory
+from tracking.models import CourierLastLocation, OrderLastLocation, Ping
+
+URL = "/api/v1/locations"
+
+
+def post(api, pings):
+    return api.post(URL, {"pings": pings}, format="json")
+
+
+def stored(event_id) -> bool:
+    return Ping.objects.filter(event_id=event_id).exists()
+
+
+def test_valid_batch_is_accepted_stored_and_moves_the_order_last_location(worker, courier_api, in_transit_order):
+    pings = [ping(seconds_ago=30 - i, lat=-23.55 - i * 0.0001, lon=-46.64) for i in range(20)]
+
+    response = post(courier_api, pings)
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"accepted": 20, "rejected": []}
+    wait_for(lambda: Ping.objects.count() == 20, message="20 stored pings")
+    last = wait_for(lambda: OrderLastLocation.objects.filter(order=in_transit_order).first())
+    assert last.location.y == pytest.approx(pings[-1]["lat"])
+    assert last.recorded_at == dt.datetime.fromisoformat(pings[-1]["recorded_at"])
+    assert last.distance_to_destination_m > 0 and last.eta_seconds > 0
+
+
+def test_mixed_batch_stores_the_good_pings_and_lists_each_bad_one_with_its_reason(worker, courier_api, courier):
+    good = ping()
+    naive_time = ping(recorded_at=timezone.now().replace(tzinfo=None).isoformat())
+    bad = [
+        ping(lat=91),
+        ping(lon=-180.5),
+        ping(recorded_at=(timezone.now() + dt.timedelta(minutes=6)).isoformat()),
+        ping(seconds_ago=8 * 24 * 3600),
+        naive_time,
+        ping(heading_deg=360),
+        ping(accuracy_m=-1),
+        ping(lat="NaN"),
+        {"lat": 1},
+        "not an object",
+    ]
+
+    response = post(courier_api, [good, *bad])
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == list(range(1, 11))
+    by_index = {r["index"]: r for r in body["rejected"]}
+    assert "lat" in by_index[1]["errors"] and "lon" in by_index[2]["errors"]
+    assert "future" in by_index[3]["errors"]["recorded_at"][0]
+    assert "old" in by_index[4]["errors"]["recorded_at"][0]
+    assert "offset" in by_index[5]["errors"]["recorded_at"][0]
+    assert "heading_deg" in by_index[6]["errors"] and "accuracy_m" in by_index[7]["errors"]
+    assert "lat" in by_index[8]["errors"]
+    assert {"event_id", "recorded_at", "lon"} <= set(by_index[9]["errors"])
+    assert by_index[1]["event_id"] == bad[0]["event_id"]
+    wait_for(lambda: stored(good["event_id"]), message="the good ping")
+    assert Ping.objects.count() == 1
+
+
+def test_batch_with_no_valid_ping_is_400_with_the_same_shape(courier_api):
+    response = post(courier_api, [ping(lat=100), ping(lon=200)])
+
+    assert response.status_code == 400
+    assert response.json()["accepted"] == 0
+    assert [r["index"] for r in response.json()["rejected"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"pings": {}}',
+        b'{"pings": []}',
+        b'{"other": 1}',
+    ],
+)
+def test_malformed_or_misshapen_body_is_400(courier_api, body):
+    response = courier_api.post(URL, body, content_type="application/json")
+
+    assert response.status_code == 400
+
+
+def test_more_than_500_pings_is_400(courier_api):
+    response = post(courier_api, [ping() for _ in range(501)])
+
+    assert response.status_code == 400
+    assert "pings" in response.json()
+
+
+def test_body_over_one_mebibyte_is_413(courier_api):
+    padding = "x" * (1024 * 1024)
+    response = courier_api.post(
+        URL, json.dumps({"pings": [ping(attributes={"pad": padding})]}), content_type="application/json"
+    )
+
+    assert response.status_code == 413
+
+
+def test_accepted_pings_too_big_for_one_message_are_413_and_not_queued(courier_api, settings):
+    settings.TRACKING = {**settings.TRACKING, "MAX_TASK_PAYLOAD_BYTES": 2000}
+
+    response = post(courier_api, [ping(attributes={"note": "y" * 200}) for _ in range(10)])
+
+    assert response.status_code == 413
+    assert "fewer pings" in response.json()["detail"]
+
+
+def test_missing_or_wrong_token_is_401(anonymous_api):
+    assert post(anonymous_api, [ping()]).status_code == 401
+    anonymous_api.credentials(HTTP_AUTHORIZATION="Token nope")
+    assert post(anonymous_api, [ping()]).status_code == 401
+
+
+def test_staff_who_is_not_a_courier_gets_403(staff_api):
+    assert post(staff_api, [ping()]).status_code == 403
+
+
+def test_resent_ping_counts_as_accepted_and_is_stored_once(worker, courier_api):
+    first = ping()
+
+    assert post(courier_api, [first, first]).json()["accepted"] == 2
+    assert post(courier_api, [first]).status_code == 202
+    marker = ping()
+    post(courier_api, [marker])
+
+    wait_for(lambda: stored(marker["event_id"]), message="the ping after the resends")
+    assert Ping.objects.filter(event_id=first["event_id"]).count() == 1
+
+
+def test_older_ping_does_not_move_last_location_back(worker, courier_api, courier, in_transit_order):
+    newer = ping(seconds_ago=10, lat=-23.5600)
+    older = ping(seconds_ago=60, lat=-23.5650)
+
+    post(courier_api, [newer])
+    wait_for(lambda: stored(newer["event_id"]))
+    post(courier_api, [older])
+    wait_for(lambda: stored(older["event_id"]))
+
+    assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(-23.5600)
+    assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
+
+
+def test_out_of_order_pings_in_one_batch_leave_the_newest_as_last_location(worker, courier_api, courier):
+    pings = [ping(seconds_ago=5, lat=-23.500), ping(seconds_ago=50, lat=-23.501), ping(seconds_ago=20, lat=-23.502)]
+
+    post(courier_api, pings)
+
+    wait_for(lambda: Ping.objects.count() == 3)
+    assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.500)
+
+
+def test_courier_cannot_ping_for_another_couriers_order(worker, courier_api, other_courier):
+    theirs = OrderFactory(courier=other_courier, status="in_transit", assigned_at=timezone.now())
+
+    response = post(courier_api, [ping(order_id=str(theirs.id))])
+
+    assert response.status_code == 400
+    assert "order_id" in response.json()["rejected"][0]["errors"]
+    assert not OrderLastLocation.objects.filter(order=theirs).exists()
+
+
+def test_ping_naming_a_finished_order_is_rejected(courier_api, courier):
+    delivered = OrderFactory(courier=courier, status="delivered")
+
+    response = post(courier_api, [ping(order_id=str(delivered.id))])
+
+    assert response.status_code == 400
+
+
+def test_ping_without_active_order_lands_on_the_courier_trail(worker, courier_api, courier):
+    p = ping()
+
+    post(courier_api, [p])
+
+    wait_for(lambda: stored(p["event_id"]))
+    stored_ping = Ping.objects.get(event_id=p["event_id"])
+    assert stored_ping.courier_id == courier.id and stored_ping.order_id is None
+    assert CourierLastLocation.objects.get(courier=courier).recorded_at == dt.datetime.fromisoformat(p["recorded_at"])
+
+
+def test_implausible_jump_is_stored_flagged_and_does_not_move_last_location(worker, courier_api, courier):
+    here = ping(seconds_ago=20, lat=-23.5600, lon=-46.6500)
+    # 100 km in 10 seconds
+    there = ping(seconds_ago=10, lat=-22.6600, lon=-46.6500)
+
+    post(courier_api, [here])
+    wait_for(lambda: stored(here["event_id"]))
+    post(courier_api, [there])
+    wait_for(lambda: stored(there["event_id"]))
+
+    assert Ping.objects.get(event_id=there["event_id"]).suspect_reason == "implied_speed"
+    assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
+
+
+def test_unknown_attributes_are_kept(worker, courier_api):
+    p = ping(attributes={"battery": 0.42, "network": "4g"})
+
+    post(courier_api, [p])
+
+    wait_for(lambda: stored(p["event_id"]))
+    assert Ping.objects.get(event_id=p["event_id"]).attributes == {"battery": 0.42, "network": "4g"}
+
+
+def test_ping_for_a_named_order_is_filed_under_it(worker, courier_api, courier, in_transit_order):
+    OrderFactory(courier=courier, status="assigned", assigned_at=timezone.now())
+    p = ping(order_id=str(in_transit_order.id))
+
+    post(courier_api, [p])
+
+    wait_for(lambda: stored(p["event_id"]))
+    assert Ping.objects.get(event_id=p["event_id"]).order_id == in_transit_order.id
+
+
+def test_event_ids_are_uuids(courier_api):
+    response = post(courier_api, [ping(event_id="123")])
+
+    assert response.status_code == 400
+    assert "event_id" in response.json()["rejected"][0]["errors"]

@@ -1,0 +1,43 @@
+"""The one place that publishes live updates to the Channels layer, after commit.
+
+One group message per moved order or courier per batch (not per ping): the message carries
+the newest position, so a burst of pings costs one message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+FLEET_GROUP = "fleet"
+
+
+def order_group(order_id) -> str:
+    return f"order.{order_id}"
+
+
+def last_locations_publish(*, moved) -> None:
+    if not (moved.courier_ids or moved.order_ids):
+        return
+    from tracking.selectors import fleet_updates_build
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    updates = fleet_updates_build(courier_ids=moved.courier_ids, order_ids=moved.order_ids)
+    try:
+        async_to_sync(_publish)(layer, updates)
+    except Exception:  # a live map must never fail a persisted batch
+        logger.exception("live update publish failed")
+
+
+async def _publish(layer, updates: dict) -> None:
+    for courier in updates["couriers"]:
+        await layer.group_send(FLEET_GROUP, {"type": "courier.moved", "courier": courier})
+    for order in updates["orders"]:
+        await layer.group_send(FLEET_GROUP, {"type": "order.moved", "order": order})
+        await layer.group_send(order_group(order["order_id"]), {"type": "order.moved", "order": order})

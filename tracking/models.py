@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from django.contrib.gis.db import models
+
+
+class Ping(models.Model):
+    """One GPS position of a courier, as the app sent it plus what enrichment added.
+
+    The table is partitioned by day on `recorded_at` (migration 0001 writes the DDL; the
+    partitions are created ahead by `tracking.services.partitions`). PostgreSQL requires the
+    partition key in every unique key, so the real primary key is (event_id, recorded_at):
+    a resent ping carries the same pair and is stored once. Django only needs a column it
+    can look rows up by, hence `event_id` as its primary key.
+    """
+
+    event_id = models.UUIDField(primary_key=True)
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    # No database foreign keys: the writer has validated both, and FK checks would cost
+    # one index probe per row on the hottest table.
+    courier = models.ForeignKey("couriers.Courier", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    location = models.PointField(geography=True, srid=4326)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    speed_mps = models.FloatField(null=True, blank=True)
+    heading_deg = models.FloatField(null=True, blank=True)
+    distance_to_destination_m = models.FloatField(null=True, blank=True)
+    eta_seconds = models.IntegerField(null=True, blank=True)
+    # Set when the position is implausible (see enrichment); such pings are kept for
+    # analysis but never move a last location.
+    suspect_reason = models.CharField(max_length=32, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.courier_id} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LastLocationFields(models.Model):
+    location = models.PointField(geography=True, srid=4326)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    speed_mps = models.FloatField(null=True, blank=True)
+    heading_deg = models.FloatField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class CourierLastLocation(LastLocationFields):
+    courier = models.OneToOneField(
+        "couriers.Courier", on_delete=models.CASCADE, primary_key=True, related_name="last_location"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["recorded_at"])]
+
+
+class OrderLastLocation(LastLocationFields):
+    order = models.OneToOneField(
+        "orders.Order", on_delete=models.CASCADE, primary_key=True, related_name="last_location"
+    )
+    courier = models.ForeignKey("couriers.Courier", on_delete=models.CASCADE, related_name="+")
+    distance_to_destination_m = models.FloatField(null=True, blank=True)
+    eta_seconds = models.IntegerField(null=True, blank=True)

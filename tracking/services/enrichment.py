@@ -1,0 +1,119 @@
+"""Enrichment: what the worker adds to a batch of pings before it is stored.
+
+This is the layer where extra information joins the location stream: the orders the
+courier is carrying, the distance and ETA to each destination, and a plausibility flag.
+Unknown fields from the app travel untouched in `attributes` (jsonb), so a new field in the
+app needs no migration here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Q
+
+from orders.models import ACTIVE_STATUSES, Order
+from tracking.geo import haversine_m
+from tracking.models import CourierLastLocation
+
+# Streets are not straight lines: great-circle distance times this is a fair urban estimate.
+ROAD_FACTOR = 1.3
+
+
+@dataclass
+class OrderLeg:
+    """Where one ping stands relative to one order it belongs to."""
+
+    order_id: uuid.UUID
+    status: str
+    distance_to_destination_m: float
+    eta_seconds: int
+
+
+@dataclass
+class EnrichedPing:
+    event_id: uuid.UUID
+    courier_id: uuid.UUID
+    recorded_at: dt.datetime
+    received_at: dt.datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    attributes: dict = field(default_factory=dict)
+    explicit_order_id: uuid.UUID | None = None
+    legs: list[OrderLeg] = field(default_factory=list)
+    suspect_reason: str | None = None
+
+    @property
+    def primary_leg(self) -> OrderLeg | None:
+        """The order a ping is filed under: the one the app named, else the nearest one in
+        transit, else the nearest assigned one."""
+        if not self.legs:
+            return None
+        return min(self.legs, key=lambda leg: (leg.status != "in_transit", leg.distance_to_destination_m))
+
+
+def eta_seconds_estimate(*, distance_m: float) -> int:
+    return round(distance_m * ROAD_FACTOR / settings.TRACKING["DEFAULT_SPEED_MPS"])
+
+
+def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> list[EnrichedPing]:
+    """Steps: load the courier's orders (active ones and any the pings name) and previous
+    position in two queries; attach orders with distance and ETA; flag implausible jumps.
+    Returns the pings sorted by `recorded_at`."""
+    enriched = [
+        EnrichedPing(
+            event_id=uuid.UUID(str(p["event_id"])),
+            courier_id=courier_id,
+            recorded_at=dt.datetime.fromisoformat(p["recorded_at"])
+            if isinstance(p["recorded_at"], str)
+            else p["recorded_at"],
+            received_at=received_at,
+            lat=p["lat"],
+            lon=p["lon"],
+            accuracy_m=p.get("accuracy_m"),
+            speed_mps=p.get("speed_mps"),
+            heading_deg=p.get("heading_deg"),
+            attributes=p.get("attributes") or {},
+            explicit_order_id=uuid.UUID(str(p["order_id"])) if p.get("order_id") else None,
+        )
+        for p in pings
+    ]
+    enriched.sort(key=lambda p: p.recorded_at)
+    named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
+    orders = list(
+        Order.objects.filter(Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id=courier_id).values_list(
+            "id", "status", "destination"
+        )
+    )
+    active = [o for o in orders if o[1] in ACTIVE_STATUSES]
+    by_id = {o[0]: o for o in orders}
+
+    for ping in enriched:
+        chosen = [by_id[ping.explicit_order_id]] if ping.explicit_order_id in by_id else active
+        for order_id, status, destination in chosen:
+            distance = haversine_m(ping.lat, ping.lon, destination.y, destination.x)
+            ping.legs.append(OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance)))
+
+    _implausible_jumps_flag(courier_id=courier_id, pings=enriched)
+    return enriched
+
+
+def _implausible_jumps_flag(*, courier_id: uuid.UUID, pings: list[EnrichedPing]) -> None:
+    """A ping whose implied speed from the courier's previous trusted position exceeds
+    MAX_SPEED_MPS is a GPS glitch (or a spoofed position): keep it, but flag it."""
+    max_speed = settings.TRACKING["MAX_SPEED_MPS"]
+    last = CourierLastLocation.objects.filter(courier_id=courier_id).values_list("location", "recorded_at").first()
+    previous = (last[0].y, last[0].x, last[1]) if last else None
+    for ping in pings:
+        if previous is not None:
+            seconds = max(abs((ping.recorded_at - previous[2]).total_seconds()), 1.0)
+            if haversine_m(previous[0], previous[1], ping.lat, ping.lon) / seconds > max_speed:
+                ping.suspect_reason = "implied_speed"
+                continue
+        previous = (ping.lat, ping.lon, ping.recorded_at)

@@ -1,0 +1,103 @@
+"""The ingest path, both halves.
+
+Web (`pings_ingest`): validate each ping of a batch, stamp courier and receive time, publish
+ONE Celery task for the accepted pings, answer. The request never writes pings itself.
+
+Worker (`ping_batch_record`): enrich, store, upsert last locations, then broadcast, all in
+one transaction so a worker killed mid-batch leaves nothing half-done; the redelivered
+message is then applied exactly once thanks to the idempotent writes below it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from orders.models import ACTIVE_STATUSES, Order
+from tracking import broadcasts
+from tracking.serializers import PingInputSerializer
+from tracking.services.enrichment import pings_enrich
+from tracking.services.last_location import last_locations_upsert
+from tracking.services.storage import pings_store
+
+
+class BrokerUnavailable(Exception):
+    """The batch could not be queued; nothing was stored. The client resends."""
+
+
+class BatchTooLarge(Exception):
+    """The accepted pings do not fit in one broker message."""
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: list[dict] = field(default_factory=list)
+
+
+def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
+    """Steps: load the courier's active orders (one query); validate each ping on its own;
+    drop repeats inside the batch; publish one task with the accepted pings."""
+    received_at = received_at or timezone.now()
+    active_order_ids = set(
+        Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES).values_list("id", flat=True)
+    )
+    result = IngestResult()
+    accepted: dict[str, dict] = {}
+    for index, raw in enumerate(pings):
+        serializer = PingInputSerializer(data=raw, context={"active_order_ids": active_order_ids})
+        if not serializer.is_valid():
+            rejection = {"index": index, "errors": serializer.errors}
+            if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
+                rejection["event_id"] = raw["event_id"]
+            result.rejected.append(rejection)
+            continue
+        data = serializer.validated_data
+        result.accepted += 1
+        accepted[str(data["event_id"])] = {k: v for k, v in data.items() if v is not None and v != {}}
+    if accepted:
+        ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
+    return result
+
+
+def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> None:
+    from tracking.tasks import ping_batch_record as task
+
+    # Full microsecond precision (DjangoJSONEncoder would cut device times to milliseconds).
+    encoded = json.dumps({"courier_id": courier_id, "received_at": received_at, "pings": pings}, default=_plain)
+    kwargs = json.loads(encoded)
+    size = len(encoded)
+    if size > settings.TRACKING["MAX_TASK_PAYLOAD_BYTES"]:
+        raise BatchTooLarge(
+            f"The accepted pings take {size} bytes; at most {settings.TRACKING['MAX_TASK_PAYLOAD_BYTES']} fit in "
+            "one batch. Send fewer pings per request or smaller attributes."
+        )
+    try:
+        task.apply_async(kwargs=kwargs, retry=True, retry_policy=settings.CELERY_TASK_PUBLISH_RETRY_POLICY)
+    except BrokerError as exc:
+        raise BrokerUnavailable(str(exc)) from exc
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict]) -> int:
+    """Steps: enrich (2 reads), store raw pings (1 insert), upsert last locations
+    (1 statement), broadcast what moved after commit. Returns the number of new pings."""
+    courier_id = uuid.UUID(str(courier_id))
+    if isinstance(received_at, str):
+        received_at = dt.datetime.fromisoformat(received_at)
+    with transaction.atomic():
+        enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
+        stored = pings_store(pings=enriched)
+        moved = last_locations_upsert(pings=enriched)
+        transaction.on_commit(lambda: broadcasts.last_locations_publish(moved=moved))
+    return stored

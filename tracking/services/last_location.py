@@ -1,0 +1,101 @@
+"""The last-location tables: one row per courier and one per active order.
+
+Both are upserted in a single statement per batch. The guard `WHERE t.recorded_at <
+EXCLUDED.recorded_at` makes the newest device time win whatever the arrival order: a late
+ping, a retried task or a slower worker racing a faster one never moves a location back.
+Under READ COMMITTED, ON CONFLICT DO UPDATE locks the existing row and evaluates the guard
+against its latest committed version, so two racing batches serialise on the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from tracking.services.enrichment import EnrichedPing, OrderLeg
+from tracking.services.storage import binary_execute
+
+UPSERT_SQL = """
+WITH courier_rows AS (
+    INSERT INTO tracking_courierlastlocation AS t
+        (courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at)
+    SELECT c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s
+    FROM unnest(%(c_id)b::uuid[], %(c_lon)b::float8[], %(c_lat)b::float8[], %(c_acc)b::float8[],
+                %(c_speed)b::float8[], %(c_heading)b::float8[], %(c_rec)b::timestamptz[])
+         AS u(c, lo, la, a, s, h, r)
+    ON CONFLICT (courier_id) DO UPDATE SET
+        location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m, speed_mps = EXCLUDED.speed_mps,
+        heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at, updated_at = EXCLUDED.updated_at
+    WHERE t.recorded_at < EXCLUDED.recorded_at
+    RETURNING 'courier' AS kind, courier_id AS id
+), order_rows AS (
+    INSERT INTO tracking_orderlastlocation AS t
+        (order_id, courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at,
+         distance_to_destination_m, eta_seconds)
+    SELECT o, c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, d, eta
+    FROM unnest(%(o_id)b::uuid[], %(o_courier)b::uuid[], %(o_lon)b::float8[], %(o_lat)b::float8[],
+                %(o_acc)b::float8[], %(o_speed)b::float8[], %(o_heading)b::float8[], %(o_rec)b::timestamptz[],
+                %(o_dist)b::float8[], %(o_eta)b::int4[])
+         AS u(o, c, lo, la, a, s, h, r, d, eta)
+    ON CONFLICT (order_id) DO UPDATE SET
+        courier_id = EXCLUDED.courier_id, location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m,
+        speed_mps = EXCLUDED.speed_mps, heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at,
+        updated_at = EXCLUDED.updated_at, distance_to_destination_m = EXCLUDED.distance_to_destination_m,
+        eta_seconds = EXCLUDED.eta_seconds
+    WHERE t.recorded_at < EXCLUDED.recorded_at
+    RETURNING 'order' AS kind, order_id AS id
+)
+SELECT kind, id FROM courier_rows UNION ALL SELECT kind, id FROM order_rows
+"""
+
+
+@dataclass
+class LastLocationsMoved:
+    courier_ids: list[uuid.UUID]
+    order_ids: list[uuid.UUID]
+
+
+def last_locations_upsert(*, pings: list[EnrichedPing]) -> LastLocationsMoved:
+    """Move each courier's and each order's last location to its newest trusted ping of the
+    batch (suspect pings never move it). Returns what actually moved."""
+    newest_by_courier: dict[uuid.UUID, EnrichedPing] = {}
+    newest_by_order: dict[uuid.UUID, tuple[EnrichedPing, OrderLeg]] = {}
+    for ping in pings:  # sorted by recorded_at, so later ones win
+        if ping.suspect_reason:
+            continue
+        newest_by_courier[ping.courier_id] = ping
+        for leg in ping.legs:
+            newest_by_order[leg.order_id] = (ping, leg)
+    if not newest_by_courier:
+        return LastLocationsMoved([], [])
+    # Rows in key order, so two batches touching the same rows lock them in the same order
+    # and cannot deadlock.
+    couriers = [newest_by_courier[k] for k in sorted(newest_by_courier)]
+    orders = [newest_by_order[k] for k in sorted(newest_by_order)]
+    params = {
+        "now": timezone.now(),
+        "c_id": [p.courier_id for p in couriers],
+        "c_lon": [p.lon for p in couriers],
+        "c_lat": [p.lat for p in couriers],
+        "c_acc": [p.accuracy_m for p in couriers],
+        "c_speed": [p.speed_mps for p in couriers],
+        "c_heading": [p.heading_deg for p in couriers],
+        "c_rec": [p.recorded_at for p in couriers],
+        "o_id": [leg.order_id for _, leg in orders],
+        "o_courier": [p.courier_id for p, _ in orders],
+        "o_lon": [p.lon for p, _ in orders],
+        "o_lat": [p.lat for p, _ in orders],
+        "o_acc": [p.accuracy_m for p, _ in orders],
+        "o_speed": [p.speed_mps for p, _ in orders],
+        "o_heading": [p.heading_deg for p, _ in orders],
+        "o_rec": [p.recorded_at for p, _ in orders],
+        "o_dist": [leg.distance_to_destination_m for _, leg in orders],
+        "o_eta": [leg.eta_seconds for _, leg in orders],
+    }
+    rows = binary_execute(UPSERT_SQL, params).fetchall()
+    return LastLocationsMoved(
+        courier_ids=[row[1] for row in rows if row[0] == "courier"],
+        order_ids=[row[1] for row in rows if row[0] == "order"],
+    )

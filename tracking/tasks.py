@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from tracking.services.ingest import ping_batch_record as ping_batch_record_service
+from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
+
+
+# Idempotent (ON CONFLICT DO NOTHING + recorded_at guard), so acks_late and retries are safe.
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=20,
+)
+def ping_batch_record(*, courier_id: str, received_at: str, pings: list[dict]) -> int:
+    return ping_batch_record_service(courier_id=courier_id, received_at=received_at, pings=pings)
+
+
+@shared_task
+def ping_partitions_ensure() -> list[str]:
+    return ping_partitions_ensure_service()

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import ObtainAuthToken
+
+from couriers.api import CourierCreateApi, CourierLocationGetApi
+from orders.api import (
+    OrderCancelApi,
+    OrderCreateListApi,
+    OrderEventCreateApi,
+    OrderGetApi,
+    OrderLocationGetApi,
+    OrderTrackGetApi,
+)
+from tracking.api import PingBatchCreateApi
+from ze_tracking.health import healthz, readyz
+
+api_v1 = [
+    path("auth/token", ObtainAuthToken.as_view(), name="auth-token"),
+    path("couriers", CourierCreateApi.as_view(), name="couriers"),
+    path("couriers/<uuid:courier_id>/location", CourierLocationGetApi.as_view(), name="courier-location"),
+    path("orders", OrderCreateListApi.as_view(), name="orders"),
+    path("orders/<uuid:order_id>", OrderGetApi.as_view(), name="order"),
+    path("orders/<uuid:order_id>/events", OrderEventCreateApi.as_view(), name="order-events"),
+    path("orders/<uuid:order_id>/cancel", OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<uuid:order_id>/location", OrderLocationGetApi.as_view(), name="order-location"),
+    path("orders/<uuid:order_id>/track", OrderTrackGetApi.as_view(), name="order-track"),
+    path("locations", PingBatchCreateApi.as_view(), name="locations"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
