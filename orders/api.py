@@ -121,7 +121,7 @@ class OrderEventCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        order_get_for(user=request.user, order_id=order_id, include_pending=values["type"] == OrderEventType.ASSIGNED)
+        order_get_for(user=request.user, order_id=order_id, include_pending=True)
         try:
             result = order_transition(
                 order_id=order_id,

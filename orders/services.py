@@ -33,9 +33,10 @@ class EventIdReused(Exception):
 
 
 def order_create(*, consumer_name: str, lat: float, lon: float, external_id: str | None = None) -> Order:
-    return Order.objects.create(
-        consumer_name=consumer_name, destination=Point(lon, lat, srid=4326), external_id=external_id
-    )
+    with transaction.atomic():  # a duplicate external_id rolls back only this
+        return Order.objects.create(
+            consumer_name=consumer_name, destination=Point(lon, lat, srid=4326), external_id=external_id
+        )
 
 
 @dataclass

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent
+from tests.conftest import client_for
+from tests.factories import CourierFactory
+from tracking.models import OrderLastLocation, Ping
+
+
+def event(api, order, type_, *, event_id=None, lat=-23.56, lon=-46.65):
+    return api.post(
+        f"/api/v1/orders/{order.id}/events",
+        {
+            "type": type_,
+            "event_id": str(event_id or uuid.uuid4()),
+            "recorded_at": timezone.now().isoformat(),
+            "location": {"lat": lat, "lon": lon, "accuracy_m": 8},
+        },
+        format="json",
+    )
+
+
+def test_courier_takes_starts_and_delivers_an_order(courier_api, courier, order):
+    assert event(courier_api, order, "assigned").json()["status"] == "assigned"
+    assert event(courier_api, order, "started").json()["status"] == "in_transit"
+    response = event(courier_api, order, "delivered", lat=-23.5614, lon=-46.6559)
+
+    assert response.status_code == 201
+    order.refresh_from_db()
+    assert order.status == "delivered" and order.courier == courier
+    assert order.assigned_at and order.started_at and order.delivered_at
+    assert OrderEvent.objects.filter(order=order).count() == 3
+
+
+def test_event_location_is_stored_as_a_ping_of_the_order(courier_api, courier, order):
+    event_id = uuid.uuid4()
+
+    event(courier_api, order, "assigned", event_id=event_id, lat=-23.57, lon=-46.66)
+
+    stored = Ping.objects.get(event_id=event_id)
+    assert stored.order_id == order.id and stored.attributes == {"order_event": "assigned"}
+    assert OrderLastLocation.objects.get(order=order).location.y == pytest.approx(-23.57)
+
+
+def test_impossible_transition_is_409_with_the_current_status(courier_api, order):
+    response = event(courier_api, order, "delivered")
+
+    assert response.status_code == 409
+    assert response.json()["status"] == "pending"
+
+
+def test_another_couriers_order_is_404(courier_api, other_courier_api, order):
+    event(courier_api, order, "assigned")
+
+    assert event(other_courier_api, order, "started").status_code == 404
+    assert other_courier_api.get(f"/api/v1/orders/{order.id}/location").status_code == 404
+    assert other_courier_api.get(f"/api/v1/orders/{order.id}").status_code == 404
+
+
+def test_taking_an_order_already_taken_is_409(courier_api, other_courier_api, order):
+    event(courier_api, order, "assigned")
+    order.status = "pending"  # what a stale app screen believes
+    assert event(other_courier_api, order, "assigned").status_code == 404
+
+
+def test_same_event_id_gets_the_same_answer_and_is_applied_once(courier_api, order):
+    event_id = uuid.uuid4()
+    first = event(courier_api, order, "assigned", event_id=event_id)
+
+    again = event(courier_api, order, "assigned", event_id=event_id)
+
+    assert again.status_code == first.status_code == 201
+    assert again.json() == first.json()
+    assert OrderEvent.objects.filter(order=order).count() == 1
+
+
+def test_event_id_reused_for_another_action_is_409(courier_api, order):
+    event_id = uuid.uuid4()
+    event(courier_api, order, "assigned", event_id=event_id)
+
+    assert event(courier_api, order, "started", event_id=event_id).status_code == 409
+
+
+def test_bad_event_payload_is_400(courier_api, order):
+    response = courier_api.post(
+        f"/api/v1/orders/{order.id}/events",
+        {"type": "teleported", "event_id": "x", "recorded_at": "yesterday", "location": {"lat": 200}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert {"type", "event_id", "recorded_at", "location"} <= set(response.json())
+
+
+def test_staff_cannot_send_courier_events(staff_api, order):
+    assert event(staff_api, order, "assigned").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_couriers_racing_for_one_order_only_one_gets_it(order):
+    racers = [CourierFactory(), CourierFactory()]
+    results = []
+    barrier = threading.Barrier(2)
+
+    def take(courier):
+        barrier.wait()
+        results.append(event(client_for(courier.user), order, "assigned").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=take, args=(c,)) for c in racers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert sorted(results) == [201, 409]
+    assert Order.objects.get(id=order.id).courier in racers
+
+
+def test_staff_cancel_and_cannot_cancel_twice(staff_api, courier_api, order):
+    event(courier_api, order, "assigned")
+
+    assert staff_api.post(f"/api/v1/orders/{order.id}/cancel").json()["status"] == "cancelled"
+    again = staff_api.post(f"/api/v1/orders/{order.id}/cancel")
+    assert again.status_code == 409 and again.json()["status"] == "cancelled"
+
+
+def test_couriers_cannot_cancel(courier_api, order):
+    assert courier_api.post(f"/api/v1/orders/{order.id}/cancel").status_code == 403
+
+
+def test_late_event_time_outside_the_window_is_400(courier_api, order):
+    response = courier_api.post(
+        f"/api/v1/orders/{order.id}/events",
+        {
+            "type": "assigned",
+            "event_id": str(uuid.uuid4()),
+            "recorded_at": (timezone.now() - dt.timedelta(days=8)).isoformat(),
+            "location": {"lat": -23.5, "lon": -46.6},
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "recorded_at" in response.json()

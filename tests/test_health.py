@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ping
+from ze_tracking.celery import app as celery_app
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Point the Celery app at a port where nothing listens, as when the broker is down.
+    (Celery reads CELERY_BROKER_URL from the environment before its settings.)"""
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:9/0")
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    yield
+    monkeypatch.undo()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def test_healthz_answers_without_dependencies(client):
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_readyz_is_200_when_database_redis_and_broker_answer(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_the_broker_when_it_is_down(client, broker_down):
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert list(response.json()["failed"]) == ["broker"]
+
+
+def test_ingest_answers_503_with_retry_after_when_the_broker_is_down(courier_api, broker_down):
+    response = courier_api.post("/api/v1/locations", {"pings": [ping()]}, format="json")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+
+    assert schema.status_code == 200 and b"/api/v1/locations" in schema.content
+    assert client.get("/api/docs/").status_code == 200
