@@ -35,3 +35,34 @@ def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -
 
 def courier_active_orders(*, courier_id) -> QuerySet[Order]:
     return Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES)
+
+
+def order_by_tracking_code(*, tracking_code: str) -> Order | None:
+    return Order.objects.select_related("courier", "last_location").filter(tracking_code=tracking_code).first()
+
+
+STATUS_LABELS_PT = {
+    OrderStatus.PENDING: "Pedido recebido",
+    OrderStatus.ASSIGNED: "Entregador a caminho da loja",
+    OrderStatus.IN_TRANSIT: "Saiu para entrega",
+    OrderStatus.DELIVERED: "Entregue",
+    OrderStatus.CANCELLED: "Cancelado",
+}
+
+
+def order_public_state(*, order: Order) -> dict:
+    """What a consumer may see of their order. The courier's position only while the order
+    is in transit; never the courier's trail, id or full name."""
+    in_transit = order.status == OrderStatus.IN_TRANSIT
+    last = order.last_location_or_none if in_transit else None
+    return {
+        "status": order.status,
+        "status_label": STATUS_LABELS_PT[order.status],
+        "courier_first_name": order.courier.first_name if order.courier and order.is_active else None,
+        "eta_seconds": last.eta_seconds if last else None,
+        "location": {"lat": last.location.y, "lon": last.location.x, "recorded_at": last.recorded_at.isoformat()}
+        if last
+        else None,
+        "destination": {"lat": order.destination.y, "lon": order.destination.x},
+        "updated_at": (last.updated_at if last else order.updated_at).isoformat(),
+    }

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from couriers.models import Courier
 from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
+from tracking import broadcasts
 
 # event type -> (status it applies to, status it leads to, timestamp it sets)
 TRANSITIONS = {
@@ -140,4 +141,5 @@ def order_cancel(*, order_id: uuid.UUID) -> Order:
             status_after=OrderStatus.CANCELLED,
             recorded_at=now,
         )
+        transaction.on_commit(lambda: broadcasts.orders_publish(order_ids=[order_id]))
         return Order.objects.select_related("courier").get(id=order_id)

@@ -14,10 +14,9 @@ SAO_PAULO = (-23.5614, -46.6559)
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "s3cret-pass-123")
+    password = factory.django.Password("s3cret-pass-123")
 
 
 class CourierFactory(factory.django.DjangoModelFactory):

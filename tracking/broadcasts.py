@@ -20,15 +20,20 @@ def order_group(order_id) -> str:
     return f"order.{order_id}"
 
 
-def last_locations_publish(*, moved) -> None:
-    if not (moved.courier_ids or moved.order_ids):
+def orders_publish(*, order_ids: list) -> None:
+    """A status change without a new position (a cancellation)."""
+    last_locations_publish(courier_ids=[], order_ids=order_ids)
+
+
+def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
+    if not (courier_ids or order_ids):
         return
     from tracking.selectors import fleet_updates_build
 
     layer = get_channel_layer()
     if layer is None:
         return
-    updates = fleet_updates_build(courier_ids=moved.courier_ids, order_ids=moved.order_ids)
+    updates = fleet_updates_build(courier_ids=courier_ids, order_ids=order_ids)
     try:
         async_to_sync(_publish)(layer, updates)
     except Exception:  # a live map must never fail a persisted batch
@@ -40,4 +45,5 @@ async def _publish(layer, updates: dict) -> None:
         await layer.group_send(FLEET_GROUP, {"type": "courier.moved", "courier": courier})
     for order in updates["orders"]:
         await layer.group_send(FLEET_GROUP, {"type": "order.moved", "order": order})
-        await layer.group_send(order_group(order["order_id"]), {"type": "order.moved", "order": order})
+    for order_id, state in updates["public"].items():
+        await layer.group_send(order_group(order_id), {"type": "order.public", "state": state})

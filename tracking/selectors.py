@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from couriers.models import Courier
-from orders.models import Order
+from orders.models import ACTIVE_STATUSES, Order
+from orders.selectors import order_public_state
 from tracking.models import Ping
 from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
 
 TRACK_MAX_POINTS = 5000
+FLEET_MAX = 5000
+FLEET_WINDOW_HOURS = 2
 
 
 def order_location_get(*, order: Order) -> dict:
@@ -22,16 +27,44 @@ def courier_location_get(*, courier: Courier) -> dict:
     return CourierLocationSerializer(courier).data
 
 
-def orders_with_location(*, ids) -> list[Order]:
-    return list(Order.objects.filter(id__in=ids).select_related("courier", "last_location"))
+def orders_with_location(*, ids=None) -> list[Order]:
+    orders = Order.objects.select_related("courier", "last_location")
+    if ids is None:
+        return list(orders.filter(status__in=ACTIVE_STATUSES).order_by("created_at")[:FLEET_MAX])
+    return list(orders.filter(id__in=ids))
+
+
+def couriers_with_location(*, ids=None) -> list[Courier]:
+    couriers = Courier.objects.select_related("last_location").prefetch_related(
+        Prefetch("orders", queryset=Order.objects.filter(status__in=ACTIVE_STATUSES), to_attr="active_orders")
+    )
+    if ids is None:
+        # Couriers seen recently or carrying an order; the rest are off shift.
+        since = timezone.now() - dt.timedelta(hours=FLEET_WINDOW_HOURS)
+        couriers = couriers.filter(
+            Q(last_location__updated_at__gte=since) | Q(orders__status__in=ACTIVE_STATUSES)
+        ).distinct()
+        return list(couriers.order_by("name")[:FLEET_MAX])
+    return list(couriers.filter(id__in=ids))
+
+
+def fleet_state_get() -> dict:
+    """What `/ws/fleet/` sends first: active couriers and orders."""
+    return {
+        "couriers": CourierLocationSerializer(couriers_with_location(), many=True).data,
+        "orders": OrderLocationSerializer(orders_with_location(), many=True).data,
+    }
 
 
 def fleet_updates_build(*, courier_ids: list[uuid.UUID], order_ids: list[uuid.UUID]) -> dict:
-    """The payloads of the fleet socket for what moved (two queries)."""
-    couriers = Courier.objects.filter(id__in=courier_ids).select_related("last_location")
+    """The payloads for what moved: fleet entries, and each order's public state."""
+    orders = orders_with_location(ids=order_ids) if order_ids else []
     return {
-        "couriers": [CourierLocationSerializer(c).data for c in couriers],
-        "orders": [OrderLocationSerializer(o).data for o in orders_with_location(ids=order_ids)],
+        "couriers": CourierLocationSerializer(couriers_with_location(ids=courier_ids), many=True).data
+        if courier_ids
+        else [],
+        "orders": OrderLocationSerializer(orders, many=True).data,
+        "public": {str(o.id): order_public_state(order=o) for o in orders},
     }
 
 

@@ -98,6 +98,10 @@ class OrderLocationSerializer(serializers.Serializer):
     )
     eta_seconds = serializers.IntegerField(source="last_location_or_none.eta_seconds", allow_null=True, default=None)
     updated_at = serializers.DateTimeField(source="last_location_or_none.updated_at", allow_null=True, default=None)
+    destination = serializers.SerializerMethodField()
+
+    def get_destination(self, order) -> dict:
+        return {"lat": order.destination.y, "lon": order.destination.x}
 
 
 class CourierLocationSerializer(serializers.Serializer):
@@ -107,3 +111,10 @@ class CourierLocationSerializer(serializers.Serializer):
     speed_mps = serializers.FloatField(source="last_location_or_none.speed_mps", allow_null=True, default=None)
     heading_deg = serializers.FloatField(source="last_location_or_none.heading_deg", allow_null=True, default=None)
     updated_at = serializers.DateTimeField(source="last_location_or_none.updated_at", allow_null=True, default=None)
+    active_order_ids = serializers.SerializerMethodField()
+
+    def get_active_order_ids(self, courier) -> list[str]:
+        orders = getattr(courier, "active_orders", None)
+        if orders is None:
+            orders = courier.orders.filter(status__in=("assigned", "in_transit"))
+        return [str(o.id) for o in orders]

@@ -99,5 +99,7 @@ def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime |
         enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
         stored = pings_store(pings=enriched)
         moved = last_locations_upsert(pings=enriched)
-        transaction.on_commit(lambda: broadcasts.last_locations_publish(moved=moved))
+        transaction.on_commit(
+            lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=moved.order_ids)
+        )
     return stored

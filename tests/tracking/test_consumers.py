@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from orders.services import order_transition
+from tests.conftest import ping
+from tracking.services.ingest import ping_batch_record
+from ze_tracking.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_of(user) -> list[tuple[bytes, bytes]]:
+    """The headers of a browser logged in as `user` (call outside the event loop)."""
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return headers
+
+
+def socket(path: str, headers=None) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=headers or session_of(None))
+
+
+record = database_sync_to_async(ping_batch_record)
+
+
+def run(scenario):
+    async_to_sync(scenario)()
+
+
+def test_fleet_socket_refuses_anonymous_users_and_couriers(courier):
+    sessions = [session_of(None), session_of(courier.user)]
+
+    async def scenario():
+        for headers in sessions:
+            connected, _ = await socket("/ws/fleet/", headers).connect()
+            assert not connected
+
+    run(scenario)
+
+
+def test_fleet_socket_sends_the_state_first_then_one_message_per_moved_order_per_batch(
+    staff, courier, in_transit_order
+):
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
+
+    headers = session_of(staff)
+
+    async def scenario():
+        ws = socket("/ws/fleet/", headers)
+        connected, code = await ws.connect()
+        assert connected, code
+        state = await ws.receive_json_from(timeout=5)
+        assert state["type"] == "state"
+        assert [o["order_id"] for o in state["orders"]] == [str(in_transit_order.id)]
+        assert state["couriers"][0]["active_order_ids"] == [str(in_transit_order.id)]
+
+        burst = [ping(seconds_ago=30 - i, lat=-23.56 + i * 0.0001) for i in range(10)]
+        await record(courier_id=courier.id, received_at=timezone.now(), pings=burst)
+
+        messages = [await ws.receive_json_from(timeout=5) for _ in range(2)]
+        assert sorted(m["type"] for m in messages) == ["courier", "order"]
+        order = next(m["order"] for m in messages if m["type"] == "order")
+        assert order["location"]["lat"] == pytest.approx(burst[-1]["lat"])  # coalesced to the newest
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_track_socket_refuses_unknown_codes(db):
+    async def scenario():
+        connected, _ = await socket("/ws/track/not-a-code/").connect()
+        assert not connected
+
+    run(scenario)
+
+
+def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_delivery(courier, order):
+    order_transition(order_id=order.id, courier=courier, event_type="assigned", event_id=uuid.uuid4(),
+                     recorded_at=timezone.now() - timezone.timedelta(minutes=5), lat=-23.57, lon=-46.66)  # fmt: skip
+    transition = database_sync_to_async(order_transition)
+
+    async def scenario():
+        ws = socket(f"/ws/track/{order.tracking_code}/")
+        connected, _ = await ws.connect()
+        assert connected
+        first = await ws.receive_json_from(timeout=5)
+        assert first["status"] == "assigned" and first["location"] is None and first["courier_first_name"] == "Ana"
+
+        await transition(order_id=order.id, courier=courier, event_type="started", event_id=uuid.uuid4(),
+                         recorded_at=timezone.now() - timezone.timedelta(minutes=4), lat=-23.5690, lon=-46.66)  # fmt: skip
+        moving = await ws.receive_json_from(timeout=5)
+        assert moving["status"] == "in_transit" and moving["location"]["lat"] == pytest.approx(-23.5690)
+        assert "courier" not in moving and moving["eta_seconds"] > 0
+
+        await transition(order_id=order.id, courier=courier, event_type="delivered", event_id=uuid.uuid4(),
+                         recorded_at=timezone.now() - timezone.timedelta(minutes=1), lat=-23.5615, lon=-46.6560)  # fmt: skip
+        done = await ws.receive_json_from(timeout=5)
+        assert done["status"] == "delivered" and done["location"] is None and done["courier_first_name"] is None
+
+        await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5614, lon=-46.6559)])
+        assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+
+    run(scenario)
