@@ -35,9 +35,11 @@ class EventIdReused(Exception):
 
 def order_create(*, consumer_name: str, lat: float, lon: float, external_id: str | None = None) -> Order:
     with transaction.atomic():  # a duplicate external_id rolls back only this
-        return Order.objects.create(
+        order = Order.objects.create(
             consumer_name=consumer_name, destination=Point(lon, lat, srid=4326), external_id=external_id
         )
+        transaction.on_commit(lambda: broadcasts.orders_publish(order_ids=[order.id]))
+    return order
 
 
 @dataclass

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from couriers.models import Courier
-from orders.models import ACTIVE_STATUSES, Order
+from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from orders.selectors import order_public_state
 from tracking.models import Ping
 from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
@@ -30,7 +30,8 @@ def courier_location_get(*, courier: Courier) -> dict:
 def orders_with_location(*, ids=None) -> list[Order]:
     orders = Order.objects.select_related("courier", "last_location")
     if ids is None:
-        return list(orders.filter(status__in=ACTIVE_STATUSES).order_by("created_at")[:FLEET_MAX])
+        waiting_or_active = (OrderStatus.PENDING, *ACTIVE_STATUSES)
+        return list(orders.filter(status__in=waiting_or_active).order_by("created_at")[:FLEET_MAX])
     return list(orders.filter(id__in=ids))
 
 

@@ -15,6 +15,7 @@ from orders.api import (
     OrderTrackGetApi,
 )
 from tracking.api import PingBatchCreateApi
+from tracking.views import backoffice_map
 from ze_tracking.health import healthz, readyz
 
 api_v1 = [
@@ -37,4 +38,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("backoffice/", backoffice_map, name="backoffice"),
 ]

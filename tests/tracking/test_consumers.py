@@ -89,8 +89,15 @@ def test_track_socket_refuses_unknown_codes(db):
 
 
 def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_delivery(courier, order):
-    order_transition(order_id=order.id, courier=courier, event_type="assigned", event_id=uuid.uuid4(),
-                     recorded_at=timezone.now() - timezone.timedelta(minutes=5), lat=-23.57, lon=-46.66)  # fmt: skip
+    order_transition(
+        order_id=order.id,
+        courier=courier,
+        event_type="assigned",
+        event_id=uuid.uuid4(),
+        recorded_at=timezone.now() - timezone.timedelta(minutes=5),
+        lat=-23.57,
+        lon=-46.66,
+    )
     transition = database_sync_to_async(order_transition)
 
     async def scenario():
@@ -100,14 +107,28 @@ def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_deliv
         first = await ws.receive_json_from(timeout=5)
         assert first["status"] == "assigned" and first["location"] is None and first["courier_first_name"] == "Ana"
 
-        await transition(order_id=order.id, courier=courier, event_type="started", event_id=uuid.uuid4(),
-                         recorded_at=timezone.now() - timezone.timedelta(minutes=4), lat=-23.5690, lon=-46.66)  # fmt: skip
+        await transition(
+            order_id=order.id,
+            courier=courier,
+            event_type="started",
+            event_id=uuid.uuid4(),
+            recorded_at=timezone.now() - timezone.timedelta(minutes=4),
+            lat=-23.5690,
+            lon=-46.66,
+        )
         moving = await ws.receive_json_from(timeout=5)
         assert moving["status"] == "in_transit" and moving["location"]["lat"] == pytest.approx(-23.5690)
         assert "courier" not in moving and moving["eta_seconds"] > 0
 
-        await transition(order_id=order.id, courier=courier, event_type="delivered", event_id=uuid.uuid4(),
-                         recorded_at=timezone.now() - timezone.timedelta(minutes=1), lat=-23.5615, lon=-46.6560)  # fmt: skip
+        await transition(
+            order_id=order.id,
+            courier=courier,
+            event_type="delivered",
+            event_id=uuid.uuid4(),
+            recorded_at=timezone.now() - timezone.timedelta(minutes=1),
+            lat=-23.5615,
+            lon=-46.6560,
+        )
         done = await ws.receive_json_from(timeout=5)
         assert done["status"] == "delivered" and done["location"] is None and done["courier_first_name"] is None
 

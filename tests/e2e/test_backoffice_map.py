@@ -1,0 +1,71 @@
+"""A staff user watches the live map in a real browser while a courier's pings arrive."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import OUTPUT, client_for, ping, wait_for
+from tests.factories import UserFactory
+from tracking.services.ingest import ping_batch_record
+
+
+@pytest.fixture
+def page(browser, asgi_server, worker):
+    context = browser.new_context(base_url=asgi_server, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, username: str, password: str) -> None:
+    page.goto("/accounts/login/?next=/backoffice/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/backoffice/")
+
+
+def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(page, courier, in_transit_order):
+    UserFactory(username="ops", is_staff=True, password="ops-pass-123456")
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5700)])
+
+    log_in(page, "ops", "ops-pass-123456")
+    page.wait_for_selector(f'[data-courier-id="{courier.id}"]')
+    page.wait_for_selector("#connection.live")
+
+    target = -23.5690
+    started = time.monotonic()
+    response = client_for(courier.user).post("/api/v1/locations", {"pings": [ping(lat=target)]}, format="json")
+    assert response.status_code == 202
+    wait_for(
+        lambda: abs(page.evaluate(f"window.fleet.courierLatLng('{courier.id}').lat") - target) < 1e-6,
+        timeout=10,
+        message="the marker to reach the new position",
+    )
+    delay = time.monotonic() - started
+    (OUTPUT / "browser-timings.txt").write_text(
+        f"ping 202 -> marker at new position (incl. 0.8 s glide): {delay:.3f} s\n"
+    )
+
+    page.click(f'[data-order-id="{in_transit_order.id}"]')
+    page.wait_for_selector("path.order-trail", state="attached")
+    assert "2 pontos" in page.inner_text("#trail-info")
+    assert page.url.endswith("/backoffice/")  # no reload happened
+    page.screenshot(path=str(OUTPUT / "backoffice-map.png"))
+
+
+def test_the_map_sends_anonymous_users_and_couriers_to_the_login(page, courier):
+    page.goto("/backoffice/")
+    assert "/accounts/login/" in page.url
+
+    courier.user.set_password("courier-pass-123456")
+    courier.user.save()
+    page.fill("#id_username", courier.user.username)
+    page.fill("#id_password", "courier-pass-123456")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.goto("/backoffice/")
+    assert "/accounts/login/" in page.url
