@@ -33,9 +33,9 @@ from .data import Cache, Database
 from .messaging import Messaging
 from .network import Network
 
-# Where the predeploy hook installs GDAL and GEOS (Amazon Linux 2023 ships neither);
-# see .platform/hooks/prebuild/10_geo_libraries.sh.
-GEO_LIB_DIR = "/opt/ze-geo/lib"
+# Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
+# none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
+GEO_DIR = "/opt/ze-geo"
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -172,8 +172,10 @@ class Compute(Construct):
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
             "NOTIFICATIONS_BACKEND": "sns",
             "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,
-            "GDAL_LIBRARY_PATH": f"{GEO_LIB_DIR}/libgdal.so",
-            "GEOS_LIBRARY_PATH": f"{GEO_LIB_DIR}/libgeos_c.so",
+            "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
+            "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
+            "PROJ_DATA": f"{GEO_DIR}/share/proj",
+            "GDAL_DATA": f"{GEO_DIR}/share/gdal",
         }
         secrets = {
             "DJANGO_SECRET_KEY": self.django_secret.secret_arn,
