@@ -109,13 +109,16 @@ class Monitoring(Construct):
             "ReplicationInstanceIdentifier": analytics.instance.replication_instance_identifier or f"{cfg.prefix}-dms",
             "ReplicationTaskIdentifier": analytics.task_resource_id,
         }
-        for metric_name in ("CDCLatencySource", "CDCLatencyTarget"):
+        for metric_name, threshold in (
+            ("CDCLatencySource", cfg.dms_source_lag_alarm_seconds),
+            ("CDCLatencyTarget", cfg.dms_target_lag_alarm_seconds),
+        ):
             alarm(
                 f"dms-{metric_name.lower()}",
                 cw.Metric(namespace="AWS/DMS", metric_name=metric_name, dimensions_map=dims,
                           statistic="Maximum", period=FIVE_MINUTES),
-                cfg.replication_lag_alarm_seconds,
-                f"DMS {metric_name} over {cfg.replication_lag_alarm_seconds}s: analytics data is stale"
+                threshold,
+                f"DMS {metric_name} over {threshold}s: analytics data is stale"
                 " and the replication slot is holding WAL.",
             )
         # The slot holds WAL while DMS is behind or stopped; Aurora's disk is not the limit,
