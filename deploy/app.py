@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""CDK entry point: `python3 app.py` (or `make synth`) writes cdk.out/ for every stage.
+
+Choose one stage with `-c stage=dev` when using the CDK CLI, or STAGE=dev here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aws_cdk as cdk  # noqa: E402
+
+from ze_infra.config import STAGES, stage_config  # noqa: E402
+from ze_infra.stack import ZeTrackingStack  # noqa: E402
+
+
+def build(outdir: str | None = None) -> cdk.App:
+    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+    context = {k: v for k, v in (app.node.try_get_context("overrides") or {}).items()}
+    wanted = app.node.try_get_context("stage") or os.environ.get("STAGE") or "all"
+    names = list(STAGES) if wanted == "all" else [wanted]
+    for name in names:
+        cfg = stage_config(name, context)
+        ZeTrackingStack(
+            app,
+            f"ZeTracking-{name}",
+            cfg=cfg,
+            # Region only: no account look-ups, so synthesis needs no credentials.
+            env=cdk.Environment(region=cfg.region),
+            synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
+        )
+    return app
+
+
+if __name__ == "__main__":
+    out = os.environ.get("CDK_OUTDIR") or str(Path(__file__).resolve().parent / "cdk.out")
+    build(None if os.environ.get("CDK_OUTDIR") == "" else out).synth()

@@ -1,0 +1,279 @@
+"""Redshift Serverless for the analytics team, fed by DMS (full load, then CDC) from
+Aurora through a logical replication slot."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import (
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    aws_dms as dms,
+    aws_ec2 as ec2,
+    aws_iam as iam,
+    aws_kms as kms,
+    aws_redshiftserverless as redshift,
+    aws_s3 as s3,
+    aws_secretsmanager as sm,
+)
+from constructs import Construct
+
+from . import analytics_tables as tables
+from .config import StageConfig
+from .data import Database
+from .network import Network
+
+
+def table_mappings() -> dict[str, Any]:
+    """DMS table mappings: exactly the tables in `analytics_tables`, partitions of
+    `tracking_ping` folded into one target table, personal columns removed."""
+    rules: list[dict[str, Any]] = []
+
+    def add(rule: dict[str, Any]) -> None:
+        rule["rule-id"] = str(len(rules) + 1)
+        rule["rule-name"] = f"{rule['rule-type']}-{rule['rule-id']}"
+        rules.append(rule)
+
+    for table in tables.TABLES:
+        add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": table},
+             "rule-action": "include"})
+    for pattern in tables.PING_PARTITION_PATTERNS:
+        add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
+             "rule-action": "include"})
+        add({"rule-type": "transformation", "rule-target": "table",
+             "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
+             "rule-action": "rename", "value": tables.PING_PARENT})
+    # Never the parent: its full load would read every partition a second time.
+    add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": tables.PING_PARENT},
+         "rule-action": "exclude"})
+    for table, columns in tables.EXCLUDED_COLUMNS.items():
+        for column in columns:
+            add({"rule-type": "transformation", "rule-target": "column",
+                 "object-locator": {"schema-name": tables.SCHEMA, "table-name": table, "column-name": column},
+                 "rule-action": "remove-column"})
+    return {"rules": rules}
+
+
+TASK_SETTINGS: dict[str, Any] = {
+    "TargetMetadata": {
+        # `attributes` (jsonb) is a LOB to DMS; app payloads are small.
+        "SupportLobs": True,
+        "LimitedSizeLobMode": True,
+        "LobMaxSize": 64,
+    },
+    "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 4},
+    # Redshift wants few large transactions, and Redshift Serverless bills every wake-up
+    # (60 s minimum at the base RPUs): DMS applies changes in batches 10 to 15 minutes
+    # apart. Analytics data is that fresh; the live map never reads Redshift.
+    "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 600, "BatchApplyTimeoutMax": 900, "BatchApplyMemoryLimit": 500},
+    "Logging": {"EnableLogging": True},
+    "ControlTablesSettings": {"HistoryTimeslotInMinutes": 5},
+}
+TASK_SETTINGS["TargetMetadata"]["BatchApplyEnabled"] = True
+
+
+class Analytics(Construct):
+    def __init__(
+        self, scope: Construct, id: str, *, cfg: StageConfig, network: Network, database: Database, key: kms.IKey
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        vpc = network.vpc
+        isolated = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids
+        private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+
+        # --- Redshift Serverless --------------------------------------------------------
+        self.admin_secret = sm.Secret(
+            self,
+            "RedshiftAdmin",
+            secret_name=f"{cfg.prefix}/redshift/admin",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": "ze_admin"}),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+        self.staging_bucket = s3.Bucket(
+            self,
+            "DmsStaging",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(7),
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+            auto_delete_objects=False,
+        )
+        # DMS writes CSV files to the staging bucket and has Redshift COPY them in.
+        self.dms_s3_role = iam.Role(
+            self,
+            "DmsRedshiftS3Role",
+            role_name=f"{cfg.prefix}-dms-redshift-s3",
+            assumed_by=iam.CompositePrincipal(
+                iam.ServicePrincipal("dms.amazonaws.com"), iam.ServicePrincipal("redshift.amazonaws.com")
+            ),
+        )
+        self.staging_bucket.grant_read_write(self.dms_s3_role)
+        self.staging_bucket.grant_delete(self.dms_s3_role)
+
+
+        self.namespace = redshift.CfnNamespace(
+            self,
+            "Namespace",
+            namespace_name=f"{cfg.prefix}-analytics",
+            db_name=cfg.redshift_database,
+            admin_username="ze_admin",
+            admin_user_password=self.admin_secret.secret_value_from_json("password").unsafe_unwrap(),
+            kms_key_id=key.key_arn,
+            iam_roles=[self.dms_s3_role.role_arn],
+            default_iam_role_arn=self.dms_s3_role.role_arn,
+            log_exports=["userlog", "connectionlog", "useractivitylog"],
+        )
+        self.workgroup = redshift.CfnWorkgroup(
+            self,
+            "Workgroup",
+            workgroup_name=f"{cfg.prefix}-analytics",
+            namespace_name=self.namespace.namespace_name,
+            base_capacity=cfg.redshift_base_rpu,
+            enhanced_vpc_routing=True,
+            publicly_accessible=False,
+            subnet_ids=isolated,
+            security_group_ids=[network.redshift_sg.security_group_id],
+            config_parameters=[
+                redshift.CfnWorkgroup.ConfigParameterProperty(parameter_key="require_ssl", parameter_value="true"),
+                redshift.CfnWorkgroup.ConfigParameterProperty(
+                    parameter_key="enable_user_activity_logging", parameter_value="true"
+                ),
+            ],
+        )
+        self.workgroup.node.add_dependency(self.namespace)
+
+        # --- DMS ----------------------------------------------------------------------
+        account_roles: list[iam.Role] = []
+        if cfg.create_dms_account_roles:
+            # DMS looks these two roles up by these exact names.
+            account_roles.append(
+                iam.Role(
+                    self,
+                    "DmsVpcRole",
+                    role_name="dms-vpc-role",
+                    assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
+                    managed_policies=[
+                        iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonDMSVPCManagementRole")
+                    ],
+                )
+            )
+            account_roles.append(
+                iam.Role(
+                    self,
+                    "DmsLogsRole",
+                    role_name="dms-cloudwatch-logs-role",
+                    assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
+                    managed_policies=[
+                        iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonDMSCloudWatchLogsRole")
+                    ],
+                )
+            )
+        subnet_group = dms.CfnReplicationSubnetGroup(
+            self,
+            "SubnetGroup",
+            replication_subnet_group_identifier=f"{cfg.prefix}-dms",
+            replication_subnet_group_description=f"{cfg.prefix} DMS",
+            subnet_ids=private,
+        )
+        for role in account_roles:
+            subnet_group.node.add_dependency(role)
+
+        self.instance = dms.CfnReplicationInstance(
+            self,
+            "ReplicationInstance",
+            replication_instance_identifier=f"{cfg.prefix}-dms",
+            replication_instance_class=cfg.dms_instance_class,
+            allocated_storage=cfg.dms_allocated_storage_gb,
+            engine_version=cfg.dms_engine_version,
+            multi_az=cfg.dms_multi_az,
+            publicly_accessible=False,
+            auto_minor_version_upgrade=True,
+            kms_key_id=key.key_arn,
+            replication_subnet_group_identifier=subnet_group.ref,
+            vpc_security_group_ids=[network.dms_sg.security_group_id],
+        )
+
+        # DMS reads the ze_dms login from Secrets Manager through this role.
+        self.secrets_role = iam.Role(
+            self,
+            "DmsSecretsRole",
+            role_name=f"{cfg.prefix}-dms-secrets",
+            assumed_by=iam.ServicePrincipal(f"dms.{stack.region}.amazonaws.com"),
+        )
+        database.dms_secret.grant_read(self.secrets_role)
+
+        self.source = dms.CfnEndpoint(
+            self,
+            "Source",
+            endpoint_identifier=f"{cfg.prefix}-aurora-source",
+            endpoint_type="source",
+            engine_name="aurora-postgresql",
+            database_name=cfg.database_name,
+            ssl_mode="require",
+            kms_key_id=key.key_arn,
+            postgre_sql_settings=dms.CfnEndpoint.PostgreSqlSettingsProperty(
+                secrets_manager_access_role_arn=self.secrets_role.role_arn,
+                secrets_manager_secret_id=database.dms_secret.secret_arn,
+                # Heartbeats advance the slot's restart LSN on quiet nights, so WAL is freed.
+                heartbeat_enable=True,
+                heartbeat_frequency=5,
+                # New daily partitions must reach the task: DMS records DDL in its audit table.
+                capture_ddls=True,
+                ddl_artifacts_schema="public",
+                slot_name=f"dms_{cfg.name}_analytics",
+            ),
+        )
+        self.target = dms.CfnEndpoint(
+            self,
+            "Target",
+            endpoint_identifier=f"{cfg.prefix}-redshift-target",
+            endpoint_type="target",
+            engine_name="redshift-serverless",
+            server_name=self.workgroup.attr_workgroup_endpoint_address,
+            port=5439,
+            database_name=cfg.redshift_database,
+            username="ze_admin",
+            password=self.admin_secret.secret_value_from_json("password").unsafe_unwrap(),
+            kms_key_id=key.key_arn,
+            redshift_settings=dms.CfnEndpoint.RedshiftSettingsProperty(
+                bucket_name=self.staging_bucket.bucket_name,
+                service_access_role_arn=self.dms_s3_role.role_arn,
+                encryption_mode="SSE_KMS",
+                server_side_encryption_kms_key_id=key.key_arn,
+                accept_any_date=True,
+                truncate_columns=True,
+            ),
+        )
+        self.task = dms.CfnReplicationTask(
+            self,
+            "Task",
+            replication_task_identifier=f"{cfg.prefix}-analytics",
+            migration_type="full-load-and-cdc",
+            replication_instance_arn=self.instance.ref,
+            source_endpoint_arn=self.source.ref,
+            target_endpoint_arn=self.target.ref,
+            table_mappings=json.dumps(table_mappings()),
+            replication_task_settings=json.dumps(TASK_SETTINGS),
+        )
+        # The task's CloudWatch dimension is its resource id, the last field of its ARN.
+        self.task_resource_id = Fn.select(6, Fn.split(":", self.task.ref))

@@ -1,0 +1,34 @@
+"""The tables the analytics team receives in Redshift, and what is held back.
+
+Plain data with no CDK import: `deploy/eb/db_bootstrap.py` (which runs on the
+application instances) grants the DMS database user SELECT on exactly these tables,
+and `ze_infra/analytics.py` builds the DMS table mappings from them.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "public"
+
+# Replicated as they are (full load, then CDC).
+TABLES: tuple[str, ...] = (
+    "orders_order",
+    "orders_orderevent",
+    "orders_notification",
+    "couriers_courier",
+    "tracking_orderlastlocation",
+    "tracking_courierlastlocation",
+)
+
+# `tracking_ping` is declaratively partitioned by day (`tracking_ping_pYYYYMMDD` plus
+# `tracking_ping_default`). Logical decoding reports changes under the partition's own
+# name, so DMS selects the partitions and renames each to the parent; the parent itself
+# is excluded (a full load of the parent would read every partition a second time).
+PING_PARENT = "tracking_ping"
+PING_PARTITION_PATTERNS: tuple[str, ...] = ("tracking_ping_p%", "tracking_ping_default")
+
+# Columns that never leave the operational database: consumer PII, the consumer's
+# tracking code (it grants access to the live map) and the link to the login account.
+EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders_order": ("consumer_name", "tracking_code"),
+    "couriers_courier": ("name", "user_id"),
+}

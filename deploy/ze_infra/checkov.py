@@ -1,0 +1,33 @@
+"""checkov checks skipped, each with its reason, written into the template metadata
+(`Metadata.checkov.skip`) of the resources they concern. The only place a check is
+skipped: `make test-deploy` runs checkov with no skip flags."""
+
+from __future__ import annotations
+
+import jsii
+from aws_cdk import CfnResource, IAspect
+from constructs import IConstruct
+
+# resource type -> [(check id, reason)]
+SKIPS: dict[str, list[tuple[str, str]]] = {
+    # The only Lambda functions are CDK's deploy-time custom-resource handlers
+    # (restrict the default security group, look up the worker Auto Scaling group).
+    "AWS::Lambda::Function": [
+        ("CKV_AWS_115", "deploy-time custom-resource handler, runs once per stack update: no concurrency to cap"),
+        ("CKV_AWS_116", "deploy-time custom-resource handler, invoked synchronously by CloudFormation: no async DLQ"),
+        ("CKV_AWS_117", "deploy-time custom-resource handler that calls only AWS APIs: no VPC resource to reach"),
+    ],
+    "AWS::S3::Bucket": [
+        ("CKV_AWS_18", "the only bucket is DMS staging: files live minutes, expire in 7 days; access is in CloudTrail"),
+    ],
+}
+
+
+@jsii.implements(IAspect)
+class CheckovSkips:
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, CfnResource):
+            return
+        skips = SKIPS.get(node.cfn_resource_type)
+        if skips:
+            node.add_metadata("checkov", {"skip": [{"id": i, "comment": c} for i, c in skips]})

@@ -1,0 +1,498 @@
+"""Elastic Beanstalk: one application, three environments built from one source bundle.
+
+- `web`: Django ASGI (uvicorn behind nginx) behind an ALB that carries WebSockets;
+  health check on /healthz; scales on CPU.
+- `worker`: Celery workers consuming the three queues; scales on the backlog of the
+  pings queue per instance (target tracking on SQS depth / instances in service).
+- `scheduler`: Celery beat, exactly one instance (min = max = 1), so periodic tasks
+  are scheduled once.
+
+`Procfile` starts `deploy/eb/run-process.sh`, which reads ZE_PROCESS to pick the role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import (
+    CfnParameter,
+    Fn,
+    Stack,
+    aws_autoscaling as autoscaling,
+    aws_ec2 as ec2,
+    aws_elasticbeanstalk as eb,
+    aws_iam as iam,
+    aws_kms as kms,
+    aws_secretsmanager as sm,
+    custom_resources as cr,
+)
+from constructs import Construct
+
+from .config import CELERY_QUEUES, StageConfig
+from .data import Cache, Database
+from .messaging import Messaging
+from .network import Network
+
+# Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
+# none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
+GEO_DIR = "/opt/ze-geo"
+
+SQS_CONSUME = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+]
+SQS_PRODUCE = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    namespace: str
+    name: str
+    value: str
+
+
+def _settings(rows: list[Setting]) -> list[eb.CfnEnvironment.OptionSettingProperty]:
+    return [eb.CfnEnvironment.OptionSettingProperty(namespace=r.namespace, option_name=r.name, value=r.value) for r in rows]
+
+
+class Compute(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cfg: StageConfig,
+        network: Network,
+        database: Database,
+        cache: Cache,
+        messaging: Messaging,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, id)
+        self.cfg = cfg
+        stack = Stack.of(self)
+        vpc = network.vpc
+        self.vpc_id = vpc.vpc_id
+        self.profiles: dict[str, iam.CfnInstanceProfile] = {}
+
+        certificate = CfnParameter(
+            stack,
+            "CertificateArn",
+            type="String",
+            description=f"ACM certificate for {cfg.domain_name} (HTTPS and WSS on the ALB)",
+            allowed_pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+        )
+
+        self.django_secret = sm.Secret(
+            self,
+            "DjangoSecretKey",
+            secret_name=f"{cfg.prefix}/django/secret-key",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        self.webhook_secret = sm.Secret(
+            self,
+            "NotificationsWebhookSecret",
+            secret_name=f"{cfg.prefix}/notifications/webhook-secret",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+        )
+
+        self.application = eb.CfnApplication(
+            self,
+            "Application",
+            application_name=cfg.prefix,
+            description="Ze tracking: courier GPS ingest, live map, notifications",
+        )
+
+        # --- roles ------------------------------------------------------------------
+        self.service_role = iam.Role(
+            self,
+            "ServiceRole",
+            role_name=f"{cfg.prefix}-eb-service",
+            assumed_by=iam.ServicePrincipal(
+                "elasticbeanstalk.amazonaws.com",
+                conditions={"StringEquals": {"sts:ExternalId": "elasticbeanstalk"}},
+            ),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSElasticBeanstalkEnhancedHealth"),
+                iam.ManagedPolicy.from_aws_managed_policy_name("AWSElasticBeanstalkManagedUpdatesCustomerRolePolicy"),
+            ],
+        )
+
+        app_secrets: list[sm.ISecret] = [
+            self.django_secret, self.webhook_secret, database.app_secret, cache.url_secret,
+        ]
+        queues = messaging.queues
+
+        self.web_role = self._instance_role(
+            "Web",
+            produce=list(queues.values()),
+            consume=[],
+            # The deployment leader bootstraps the database roles (db_bootstrap.py).
+            secrets=[*app_secrets, database.admin_secret, database.dms_secret],  # type: ignore[list-item]
+            key=key,
+        )
+        self.worker_role = self._instance_role(
+            "Worker",
+            produce=list(queues.values()),
+            consume=list(queues.values()),
+            secrets=app_secrets,
+            key=key,
+            daemon_queue=messaging,
+        )
+        messaging.notifications_topic.grant_publish(self.worker_role)
+        self.scheduler_role = self._instance_role(
+            "Scheduler",
+            produce=[queues["maintenance"]],
+            consume=[],
+            secrets=app_secrets,
+            key=key,
+            daemon_queue=messaging,
+        )
+
+        # --- environments -----------------------------------------------------------
+        environment = {
+            "DJANGO_SETTINGS_MODULE": "ze_tracking.settings",
+            "DJANGO_DEBUG": "false",
+            # localhost: nginx rewrites the Host of the ALB health check (see
+            # .platform/nginx/conf.d/elasticbeanstalk/10_ze_tracking.conf).
+            "DJANGO_ALLOWED_HOSTS": f"{cfg.domain_name},localhost",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{cfg.domain_name}",
+            "DB_HOST": database.cluster.cluster_endpoint.hostname,
+            "DB_PORT": "5432",
+            "DB_NAME": cfg.database_name,
+            "DB_READER_HOST": database.cluster.cluster_read_endpoint.hostname,
+            "AWS_REGION": stack.region,
+            "AWS_DEFAULT_REGION": stack.region,
+            "CELERY_BROKER_URL": "sqs://",
+            **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
+            "NOTIFICATIONS_BACKEND": "sns",
+            "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,
+            "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
+            "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
+            "PROJ_DATA": f"{GEO_DIR}/share/proj",
+            "GDAL_DATA": f"{GEO_DIR}/share/gdal",
+        }
+        secrets = {
+            "DJANGO_SECRET_KEY": self.django_secret.secret_arn,
+            "NOTIFICATIONS_WEBHOOK_SECRET": self.webhook_secret.secret_arn,
+            "REDIS_URL": cache.url_secret.secret_arn,
+            # JSON keys of the ze_app login (platforms released on or after 2026-01-13).
+            "DB_USER": Fn.join(":", [database.app_secret.secret_arn, "username"]),
+            "DB_PASSWORD": Fn.join(":", [database.app_secret.secret_arn, "password"]),
+        }
+
+        private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+        public = vpc.select_subnets(subnet_type=ec2.SubnetType.PUBLIC).subnet_ids
+
+        web_rows = [
+            *self._common_rows(profile="Web", sg=network.web_sg, subnets=private),
+            Setting("aws:ec2:instances", "InstanceTypes", cfg.web_instance_type),
+            Setting("aws:autoscaling:asg", "MinSize", str(cfg.web_min_instances)),
+            Setting("aws:autoscaling:asg", "MaxSize", str(cfg.web_max_instances)),
+            Setting("aws:autoscaling:trigger", "MeasureName", "CPUUtilization"),
+            Setting("aws:autoscaling:trigger", "Statistic", "Average"),
+            Setting("aws:autoscaling:trigger", "Unit", "Percent"),
+            Setting("aws:autoscaling:trigger", "Period", "1"),
+            Setting("aws:autoscaling:trigger", "BreachDuration", "3"),
+            Setting("aws:autoscaling:trigger", "UpperThreshold", str(cfg.web_cpu_scale_out)),
+            Setting("aws:autoscaling:trigger", "LowerThreshold", str(cfg.web_cpu_scale_in)),
+            Setting("aws:autoscaling:trigger", "UpperBreachScaleIncrement", "2"),
+            Setting("aws:autoscaling:trigger", "LowerBreachScaleIncrement", "-1"),
+            Setting("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
+            Setting("aws:elasticbeanstalk:environment", "LoadBalancerType", "application"),
+            Setting("aws:ec2:vpc", "ELBSubnets", Fn.join(",", public)),
+            Setting("aws:ec2:vpc", "ELBScheme", "public"),
+            Setting("aws:elbv2:loadbalancer", "SecurityGroups", network.alb_sg.security_group_id),
+            Setting("aws:elbv2:loadbalancer", "ManagedSecurityGroup", network.alb_sg.security_group_id),
+            # WebSocket connections stay open; Channels clients ping well inside this.
+            Setting("aws:elbv2:loadbalancer", "IdleTimeout", "300"),
+            Setting("aws:elbv2:listener:default", "ListenerEnabled", "false"),
+            Setting("aws:elbv2:listener:443", "Protocol", "HTTPS"),
+            Setting("aws:elbv2:listener:443", "SSLCertificateArns", certificate.value_as_string),
+            Setting("aws:elbv2:listener:443", "SSLPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "Port", "80"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "Protocol", "HTTP"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "HealthCheckPath", "/healthz"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "MatcherHTTPCode", "200"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "HealthCheckInterval", "15"),
+            Setting("aws:elasticbeanstalk:environment:process:default", "DeregistrationDelay", "30"),
+            Setting("aws:elasticbeanstalk:environment:proxy:staticfiles", "/static", "staticfiles"),
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "RollingWithAdditionalBatch"),
+            Setting("aws:elasticbeanstalk:command", "BatchSizeType", "Percentage"),
+            Setting("aws:elasticbeanstalk:command", "BatchSize", "50"),
+        ]
+        self.web = self._environment(
+            "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
+            "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,  # type: ignore[union-attr]
+            "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn, "DB_APP_USER": "ze_app", "DB_DMS_USER": "ze_dms",
+            "WEB_CONCURRENCY": "2"}, secrets=secrets, tier="WebServer",
+        )
+
+        worker_rows = [
+            *self._common_rows(profile="Worker", sg=network.worker_sg, subnets=private),
+            *self._daemon_rows(messaging),
+            Setting("aws:ec2:instances", "InstanceTypes", cfg.worker_instance_type),
+            Setting("aws:autoscaling:asg", "MinSize", str(cfg.worker_min_instances)),
+            Setting("aws:autoscaling:asg", "MaxSize", str(cfg.worker_max_instances)),
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "Rolling"),
+        ]
+        self.worker = self._environment(
+            "Worker", "worker", worker_rows,
+            environment={**environment, "ZE_PROCESS": "worker", "CELERY_CONCURRENCY": str(cfg.worker_concurrency)},
+            secrets=secrets, tier="Worker",
+        )
+
+        scheduler_rows = [
+            *self._common_rows(profile="Scheduler", sg=network.worker_sg, subnets=private),
+            *self._daemon_rows(messaging),
+            Setting("aws:ec2:instances", "InstanceTypes", cfg.scheduler_instance_type),
+            # Exactly one beat: two would schedule every periodic task twice.
+            Setting("aws:autoscaling:asg", "MinSize", "1"),
+            Setting("aws:autoscaling:asg", "MaxSize", "1"),
+            # All at once: a rolling or immutable deploy would run a second beat for a while.
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce"),
+        ]
+        self.scheduler = self._environment(
+            "Scheduler", "scheduler", scheduler_rows, environment={**environment, "ZE_PROCESS": "scheduler"},
+            secrets=secrets, tier="Worker",
+        )
+
+        self._worker_queue_scaling(messaging)
+
+    # --- helpers --------------------------------------------------------------------
+    def _instance_role(
+        self,
+        name: str,
+        *,
+        produce: list,
+        consume: list,
+        secrets: list[sm.ISecret],
+        key: kms.IKey,
+        daemon_queue: Messaging | None = None,
+    ) -> iam.Role:
+        cfg = self.cfg
+        role = iam.Role(
+            self,
+            f"{name}InstanceRole",
+            role_name=f"{cfg.prefix}-eb-{name.lower()}",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            # Log streaming, the source bundle bucket (elasticbeanstalk-*), health reports.
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AWSElasticBeanstalkWebTier")],
+        )
+        if produce:
+            role.add_to_policy(iam.PolicyStatement(actions=SQS_PRODUCE, resources=[q.queue_arn for q in produce]))
+        if consume:
+            role.add_to_policy(iam.PolicyStatement(actions=SQS_CONSUME, resources=[q.queue_arn for q in consume]))
+        if daemon_queue is not None:
+            # sqsd, the worker-tier daemon: polls its (empty) queue and reports metrics.
+            role.add_to_policy(
+                iam.PolicyStatement(actions=SQS_CONSUME, resources=[daemon_queue.eb_daemon_queue.queue_arn])
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricData"], resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": "ElasticBeanstalk/SQSD"}},
+                )
+            )
+        for secret in secrets:
+            secret.grant_read(role)
+        # SQS and SNS payloads are encrypted with the stage key.
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn])
+        )
+        profile = iam.CfnInstanceProfile(
+            self, f"{name}InstanceProfile", roles=[role.role_name], instance_profile_name=role.role_name,
+        )
+        self.profiles[name] = profile
+        return role
+
+    def _common_rows(self, *, profile: str, sg: ec2.ISecurityGroup, subnets: list[str]) -> list[Setting]:
+        cfg = self.cfg
+        return [
+            Setting("aws:ec2:vpc", "VPCId", self.vpc_id),
+            Setting("aws:ec2:vpc", "Subnets", Fn.join(",", subnets)),
+            Setting("aws:ec2:vpc", "AssociatePublicIpAddress", "false"),
+            Setting("aws:autoscaling:launchconfiguration", "IamInstanceProfile", self.profiles[profile].ref),
+            Setting("aws:autoscaling:launchconfiguration", "SecurityGroups", sg.security_group_id),
+            # EB would otherwise add its own instance security group, open to the world on SSH-less port 80.
+            Setting("aws:autoscaling:launchconfiguration", "DisableDefaultEC2SecurityGroup", "true"),
+            Setting("aws:autoscaling:launchconfiguration", "DisableIMDSv1", "true"),
+            Setting("aws:autoscaling:launchconfiguration", "RootVolumeType", "gp3"),
+            Setting("aws:autoscaling:launchconfiguration", "RootVolumeSize", "20"),
+            Setting("aws:elasticbeanstalk:environment", "ServiceRole", self.service_role.role_arn),
+            Setting("aws:elasticbeanstalk:healthreporting:system", "SystemType", "enhanced"),
+            Setting("aws:elasticbeanstalk:managedactions", "ManagedActionsEnabled", "true"),
+            Setting("aws:elasticbeanstalk:managedactions", "PreferredStartTime", "Sun:06:00"),
+            Setting("aws:elasticbeanstalk:managedactions:platformupdate", "UpdateLevel", "minor"),
+            Setting("aws:elasticbeanstalk:cloudwatch:logs", "StreamLogs", "true"),
+            Setting("aws:elasticbeanstalk:cloudwatch:logs", "RetentionInDays", str(cfg.log_retention_days)),
+            Setting("aws:elasticbeanstalk:cloudwatch:logs", "DeleteOnTerminate", "false"),
+            Setting("aws:elasticbeanstalk:cloudwatch:logs:health", "HealthStreamingEnabled", "true"),
+        ]
+
+    @staticmethod
+    def _daemon_rows(messaging: Messaging) -> list[Setting]:
+        return [
+            Setting("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
+            Setting("aws:elasticbeanstalk:sqsd", "WorkerQueueURL", messaging.eb_daemon_queue.queue_url),
+            Setting("aws:elasticbeanstalk:sqsd", "HttpPath", "/healthz"),
+        ]
+
+    def _environment(
+        self, id: str, role_name: str, rows: list[Setting], *, environment: dict[str, str], secrets: dict[str, str], tier: str
+    ) -> eb.CfnEnvironment:
+        cfg = self.cfg
+        rows = [
+            *rows,
+            *(Setting("aws:elasticbeanstalk:application:environment", k, v) for k, v in sorted(environment.items())),
+            *(Setting("aws:elasticbeanstalk:application:environmentsecrets", k, v) for k, v in sorted(secrets.items())),
+        ]
+        env = eb.CfnEnvironment(
+            self,
+            f"{id}Environment",
+            application_name=self.application.application_name or cfg.prefix,
+            environment_name=f"{cfg.prefix}-{role_name}",
+            solution_stack_name=cfg.solution_stack_name,
+            tier=eb.CfnEnvironment.TierProperty(
+                name=tier, type="Standard" if tier == "WebServer" else "SQS/HTTP"
+            ),
+            # No version label: the stack creates the environments (with the platform's
+            # sample app); `deploy/eb/release.sh` deploys application versions, and a stack
+            # update never rolls the running version back.
+            option_settings=_settings(rows),
+        )
+        env.node.add_dependency(self.application)
+        return env
+
+    def _worker_queue_scaling(self, messaging: Messaging) -> None:
+        """Target tracking on the pings backlog per worker instance.
+
+        EB's own triggers only know EC2/ELB metrics, so the policy is attached to the
+        environment's Auto Scaling group, whose name is read from EB at deploy time.
+        """
+        cfg = self.cfg
+        lookup = cr.AwsCustomResource(
+            self,
+            "WorkerAsgLookup",
+            on_update=cr.AwsSdkCall(
+                service="ElasticBeanstalk",
+                action="describeEnvironmentResources",
+                parameters={"EnvironmentName": self.worker.environment_name},
+                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-worker-asg"),
+                output_paths=["EnvironmentResources.AutoScalingGroups.0.Name"],
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["elasticbeanstalk:DescribeEnvironmentResources"],
+                        resources=[
+                            Stack.of(self).format_arn(
+                                service="elasticbeanstalk", resource="environment",
+                                resource_name=f"{cfg.prefix}/{cfg.prefix}-worker",
+                            )
+                        ],
+                    ),
+                    # DescribeEnvironmentResources reads the environment's CloudFormation stack
+                    # (named awseb-<environment id>-stack) and the groups in it.
+                    iam.PolicyStatement(
+                        actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
+                        resources=[
+                            Stack.of(self).format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")
+                        ],
+                    ),
+                    iam.PolicyStatement(
+                        actions=["autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeLoadBalancers"],
+                        resources=["*"],
+                    ),
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        lookup.node.add_dependency(self.worker)
+        asg_name = lookup.get_response_field("EnvironmentResources.AutoScalingGroups.0.Name")
+        # GroupInServiceInstances exists only once group metrics are collected.
+        cr.AwsCustomResource(
+            self,
+            "WorkerAsgMetrics",
+            on_update=cr.AwsSdkCall(
+                service="AutoScaling",
+                action="enableMetricsCollection",
+                parameters={
+                    "AutoScalingGroupName": asg_name,
+                    "Granularity": "1Minute",
+                    "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity"],
+                },
+                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-worker-asg-metrics"),
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["autoscaling:EnableMetricsCollection"],
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "autoscaling:ResourceTag/elasticbeanstalk:environment-name": f"{cfg.prefix}-worker"
+                            }
+                        },
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        pings = messaging.queues["pings"]
+        autoscaling.CfnScalingPolicy(
+            self,
+            "WorkerBacklogScaling",
+            auto_scaling_group_name=asg_name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=autoscaling.CfnScalingPolicy.TargetTrackingConfigurationProperty(
+                target_value=float(cfg.worker_backlog_per_instance),
+                customized_metric_specification=autoscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
+                    metrics=[
+                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                            id="visible",
+                            return_data=False,
+                            metric_stat=autoscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
+                                stat="Sum",
+                                metric=autoscaling.CfnScalingPolicy.MetricProperty(
+                                    namespace="AWS/SQS",
+                                    metric_name="ApproximateNumberOfMessagesVisible",
+                                    dimensions=[
+                                        autoscaling.CfnScalingPolicy.MetricDimensionProperty(
+                                            name="QueueName", value=pings.queue_name
+                                        )
+                                    ],
+                                ),
+                            ),
+                        ),
+                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                            id="instances",
+                            return_data=False,
+                            metric_stat=autoscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
+                                stat="Average",
+                                metric=autoscaling.CfnScalingPolicy.MetricProperty(
+                                    namespace="AWS/AutoScaling",
+                                    metric_name="GroupInServiceInstances",
+                                    dimensions=[
+                                        autoscaling.CfnScalingPolicy.MetricDimensionProperty(
+                                            name="AutoScalingGroupName", value=asg_name
+                                        )
+                                    ],
+                                ),
+                            ),
+                        ),
+                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                            id="backlog_per_instance",
+                            label="Pings batches waiting per worker instance",
+                            expression="visible / IF(instances > 0, instances, 1)",
+                            return_data=True,
+                        ),
+                    ]
+                ),
+            ),
+        )

@@ -1,0 +1,154 @@
+"""Per-stage sizes, counts and names. The only place a number for a stage is chosen.
+
+`app.py` picks the stages to synthesise from the `stage` context value
+(`-c stage=dev`), default both. Any field can be overridden from context as
+`-c prod.web_max_instances=12` (see `stage_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT = "ze-tracking"
+
+# Celery queue names, as `ze_tracking/settings.py` names them (CELERY_TASK_ROUTES and
+# the kombu `predefined_queues` map name -> URL from SQS_<NAME>_QUEUE_URL).
+CELERY_QUEUES: tuple[str, ...] = ("pings", "notifications", "maintenance")
+
+# The longest task (a batch of <= 500 pings, or a notification with HTTP timeouts of
+# <= 10 s) finishes in under 60 s. The visibility timeout must exceed it with room for
+# a slow database, or SQS hands the message to a second worker while the first still
+# runs it (the tasks are idempotent, so that costs work, not correctness).
+LONGEST_TASK_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    region: str = "sa-east-1"
+    # Explicit zones keep the stacks free of account look-ups (synth works offline).
+    availability_zones: tuple[str, ...] = ("sa-east-1a", "sa-east-1b", "sa-east-1c")
+    vpc_cidr: str = "10.40.0.0/16"
+    nat_gateways: int = 1
+
+    # Web tier (Django ASGI behind the ALB).
+    web_instance_type: str = "t4g.small"
+    web_min_instances: int = 1
+    web_max_instances: int = 2
+    web_cpu_scale_out: int = 60
+    web_cpu_scale_in: int = 25
+    # Celery workers: scale on the backlog of the pings queue per instance.
+    worker_instance_type: str = "t4g.small"
+    worker_min_instances: int = 1
+    worker_max_instances: int = 2
+    worker_concurrency: int = 4
+    worker_backlog_per_instance: int = 200  # batches waiting per worker instance
+    scheduler_instance_type: str = "t4g.micro"
+    # An Elastic Beanstalk platform released on or after 2026-01-13 (JSON keys of
+    # Secrets Manager secrets in environment variables). Check the current name with
+    # `aws elasticbeanstalk list-available-solution-stacks`.
+    solution_stack_name: str = "64bit Amazon Linux 2023 v4.9.3 running Python 3.11"
+    domain_name: str = "tracking.dev.ze.delivery"
+
+    # Aurora PostgreSQL Serverless v2.
+    aurora_engine_version: str = "17.4"
+    aurora_min_acu: float = 0.5
+    aurora_max_acu: float = 4
+    aurora_readers: int = 1
+    backup_retention_days: int = 7
+    deletion_protection: bool = False
+    database_name: str = "ze_tracking"
+
+    # ElastiCache Redis (Channels layer + cache).
+    redis_node_type: str = "cache.t4g.micro"
+    redis_replicas: int = 0
+    redis_engine_version: str = "7.1"
+
+    # DMS and Redshift Serverless.
+    dms_instance_class: str = "dms.t3.medium"
+    dms_allocated_storage_gb: int = 50
+    dms_engine_version: str = "3.6.1"
+    dms_multi_az: bool = False
+    # DMS needs the account-wide roles `dms-vpc-role` and `dms-cloudwatch-logs-role`
+    # under exactly these names. One stack per account creates them.
+    create_dms_account_roles: bool = True
+    redshift_base_rpu: int = 8
+    redshift_database: str = "analytics"
+
+    # Alarms.
+    alarm_email: str = "oncall-tracking@ze.delivery"
+    queue_age_alarm_seconds: int = 120
+    queue_depth_alarm: int = 5_000
+    http_5xx_alarm_percent: float = 1.0
+    db_cpu_alarm_percent: int = 80
+    db_connections_alarm: int = 400
+    # DMS reads the WAL continuously (source latency stays low) but applies to Redshift
+    # in batches of up to 15 minutes (TASK_SETTINGS in analytics.py), so target latency
+    # sits near 900 s when healthy.
+    dms_source_lag_alarm_seconds: int = 300
+    dms_target_lag_alarm_seconds: int = 1800
+    log_retention_days: int = 30
+
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"{PROJECT}-{self.name}"
+
+
+STAGES: dict[str, StageConfig] = {
+    "dev": StageConfig(name="dev"),
+    "prod": StageConfig(
+        name="prod",
+        vpc_cidr="10.41.0.0/16",
+        nat_gateways=3,
+        web_instance_type="c7g.large",
+        web_min_instances=2,
+        web_max_instances=8,
+        worker_instance_type="c7g.large",
+        worker_min_instances=2,
+        worker_max_instances=10,
+        worker_concurrency=8,
+        scheduler_instance_type="t4g.small",
+        domain_name="tracking.ze.delivery",
+        aurora_min_acu=2,
+        aurora_max_acu=32,
+        aurora_readers=1,
+        backup_retention_days=14,
+        deletion_protection=True,
+        # Plenty for today's fan-out (tens of messages a second); m7g at 100x.
+        redis_node_type="cache.t4g.medium",
+        redis_replicas=1,
+        dms_instance_class="dms.r6i.large",
+        dms_allocated_storage_gb=100,
+        dms_multi_az=True,
+        create_dms_account_roles=True,
+        redshift_base_rpu=32,
+        log_retention_days=365,
+    ),
+}
+
+
+def _coerce(value: Any, current: Any) -> Any:
+    if isinstance(current, bool):
+        return str(value).lower() in {"1", "true", "yes"}
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple):
+        return tuple(str(value).split(","))
+    return value
+
+
+def stage_config(name: str, context: dict[str, Any] | None = None) -> StageConfig:
+    """The config of stage `name`, with `<name>.<field>` context values applied."""
+    base = STAGES[name]
+    overrides: dict[str, Any] = {}
+    for key, value in (context or {}).items():
+        stage, _, field_name = key.partition(".")
+        if stage == name and field_name in {f.name for f in dataclasses.fields(base)}:
+            overrides[field_name] = _coerce(value, getattr(base, field_name))
+    return dataclasses.replace(base, **overrides)

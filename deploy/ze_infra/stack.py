@@ -1,0 +1,67 @@
+"""One stack per stage: every resource of Ze tracking in one AWS region."""
+
+from __future__ import annotations
+
+from aws_cdk import Aspects, CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_iam as iam, aws_kms as kms
+from constructs import Construct
+
+from .analytics import Analytics
+from .checkov import CheckovSkips
+from .compute import Compute
+from .config import StageConfig
+from .data import Cache, Database
+from .messaging import Messaging
+from .monitoring import Monitoring
+from .network import Network
+
+
+class ZeTrackingStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, **kwargs) -> None:
+        super().__init__(scope, id, description=f"Ze tracking ({cfg.name}): courier GPS ingest, live map, analytics", **kwargs)
+        self.cfg = cfg
+        # One customer-managed key per stage for data at rest: queues, topics, secrets,
+        # Aurora, Redis, Redshift, DMS, logs.
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{cfg.prefix}",
+            description=f"{cfg.prefix}: data at rest",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=RemovalPolicy.RETAIN if cfg.name == "prod" else RemovalPolicy.DESTROY,
+        )
+        # CloudWatch Logs encrypts the flow-log and PostgreSQL log groups with the key.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{self.region}:{self.account}:*"}},
+            )
+        )
+
+        self.network = Network(self, "Network", cfg=cfg, key=self.key)
+        self.database = Database(self, "Database", cfg=cfg, vpc=self.network.vpc, sg=self.network.db_sg, key=self.key)
+        self.cache = Cache(self, "Cache", cfg=cfg, vpc=self.network.vpc, sg=self.network.redis_sg, key=self.key)
+        self.messaging = Messaging(self, "Messaging", cfg=cfg, key=self.key)
+        self.compute = Compute(
+            self, "App", cfg=cfg, network=self.network, database=self.database, cache=self.cache,
+            messaging=self.messaging, key=self.key,
+        )
+        self.analytics = Analytics(
+            self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
+        )
+        self.monitoring = Monitoring(
+            self, "Monitoring", cfg=cfg, messaging=self.messaging, database=self.database, compute=self.compute,
+            analytics=self.analytics, topic=self.messaging.alarm_topic,
+        )
+
+        Tags.of(self).add("project", "ze-tracking")
+        Tags.of(self).add("stage", cfg.name)
+        for k, v in cfg.tags.items():
+            Tags.of(self).add(k, v)
+        Aspects.of(self).add(CheckovSkips())
+
+        CfnOutput(self, "WebEnvironmentUrl", value=self.compute.web.attr_endpoint_url)
+        CfnOutput(self, "NotificationsTopicArn", value=self.messaging.notifications_topic.topic_arn)
+        CfnOutput(self, "RedshiftEndpoint", value=self.analytics.workgroup.attr_workgroup_endpoint_address)
