@@ -1,5 +1,8 @@
 .PHONY: setup run test lint schema
 
+.DEFAULT_GOAL := run
+include deploy/deploy.mk
+
 setup:
 	@bash scripts/setup.sh
 
@@ -7,9 +10,10 @@ setup:
 run: setup
 	@bash scripts/run.sh
 
-## Set up everything and run the whole test suite.
+## Set up everything and run the whole test suite: the app, then the infrastructure checks.
 test: setup
 	@bash scripts/test.sh
+	@$(MAKE) --no-print-directory test-deploy
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
