@@ -8,6 +8,8 @@ source .local/env
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
 PORT=${PORT:-8000}
 export PORT
+# honcho gives each process its own PORT (PORT+100, +200…); the simulator needs the web's.
+export ZE_API_URL="http://127.0.0.1:$PORT"
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
 cat <<TXT
@@ -20,4 +22,8 @@ cat <<TXT
     source .local/env && python manage.py createsuperuser
 
 TXT
+# honcho stops everything when one process exits, so "off" means not starting it at all.
+if [ "${ZE_SIMULATOR:-1}" = "0" ]; then
+  exec honcho -f Procfile.dev start web worker beat
+fi
 exec honcho -f Procfile.dev start
