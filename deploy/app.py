@@ -13,7 +13,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aws_cdk as cdk  # noqa: E402
-
 from ze_infra.config import STAGES, stage_config  # noqa: E402
 from ze_infra.stack import ZeTrackingStack  # noqa: E402
 

@@ -184,13 +184,14 @@ def asgi_server(celery_worker_process):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright; never a downloaded browser."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # still synchronous and run between browser steps, so Django's async guard is lifted here.
+    # Playwright's sync API keeps an event loop in this thread while it runs; the test's own
+    # ORM calls are still synchronous and run between browser steps, so Django's async guard
+    # is lifted for the module.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
@@ -201,3 +202,5 @@ def browser():
         )  # fmt: skip
         yield chromium
         chromium.close()
+    # The loop ends with the module, so later tests get Django's guard back.
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

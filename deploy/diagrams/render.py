@@ -35,12 +35,25 @@ def _deterministic_ids() -> None:
 
 def architecture(out: Path) -> None:
     _deterministic_ids()
-    graph = {"fontname": FONT, "fontsize": "20", "pad": "0.4", "nodesep": "0.6", "ranksep": "0.9", "splines": "spline",
-             "newrank": "true"}
+    graph = {
+        "fontname": FONT,
+        "fontsize": "20",
+        "pad": "0.4",
+        "nodesep": "0.6",
+        "ranksep": "0.9",
+        "splines": "spline",
+        "newrank": "true",
+    }
     back = {"constraint": "false"}
     with Diagram(
-        "Ze tracking on AWS", filename=str(out / "architecture"), outformat="png", show=False, direction="LR",
-        graph_attr=graph, node_attr={"fontname": FONT, "fontsize": "12"}, edge_attr={"fontname": FONT, "fontsize": "11"},
+        "Ze tracking on AWS",
+        filename=str(out / "architecture"),
+        outformat="png",
+        show=False,
+        direction="LR",
+        graph_attr=graph,
+        node_attr={"fontname": FONT, "fontsize": "12"},
+        edge_attr={"fontname": FONT, "fontsize": "11"},
     ):
         with Cluster("clients"):
             courier = Mobile("Courier app\n(Ze Entregador)")
@@ -115,8 +128,17 @@ def ping_lifecycle(out: Path) -> None:
         ("worker", "sqs", "DeleteMessage (ack after success)"),
     ]
     g = graphviz.Digraph("ping_lifecycle", format="png")
-    g.attr(rankdir="TB", splines="line", nodesep="0.35", ranksep="0.42", pad="0.3", fontname=FONT,
-           label="Life of one batch of pings", labelloc="t", fontsize="18")
+    g.attr(
+        rankdir="TB",
+        splines="line",
+        nodesep="0.35",
+        ranksep="0.42",
+        pad="0.3",
+        fontname=FONT,
+        label="Life of one batch of pings",
+        labelloc="t",
+        fontsize="18",
+    )
     g.attr("node", fontname=FONT, fontsize="11")
     g.attr("edge", fontname=FONT, fontsize="10")
     rows = len(steps) + 1
@@ -134,16 +156,29 @@ def ping_lifecycle(out: Path) -> None:
     for key, _ in participants:
         for row in range(rows):
             note = own.get((key, row + 1))
-            g.edge(f"{key}_{row}", f"{key}_{row + 1}", style="dashed", arrowhead="none", color="#999999", weight="100",
-                   **({"xlabel": f"{row + 1}. {note}", "fontcolor": "#1f5fa8"} if note else {}))
+            g.edge(
+                f"{key}_{row}",
+                f"{key}_{row + 1}",
+                style="dashed",
+                arrowhead="none",
+                color="#999999",
+                weight="100",
+                **({"xlabel": f"{row + 1}. {note}", "fontcolor": "#1f5fa8"} if note else {}),
+            )
     # Invisible edges keep the columns in participant order.
     for row in range(rows + 1):
         for (a, _), (b, _) in zip(participants, participants[1:]):
             g.edge(f"{a}_{row}", f"{b}_{row}", style="invis")
     for row, (src, dst, label) in enumerate(steps, start=1):
         if src != dst:
-            g.edge(f"{src}_{row}", f"{dst}_{row}", xlabel=f"{row}. {label}", color="#1f5fa8", constraint="false",
-                   fontcolor="#1f5fa8")
+            g.edge(
+                f"{src}_{row}",
+                f"{dst}_{row}",
+                xlabel=f"{row}. {label}",
+                color="#1f5fa8",
+                constraint="false",
+                fontcolor="#1f5fa8",
+            )
     g.render(filename="ping-lifecycle", directory=str(out), cleanup=True)
 
 

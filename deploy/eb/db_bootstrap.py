@@ -70,8 +70,13 @@ def _secret(arn: str) -> dict:
 def _admin_connection() -> psycopg.Connection:
     admin = _secret(os.environ["DB_ADMIN_SECRET_ARN"])
     return psycopg.connect(
-        host=os.environ["DB_HOST"], port=int(os.environ.get("DB_PORT", "5432")), dbname=os.environ["DB_NAME"],
-        user=admin["username"], password=admin["password"], sslmode="require", autocommit=True,
+        host=os.environ["DB_HOST"],
+        port=int(os.environ.get("DB_PORT", "5432")),
+        dbname=os.environ["DB_NAME"],
+        user=admin["username"],
+        password=admin["password"],
+        sslmode="require",
+        autocommit=True,
     )
 
 
@@ -91,13 +96,18 @@ def roles() -> None:
         # rds_superuser is no true superuser: to hand the database to ze_app and set its
         # default privileges, the admin must be a member of ze_app.
         cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(app_user)))
-        cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-            sql.Identifier(os.environ["DB_NAME"]), sql.Identifier(app_user)))
+        cur.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(os.environ["DB_NAME"]), sql.Identifier(app_user)
+            )
+        )
         cur.execute(sql.SQL("GRANT rds_replication TO {}").format(sql.Identifier(dms["username"])))
         cur.execute(DDL_AUDIT)
         if not cur.execute("SELECT 1 FROM pg_event_trigger WHERE evtname = 'awsdms_intercept_ddl'").fetchone():
-            cur.execute("CREATE EVENT TRIGGER awsdms_intercept_ddl ON ddl_command_end "
-                        "EXECUTE FUNCTION public.awsdms_intercept_ddl()")
+            cur.execute(
+                "CREATE EVENT TRIGGER awsdms_intercept_ddl ON ddl_command_end "
+                "EXECUTE FUNCTION public.awsdms_intercept_ddl()"
+            )
         cur.execute(sql.SQL("GRANT SELECT ON public.awsdms_ddl_audit TO {}").format(sql.Identifier(dms["username"])))
 
 
@@ -106,20 +116,28 @@ def grants() -> None:
     dms_user = os.environ.get("DB_DMS_USER", "ze_dms")
     with _admin_connection() as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(dms_user)))
-        partitions = [row[0] for row in cur.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND (tablename LIKE 'tracking\\_ping\\_p%' OR tablename = 'tracking_ping_default')"
-        ).fetchall()]
+        partitions = [
+            row[0]
+            for row in cur.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND (tablename LIKE 'tracking\\_ping\\_p%' OR tablename = 'tracking_ping_default')"
+            ).fetchall()
+        ]
         for table in [*tables.TABLES, *partitions]:
             if cur.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0] is None:
                 print(f"db_bootstrap: {table} does not exist yet", file=sys.stderr)
                 continue
-            cur.execute(sql.SQL("GRANT SELECT ON public.{} TO {}").format(sql.Identifier(table), sql.Identifier(dms_user)))
+            cur.execute(
+                sql.SQL("GRANT SELECT ON public.{} TO {}").format(sql.Identifier(table), sql.Identifier(dms_user))
+            )
         # Partitions created ahead by ping_partitions_ensure (as ze_app) are readable by
         # DMS from birth. The cost: any table ze_app creates later is too; the DMS task's
         # table mappings, not this grant, decide what leaves the database.
-        cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
-            sql.Identifier(app_user), sql.Identifier(dms_user)))
+        cur.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
+                sql.Identifier(app_user), sql.Identifier(dms_user)
+            )
+        )
 
 
 if __name__ == "__main__":

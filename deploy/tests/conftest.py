@@ -10,7 +10,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, Environment, assertions  # noqa: E402
-
 from ze_infra.config import STAGES  # noqa: E402
 from ze_infra.stack import ZeTrackingStack  # noqa: E402
 

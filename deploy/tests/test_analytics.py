@@ -17,8 +17,11 @@ def test_task_is_full_load_and_cdc(cfn):
 
 def test_mappings_select_exactly_the_analytics_tables(cfn):
     rules = json.loads(_task(cfn)["TableMappings"])["rules"]
-    included = {r["object-locator"]["table-name"] for r in rules
-                if r["rule-type"] == "selection" and r["rule-action"] == "include"}
+    included = {
+        r["object-locator"]["table-name"]
+        for r in rules
+        if r["rule-type"] == "selection" and r["rule-action"] == "include"
+    }
     assert included == {*tables.TABLES, *tables.PING_PARTITION_PATTERNS}
     assert all(r["object-locator"]["schema-name"] == "public" for r in rules)
     for forbidden in ("auth_user", "django_session", "authtoken_token", "%"):
@@ -35,15 +38,20 @@ def test_ping_partitions_land_in_one_table_and_the_parent_is_not_loaded_twice(cf
 
 def test_personal_columns_stay_behind(cfn):
     rules = json.loads(_task(cfn)["TableMappings"])["rules"]
-    removed = {(r["object-locator"]["table-name"], r["object-locator"]["column-name"])
-               for r in rules if r.get("rule-action") == "remove-column"}
+    removed = {
+        (r["object-locator"]["table-name"], r["object-locator"]["column-name"])
+        for r in rules
+        if r.get("rule-action") == "remove-column"
+    }
     assert ("orders_order", "consumer_name") in removed
     assert ("couriers_courier", "name") in removed
     assert ("orders_order", "tracking_code") in removed
 
 
 def test_source_is_aurora_over_tls_with_a_secret_and_target_is_redshift_serverless(cfn):
-    endpoints = {e["Properties"]["EndpointType"]: e["Properties"] for e in resources(cfn, "AWS::DMS::Endpoint").values()}
+    endpoints = {
+        e["Properties"]["EndpointType"]: e["Properties"] for e in resources(cfn, "AWS::DMS::Endpoint").values()
+    }
     assert endpoints["source"]["EngineName"] == "aurora-postgresql"
     assert endpoints["source"]["SslMode"] == "require"
     assert "SecretsManagerSecretId" in endpoints["source"]["PostgreSqlSettings"]

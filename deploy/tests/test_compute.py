@@ -6,9 +6,20 @@ from conftest import resources
 from ze_infra.config import CELERY_QUEUES, STAGES
 
 CONTRACT_ENV = {
-    "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DB_HOST", "DB_PORT", "DB_NAME",
-    "CELERY_BROKER_URL", "AWS_REGION", "SQS_PINGS_QUEUE_URL", "SQS_NOTIFICATIONS_QUEUE_URL",
-    "SQS_MAINTENANCE_QUEUE_URL", "NOTIFICATIONS_BACKEND", "NOTIFICATIONS_SNS_TOPIC_ARN", "ZE_PROCESS",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "CELERY_BROKER_URL",
+    "AWS_REGION",
+    "SQS_PINGS_QUEUE_URL",
+    "SQS_NOTIFICATIONS_QUEUE_URL",
+    "SQS_MAINTENANCE_QUEUE_URL",
+    "NOTIFICATIONS_BACKEND",
+    "NOTIFICATIONS_SNS_TOPIC_ARN",
+    "ZE_PROCESS",
 }
 CONTRACT_SECRETS = {"DJANGO_SECRET_KEY", "DB_USER", "DB_PASSWORD", "REDIS_URL", "NOTIFICATIONS_WEBHOOK_SECRET"}
 
@@ -29,7 +40,10 @@ def test_three_environments_web_worker_scheduler(cfn):
     assert envs["web"][("tier", "Name")] == "WebServer"
     assert envs["worker"][("tier", "Name")] == envs["scheduler"][("tier", "Name")] == "Worker"
     assert {e[("aws:elasticbeanstalk:application:environment", "ZE_PROCESS")] for e in envs.values()} == {
-        "web", "worker", "scheduler"}
+        "web",
+        "worker",
+        "scheduler",
+    }
 
 
 def test_web_sits_behind_an_https_alb_with_health_check_on_healthz(cfn, stage):

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 from aws_cdk import assertions
-
 from conftest import resources
 from ze_infra.config import STAGES
 
@@ -27,7 +26,9 @@ def test_aurora_is_serverless_v2_postgres_encrypted_with_backups(template, stage
 
 def test_aurora_has_a_writer_and_the_configured_readers(template, stage):
     template.resource_count_is("AWS::RDS::DBInstance", 1 + STAGES[stage].aurora_readers)
-    template.all_resources_properties("AWS::RDS::DBInstance", {"DBInstanceClass": "db.serverless", "PubliclyAccessible": False})
+    template.all_resources_properties(
+        "AWS::RDS::DBInstance", {"DBInstanceClass": "db.serverless", "PubliclyAccessible": False}
+    )
 
 
 def test_aurora_credentials_come_from_secrets_manager(cfn):
@@ -45,7 +46,9 @@ def test_cluster_parameters_enable_logical_replication_for_dms(template):
 
 def test_three_database_logins_each_in_an_encrypted_secret(cfn, stage):
     prefix = STAGES[stage].prefix
-    names = {s["Properties"].get("Name"): s["Properties"] for s in resources(cfn, "AWS::SecretsManager::Secret").values()}
+    names = {
+        s["Properties"].get("Name"): s["Properties"] for s in resources(cfn, "AWS::SecretsManager::Secret").values()
+    }
     for user in ("admin", "ze_app", "ze_dms"):
         assert "KmsKeyId" in names[f"{prefix}/aurora/{user}"]
     assert all("KmsKeyId" in s for s in names.values())

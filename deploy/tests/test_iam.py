@@ -8,8 +8,11 @@ from conftest import resources
 
 
 def _statements(cfn: dict, role_suffix: str) -> list[dict]:
-    roles = {k for k, v in resources(cfn, "AWS::IAM::Role").items()
-             if v["Properties"].get("RoleName", "").endswith(role_suffix)}
+    roles = {
+        k
+        for k, v in resources(cfn, "AWS::IAM::Role").items()
+        if v["Properties"].get("RoleName", "").endswith(role_suffix)
+    }
     assert roles, role_suffix
     out = []
     for policy in resources(cfn, "AWS::IAM::Policy").values():

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from aws_cdk import assertions
-
 from conftest import resources
 from ze_infra.config import CELERY_QUEUES, LONGEST_TASK_SECONDS, STAGES
 
@@ -43,7 +42,11 @@ def test_queues_refuse_plain_http(template):
         {
             "PolicyDocument": {
                 "Statement": assertions.Match.array_with(
-                    [assertions.Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    [
+                        assertions.Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
                 )
             }
         },

@@ -15,8 +15,11 @@ def _ingress(cfn: dict) -> list[dict]:
 
 
 def _sg(cfn: dict, suffix: str) -> str:
-    (logical,) = [k for k, v in resources(cfn, "AWS::EC2::SecurityGroup").items()
-                  if v["Properties"].get("GroupName", "").endswith(f"-{suffix}")]
+    (logical,) = [
+        k
+        for k, v in resources(cfn, "AWS::EC2::SecurityGroup").items()
+        if v["Properties"].get("GroupName", "").endswith(f"-{suffix}")
+    ]
     return logical
 
 
@@ -28,7 +31,9 @@ def test_public_subnets_hold_no_instances_with_public_addresses(cfn):
 
 def test_three_subnet_tiers_in_three_zones(cfn):
     names = [
-        t["Value"] for s in resources(cfn, "AWS::EC2::Subnet").values() for t in s["Properties"]["Tags"]
+        t["Value"]
+        for s in resources(cfn, "AWS::EC2::Subnet").values()
+        for t in s["Properties"]["Tags"]
         if t["Key"] == "aws-cdk:subnet-name"
     ]
     assert sorted(set(names)) == ["app", "data", "public"]

@@ -11,12 +11,26 @@ from aws_cdk import (
     Fn,
     RemovalPolicy,
     Stack,
+)
+from aws_cdk import (
     aws_dms as dms,
+)
+from aws_cdk import (
     aws_ec2 as ec2,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_kms as kms,
+)
+from aws_cdk import (
     aws_redshiftserverless as redshift,
+)
+from aws_cdk import (
     aws_s3 as s3,
+)
+from aws_cdk import (
     aws_secretsmanager as sm,
 )
 from constructs import Construct
@@ -38,22 +52,48 @@ def table_mappings() -> dict[str, Any]:
         rules.append(rule)
 
     for table in tables.TABLES:
-        add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": table},
-             "rule-action": "include"})
+        add(
+            {
+                "rule-type": "selection",
+                "object-locator": {"schema-name": tables.SCHEMA, "table-name": table},
+                "rule-action": "include",
+            }
+        )
     for pattern in tables.PING_PARTITION_PATTERNS:
-        add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-             "rule-action": "include"})
-        add({"rule-type": "transformation", "rule-target": "table",
-             "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-             "rule-action": "rename", "value": tables.PING_PARENT})
+        add(
+            {
+                "rule-type": "selection",
+                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
+                "rule-action": "include",
+            }
+        )
+        add(
+            {
+                "rule-type": "transformation",
+                "rule-target": "table",
+                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
+                "rule-action": "rename",
+                "value": tables.PING_PARENT,
+            }
+        )
     # Never the parent: its full load would read every partition a second time.
-    add({"rule-type": "selection", "object-locator": {"schema-name": tables.SCHEMA, "table-name": tables.PING_PARENT},
-         "rule-action": "exclude"})
+    add(
+        {
+            "rule-type": "selection",
+            "object-locator": {"schema-name": tables.SCHEMA, "table-name": tables.PING_PARENT},
+            "rule-action": "exclude",
+        }
+    )
     for table, columns in tables.EXCLUDED_COLUMNS.items():
         for column in columns:
-            add({"rule-type": "transformation", "rule-target": "column",
-                 "object-locator": {"schema-name": tables.SCHEMA, "table-name": table, "column-name": column},
-                 "rule-action": "remove-column"})
+            add(
+                {
+                    "rule-type": "transformation",
+                    "rule-target": "column",
+                    "object-locator": {"schema-name": tables.SCHEMA, "table-name": table, "column-name": column},
+                    "rule-action": "remove-column",
+                }
+            )
     return {"rules": rules}
 
 
@@ -129,7 +169,6 @@ class Analytics(Construct):
         )
         self.staging_bucket.grant_read_write(self.dms_s3_role)
         self.staging_bucket.grant_delete(self.dms_s3_role)
-
 
         self.namespace = redshift.CfnNamespace(
             self,

@@ -7,11 +7,23 @@ from aws_cdk import (
     Fn,
     RemovalPolicy,
     SecretValue,
+)
+from aws_cdk import (
     aws_ec2 as ec2,
+)
+from aws_cdk import (
     aws_elasticache as elasticache,
+)
+from aws_cdk import (
     aws_kms as kms,
+)
+from aws_cdk import (
     aws_logs as logs,
+)
+from aws_cdk import (
     aws_rds as rds,
+)
+from aws_cdk import (
     aws_secretsmanager as sm,
 )
 from constructs import Construct
@@ -39,7 +51,9 @@ class Database(Construct):
     ) -> None:
         super().__init__(scope, id)
         engine = rds.DatabaseClusterEngine.aurora_postgres(
-            version=rds.AuroraPostgresEngineVersion.of(cfg.aurora_engine_version, cfg.aurora_engine_version.split(".")[0])
+            version=rds.AuroraPostgresEngineVersion.of(
+                cfg.aurora_engine_version, cfg.aurora_engine_version.split(".")[0]
+            )
         )
         self.parameter_group = rds.ParameterGroup(
             self,
@@ -68,13 +82,18 @@ class Database(Construct):
                 ADMIN_USER, secret_name=f"{cfg.prefix}/aurora/admin", encryption_key=key
             ),
             writer=rds.ClusterInstance.serverless_v2(
-                "writer", enable_performance_insights=True, performance_insight_encryption_key=key,
+                "writer",
+                enable_performance_insights=True,
+                performance_insight_encryption_key=key,
                 auto_minor_version_upgrade=True,
             ),
             readers=[
                 rds.ClusterInstance.serverless_v2(
-                    f"reader{i + 1}", scale_with_writer=True, enable_performance_insights=True,
-                    performance_insight_encryption_key=key, auto_minor_version_upgrade=True,
+                    f"reader{i + 1}",
+                    scale_with_writer=True,
+                    enable_performance_insights=True,
+                    performance_insight_encryption_key=key,
+                    auto_minor_version_upgrade=True,
                 )
                 for i in range(cfg.aurora_readers)
             ],
@@ -134,8 +153,10 @@ class Cache(Construct):
             secret_name=f"{cfg.prefix}/redis/auth-token",
             encryption_key=key,
             generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template="{}", generate_string_key="token",
-                exclude_punctuation=True, password_length=64,
+                secret_string_template="{}",
+                generate_string_key="token",
+                exclude_punctuation=True,
+                password_length=64,
             ),
         )
         subnets = elasticache.CfnSubnetGroup(
@@ -174,8 +195,13 @@ class Cache(Construct):
         url = Fn.join(
             "",
             [
-                "rediss://:", token, "@", self.group.attr_primary_end_point_address, ":",
-                self.group.attr_primary_end_point_port, "/0",
+                "rediss://:",
+                token,
+                "@",
+                self.group.attr_primary_end_point_address,
+                ":",
+                self.group.attr_primary_end_point_port,
+                "/0",
             ],
         )
         self.url_secret = sm.Secret(

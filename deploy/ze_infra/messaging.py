@@ -3,7 +3,24 @@ SNS topics (consumer notifications, alarms)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_iam as iam, aws_kms as kms, aws_sns as sns, aws_sns_subscriptions as subs, aws_sqs as sqs
+from aws_cdk import (
+    Duration,
+)
+from aws_cdk import (
+    aws_iam as iam,
+)
+from aws_cdk import (
+    aws_kms as kms,
+)
+from aws_cdk import (
+    aws_sns as sns,
+)
+from aws_cdk import (
+    aws_sns_subscriptions as subs,
+)
+from aws_cdk import (
+    aws_sqs as sqs,
+)
 from constructs import Construct
 
 from .config import CELERY_QUEUES, LONGEST_TASK_SECONDS, StageConfig
@@ -71,7 +88,11 @@ class Messaging(Construct):
             enforce_ssl=True,
         )
         self.alarm_topic = sns.Topic(
-            self, "Alarms", topic_name=f"{cfg.prefix}-alarms", master_key=key, enforce_ssl=True,
+            self,
+            "Alarms",
+            topic_name=f"{cfg.prefix}-alarms",
+            master_key=key,
+            enforce_ssl=True,
         )
         self.alarm_topic.add_subscription(subs.EmailSubscription(cfg.alarm_email))
         # CloudWatch publishes alarm actions to the encrypted topic.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_cloudwatch as cw, aws_cloudwatch_actions as actions, aws_sns as sns
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .analytics import Analytics
@@ -31,13 +34,27 @@ class Monitoring(Construct):
         self.alarms: list[cw.Alarm] = []
         action = actions.SnsAction(topic)
 
-        def alarm(name: str, metric: cw.IMetric, threshold: float, description: str, *,
-                  periods: int = 3, missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
-                  comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD) -> cw.Alarm:
+        def alarm(
+            name: str,
+            metric: cw.IMetric,
+            threshold: float,
+            description: str,
+            *,
+            periods: int = 3,
+            missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
+            comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        ) -> cw.Alarm:
             a = cw.Alarm(
-                self, name, alarm_name=f"{cfg.prefix}-{name}", metric=metric, threshold=threshold,
-                evaluation_periods=periods, datapoints_to_alarm=periods, comparison_operator=comparison,
-                treat_missing_data=missing, alarm_description=description,
+                self,
+                name,
+                alarm_name=f"{cfg.prefix}-{name}",
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                comparison_operator=comparison,
+                treat_missing_data=missing,
+                alarm_description=description,
             )
             a.add_alarm_action(action)
             a.add_ok_action(action)
@@ -70,19 +87,26 @@ class Monitoring(Construct):
 
         env = compute.web.environment_name or f"{cfg.prefix}-web"
         requests = cw.Metric(
-            namespace="AWS/ElasticBeanstalk", metric_name="ApplicationRequestsTotal",
-            dimensions_map={"EnvironmentName": env}, statistic="Sum", period=Duration.minutes(1),
+            namespace="AWS/ElasticBeanstalk",
+            metric_name="ApplicationRequestsTotal",
+            dimensions_map={"EnvironmentName": env},
+            statistic="Sum",
+            period=Duration.minutes(1),
         )
         errors = cw.Metric(
-            namespace="AWS/ElasticBeanstalk", metric_name="ApplicationRequests5xx",
-            dimensions_map={"EnvironmentName": env}, statistic="Sum", period=Duration.minutes(1),
+            namespace="AWS/ElasticBeanstalk",
+            metric_name="ApplicationRequests5xx",
+            dimensions_map={"EnvironmentName": env},
+            statistic="Sum",
+            period=Duration.minutes(1),
         )
         alarm(
             "web-5xx-rate",
             cw.MathExpression(
                 expression="100 * errors / IF(requests > 0, requests, 1)",
                 using_metrics={"errors": errors, "requests": requests},
-                label="5xx %", period=Duration.minutes(1),
+                label="5xx %",
+                period=Duration.minutes(1),
             ),
             cfg.http_5xx_alarm_percent,
             f"More than {cfg.http_5xx_alarm_percent}% of API requests answer 5xx.",
@@ -90,17 +114,35 @@ class Monitoring(Construct):
         )
 
         cluster = database.cluster
-        alarm("db-cpu", cluster.metric_cpu_utilization(period=FIVE_MINUTES), cfg.db_cpu_alarm_percent,
-              "Aurora writer CPU is high: check slow queries and the ACU ceiling.")
-        alarm("db-acu", cluster.metric("ACUUtilization", period=FIVE_MINUTES), 90,
-              "Aurora runs near its maximum ACUs: raise aurora_max_acu or shed load.")
-        alarm("db-connections", cluster.metric_database_connections(period=FIVE_MINUTES), cfg.db_connections_alarm,
-              "Too many database connections: a worker or web scale-out without pooling?")
-        alarm("db-replica-lag", cluster.metric("AuroraReplicaLagMaximum", period=Duration.minutes(1)), 2000,
-              "The Aurora reader lags the writer by more than 2 s.", periods=5)
+        alarm(
+            "db-cpu",
+            cluster.metric_cpu_utilization(period=FIVE_MINUTES),
+            cfg.db_cpu_alarm_percent,
+            "Aurora writer CPU is high: check slow queries and the ACU ceiling.",
+        )
+        alarm(
+            "db-acu",
+            cluster.metric("ACUUtilization", period=FIVE_MINUTES),
+            90,
+            "Aurora runs near its maximum ACUs: raise aurora_max_acu or shed load.",
+        )
+        alarm(
+            "db-connections",
+            cluster.metric_database_connections(period=FIVE_MINUTES),
+            cfg.db_connections_alarm,
+            "Too many database connections: a worker or web scale-out without pooling?",
+        )
+        alarm(
+            "db-replica-lag",
+            cluster.metric("AuroraReplicaLagMaximum", period=Duration.minutes(1)),
+            2000,
+            "The Aurora reader lags the writer by more than 2 s.",
+            periods=5,
+        )
         alarm(
             "db-free-memory-low",
-            cluster.metric_freeable_memory(period=FIVE_MINUTES), 256 * 1024 * 1024,
+            cluster.metric_freeable_memory(period=FIVE_MINUTES),
+            256 * 1024 * 1024,
             "Aurora freeable memory under 256 MiB.",
             comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
         )
@@ -115,8 +157,13 @@ class Monitoring(Construct):
         ):
             alarm(
                 f"dms-{metric_name.lower()}",
-                cw.Metric(namespace="AWS/DMS", metric_name=metric_name, dimensions_map=dims,
-                          statistic="Maximum", period=FIVE_MINUTES),
+                cw.Metric(
+                    namespace="AWS/DMS",
+                    metric_name=metric_name,
+                    dimensions_map=dims,
+                    statistic="Maximum",
+                    period=FIVE_MINUTES,
+                ),
                 threshold,
                 f"DMS {metric_name} over {threshold}s: analytics data is stale"
                 " and the replication slot is holding WAL.",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, aws_ec2 as ec2, aws_kms as kms, aws_logs as logs
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .config import StageConfig
 from .common import retention
+from .config import StageConfig
 
 
 class Network(Construct):
@@ -51,7 +54,11 @@ class Network(Construct):
 
         def sg(name: str, description: str) -> ec2.SecurityGroup:
             return ec2.SecurityGroup(
-                self, name, vpc=vpc, description=description, allow_all_outbound=False,
+                self,
+                name,
+                vpc=vpc,
+                description=description,
+                allow_all_outbound=False,
                 security_group_name=f"{cfg.prefix}-{name.lower()}",
             )
 
@@ -63,7 +70,9 @@ class Network(Construct):
         self.dms_sg = sg("Dms", "DMS replication instance: to Aurora and Redshift")
         self.redshift_sg = sg("Redshift", "Redshift Serverless: from DMS")
 
-        self.alb_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS and WSS from couriers, consumers, backoffice")
+        self.alb_sg.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS and WSS from couriers, consumers, backoffice"
+        )
         self.alb_sg.add_egress_rule(self.web_sg, ec2.Port.tcp(80), "to nginx on the web instances")
         self.web_sg.add_ingress_rule(self.alb_sg, ec2.Port.tcp(80), "from the ALB")
 
@@ -82,4 +91,6 @@ class Network(Construct):
         self.db_sg.add_ingress_rule(self.dms_sg, ec2.Port.tcp(5432), "from DMS")
         self.redshift_sg.add_ingress_rule(self.dms_sg, ec2.Port.tcp(5439), "from DMS")
         # Redshift reads the DMS staging files from S3 through the gateway endpoint.
-        self.redshift_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3 (COPY from the DMS staging bucket)")
+        self.redshift_sg.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3 (COPY from the DMS staging bucket)"
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_iam as iam, aws_kms as kms
+from aws_cdk import Aspects, CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .analytics import Analytics
@@ -17,7 +19,9 @@ from .network import Network
 
 class ZeTrackingStack(Stack):
     def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, **kwargs) -> None:
-        super().__init__(scope, id, description=f"Ze tracking ({cfg.name}): courier GPS ingest, live map, analytics", **kwargs)
+        super().__init__(
+            scope, id, description=f"Ze tracking ({cfg.name}): courier GPS ingest, live map, analytics", **kwargs
+        )
         self.cfg = cfg
         # One customer-managed key per stage for data at rest: queues, topics, secrets,
         # Aurora, Redis, Redshift, DMS, logs.
@@ -36,7 +40,9 @@ class ZeTrackingStack(Stack):
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
                 actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 resources=["*"],
-                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{self.region}:{self.account}:*"}},
+                conditions={
+                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{self.region}:{self.account}:*"}
+                },
             )
         )
 
@@ -45,15 +51,27 @@ class ZeTrackingStack(Stack):
         self.cache = Cache(self, "Cache", cfg=cfg, vpc=self.network.vpc, sg=self.network.redis_sg, key=self.key)
         self.messaging = Messaging(self, "Messaging", cfg=cfg, key=self.key)
         self.compute = Compute(
-            self, "App", cfg=cfg, network=self.network, database=self.database, cache=self.cache,
-            messaging=self.messaging, key=self.key,
+            self,
+            "App",
+            cfg=cfg,
+            network=self.network,
+            database=self.database,
+            cache=self.cache,
+            messaging=self.messaging,
+            key=self.key,
         )
         self.analytics = Analytics(
             self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
         )
         self.monitoring = Monitoring(
-            self, "Monitoring", cfg=cfg, messaging=self.messaging, database=self.database, compute=self.compute,
-            analytics=self.analytics, topic=self.messaging.alarm_topic,
+            self,
+            "Monitoring",
+            cfg=cfg,
+            messaging=self.messaging,
+            database=self.database,
+            compute=self.compute,
+            analytics=self.analytics,
+            topic=self.messaging.alarm_topic,
         )
 
         Tags.of(self).add("project", "ze-tracking")
