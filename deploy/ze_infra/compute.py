@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aws_cdk import (
@@ -36,6 +37,15 @@ from .network import Network
 # Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
 # none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
 GEO_DIR = "/opt/ze-geo"
+
+HEALTH_CONFIG = {
+    "Version": 1,
+    "CloudWatchMetrics": {
+        "Environment": {"ApplicationRequests5xx": 60, "ApplicationRequestsTotal": 60, "ApplicationLatencyP99": 60},
+        "Instance": {},
+    },
+    "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
+}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -222,6 +232,8 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:environment:process:default", "HealthCheckInterval", "15"),
             Setting("aws:elasticbeanstalk:environment:process:default", "DeregistrationDelay", "30"),
             Setting("aws:elasticbeanstalk:environment:proxy:staticfiles", "/static", "staticfiles"),
+            # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
+            Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
             Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "RollingWithAdditionalBatch"),
             Setting("aws:elasticbeanstalk:command", "BatchSizeType", "Percentage"),
             Setting("aws:elasticbeanstalk:command", "BatchSize", "50"),
@@ -405,8 +417,15 @@ class Compute(Construct):
                             Stack.of(self).format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")
                         ],
                     ),
+                    # Read-only describes, which take no resource ARN.
                     iam.PolicyStatement(
-                        actions=["autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeLoadBalancers"],
+                        actions=[
+                            "autoscaling:DescribeAutoScalingGroups",
+                            "autoscaling:DescribeLaunchConfigurations",
+                            "ec2:DescribeInstances",
+                            "ec2:DescribeLaunchTemplates",
+                            "elasticloadbalancing:DescribeLoadBalancers",
+                        ],
                         resources=["*"],
                     ),
                 ]
