@@ -82,7 +82,7 @@ def architecture(out: Path) -> None:
             secrets = SecretsManager("Secrets Manager\n(env at boot)")
             CloudwatchAlarm("CloudWatch alarms\n-> SNS -> on-call")
 
-        courier >> Edge(label="POST pings (batch)") >> alb
+        courier >> Edge(label="POST /api/v1/locations\n(batch of pings)") >> alb
         browsers >> Edge(label="last location (REST)\nWSS ws/...") >> alb
         alb >> web
         web >> Edge(label="one task\nper batch") >> pings
@@ -113,7 +113,7 @@ def ping_lifecycle(out: Path) -> None:
         ("notify", "SNS / consumers"),
     ]
     steps = [
-        ("app", "web", "POST batch of pings (<= 500), JWT"),
+        ("app", "web", "POST /api/v1/locations: batch (<= 500), token"),
         ("web", "web", "pings_ingest: validate, stamp received_at"),
         ("web", "sqs", "SendMessage: one task per batch"),
         ("web", "app", "202 Accepted (accepted count)"),

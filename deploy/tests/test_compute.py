@@ -55,6 +55,9 @@ def test_web_sits_behind_an_https_alb_with_health_check_on_healthz(cfn, stage):
     assert int(web[("aws:elbv2:loadbalancer", "IdleTimeout")]) >= 120  # websockets
     assert web[("aws:autoscaling:asg", "MaxSize")] == str(STAGES[stage].web_max_instances)
     assert web[("aws:autoscaling:trigger", "MeasureName")] == "CPUUtilization"
+    # The 5xx-rate alarm reads these environment metrics.
+    metrics = json.loads(web[("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument")])["CloudWatchMetrics"]
+    assert {"ApplicationRequests5xx", "ApplicationRequestsTotal"} <= set(metrics["Environment"])
 
 
 def test_scheduler_runs_exactly_one_beat(cfn):

@@ -12,32 +12,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aws_cdk import (
     CfnParameter,
     Fn,
     Stack,
-)
-from aws_cdk import (
     aws_autoscaling as autoscaling,
-)
-from aws_cdk import (
     aws_ec2 as ec2,
-)
-from aws_cdk import (
     aws_elasticbeanstalk as eb,
-)
-from aws_cdk import (
     aws_iam as iam,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
     aws_secretsmanager as sm,
-)
-from aws_cdk import (
     custom_resources as cr,
 )
 from constructs import Construct
@@ -50,6 +37,15 @@ from .network import Network
 # Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
 # none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
 GEO_DIR = "/opt/ze-geo"
+
+HEALTH_CONFIG = {
+    "Version": 1,
+    "CloudWatchMetrics": {
+        "Environment": {"ApplicationRequests5xx": 60, "ApplicationRequestsTotal": 60, "ApplicationLatencyP99": 60},
+        "Instance": {},
+    },
+    "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
+}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -69,9 +65,7 @@ class Setting:
 
 
 def _settings(rows: list[Setting]) -> list[eb.CfnEnvironment.OptionSettingProperty]:
-    return [
-        eb.CfnEnvironment.OptionSettingProperty(namespace=r.namespace, option_name=r.name, value=r.value) for r in rows
-    ]
+    return [eb.CfnEnvironment.OptionSettingProperty(namespace=r.namespace, option_name=r.name, value=r.value) for r in rows]
 
 
 class Compute(Construct):
@@ -140,10 +134,7 @@ class Compute(Construct):
         )
 
         app_secrets: list[sm.ISecret] = [
-            self.django_secret,
-            self.webhook_secret,
-            database.app_secret,
-            cache.url_secret,
+            self.django_secret, self.webhook_secret, database.app_secret, cache.url_secret,
         ]
         queues = messaging.queues
 
@@ -241,29 +232,17 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:environment:process:default", "HealthCheckInterval", "15"),
             Setting("aws:elasticbeanstalk:environment:process:default", "DeregistrationDelay", "30"),
             Setting("aws:elasticbeanstalk:environment:proxy:staticfiles", "/static", "staticfiles"),
-            Setting(
-                "aws:elasticbeanstalk:command",
-                "DeploymentPolicy",
-                "AllAtOnce" if cfg.name == "dev" else "RollingWithAdditionalBatch",
-            ),
+            # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
+            Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "RollingWithAdditionalBatch"),
             Setting("aws:elasticbeanstalk:command", "BatchSizeType", "Percentage"),
             Setting("aws:elasticbeanstalk:command", "BatchSize", "50"),
         ]
         self.web = self._environment(
-            "Web",
-            "web",
-            web_rows,
-            environment={
-                **environment,
-                "ZE_PROCESS": "web",
-                "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,  # type: ignore[union-attr]
-                "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn,
-                "DB_APP_USER": "ze_app",
-                "DB_DMS_USER": "ze_dms",
-                "WEB_CONCURRENCY": "2",
-            },
-            secrets=secrets,
-            tier="WebServer",
+            "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
+            "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,  # type: ignore[union-attr]
+            "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn, "DB_APP_USER": "ze_app", "DB_DMS_USER": "ze_dms",
+            "WEB_CONCURRENCY": "2"}, secrets=secrets, tier="WebServer",
         )
 
         worker_rows = [
@@ -272,17 +251,12 @@ class Compute(Construct):
             Setting("aws:ec2:instances", "InstanceTypes", cfg.worker_instance_type),
             Setting("aws:autoscaling:asg", "MinSize", str(cfg.worker_min_instances)),
             Setting("aws:autoscaling:asg", "MaxSize", str(cfg.worker_max_instances)),
-            Setting(
-                "aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "Rolling"
-            ),
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "Rolling"),
         ]
         self.worker = self._environment(
-            "Worker",
-            "worker",
-            worker_rows,
+            "Worker", "worker", worker_rows,
             environment={**environment, "ZE_PROCESS": "worker", "CELERY_CONCURRENCY": str(cfg.worker_concurrency)},
-            secrets=secrets,
-            tier="Worker",
+            secrets=secrets, tier="Worker",
         )
 
         scheduler_rows = [
@@ -296,12 +270,8 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce"),
         ]
         self.scheduler = self._environment(
-            "Scheduler",
-            "scheduler",
-            scheduler_rows,
-            environment={**environment, "ZE_PROCESS": "scheduler"},
-            secrets=secrets,
-            tier="Worker",
+            "Scheduler", "scheduler", scheduler_rows, environment={**environment, "ZE_PROCESS": "scheduler"},
+            secrets=secrets, tier="Worker",
         )
 
         self._worker_queue_scaling(messaging)
@@ -337,20 +307,18 @@ class Compute(Construct):
             )
             role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
+                    actions=["cloudwatch:PutMetricData"], resources=["*"],
                     conditions={"StringEquals": {"cloudwatch:namespace": "ElasticBeanstalk/SQSD"}},
                 )
             )
         for secret in secrets:
             secret.grant_read(role)
         # SQS and SNS payloads are encrypted with the stage key.
-        role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn])
+        )
         profile = iam.CfnInstanceProfile(
-            self,
-            f"{name}InstanceProfile",
-            roles=[role.role_name],
-            instance_profile_name=role.role_name,
+            self, f"{name}InstanceProfile", roles=[role.role_name], instance_profile_name=role.role_name,
         )
         self.profiles[name] = profile
         return role
@@ -388,14 +356,7 @@ class Compute(Construct):
         ]
 
     def _environment(
-        self,
-        id: str,
-        role_name: str,
-        rows: list[Setting],
-        *,
-        environment: dict[str, str],
-        secrets: dict[str, str],
-        tier: str,
+        self, id: str, role_name: str, rows: list[Setting], *, environment: dict[str, str], secrets: dict[str, str], tier: str
     ) -> eb.CfnEnvironment:
         cfg = self.cfg
         rows = [
@@ -409,7 +370,9 @@ class Compute(Construct):
             application_name=self.application.application_name or cfg.prefix,
             environment_name=f"{cfg.prefix}-{role_name}",
             solution_stack_name=cfg.solution_stack_name,
-            tier=eb.CfnEnvironment.TierProperty(name=tier, type="Standard" if tier == "WebServer" else "SQS/HTTP"),
+            tier=eb.CfnEnvironment.TierProperty(
+                name=tier, type="Standard" if tier == "WebServer" else "SQS/HTTP"
+            ),
             # No version label: the stack creates the environments (with the platform's
             # sample app); `deploy/eb/release.sh` deploys application versions, and a stack
             # update never rolls the running version back.
@@ -441,8 +404,7 @@ class Compute(Construct):
                         actions=["elasticbeanstalk:DescribeEnvironmentResources"],
                         resources=[
                             Stack.of(self).format_arn(
-                                service="elasticbeanstalk",
-                                resource="environment",
+                                service="elasticbeanstalk", resource="environment",
                                 resource_name=f"{cfg.prefix}/{cfg.prefix}-worker",
                             )
                         ],
@@ -452,13 +414,18 @@ class Compute(Construct):
                     iam.PolicyStatement(
                         actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
                         resources=[
-                            Stack.of(self).format_arn(
-                                service="cloudformation", resource="stack", resource_name="awseb-*"
-                            )
+                            Stack.of(self).format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")
                         ],
                     ),
+                    # Read-only describes, which take no resource ARN.
                     iam.PolicyStatement(
-                        actions=["autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeLoadBalancers"],
+                        actions=[
+                            "autoscaling:DescribeAutoScalingGroups",
+                            "autoscaling:DescribeLaunchConfigurations",
+                            "ec2:DescribeInstances",
+                            "ec2:DescribeLaunchTemplates",
+                            "elasticloadbalancing:DescribeLoadBalancers",
+                        ],
                         resources=["*"],
                     ),
                 ]

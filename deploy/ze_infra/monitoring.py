@@ -172,7 +172,11 @@ class Monitoring(Construct):
         # but the bill and a restart's catch-up time are.
         alarm(
             "db-replication-slot-lag",
-            cluster.metric("OldestReplicationSlotLag", period=FIVE_MINUTES),
+            cw.Metric(
+                namespace="AWS/RDS", metric_name="OldestLogicalReplicationSlotLag", statistic="Maximum",
+                dimensions_map={"DBClusterIdentifier": cluster.cluster_identifier, "Role": "WRITER"},
+                period=FIVE_MINUTES,
+            ),
             5 * 1024**3,
             "The DMS replication slot holds more than 5 GiB of WAL: is the DMS task running?",
         )
