@@ -7,7 +7,8 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from orders.models import Order, OrderEvent
+from orders.models import Notification, NotificationStatus, Order, OrderEvent
+from orders.notifications import notifications_enqueue
 from orders.services import TransitionNotAllowed, order_cancel
 from tracking.selectors import order_track_get
 
@@ -15,6 +16,17 @@ from tracking.selectors import order_track_get
 class OrderEventInline(admin.TabularInline):
     model = OrderEvent
     fields = ["type", "status_after", "courier", "recorded_at", "received_at", "location", "accuracy_m"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    fields = ["kind", "status", "attempts", "created_at", "sent_at", "error"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -36,7 +48,7 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
     ]  # fmt: skip
     fields = ["consumer_name", "external_id", *readonly_fields]
-    inlines = [OrderEventInline]
+    inlines = [OrderEventInline, NotificationInline]
     actions = ["cancel_orders"]
     show_full_result_count = False
 
@@ -73,6 +85,31 @@ class OrderAdmin(admin.ModelAdmin):
             except TransitionNotAllowed as exc:
                 messages.warning(request, f"{order_id}: {exc}")
         messages.success(request, f"{done} order(s) cancelled.")
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """The outbox, read-only: rows change only through delivery (or the resend action)."""
+
+    list_display = ["order", "kind", "status", "attempts", "created_at", "sent_at", "error"]
+    list_filter = ["status", "kind", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=order__id", "=order__external_id", "=order__tracking_code"]
+    list_select_related = ["order"]
+    actions = ["resend"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Send the selected failed notifications again")
+    def resend(self, request, queryset):
+        ids = list(queryset.filter(status=NotificationStatus.FAILED).values_list("id", flat=True))
+        notifications_enqueue(notification_ids=ids)
+        self.message_user(request, f"{len(ids)} failed notification(s) queued again.", messages.SUCCESS)
 
 
 TRAIL_MAP_JS = """

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import IntegrityError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from orders.models import Order, OrderEventType, OrderStatus
-from orders.selectors import order_get_for, orders_visible_to
+from orders.models import NotificationStatus, Order, OrderEventType, OrderStatus
+from orders.selectors import order_get_for, order_notifications_list, order_public_state_get, orders_visible_to
 from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, order_create, order_transition
 from tracking.selectors import order_location_get, order_track_get
 from tracking.serializers import (
@@ -171,3 +175,69 @@ class OrderTrackGetApi(APIView):
     )
     def get(self, request, order_id):
         return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))
+
+
+class OrderNotificationListApi(APIView):
+    permission_classes = [IsStaff]
+
+    class OutputSerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        status = serializers.SerializerMethodField()
+        created_at = serializers.DateTimeField()
+        sent_at = serializers.DateTimeField(allow_null=True)
+        attempts = serializers.IntegerField()
+        error = serializers.CharField()
+
+        def get_status(self, notification) -> str:
+            # A row a worker is sending right now is still pending for the reader.
+            return (
+                NotificationStatus.PENDING if notification.status == NotificationStatus.SENDING else notification.status
+            )
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request, order_id):
+        order = order_get_for(user=request.user, order_id=order_id)
+        return Response(self.OutputSerializer(order_notifications_list(order=order), many=True).data)
+
+
+class TrackingLinkThrottle(SimpleRateThrottle):
+    """Per client address, at TRACKING_LINK_RATE, counted in the shared Redis cache."""
+
+    scope = "tracking_link"
+
+    def get_rate(self) -> str:
+        return settings.TRACKING_LINK_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class PublicOrderStateSerializer(serializers.Serializer):
+    """The consumer's view of an order (the tracking link and the tracking page)."""
+
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    status_label = serializers.CharField()
+    eta_seconds = serializers.IntegerField(allow_null=True)
+    courier_first_name = serializers.CharField(allow_null=True)
+    location = inline_serializer(
+        "PublicCourierLocation",
+        {"lat": serializers.FloatField(), "lon": serializers.FloatField(), "recorded_at": serializers.DateTimeField()},
+        allow_null=True,
+    )
+    destination = PointInputSerializer()
+    updated_at = serializers.DateTimeField()
+
+
+class TrackingLinkGetApi(APIView):
+    """No login: the tracking code is the consumer's secret."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [TrackingLinkThrottle]
+
+    @extend_schema(responses={200: PublicOrderStateSerializer}, auth=[])
+    def get(self, request, tracking_code):
+        state = order_public_state_get(tracking_code=tracking_code)
+        if state is None:
+            raise Http404("No such order.")
+        return Response(PublicOrderStateSerializer(state).data, headers={"Cache-Control": "no-store"})

@@ -92,3 +92,45 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.order_id}"
+
+
+class NotificationKind(models.TextChoices):
+    ASSIGNED = "assigned"
+    ON_THE_WAY = "on_the_way"
+    ARRIVING = "arriving"
+    DELIVERED = "delivered"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    # Claimed by one worker that is talking to the provider right now.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(models.Model):
+    """The outbox: one row per message the consumer must get, written in the transaction of
+    the change that causes it, delivered afterwards by a Celery task."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=NotificationKind.choices)
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            # The exactly-once guard: every writer inserts with ON CONFLICT DO NOTHING, so a
+            # burst of pings, a resent event, a retried task or two workers racing all end
+            # with one row per (order, kind), and only the writer that inserted it enqueues.
+            models.UniqueConstraint(fields=["order", "kind"], name="notification_once_per_order_kind"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_id} ({self.status})"

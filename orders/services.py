@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from couriers.models import Courier
-from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
+from orders.models import NotificationKind, Order, OrderEvent, OrderEventType, OrderStatus
+from orders.notifications import notifications_create
 from tracking import broadcasts
 
 # event type -> (status it applies to, status it leads to, timestamp it sets)
@@ -19,6 +20,12 @@ TRANSITIONS = {
     OrderEventType.ASSIGNED: (OrderStatus.PENDING, OrderStatus.ASSIGNED, "assigned_at"),
     OrderEventType.STARTED: (OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT, "started_at"),
     OrderEventType.DELIVERED: (OrderStatus.IN_TRANSIT, OrderStatus.DELIVERED, "delivered_at"),
+}
+# What the consumer is told when an action applies (arriving comes from the pings).
+NOTIFIED = {
+    OrderEventType.ASSIGNED: NotificationKind.ASSIGNED,
+    OrderEventType.STARTED: NotificationKind.ON_THE_WAY,
+    OrderEventType.DELIVERED: NotificationKind.DELIVERED,
 }
 CANCELLABLE = (OrderStatus.PENDING, OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT)
 
@@ -60,8 +67,9 @@ def order_transition(
     accuracy_m: float | None = None,
 ) -> TransitionResult:
     """Steps: answer a known event_id with its first result; move the order with one
-    conditional UPDATE; record the event; record its location as a ping of the order
-    (same transaction, so the order's last location moves with its status)."""
+    conditional UPDATE; record the event; write the consumer's notification to the outbox;
+    record its location as a ping of the order (same transaction, so the order's last
+    location and the notification commit with its status)."""
     from tracking.services.ingest import ping_batch_record
 
     from_status, to_status, stamp = TRANSITIONS[event_type]
@@ -97,6 +105,7 @@ def order_transition(
             location=Point(lon, lat, srid=4326),
             accuracy_m=accuracy_m,
         )
+        notifications_create(order_ids=[order_id], kind=NOTIFIED[event_type])
         ping_batch_record(
             courier_id=courier.id,
             received_at=timezone.now(),

@@ -4,17 +4,24 @@ a helper to wait on a condition with a deadline."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 import redis
+import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
+from moto.server import ThreadedMotoServer
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -48,10 +55,120 @@ def _clean_broker():
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _clean_throttles():
+    """Rate-limit counters live in Redis and would otherwise carry over between tests."""
+    cache.delete_pattern("throttle_*")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SnsEmulator:
+    """moto's server (in this process, on its own thread and port) with one topic and an SQS
+    queue subscribed to it (raw delivery off, so each SQS message is SNS's envelope with the
+    message attributes). `stop` closes the port, so every publish fails as in an outage;
+    `start` opens it again on the same port with the same topic and subscription, as SNS
+    itself comes back."""
+
+    TOPIC = "ze-order-notifications"
+    QUEUE = "ze-order-notifications-test"
+
+    def __init__(self, port: int):
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.server: ThreadedMotoServer | None = None
+        self.topic_arn = ""
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
+    def client(self, service: str):
+        return boto3.session.Session().client(
+            service, region_name="us-east-1", endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+        def answers():
+            try:
+                return requests.get(f"{self.endpoint}/moto-api/", timeout=0.5).status_code < 500
+            except requests.RequestException:
+                return False
+
+        wait_for(answers, timeout=30, message="the SNS emulator to answer")
+        if not self.topic_arn:
+            self.topic_arn = self.client("sns").create_topic(Name=self.TOPIC)["TopicArn"]
+            sqs = self.client("sqs")
+            self.queue_url = sqs.create_queue(QueueName=self.QUEUE)["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            self.client("sns").subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server._server.server_close()  # free the port: connections are refused, not queued
+        self.server = None
+
+    def received(self) -> list[dict]:
+        """Drain the subscribed queue: each item is SNS's envelope (Message, MessageAttributes)."""
+        sqs = self.client("sqs")
+        messages = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    """A real `celery worker` process on the test database and the test Redis broker."""
-    env = {**os.environ, "DATABASE_URL": database_url(), "DB_CONN_MAX_AGE": "0"}
+def sns_emulator():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per emulated request
+    emulator = SnsEmulator(free_port())
+    emulator.start()
+    yield emulator
+    if emulator.running:
+        emulator.stop()
+
+
+@pytest.fixture
+def sns(sns_emulator):
+    """The emulator, running, with an empty queue."""
+    if not sns_emulator.running:
+        sns_emulator.start()
+    sns_emulator.received()
+    return sns_emulator
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, sns_emulator):
+    """A real `celery worker` process on the test database and the test Redis broker, sending
+    consumer notifications to the SNS emulator, with short retry backoff."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "NOTIFICATIONS_BACKEND": "sns",
+        "NOTIFICATIONS_SNS_TOPIC_ARN": f"arn:aws:sns:us-east-1:123456789012:{SnsEmulator.TOPIC}",
+        "AWS_ENDPOINT_URL_SNS": sns_emulator.endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "NOTIFICATIONS_RETRY_BACKOFF_S": "1",
+        "NOTIFICATIONS_RETRY_BACKOFF_MAX_S": "2",
+    }
     log = open(OUTPUT / "celery-worker.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings,notifications,maintenance",
@@ -61,6 +178,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     )  # fmt: skip
     from ze_tracking.celery import app
 
+    assert sns_emulator.topic_arn == env["NOTIFICATIONS_SNS_TOPIC_ARN"]
     wait_for(lambda: app.control.ping(timeout=0.5), timeout=60, message="the Celery worker to answer")
     yield process
     process.terminate()
@@ -140,14 +258,6 @@ def ping(*, seconds_ago: float = 0, lat: float | None = None, lon: float | None 
         "accuracy_m": 5.0,
         **extra,
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from orders.selectors import order_by_tracking_code, order_public_state
+from orders.selectors import order_by_tracking_code, order_public_state_build
 from tracking.broadcasts import FLEET_GROUP, order_group
 from tracking.selectors import fleet_state_get
 
@@ -48,7 +48,7 @@ class TrackConsumer(AsyncJsonWebsocketConsumer):
         self.group = order_group(order.id)  # built from the database id, never from input
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await database_sync_to_async(order_public_state)(order=order))
+        await self.send_json(await database_sync_to_async(order_public_state_build)(order=order))
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

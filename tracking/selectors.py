@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from couriers.models import Courier
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
-from orders.selectors import order_public_state
+from orders.selectors import order_public_state_build
 from tracking.models import Ping
 from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
 
@@ -65,7 +65,7 @@ def fleet_updates_build(*, courier_ids: list[uuid.UUID], order_ids: list[uuid.UU
         if courier_ids
         else [],
         "orders": OrderLocationSerializer(orders, many=True).data,
-        "public": {str(o.id): order_public_state(order=o) for o in orders},
+        "public": {str(o.id): order_public_state_build(order=o) for o in orders},
     }
 
 

@@ -145,6 +145,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ze_tracking.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Behind the load balancer, the client is the Nth address from the right of
+    # X-Forwarded-For (throttling keys on it). https://www.django-rest-framework.org/api-guide/throttling/
+    "NUM_PROXIES": env.int("DRF_NUM_PROXIES", default=None),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Zé tracking API",
@@ -198,6 +201,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_ensure",
         "schedule": 3600.0,
     },
+    # Covers a broker that lost (or never got) the message published after commit.
+    "notifications-pending-resend": {
+        "task": "orders.tasks.notifications_pending_resend",
+        "schedule": 60.0,
+    },
 }
 
 # --- Tracking rules (see tracking/services/*)
@@ -215,6 +223,35 @@ TRACKING = {
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
 }
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+
+# --- Consumer notifications (see orders/notifications.py) and the tracking link
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+# Only set locally and in tests (moto's server); production talks to the real SNS.
+AWS_ENDPOINT_URL_SNS = env.str("AWS_ENDPOINT_URL_SNS", default="") or None
+NOTIFICATIONS_BACKEND = env.str("NOTIFICATIONS_BACKEND", default="log")
+if NOTIFICATIONS_BACKEND not in ("log", "sns", "webhook"):
+    raise ImproperlyConfigured(f"NOTIFICATIONS_BACKEND must be log, sns or webhook, not {NOTIFICATIONS_BACKEND!r}.")
+NOTIFICATIONS_SNS_TOPIC_ARN = env.str("NOTIFICATIONS_SNS_TOPIC_ARN", default="")
+NOTIFICATIONS_WEBHOOK_URL = env.str("NOTIFICATIONS_WEBHOOK_URL", default="")
+NOTIFICATIONS_WEBHOOK_SECRET = env.str("NOTIFICATIONS_WEBHOOK_SECRET", default="")
+if NOTIFICATIONS_BACKEND == "sns" and not NOTIFICATIONS_SNS_TOPIC_ARN:
+    raise ImproperlyConfigured("NOTIFICATIONS_BACKEND=sns needs NOTIFICATIONS_SNS_TOPIC_ARN.")
+if NOTIFICATIONS_BACKEND == "webhook" and not (NOTIFICATIONS_WEBHOOK_URL and NOTIFICATIONS_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("NOTIFICATIONS_BACKEND=webhook needs NOTIFICATIONS_WEBHOOK_URL and _SECRET.")
+# Delivery retries: Celery's exponential backoff (base, 2x base, 4x base ... capped), then
+# the row is marked failed. https://docs.celeryq.dev/en/stable/userguide/tasks.html#Task.retry_backoff
+NOTIFICATIONS_MAX_RETRIES = env.int("NOTIFICATIONS_MAX_RETRIES", default=8)
+NOTIFICATIONS_RETRY_BACKOFF_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_S", default=5)
+NOTIFICATIONS_RETRY_BACKOFF_MAX_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_MAX_S", default=300)
+# A row left pending (or claimed by a worker that died) this long is enqueued again by beat.
+NOTIFICATIONS_STALE_AFTER_S = env.int("NOTIFICATIONS_STALE_AFTER_S", default=600)
+ARRIVING_RADIUS_M = env.float("ARRIVING_RADIUS_M", default=300.0)
+ARRIVING_ETA_S = env.int("ARRIVING_ETA_S", default=120)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Requests per client (IP) on the public tracking link, in DRF's rate syntax.
+TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 
 # --- Production hardening; `manage.py check --deploy` passes with DEBUG off.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

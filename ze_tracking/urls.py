@@ -12,8 +12,11 @@ from orders.api import (
     OrderEventCreateApi,
     OrderGetApi,
     OrderLocationGetApi,
+    OrderNotificationListApi,
     OrderTrackGetApi,
+    TrackingLinkGetApi,
 )
+from orders.views import order_tracking_page
 from tracking.api import PingBatchCreateApi
 from tracking.views import backoffice_map
 from ze_tracking.health import healthz, readyz
@@ -28,6 +31,8 @@ api_v1 = [
     path("orders/<uuid:order_id>/cancel", OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<uuid:order_id>/location", OrderLocationGetApi.as_view(), name="order-location"),
     path("orders/<uuid:order_id>/track", OrderTrackGetApi.as_view(), name="order-track"),
+    path("orders/<uuid:order_id>/notifications", OrderNotificationListApi.as_view(), name="order-notifications"),
+    path("track/<str:tracking_code>", TrackingLinkGetApi.as_view(), name="tracking-link"),
     path("locations", PingBatchCreateApi.as_view(), name="locations"),
 ]
 
@@ -35,6 +40,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
+    path("t/<str:tracking_code>", order_tracking_page, name="tracking-page"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

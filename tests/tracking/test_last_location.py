@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.conftest import ping
+from tests.factories import SAO_PAULO, OrderFactory
 from tracking.models import CourierLastLocation, OrderLastLocation
 from tracking.services.ingest import ping_batch_record
 
@@ -28,6 +29,22 @@ def test_queries_per_batch_do_not_grow_with_the_batch_size(courier, in_transit_o
 
     assert counts[0] == counts[1] == counts[2]
     assert counts[0] <= 6
+
+
+@pytest.mark.django_db
+def test_queries_per_batch_near_the_destination_do_not_grow_with_the_batch_size(courier):
+    """Near the destination a batch adds one statement, the "arriving" outbox insert, for
+    all its orders at once, whether or not the row already exists."""
+    counts = []
+    for size in (1, 50, 500):
+        OrderFactory(courier=courier, status="in_transit", started_at=timezone.now() - dt.timedelta(hours=1))
+        near = [ping(seconds_ago=600 - i, lat=SAO_PAULO[0], lon=SAO_PAULO[1]) for i in range(size)]
+        with CaptureQueriesContext(connection) as queries:
+            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=near)
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0] <= 7
 
 
 @pytest.mark.django_db(transaction=True)

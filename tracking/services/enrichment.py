@@ -31,6 +31,8 @@ class OrderLeg:
     status: str
     distance_to_destination_m: float
     eta_seconds: int
+    # When the delivery started (device time): pings recorded earlier never mean "arriving".
+    started_at: dt.datetime | None = None
 
 
 @dataclass
@@ -88,7 +90,7 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
     orders = list(
         Order.objects.filter(Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id=courier_id).values_list(
-            "id", "status", "destination"
+            "id", "status", "destination", "started_at"
         )
     )
     active = [o for o in orders if o[1] in ACTIVE_STATUSES]
@@ -96,9 +98,11 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
 
     for ping in enriched:
         chosen = [by_id[ping.explicit_order_id]] if ping.explicit_order_id in by_id else active
-        for order_id, status, destination in chosen:
+        for order_id, status, destination, started_at in chosen:
             distance = haversine_m(ping.lat, ping.lon, destination.y, destination.x)
-            ping.legs.append(OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance)))
+            ping.legs.append(
+                OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance), started_at)
+            )
 
     _implausible_jumps_flag(courier_id=courier_id, pings=enriched)
     return enriched

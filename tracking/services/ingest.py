@@ -20,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from orders.models import ACTIVE_STATUSES, Order
+from orders.models import ACTIVE_STATUSES, NotificationKind, Order, OrderStatus
+from orders.notifications import notifications_create
 from tracking import broadcasts
 from tracking.serializers import PingInputSerializer
-from tracking.services.enrichment import pings_enrich
+from tracking.services.enrichment import EnrichedPing, pings_enrich
 from tracking.services.last_location import last_locations_upsert
 from tracking.services.storage import pings_store
 
@@ -91,7 +92,8 @@ def _plain(value):
 
 def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict]) -> int:
     """Steps: enrich (2 reads), store raw pings (1 insert), upsert last locations
-    (1 statement), broadcast what moved after commit. Returns the number of new pings."""
+    (1 statement), write "arriving" notifications (1 insert, only when a ping is close),
+    broadcast what moved after commit. Returns the number of new pings."""
     courier_id = uuid.UUID(str(courier_id))
     if isinstance(received_at, str):
         received_at = dt.datetime.fromisoformat(received_at)
@@ -99,7 +101,27 @@ def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime |
         enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
         stored = pings_store(pings=enriched)
         moved = last_locations_upsert(pings=enriched)
+        notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
         transaction.on_commit(
             lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=moved.order_ids)
         )
     return stored
+
+
+def arriving_order_ids(*, pings: list[EnrichedPing]) -> list[uuid.UUID]:
+    """Orders in transit that a trusted ping of the batch puts within ARRIVING_RADIUS_M of
+    the destination or under ARRIVING_ETA_S away. Only pings recorded once the delivery
+    started count: a late ping from before "started" says nothing about arriving."""
+    radius, eta = settings.ARRIVING_RADIUS_M, settings.ARRIVING_ETA_S
+    return list(
+        {
+            leg.order_id
+            for ping in pings
+            if not ping.suspect_reason
+            for leg in ping.legs
+            if leg.status == OrderStatus.IN_TRANSIT
+            and leg.started_at is not None
+            and ping.recorded_at >= leg.started_at
+            and (leg.distance_to_destination_m <= radius or leg.eta_seconds < eta)
+        }
+    )

@@ -1,0 +1,30 @@
+"""The consumer's tracking page: plain Django, no login (the code in the URL is the secret)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from orders.api import PublicOrderStateSerializer
+from orders.selectors import order_public_state_get
+
+
+@require_GET
+@never_cache
+def order_tracking_page(request, tracking_code: str):
+    state = order_public_state_get(tracking_code=tracking_code)
+    if state is None:
+        raise Http404("Pedido não encontrado.")
+    return render(
+        request,
+        "orders/track.html",
+        {
+            "state": PublicOrderStateSerializer(state).data,
+            "tracking_code": tracking_code,
+            "map_tile_url": settings.MAP_TILE_URL,
+            "map_tile_attribution": settings.MAP_TILE_ATTRIBUTION,
+        },
+    )

@@ -1,0 +1,75 @@
+/* The consumer's tracking page. `applyState(state)` draws one state object, the payload of
+ * GET /api/v1/track/{code}; polling feeds it now, and a websocket can feed the same function
+ * later. */
+(function (global) {
+  "use strict";
+
+  var STEPS = { pending: 1, assigned: 2, in_transit: 3, delivered: 4, cancelled: 0 };
+  var FINAL = { delivered: true, cancelled: true };
+  var page = { map: null, courierMarker: null, homeMarker: null, timer: null, options: null };
+
+  function el(id) { return document.getElementById(id); }
+
+  function etaText(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    var minutes = Math.max(1, Math.round(seconds / 60));
+    return minutes <= 1 ? "Chega em cerca de 1 minuto" : "Chega em cerca de " + minutes + " minutos";
+  }
+
+  function applyState(state) {
+    el("status").textContent = state.status_label;
+    var eta = etaText(state.eta_seconds);
+    el("eta").textContent = eta;
+    el("eta").hidden = !eta;
+    el("courier").textContent = state.courier_first_name ? "Entregador: " + state.courier_first_name : "";
+    el("courier").hidden = !state.courier_first_name;
+    var steps = el("steps").children;
+    for (var i = 0; i < steps.length; i++) steps[i].className = i < STEPS[state.status] ? "done" : "";
+    if (state.updated_at) {
+      el("updated").textContent = "Atualizado às " + new Date(state.updated_at).toLocaleTimeString("pt-BR");
+    }
+    if (page.map) {
+      var home = [state.destination.lat, state.destination.lon];
+      page.homeMarker.setLatLng(home);
+      if (state.location) {
+        var here = [state.location.lat, state.location.lon];
+        if (!page.courierMarker) page.courierMarker = L.marker(here, { title: "Entregador" }).addTo(page.map);
+        page.courierMarker.setLatLng(here);
+        page.map.fitBounds(L.latLngBounds([home, here]).pad(0.3), { maxZoom: 17 });
+      } else if (page.courierMarker) {
+        // Not in transit any more: the courier's position is no longer the consumer's business.
+        page.map.removeLayer(page.courierMarker);
+        page.courierMarker = null;
+      }
+    }
+    if (FINAL[state.status] && page.timer) {
+      clearInterval(page.timer);
+      page.timer = null;
+    }
+  }
+
+  function poll() {
+    fetch(page.options.stateUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (state) { if (state) applyState(state); })
+      .catch(function () { /* offline for a moment: the next poll tries again */ });
+  }
+
+  function start(options) {
+    page.options = options;
+    var state = options.initialState;
+    if (global.L) {
+      L.Icon.Default.imagePath = options.iconPath;
+      page.map = L.map("map", { zoomControl: true });
+      L.tileLayer(options.tileUrl, { maxZoom: 19, attribution: options.tileAttribution }).addTo(page.map);
+      var home = [state.destination.lat, state.destination.lon];
+      page.homeMarker = L.circleMarker(home, { radius: 8, color: "#1d1d1b", fillColor: "#ffcc00", fillOpacity: 1 })
+        .addTo(page.map).bindTooltip("Seu endereço");
+      page.map.setView(home, 15);
+    }
+    applyState(state);
+    if (!FINAL[state.status]) page.timer = setInterval(poll, options.intervalMs || 5000);
+  }
+
+  global.ZeTrack = { start: start, applyState: applyState };
+})(window);
