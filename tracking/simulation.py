@@ -290,7 +290,6 @@ class CourierRun:
     held: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     retry_at: float = 0.0
-    attempts: int = 0
     event_ids: dict[str, str] = field(default_factory=dict)
     destination: tuple[float, float] = (0.0, 0.0)
 
