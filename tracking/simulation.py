@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from tracking.geo import haversine_m
@@ -170,7 +171,7 @@ def path_plan(
             leg_start_m += lengths[leg]
             leg += 1
         a, b = corners[leg], corners[leg + 1]
-        share = (distance - leg_start_m) / lengths[leg]
+        share = (distance - leg_start_m) / max(lengths[leg], 1e-9)
         lat, lon = point_offset(
             a[0] + (b[0] - a[0]) * share,
             a[1] + (b[1] - a[1]) * share,
@@ -219,19 +220,24 @@ def courier_password(*, secret: str, username: str) -> str:
 def simulator_accounts_prepare(*, couriers: int) -> str:
     """Steps: choose the run's secret (SIMULATOR_STAFF_PASSWORD, else a random one); make
     sure the `simulator` staff user exists with it; give existing simulated couriers the
-    password derived from it. New couriers are created later through the API."""
+    password derived from it (hashed on a few threads: hashing is slow by design). New
+    couriers are created later through the API."""
     secret = os.environ.get("SIMULATOR_STAFF_PASSWORD") or secrets.token_urlsafe(24)
     users = get_user_model().objects
+    existing = list(users.filter(username__in=[COURIER_USERNAME.format(n=n) for n in range(1, couriers + 1)]))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        hashes = list(
+            pool.map(lambda user: make_password(courier_password(secret=secret, username=user.username)), existing)
+        )
+    for user, hashed in zip(existing, hashes, strict=True):
+        user.password = hashed
     with transaction.atomic():
         staff, _ = users.get_or_create(username=STAFF_USERNAME, defaults={"is_staff": True})
         staff.is_staff = True
         staff.is_active = True
         staff.set_password(secret)
         staff.save()
-        names = [COURIER_USERNAME.format(n=n) for n in range(1, couriers + 1)]
-        for user in users.filter(username__in=names):
-            user.set_password(courier_password(secret=secret, username=user.username))
-            user.save(update_fields=["password"])
+        users.bulk_update(existing, ["password"])
     return secret
 
 
@@ -284,7 +290,6 @@ class CourierRun:
     held: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     retry_at: float = 0.0
-    attempts: int = 0
     event_ids: dict[str, str] = field(default_factory=dict)
     destination: tuple[float, float] = (0.0, 0.0)
 
@@ -476,8 +481,10 @@ class Simulation:
                 if self.config.duration_s and time.monotonic() - self.started >= self.config.duration_s:
                     break
                 self.stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - tick_started)))
+        result = self.snapshot()
         self._leftovers_cancel([c.order_id for c in self.couriers if c.order_id])
-        return self.snapshot()
+        result.orders_cancelled = self.stats.orders_cancelled
+        return result
 
     def snapshot(self) -> SimulationStats:
         total = dataclasses.replace(self.stats)
@@ -491,46 +498,53 @@ class Simulation:
         return not self.config.loop and snapshot.orders_created >= self.config.orders and not snapshot.couriers_driving
 
     def _prepare(self) -> None:
+        """Accounts, staff login, then each courier (created or reused, logged in, placed
+        where it was last seen, leftovers collected) on a few threads: logins hash passwords
+        on purpose slowly, and many couriers would otherwise take minutes to set up."""
         secret = simulator_accounts_prepare(couriers=self.config.couriers)
         self.staff = session_login(base_url=self.url, username=STAFF_USERNAME, password=secret)
-        existing = {
-            c["username"]: c["id"]
-            for c in _checked(self.staff.get(f"{self.url}/api/v1/couriers", timeout=HTTP_TIMEOUT_S), 200, "couriers")
-        }
-        leftovers = []
-        for n in range(1, self.config.couriers + 1):
-            username = COURIER_USERNAME.format(n=n)
-            password = courier_password(secret=secret, username=username)
-            if username not in existing:
-                created = self.staff.post(
-                    f"{self.url}/api/v1/couriers",
-                    json={"name": f"Simulated Courier {n}", "username": username, "password": password},
-                    timeout=HTTP_TIMEOUT_S,
-                )
-                existing[username] = _checked(created, 201, f"create {username}")["id"]
-            courier_id = existing[username]
-            session = session_login(base_url=self.url, username=username, password=password)
-            self.couriers.append(
-                CourierRun(
-                    number=n,
-                    courier_id=courier_id,
-                    session=session,
-                    position=self._start_position(courier_id),
-                    config=self.config,
-                    rng=random.Random(self.rng.random()),
-                )
-            )
-            leftovers += self._active_orders(session=session, courier_id=courier_id)
-        self._leftovers_cancel(leftovers)
+        response = self.staff.get(f"{self.url}/api/v1/couriers", timeout=HTTP_TIMEOUT_S)
+        existing = {c["username"]: c["id"] for c in _checked(response, 200, "couriers")}
+        plans = [
+            (n, secret, existing.get(COURIER_USERNAME.format(n=n)), self.rng.random(), self._random_start())
+            for n in range(1, self.config.couriers + 1)
+        ]
+        with ThreadPoolExecutor(max_workers=min(4, len(plans)), thread_name_prefix="courier-setup") as pool:
+            prepared = list(pool.map(lambda plan: self._courier_prepare(*plan), plans))
+        self.couriers = [courier for courier, _ in prepared]
+        self._leftovers_cancel([order_id for _, leftovers in prepared for order_id in leftovers])
 
-    def _start_position(self, courier_id: str) -> tuple[float, float]:
-        """Where the courier was last seen: a new trip starting elsewhere would be an
-        implausible jump, flagged by the server."""
-        response = self.staff.get(f"{self.url}/api/v1/couriers/{courier_id}/location", timeout=HTTP_TIMEOUT_S)
-        location = _checked(response, 200, "courier location").get("location")
-        if location:
-            return (location["lat"], location["lon"])
+    def _random_start(self) -> tuple[float, float]:
         return start_pick(radius_km=self.config.radius_km, rng=self.rng)
+
+    def _courier_prepare(
+        self, n: int, secret: str, courier_id: str | None, seed: float, fallback: tuple[float, float]
+    ) -> tuple[CourierRun, list[str]]:
+        staff = requests.Session()  # sessions are not shared between threads
+        staff.headers.update(self.staff.headers)
+        username = COURIER_USERNAME.format(n=n)
+        password = courier_password(secret=secret, username=username)
+        if courier_id is None:
+            created = staff.post(
+                f"{self.url}/api/v1/couriers",
+                json={"name": f"Simulated Courier {n}", "username": username, "password": password},
+                timeout=HTTP_TIMEOUT_S,
+            )
+            courier_id = _checked(created, 201, f"create {username}")["id"]
+        session = session_login(base_url=self.url, username=username, password=password)
+        # Start where the courier was last seen: a trip starting elsewhere would be an
+        # implausible jump, flagged by the server.
+        response = staff.get(f"{self.url}/api/v1/couriers/{courier_id}/location", timeout=HTTP_TIMEOUT_S)
+        location = _checked(response, 200, "courier location").get("location")
+        courier = CourierRun(
+            number=n,
+            courier_id=courier_id,
+            session=session,
+            position=(location["lat"], location["lon"]) if location else fallback,
+            config=self.config,
+            rng=random.Random(seed),
+        )
+        return courier, self._active_orders(session=session, courier_id=courier_id)
 
     def _active_orders(self, *, session: requests.Session, courier_id: str) -> list[str]:
         """Orders a previous, interrupted run left on the road."""

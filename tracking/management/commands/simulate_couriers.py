@@ -13,6 +13,13 @@ from django.core.management.base import BaseCommand, CommandError
 from tracking.simulation import ApiError, SimulationConfig, SimulationStats, simulation_run
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
 def positive_float(value: str) -> float:
     number = float(value)
     if number <= 0:
@@ -28,7 +35,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--couriers", type=int, default=3, help="How many couriers drive (default 3).")
+        parser.add_argument("--couriers", type=positive_int, default=3, help="How many couriers drive (default 3).")
         parser.add_argument("--orders", type=int, default=6, help="Orders in all, taken in turn (default 6).")
         parser.add_argument(
             "--speed", type=positive_float, default=1.0,
