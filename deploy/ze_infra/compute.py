@@ -157,7 +157,9 @@ class Compute(Construct):
         messaging.notifications_topic.grant_publish(self.worker_role)
         self.scheduler_role = self._instance_role(
             "Scheduler",
-            produce=[queues["maintenance"]],
+            # Beat enqueues maintenance tasks and the periodic retry of notifications
+            # (routed to the notifications queue); never pings.
+            produce=[queues["maintenance"], queues["notifications"]],
             consume=[],
             secrets=app_secrets,
             key=key,
