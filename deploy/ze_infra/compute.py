@@ -369,7 +369,7 @@ class Compute(Construct):
             Setting("aws:ec2:vpc", "AssociatePublicIpAddress", "false"),
             Setting("aws:autoscaling:launchconfiguration", "IamInstanceProfile", self.profiles[profile].ref),
             Setting("aws:autoscaling:launchconfiguration", "SecurityGroups", sg.security_group_id),
-            # EB would otherwise add its own instance security group, open to the world on SSH-less port 80.
+            # Only our security group: EB would otherwise add one of its own beside it.
             Setting("aws:autoscaling:launchconfiguration", "DisableDefaultEC2SecurityGroup", "true"),
             Setting("aws:autoscaling:launchconfiguration", "DisableIMDSv1", "true"),
             Setting("aws:autoscaling:launchconfiguration", "RootVolumeType", "gp3"),
