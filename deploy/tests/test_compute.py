@@ -53,6 +53,7 @@ def test_web_sits_behind_an_https_alb_with_health_check_on_healthz(cfn, stage):
     assert web[("aws:elbv2:listener:443", "Protocol")] == "HTTPS"
     assert web[("aws:elbv2:listener:default", "ListenerEnabled")] == "false"
     assert int(web[("aws:elbv2:loadbalancer", "IdleTimeout")]) >= 120  # websockets
+    assert web[("aws:elbv2:loadbalancer", "AccessLogsS3Enabled")] == "true"
     assert web[("aws:autoscaling:asg", "MaxSize")] == str(STAGES[stage].web_max_instances)
     assert web[("aws:autoscaling:trigger", "MeasureName")] == "CPUUtilization"
     # The 5xx-rate alarm reads these environment metrics.

@@ -41,10 +41,13 @@ def test_only_workers_consume_the_queues(cfn):
     assert "sqs:ReceiveMessage" not in _actions(_statements(cfn, "-eb-web"))
 
 
-def test_scheduler_only_enqueues_maintenance(cfn):
+def test_scheduler_enqueues_periodic_tasks_but_never_pings(cfn):
     produce = [s for s in _statements(cfn, "-eb-scheduler") if "sqs:SendMessage" in s["Action"]]
     (statement,) = produce
-    assert len(statement["Resource"]) == 1 and "Maintenance" in json.dumps(statement["Resource"])
+    targets = json.dumps(statement["Resource"])
+    assert "Maintenance" in targets and "Notifications" in targets and "Pings" not in targets
+    assert "sqs:ReceiveMessage" not in _actions([s for s in _statements(cfn, "-eb-scheduler")
+                                                 if "Daemon" not in json.dumps(s["Resource"])])
 
 
 def test_only_workers_publish_notifications(cfn):

@@ -17,8 +17,16 @@ SKIPS: dict[str, list[tuple[str, str]]] = {
         ("CKV_AWS_116", "deploy-time custom-resource handler, invoked synchronously by CloudFormation: no async DLQ"),
         ("CKV_AWS_117", "deploy-time custom-resource handler that calls only AWS APIs: no VPC resource to reach"),
     ],
-    "AWS::S3::Bucket": [
-        ("CKV_AWS_18", "the only bucket is DMS staging: files live minutes, expire in 7 days; access is in CloudTrail"),
+}
+
+# construct id -> [(check id, reason)], for one resource rather than a whole type
+RESOURCE_SKIPS: dict[str, list[tuple[str, str]]] = {
+    "DmsStaging": [
+        ("CKV_AWS_18", "DMS staging files live minutes and expire in 7 days; API access is in CloudTrail"),
+    ],
+    "AlbLogs": [
+        ("CKV_AWS_18", "this bucket holds access logs itself; logging it would need another log bucket, forever"),
+        ("CKV_AWS_145", "ALB delivers access logs only to SSE-S3 buckets, not to KMS-encrypted ones"),
     ],
 }
 
@@ -28,6 +36,6 @@ class CheckovSkips:
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, CfnResource):
             return
-        skips = SKIPS.get(node.cfn_resource_type)
+        skips = [*SKIPS.get(node.cfn_resource_type, []), *RESOURCE_SKIPS.get(node.node.scope.node.id, [])]
         if skips:
             node.add_metadata("checkov", {"skip": [{"id": i, "comment": c} for i, c in skips]})
