@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema
+.PHONY: setup run test lint schema bench
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -14,6 +14,10 @@ run: setup
 test: setup
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
+
+## Ingest benchmarks against the stack `make run` started (see bench/ingest.py).
+bench: setup
+	@bash -c 'source .local/env && python bench/ingest.py'
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -115,7 +115,7 @@ def http_path() -> None:
 
 
 def delay(samples: int = 20) -> None:
-    courier = bench_courier(1)
+    courier = bench_courier(999)  # its own courier: no jump from the HTTP run's positions
     token = Token.objects.get_or_create(user=courier.user)[0].key
     Order.objects.filter(courier=courier, status__in=["assigned", "in_transit"]).update(status="cancelled")
     order = order_create(consumer_name="Bench", lat=-23.56, lon=-46.65)
@@ -124,7 +124,7 @@ def delay(samples: int = 20) -> None:
     session.headers["Authorization"] = f"Token {token}"
     results = []
     for _ in range(samples):
-        ping = pings(1, start=timezone.now())[0]
+        ping = pings(1, start=timezone.now(), lat=-23.56 + len(results) * 0.00001)[0]
         t0 = time.perf_counter()
         assert session.post(f"{BASE}/api/v1/locations", json={"pings": [ping]}, timeout=10).status_code == 202
         t_accepted = time.perf_counter()

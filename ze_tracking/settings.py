@@ -265,6 +265,10 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# On Elastic Beanstalk the GeoDjango libraries live outside the loader's path (deploy/eb).
+GDAL_LIBRARY_PATH = env.str("GDAL_LIBRARY_PATH", default=None)
+GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH", default=None)
+
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]  # GDAL 3.6 from Debian 12 works for what we use.
 
 LOGGING = {
