@@ -1,12 +1,12 @@
 /* The consumer's tracking page. `applyState(state)` draws one state object, the payload of
- * GET /api/v1/track/{code}; polling feeds it now, and a websocket can feed the same function
- * later. */
+ * GET /api/v1/track/{code} and of the websocket /ws/track/{code}/. The socket feeds it live;
+ * while the socket is down, polling does. */
 (function (global) {
   "use strict";
 
   var STEPS = { pending: 1, assigned: 2, in_transit: 3, delivered: 4, cancelled: 0 };
   var FINAL = { delivered: true, cancelled: true };
-  var page = { map: null, courierMarker: null, homeMarker: null, timer: null, options: null };
+  var page = { map: null, courierMarker: null, homeMarker: null, timer: null, options: null, socket: null, final: false };
 
   function el(id) { return document.getElementById(id); }
 
@@ -42,10 +42,33 @@
         page.courierMarker = null;
       }
     }
-    if (FINAL[state.status] && page.timer) {
-      clearInterval(page.timer);
-      page.timer = null;
+    if (FINAL[state.status]) {
+      page.final = true;
+      stopPolling();
     }
+  }
+
+  function startPolling() {
+    if (!page.timer && !page.final) page.timer = setInterval(poll, page.options.intervalMs || 5000);
+  }
+
+  function stopPolling() {
+    if (page.timer) clearInterval(page.timer);
+    page.timer = null;
+  }
+
+  function connect() {
+    if (!global.WebSocket || !page.options.socketUrl || page.final) return;
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + page.options.socketUrl);
+    socket.onopen = function () { stopPolling(); document.body.dataset.live = "true"; };
+    socket.onmessage = function (event) { applyState(JSON.parse(event.data)); };
+    socket.onclose = function () {
+      document.body.dataset.live = "false";
+      startPolling();
+      if (!page.final) setTimeout(connect, 5000);
+    };
+    page.socket = socket;
   }
 
   function poll() {
@@ -68,8 +91,13 @@
       page.map.setView(home, 15);
     }
     applyState(state);
-    if (!FINAL[state.status]) page.timer = setInterval(poll, options.intervalMs || 5000);
+    startPolling();
+    connect();
   }
 
-  global.ZeTrack = { start: start, applyState: applyState };
+  global.ZeTrack = {
+    start: start,
+    applyState: applyState,
+    courierLatLng: function () { return page.courierMarker ? page.courierMarker.getLatLng() : null; },
+  };
 })(window);

@@ -1,0 +1,50 @@
+"""The consumer follows their order on /t/<code> in a real browser, live over the websocket."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from orders.services import order_transition
+from tests.conftest import OUTPUT, client_for, ping, wait_for
+
+
+@pytest.fixture
+def page(browser, asgi_server, worker):
+    context = browser.new_context(base_url=asgi_server, viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def courier_marker(page):
+    return page.evaluate("(() => { const p = ZeTrack.courierLatLng(); return p && p.lat; })()")
+
+
+def act(courier, order, kind, *, minutes_ago: float, lat: float):
+    order_transition(order_id=order.id, courier=courier, event_type=kind, event_id=uuid.uuid4(),
+                     recorded_at=timezone.now() - timezone.timedelta(minutes=minutes_ago), lat=lat, lon=-46.6560)  # fmt: skip
+
+
+def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, order):
+    act(courier, order, "assigned", minutes_ago=10, lat=-23.5750)
+
+    page.goto(f"/t/{order.tracking_code}")
+    page.wait_for_selector("body[data-live=true]")
+    assert courier_marker(page) is None  # assigned: no position for the consumer
+
+    act(courier, order, "started", minutes_ago=5, lat=-23.5740)
+    wait_for(lambda: courier_marker(page) is not None, timeout=10, message="the courier marker")
+
+    response = client_for(courier.user).post(
+        "/api/v1/locations", {"pings": [ping(lat=-23.5700, lon=-46.6560)]}, format="json"
+    )
+    assert response.status_code == 202
+    wait_for(lambda: abs((courier_marker(page) or 0) - -23.5700) < 1e-6, timeout=10, message="the marker to move")
+    page.screenshot(path=str(OUTPUT / "tracking-page.png"))
+
+    act(courier, order, "delivered", minutes_ago=0, lat=-23.5690)
+    wait_for(lambda: courier_marker(page) is None, timeout=10, message="the marker to disappear after delivery")
+    assert "entregue" in page.inner_text("#status").lower()
