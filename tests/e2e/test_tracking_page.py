@@ -24,8 +24,15 @@ def courier_marker(page):
 
 
 def act(courier, order, kind, *, minutes_ago: float, lat: float):
-    order_transition(order_id=order.id, courier=courier, event_type=kind, event_id=uuid.uuid4(),
-                     recorded_at=timezone.now() - timezone.timedelta(minutes=minutes_ago), lat=lat, lon=-46.6560)  # fmt: skip
+    order_transition(
+        order_id=order.id,
+        courier=courier,
+        event_type=kind,
+        event_id=uuid.uuid4(),
+        recorded_at=timezone.now() - timezone.timedelta(minutes=minutes_ago),
+        lat=lat,
+        lon=-46.6560,
+    )
 
 
 def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, order):
