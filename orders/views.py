@@ -26,5 +26,6 @@ def order_tracking_page(request, tracking_code: str):
             "tracking_code": tracking_code,
             "map_tile_url": settings.MAP_TILE_URL,
             "map_tile_attribution": settings.MAP_TILE_ATTRIBUTION,
+            "poll_ms": int(settings.TRACKING_PAGE_POLL_S * 1000),
         },
     )
