@@ -4,9 +4,11 @@ it draws the state, then follows the order by polling the tracking link."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.contrib.gis.geos import Point
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
@@ -22,6 +24,14 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+def other_sessions_gone() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] == 0
+
+
 @pytest.fixture
 def in_transit(courier):
     now = timezone.now()
@@ -33,10 +43,21 @@ def in_transit(courier):
     return order
 
 
-def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_transit, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls below are
-    # plain synchronous test code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def deliver(order_id) -> None:
+    """The courier delivers, from another thread: Playwright's sync API runs an event loop
+    in the test's thread, where Django refuses (rightly) to run the ORM."""
+
+    def run():
+        now = timezone.now()
+        Order.objects.filter(id=order_id).update(status="delivered", delivered_at=now, updated_at=now)
+        connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=10)
+
+
+def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_transit):
     requested: list[str] = []
     with (
         override_settings(TRACKING_PAGE_POLL_S=0.3, MAP_TILE_URL=f"{live_server.url}/tiles/{{z}}/{{x}}/{{y}}.png"),
@@ -54,9 +75,7 @@ def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_tran
             expect(page.locator(".leaflet-marker-icon")).to_have_count(1)
             page.screenshot(path=str(OUTPUT / "tracking-page-in-transit.png"))
 
-            Order.objects.filter(id=in_transit.id).update(
-                status="delivered", delivered_at=timezone.now(), updated_at=timezone.now()
-            )
+            deliver(in_transit.id)
 
             expect(page.locator("#status")).to_have_text("Pedido entregue", timeout=5000)
             expect(page.locator("#eta")).to_be_hidden()
@@ -65,6 +84,7 @@ def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_tran
             page.screenshot(path=str(OUTPUT / "tracking-page-delivered.png"))
         finally:
             browser.close()
+    assert other_sessions_gone(), "a connection opened by the test was left behind"
 
     assert any(url.endswith(f"/api/v1/track/{in_transit.tracking_code}") for url in requested)
     assert all(url.startswith(live_server.url) for url in requested), "the page loads nothing from elsewhere"
