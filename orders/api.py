@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
@@ -177,27 +177,26 @@ class OrderTrackGetApi(APIView):
         return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))
 
 
+class NotificationOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    status = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    attempts = serializers.IntegerField()
+    error = serializers.CharField()
+
+    def get_status(self, notification) -> str:
+        # A row a worker is sending right now is still pending for the reader.
+        return NotificationStatus.PENDING if notification.status == NotificationStatus.SENDING else notification.status
+
+
 class OrderNotificationListApi(APIView):
     permission_classes = [IsStaff]
 
-    class OutputSerializer(serializers.Serializer):
-        kind = serializers.CharField()
-        status = serializers.SerializerMethodField()
-        created_at = serializers.DateTimeField()
-        sent_at = serializers.DateTimeField(allow_null=True)
-        attempts = serializers.IntegerField()
-        error = serializers.CharField()
-
-        def get_status(self, notification) -> str:
-            # A row a worker is sending right now is still pending for the reader.
-            return (
-                NotificationStatus.PENDING if notification.status == NotificationStatus.SENDING else notification.status
-            )
-
-    @extend_schema(responses={200: OutputSerializer(many=True)})
+    @extend_schema(responses={200: NotificationOutputSerializer(many=True)})
     def get(self, request, order_id):
         order = order_get_for(user=request.user, order_id=order_id)
-        return Response(self.OutputSerializer(order_notifications_list(order=order), many=True).data)
+        return Response(NotificationOutputSerializer(order_notifications_list(order=order), many=True).data)
 
 
 class TrackingLinkThrottle(SimpleRateThrottle):
@@ -224,7 +223,9 @@ class PublicOrderStateSerializer(serializers.Serializer):
         {"lat": serializers.FloatField(), "lon": serializers.FloatField(), "recorded_at": serializers.DateTimeField()},
         allow_null=True,
     )
-    destination = PointInputSerializer()
+    destination = inline_serializer(
+        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}
+    )
     updated_at = serializers.DateTimeField()
 
 
@@ -235,7 +236,14 @@ class TrackingLinkGetApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [TrackingLinkThrottle]
 
-    @extend_schema(responses={200: PublicOrderStateSerializer}, auth=[])
+    @extend_schema(
+        responses={
+            200: PublicOrderStateSerializer,
+            404: OpenApiResponse(description="Unknown tracking code."),
+            429: OpenApiResponse(description="Too many requests from this client; see Retry-After."),
+        },
+        auth=[],
+    )
     def get(self, request, tracking_code):
         state = order_public_state_get(tracking_code=tracking_code)
         if state is None:

@@ -66,6 +66,12 @@ def _sns_client(*, region: str, endpoint_url: str | None):
         )
 
 
+def sns_client_warm() -> None:
+    """Build the client before the first message (a worker's first notification would
+    otherwise wait for it)."""
+    _sns_client(region=settings.AWS_REGION, endpoint_url=settings.AWS_ENDPOINT_URL_SNS)
+
+
 class SnsBackend:
     """Publishes to one topic. `order_id` and `kind` travel as message attributes, so push,
     SMS or e-mail subscribers can filter with a subscription filter policy.

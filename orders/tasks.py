@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from orders.notification_backends import DeliveryFailed
+from orders.notification_backends import DeliveryFailed, sns_client_warm
 from orders.notifications import notification_deliver as notification_deliver_service
 from orders.notifications import notifications_pending_resend as notifications_pending_resend_service
 
@@ -29,3 +30,9 @@ def notification_deliver(self, *, notification_id: int) -> str:
 @shared_task
 def notifications_pending_resend() -> list[int]:
     return notifications_pending_resend_service()
+
+
+@worker_ready.connect
+def _sns_client_warm(**kwargs) -> None:
+    if settings.NOTIFICATIONS_BACKEND == "sns":
+        sns_client_warm()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from orders.api import PublicOrderStateSerializer
+from orders.api import PublicOrderStateSerializer, TrackingLinkThrottle
 from orders.selectors import order_public_state_get
 
 
 @require_GET
 @never_cache
 def order_tracking_page(request, tracking_code: str):
+    # Same budget as the tracking link: the page answers 404 for unknown codes too.
+    throttle = TrackingLinkThrottle()
+    if not throttle.allow_request(request, None):
+        return HttpResponse(
+            "Muitas tentativas. Tente de novo em instantes.",
+            status=429,
+            headers={"Retry-After": str(int(throttle.wait() or 1))},
+        )
     state = order_public_state_get(tracking_code=tracking_code)
     if state is None:
         raise Http404("Pedido não encontrado.")
@@ -26,5 +34,6 @@ def order_tracking_page(request, tracking_code: str):
             "tracking_code": tracking_code,
             "map_tile_url": settings.MAP_TILE_URL,
             "map_tile_attribution": settings.MAP_TILE_ATTRIBUTION,
+            "poll_ms": int(settings.TRACKING_PAGE_POLL_S * 1000),
         },
     )

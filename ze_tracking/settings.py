@@ -251,6 +251,7 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 # Requests per client (IP) on the public tracking link, in DRF's rate syntax.
 TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 
 # --- Production hardening; `manage.py check --deploy` passes with DEBUG off.

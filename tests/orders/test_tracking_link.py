@@ -162,6 +162,17 @@ def test_an_unknown_tracking_page_is_404(client):
     assert client.get("/t/no-such-code").status_code == 404
 
 
+@pytest.mark.django_db
+@override_settings(TRACKING_LINK_RATE="2/min")
+def test_the_tracking_page_shares_the_links_rate_limit(client, courier):
+    code = order_in("assigned", courier).tracking_code
+
+    assert [client.get(f"/t/{code}").status_code for _ in range(2)] == [200, 200]
+    limited = client.get("/t/guess")
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert client.get(f"/api/v1/track/{code}").status_code == 429
+
+
 def test_the_page_assets_are_vendored():
     for path in ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/leaflet/images/marker-icon.png",
                  "orders/track.js"):  # fmt: skip
