@@ -6,6 +6,7 @@ the newest position, so a burst of pings costs one message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
@@ -41,9 +42,11 @@ def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
 
 
 async def _publish(layer, updates: dict) -> None:
-    for courier in updates["couriers"]:
-        await layer.group_send(FLEET_GROUP, {"type": "courier.moved", "courier": courier})
-    for order in updates["orders"]:
-        await layer.group_send(FLEET_GROUP, {"type": "order.moved", "order": order})
-    for order_id, state in updates["public"].items():
-        await layer.group_send(order_group(order_id), {"type": "order.public", "state": state})
+    # Sent concurrently: each group_send is a Redis round trip or more.
+    sends = [layer.group_send(FLEET_GROUP, {"type": "courier.moved", "courier": c}) for c in updates["couriers"]]
+    sends += [layer.group_send(FLEET_GROUP, {"type": "order.moved", "order": o}) for o in updates["orders"]]
+    sends += [
+        layer.group_send(order_group(order_id), {"type": "order.public", "state": state})
+        for order_id, state in updates["public"].items()
+    ]
+    await asyncio.gather(*sends)
