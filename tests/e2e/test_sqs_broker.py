@@ -1,0 +1,78 @@
+"""The production broker path: Celery over SQS (kombu's SQS transport with predefined queues,
+as deploy/ configures it), against moto's SQS emulator. The web side publishes from a
+process started with the production broker settings; a worker process consumes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import OUTPUT, ROOT, database_url, ping, wait_for
+from tracking.models import OrderLastLocation, Ping
+
+PUBLISH = """
+import django, json, sys, uuid
+django.setup()
+from tracking.services.ingest import pings_ingest
+result = pings_ingest(courier_id=uuid.UUID(sys.argv[1]), pings=json.loads(sys.argv[2]))
+print(result.accepted, result.rejected)
+"""
+
+
+@pytest.fixture
+def sqs_env(sns_emulator):
+    """The environment deploy/ gives the app: sqs:// broker and one URL per Celery queue."""
+    if not sns_emulator.running:
+        sns_emulator.start()
+    sqs = sns_emulator.client("sqs")
+    suffix = uuid.uuid4().hex[:6]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{sns_emulator.port}",
+        "SQS_IS_SECURE": "0",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    for name in ("pings", "notifications", "maintenance"):
+        url = sqs.create_queue(QueueName=f"ze-tracking-test-{name}-{suffix}")["QueueUrl"]
+        env[f"SQS_{name.upper()}_QUEUE_URL"] = url
+    return env
+
+
+def test_a_batch_published_to_sqs_is_stored_by_a_worker_reading_sqs(
+    sqs_env, transactional_db, courier, in_transit_order
+):
+    log = open(OUTPUT / "celery-worker-sqs.log", "w")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings,notifications,maintenance",
+         "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "--loglevel", "INFO", "-n", f"sqs-{uuid.uuid4().hex[:6]}@%h"],
+        cwd=ROOT, env=sqs_env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        import json
+
+        batch = [ping(seconds_ago=2, lat=-23.5701), ping(seconds_ago=1, lat=-23.5700)]
+        published = subprocess.run(
+            [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
+            cwd=ROOT, env=sqs_env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        assert published.stdout.startswith("2 []")
+
+        wait_for(lambda: Ping.objects.count() == 2, timeout=30, message="the batch to arrive through SQS")
+        last = OrderLastLocation.objects.get(order=in_transit_order)
+        assert last.location.y == pytest.approx(-23.5700)
+        assert last.recorded_at <= timezone.now()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
