@@ -26,7 +26,7 @@ class CourierOutputSerializer(serializers.ModelSerializer):
 class CourierCreateApi(APIView):
     permission_classes = [IsStaff]
 
-    class InputSerializer(serializers.Serializer):
+    class CourierCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(write_only=True)
@@ -36,9 +36,9 @@ class CourierCreateApi(APIView):
                 raise serializers.ValidationError("This username is taken.")
             return value
 
-    @extend_schema(request=InputSerializer, responses={201: CourierOutputSerializer})
+    @extend_schema(request=CourierCreateInputSerializer, responses={201: CourierOutputSerializer})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.CourierCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             courier = courier_create(**data.validated_data)

@@ -55,14 +55,14 @@ class OrderCreateListApi(APIView):
     def get_permissions(self):
         return [IsStaff()] if self.request.method == "POST" else [IsStaffOrCourier()]
 
-    class InputSerializer(serializers.Serializer):
+    class OrderCreateInputSerializer(serializers.Serializer):
         consumer_name = serializers.CharField(max_length=120)
         destination = PointInputSerializer()
         external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses={201: OrderOutputSerializer})
+    @extend_schema(request=OrderCreateInputSerializer, responses={201: OrderOutputSerializer})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
@@ -105,7 +105,7 @@ class OrderGetApi(APIView):
 class OrderEventCreateApi(APIView):
     permission_classes = [IsCourier]
 
-    class InputSerializer(serializers.Serializer):
+    class OrderEventInputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(
             choices=[OrderEventType.ASSIGNED, OrderEventType.STARTED, OrderEventType.DELIVERED]
         )
@@ -113,16 +113,16 @@ class OrderEventCreateApi(APIView):
         recorded_at = RecordedAtField()
         location = EventLocationInputSerializer()
 
-    class OutputSerializer(serializers.Serializer):
+    class OrderEventOutputSerializer(serializers.Serializer):
         event_id = serializers.UUIDField()
         order_id = serializers.UUIDField()
         type = serializers.CharField()
         status = serializers.CharField(source="status_after")
         recorded_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=OrderEventInputSerializer, responses={201: OrderEventOutputSerializer})
     def post(self, request, order_id):
-        data = self.InputSerializer(data=request.data)
+        data = self.OrderEventInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         order_get_for(user=request.user, order_id=order_id, include_pending=True)
@@ -141,7 +141,7 @@ class OrderEventCreateApi(APIView):
             raise transition_conflict(exc) from exc
         except EventIdReused as exc:
             raise Conflict({"detail": str(exc)}) from exc
-        return Response(self.OutputSerializer(result.event).data, status=status.HTTP_201_CREATED)
+        return Response(self.OrderEventOutputSerializer(result.event).data, status=status.HTTP_201_CREATED)
 
 
 class OrderCancelApi(APIView):

@@ -51,3 +51,14 @@ def test_openapi_schema_and_docs_are_served(client):
 
     assert schema.status_code == 200 and b"/api/v1/locations" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_committed_openapi_schema_matches_the_code(tmp_path):
+    from django.core.management import call_command
+
+    from tests.conftest import ROOT
+
+    generated = tmp_path / "openapi.yaml"
+    call_command("spectacular", "--file", str(generated), "--validate", "--fail-on-warn")
+
+    assert generated.read_text() == (ROOT / "docs" / "openapi.yaml").read_text(), "run `make schema`"

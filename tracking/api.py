@@ -16,22 +16,24 @@ class PingBatchCreateApi(APIView):
 
     permission_classes = [IsCourier]
 
-    class InputSerializer(serializers.Serializer):
+    class PingBatchInputSerializer(serializers.Serializer):
         # Items are validated one by one in the service, so one bad ping rejects only itself.
         pings = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=500)
 
-    class OutputSerializer(serializers.Serializer):
+    class PingBatchResultSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()
         rejected = serializers.ListField(child=serializers.DictField())
 
-    class SchemaSerializer(serializers.Serializer):
+    class PingBatchSerializer(serializers.Serializer):
         """What the schema documents: 1 to 500 pings."""
 
         pings = PingInputSerializer(many=True)
 
-    @extend_schema(request=SchemaSerializer, responses={202: OutputSerializer, 400: OutputSerializer})
+    @extend_schema(
+        request=PingBatchSerializer, responses={202: PingBatchResultSerializer, 400: PingBatchResultSerializer}
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.PingBatchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = pings_ingest(courier_id=request.user.courier.id, pings=data.validated_data["pings"])
         body = {"accepted": result.accepted, "rejected": result.rejected}
