@@ -55,3 +55,17 @@ def test_admin_needs_staff(client, courier):
     client.force_login(courier.user)
 
     assert client.get("/admin/orders/order/").status_code == 302
+
+
+def test_raw_pings_list_shows_the_last_hour_unless_narrowed_by_date_or_search(admin_client_, courier):
+    old, new = ping(seconds_ago=2 * 3600), ping()
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[old, new])
+
+    default = admin_client_.get("/admin/tracking/ping/").content.decode()
+    by_date = admin_client_.get(
+        "/admin/tracking/ping/", {"recorded_at__gte": "2000-01-01 00:00:00+00:00"}
+    ).content.decode()
+    by_id = admin_client_.get("/admin/tracking/ping/", {"q": old["event_id"]}).content.decode()
+
+    assert new["event_id"] in default and old["event_id"] not in default
+    assert old["event_id"] in by_date and old["event_id"] in by_id
