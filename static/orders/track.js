@@ -40,6 +40,7 @@
         // Not in transit any more: the courier's position is no longer the consumer's business.
         page.map.removeLayer(page.courierMarker);
         page.courierMarker = null;
+        page.map.setView(home, 15);
       }
     }
     if (FINAL[state.status]) {
