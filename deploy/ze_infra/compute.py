@@ -217,6 +217,11 @@ class Compute(Construct):
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
             "NOTIFICATIONS_BACKEND": "sns",
             "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,
+            # The tracking link in consumer messages.
+            "PUBLIC_BASE_URL": f"https://{cfg.domain_name}",
+            # X-Forwarded-For is "client, ALB" once nginx appends the ALB's address: the
+            # tracking link's rate limit keys on the client, two hops from the right.
+            "DRF_NUM_PROXIES": "2",
             "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
             "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
             "PROJ_DATA": f"{GEO_DIR}/share/proj",
