@@ -37,7 +37,7 @@ from couriers.models import Courier  # noqa: E402
 from couriers.services import courier_create  # noqa: E402
 from orders.models import Order  # noqa: E402
 from orders.services import order_create  # noqa: E402
-from tracking.models import OrderLastLocation  # noqa: E402
+from tracking.models import OrderLastLocation, Ping  # noqa: E402
 from tracking.services.ingest import ping_batch_record  # noqa: E402
 
 BASE = os.environ.get("BENCH_URL", "http://127.0.0.1:8000")
@@ -101,6 +101,7 @@ def http_path() -> None:
             sent += 1
 
     threads = [threading.Thread(target=client, args=(t, i)) for i, t in enumerate(tokens)]
+    started_at = timezone.now()
     began = time.perf_counter()
     for t in threads:
         t.start()
@@ -109,6 +110,18 @@ def http_path() -> None:
     took = time.perf_counter() - began
     latencies.sort()
     n = len(latencies)
+    # End to end: until the worker has stored every accepted ping (the queue has drained).
+    expected = (n - len(errors)) * BATCH
+    stored = 0
+    drain_deadline = time.monotonic() + 600
+    while time.monotonic() < drain_deadline:
+        stored = Ping.objects.filter(courier__in=couriers, received_at__gte=started_at).count()
+        if stored >= expected:
+            break
+        time.sleep(0.25)
+    drained = time.perf_counter() - began
+    print(f"end to end: {stored:,} of {expected:,} pings stored {drained:.1f} s after the first request = "
+          f"{stored / drained:,.0f} pings/s sustained by web + worker")  # fmt: skip
     print(f"http path: {n} requests x {BATCH} pings from {CLIENTS} clients in {took:.1f} s = {n / took:,.0f} req/s, "
           f"{n * BATCH / took:,.0f} pings/s; latency p50 {latencies[n // 2] * 1000:.0f} ms, "
           f"p95 {latencies[int(n * 0.95)] * 1000:.0f} ms; non-202: {len(errors)}")  # fmt: skip
