@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from tracking.services.ingest import ping_batch_record as ping_batch_record_service
+from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
 
 
@@ -23,3 +24,8 @@ def ping_batch_record(*, courier_id: str, received_at: str, pings: list[dict]) -
 @shared_task
 def ping_partitions_ensure() -> list[str]:
     return ping_partitions_ensure_service()
+
+
+@shared_task
+def ping_partitions_drop_expired() -> list[str]:
+    return ping_partitions_drop_expired_service()

@@ -201,6 +201,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_ensure",
         "schedule": 3600.0,
     },
+    "ping-partitions-drop-expired": {
+        "task": "tracking.tasks.ping_partitions_drop_expired",
+        "schedule": 6 * 3600.0,
+    },
     # Covers a broker that lost (or never got) the message published after commit.
     "notifications-pending-resend": {
         "task": "orders.tasks.notifications_pending_resend",
@@ -219,6 +223,8 @@ TRACKING = {
     "MAX_TASK_PAYLOAD_BYTES": env.int("TRACKING_MAX_TASK_PAYLOAD_BYTES", default=192 * 1024),
     "MAX_ATTRIBUTES_BYTES": env.int("TRACKING_MAX_ATTRIBUTES_BYTES", default=2048),
     "PARTITION_DAYS_AHEAD": env.int("TRACKING_PARTITION_DAYS_AHEAD", default=7),
+    # Raw pings stay this long in PostgreSQL; the analytics copy keeps everything.
+    "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),
     # The backoffice map greys out couriers without a ping for this long.
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
 }

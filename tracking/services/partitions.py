@@ -48,3 +48,32 @@ def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "defaul
     if created:
         logger.info("created ping partitions %s", ", ".join(created))
     return created
+
+
+def ping_partitions_drop_expired(*, today: dt.date | None = None, using: str = "default") -> list[str]:
+    """Drop the daily partitions older than RETENTION_DAYS; return the ones dropped.
+
+    Whole partitions go: no DELETE, no vacuum. The analytics copy keeps them, because
+    dropping a table is not a row change that logical replication (DMS CDC) carries.
+    """
+    today = today or dt.datetime.now(dt.UTC).date()
+    # Never drop a day the ingest still accepts pings for (they would land in the default
+    # partition) or that ping_partitions_ensure would create again.
+    keep_days = max(settings.TRACKING["RETENTION_DAYS"], settings.TRACKING["MAX_AGE_S"] // 86400 + 1)
+    oldest_kept = ping_partition_name(day=today - dt.timedelta(days=keep_days))
+    dropped = []
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'tracking_ping' "
+            "AND c.relname ~ '^tracking_ping_p[0-9]{8}$' AND c.relname < %s ORDER BY c.relname",
+            [oldest_kept],
+        )
+        for (name,) in cursor.fetchall():
+            # Detach first: the parent's lock is held only for the detach, not the drop.
+            cursor.execute(f"ALTER TABLE tracking_ping DETACH PARTITION {name}")
+            cursor.execute(f"DROP TABLE {name}")
+            dropped.append(name)
+    if dropped:
+        logger.info("dropped expired ping partitions %s", ", ".join(dropped))
+    return dropped
