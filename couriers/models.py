@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 
 
@@ -20,13 +19,6 @@ class Courier(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def last_location_or_none(self):
-        try:
-            return self.last_location
-        except ObjectDoesNotExist:
-            return None
 
     @property
     def first_name(self) -> str:

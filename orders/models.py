@@ -4,7 +4,6 @@ import secrets
 import uuid
 
 from django.contrib.gis.db import models
-from django.core.exceptions import ObjectDoesNotExist
 
 
 def tracking_code_new() -> str:
@@ -49,13 +48,6 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.external_id or self.id} ({self.status})"
-
-    @property
-    def last_location_or_none(self):
-        try:
-            return self.last_location
-        except ObjectDoesNotExist:
-            return None
 
     @property
     def is_active(self) -> bool:

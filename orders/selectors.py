@@ -72,7 +72,8 @@ def order_public_state_get(*, tracking_code: str) -> dict | None:
 
 def order_public_state_build(*, order: Order) -> dict:
     in_transit = order.status == OrderStatus.IN_TRANSIT
-    last = order.last_location_or_none if in_transit else None
+    # A missing reverse one-to-one raises a DoesNotExist that is also an AttributeError.
+    last = getattr(order, "last_location", None) if in_transit else None
     courier_first_name = None
     if order.status in ACTIVE_STATUSES and order.courier_id:
         courier_first_name = (order.courier.name.split() or [""])[0]

@@ -92,12 +92,12 @@ class OrderLocationSerializer(serializers.Serializer):
     order_id = serializers.UUIDField(source="id")
     status = serializers.CharField()
     courier = CourierRefSerializer(allow_null=True)
-    location = LocationSerializer(source="last_location_or_none", allow_null=True)
+    location = LocationSerializer(source="last_location", allow_null=True)
     distance_to_destination_m = serializers.FloatField(
-        source="last_location_or_none.distance_to_destination_m", allow_null=True, default=None
+        source="last_location.distance_to_destination_m", allow_null=True, default=None
     )
-    eta_seconds = serializers.IntegerField(source="last_location_or_none.eta_seconds", allow_null=True, default=None)
-    updated_at = serializers.DateTimeField(source="last_location_or_none.updated_at", allow_null=True, default=None)
+    eta_seconds = serializers.IntegerField(source="last_location.eta_seconds", allow_null=True, default=None)
+    updated_at = serializers.DateTimeField(source="last_location.updated_at", allow_null=True, default=None)
     destination = serializers.SerializerMethodField()
 
     def get_destination(self, order) -> dict:
@@ -107,10 +107,10 @@ class OrderLocationSerializer(serializers.Serializer):
 class CourierLocationSerializer(serializers.Serializer):
     courier_id = serializers.UUIDField(source="id")
     name = serializers.CharField()
-    location = LocationSerializer(source="last_location_or_none", allow_null=True)
-    speed_mps = serializers.FloatField(source="last_location_or_none.speed_mps", allow_null=True, default=None)
-    heading_deg = serializers.FloatField(source="last_location_or_none.heading_deg", allow_null=True, default=None)
-    updated_at = serializers.DateTimeField(source="last_location_or_none.updated_at", allow_null=True, default=None)
+    location = LocationSerializer(source="last_location", allow_null=True)
+    speed_mps = serializers.FloatField(source="last_location.speed_mps", allow_null=True, default=None)
+    heading_deg = serializers.FloatField(source="last_location.heading_deg", allow_null=True, default=None)
+    updated_at = serializers.DateTimeField(source="last_location.updated_at", allow_null=True, default=None)
     active_order_ids = serializers.SerializerMethodField()
 
     def get_active_order_ids(self, courier) -> list[str]:
