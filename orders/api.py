@@ -84,6 +84,8 @@ class OrderCreateListApi(APIView):
     def get(self, request):
         orders = orders_visible_to(user=request.user).order_by("-created_at")
         if request.query_params.get("status"):
+            if request.query_params["status"] not in OrderStatus.values:
+                raise serializers.ValidationError({"status": [f"Must be one of {', '.join(OrderStatus.values)}."]})
             orders = orders.filter(status=request.query_params["status"])
         paginator = LimitOffsetPagination()
         paginator.default_limit = 100

@@ -75,7 +75,7 @@ def notifications_enqueue(*, notification_ids: list[int]) -> None:
 
 def notification_message_build(*, notification: Notification) -> NotificationMessage:
     order = notification.order
-    courier = order.courier.name.split()[0] if order.courier_id and order.courier.name else "Zé"
+    courier = (order.courier.first_name if order.courier_id else "") or "Zé"
     pt, en = (text.format(courier=courier) for text in TEXTS[notification.kind])
     url = f"{settings.PUBLIC_BASE_URL}/t/{order.tracking_code}"
     return NotificationMessage(

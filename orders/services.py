@@ -120,6 +120,9 @@ def order_transition(
                     "attributes": {"order_event": event_type},
                 }
             ],
+            # The status travels even when the action's position does not move the order
+            # (its device time is older than the last ping, or the fix is implausible).
+            changed_order_ids=[order_id],
         )
     return TransitionResult(event=event, replayed=False)
 

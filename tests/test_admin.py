@@ -30,7 +30,9 @@ def test_support_lists_and_searches_every_model(admin_client_, courier, in_trans
         assert admin_client_.get(f"/admin/{url}/").status_code == 200, url
     found = admin_client_.get("/admin/orders/order/", {"q": in_transit_order.tracking_code})
     assert str(in_transit_order.id) in found.content.decode()
-    assert admin_client_.get("/admin/tracking/ping/", {"recorded_at__gte": "2000-01-01"}).status_code == 200
+    assert (
+        admin_client_.get("/admin/tracking/ping/", {"recorded_at__gte": "2000-01-01 00:00:00+00:00"}).status_code == 200
+    )
 
 
 def test_order_page_draws_the_trail_and_destination_on_a_map(admin_client_, courier, in_transit_order):

@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.urls import path
 
 from tracking.consumers import FleetConsumer, TrackConsumer
+from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 
 websocket_urlpatterns = [
     path("ws/fleet/", FleetConsumer.as_asgi()),
-    path("ws/track/<str:tracking_code>/", TrackConsumer.as_asgi()),
+    path("ws/track/<tracking_code:tracking_code>/", TrackConsumer.as_asgi()),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 from django.conf import settings
@@ -62,6 +63,15 @@ class PingInputSerializer(EventLocationInputSerializer):
     heading_deg = FiniteFloatField(min_value=0, required=False, allow_null=True)
     order_id = serializers.UUIDField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False, default=dict)
+
+    def validate_attributes(self, value):
+        encoded = json.dumps(value)
+        if "\\u0000" in encoded:  # PostgreSQL's jsonb cannot store NUL
+            raise serializers.ValidationError("Must not contain NUL characters.")
+        limit = settings.TRACKING["MAX_ATTRIBUTES_BYTES"]
+        if len(encoded.encode()) > limit:
+            raise serializers.ValidationError(f"Must be at most {limit} bytes of JSON.")
+        return value
 
     def validate_heading_deg(self, value):
         if value is not None and value >= 360:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, permissions, status
+from rest_framework import exceptions, parsers, permissions, status
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from ze_tracking.parsers import JSONParser
+
+
+class TokenCreateApi(ObtainAuthToken):
+    """`POST /api/v1/auth/token`: DRF's login, with the project's JSON parser."""
+
+    parser_classes = [JSONParser, parsers.FormParser]
 
 
 class IsCourier(permissions.BasePermission):

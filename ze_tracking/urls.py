@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from couriers.api import CourierCreateApi, CourierLocationGetApi
 from orders.api import (
@@ -19,10 +18,12 @@ from orders.api import (
 from orders.views import order_tracking_page
 from tracking.api import PingBatchCreateApi
 from tracking.views import backoffice_map
+from ze_tracking.api import TokenCreateApi
+from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from ze_tracking.health import healthz, readyz
 
 api_v1 = [
-    path("auth/token", ObtainAuthToken.as_view(), name="auth-token"),
+    path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
     path("couriers", CourierCreateApi.as_view(), name="couriers"),
     path("couriers/<uuid:courier_id>/location", CourierLocationGetApi.as_view(), name="courier-location"),
     path("orders", OrderCreateListApi.as_view(), name="orders"),
@@ -32,7 +33,7 @@ api_v1 = [
     path("orders/<uuid:order_id>/location", OrderLocationGetApi.as_view(), name="order-location"),
     path("orders/<uuid:order_id>/track", OrderTrackGetApi.as_view(), name="order-track"),
     path("orders/<uuid:order_id>/notifications", OrderNotificationListApi.as_view(), name="order-notifications"),
-    path("track/<str:tracking_code>", TrackingLinkGetApi.as_view(), name="tracking-link"),
+    path("track/<tracking_code:tracking_code>", TrackingLinkGetApi.as_view(), name="tracking-link"),
     path("locations", PingBatchCreateApi.as_view(), name="locations"),
 ]
 
@@ -40,7 +41,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
-    path("t/<str:tracking_code>", order_tracking_page, name="tracking-page"),
+    path("t/<tracking_code:tracking_code>", order_tracking_page, name="tracking-page"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -28,11 +28,11 @@
   function courierIcon(c) {
     const stale = ageSeconds(c.location && c.location.recorded_at) > cfg.staleAfterS;
     return L.divIcon({className: "", iconSize: [16, 16],
-      html: `<div class="courier-icon${stale ? " stale" : ""}" data-courier-id="${c.courier_id}" title="${c.name}"></div>`});
+      html: `<div class="courier-icon${stale ? " stale" : ""}" data-courier-id="${esc(c.courier_id)}" title="${esc(c.name)}"></div>`});
   }
   function orderIcon(o) {
     return L.divIcon({className: "", iconSize: [14, 14],
-      html: `<div class="order-icon ${o.status}" data-order-id="${o.order_id}"></div>`});
+      html: `<div class="order-icon ${esc(o.status)}" data-order-id="${esc(o.order_id)}"></div>`});
   }
   function newer(old, next) {
     const a = old && old.location && old.location.recorded_at, b = next.location && next.location.recorded_at;
@@ -88,7 +88,7 @@
     const c = couriers.get(id).data;
     details.innerHTML = `<h2>${esc(c.name)}</h2><table>${row("visto", c.location && new Date(c.location.recorded_at).toLocaleTimeString())}
       ${row("velocidade", c.speed_mps != null ? (c.speed_mps * 3.6).toFixed(0) + " km/h" : null)}</table>
-      <h3>Pedidos</h3>${c.active_order_ids.map((o) => `<a href="#" data-show-order="${o}">${o.slice(0, 8)}</a>`).join("<br>") || "nenhum"}`;
+      <h3>Pedidos</h3>${c.active_order_ids.map((o) => `<a href="#" data-show-order="${esc(o)}">${esc(o.slice(0, 8))}</a>`).join("<br>") || "nenhum"}`;
     details.querySelectorAll("[data-show-order]").forEach((a) => a.addEventListener("click", (e) => { e.preventDefault(); showOrder(a.dataset.showOrder); }));
   }
 

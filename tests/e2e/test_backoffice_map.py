@@ -30,11 +30,14 @@ def log_in(page, username: str, password: str) -> None:
 
 def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(page, courier, in_transit_order):
     UserFactory(username="ops", is_staff=True, password="ops-pass-123456")
+    courier.name = 'Ana <img id="injected" src="x">'  # any staff member can name a courier
+    courier.save()
     ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5700)])
 
     log_in(page, "ops", "ops-pass-123456")
     page.wait_for_selector(f'[data-courier-id="{courier.id}"]')
     page.wait_for_selector("#connection.live")
+    assert page.locator("#injected").count() == 0  # names are text, never markup
 
     target = -23.5690
     started = time.monotonic()

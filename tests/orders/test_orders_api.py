@@ -54,3 +54,10 @@ def test_courier_lists_pending_orders_and_its_own_but_never_sees_tracking_codes(
 
     assert str(order.id) in ids and str(theirs.id) not in ids
     assert "tracking_code" not in courier_api.get(f"/api/v1/orders/{order.id}").json()
+
+
+def test_unknown_status_filter_is_400(staff_api):
+    response = staff_api.get("/api/v1/orders", {"status": "teleported\x00"})
+
+    assert response.status_code == 400
+    assert "status" in response.json()

@@ -178,3 +178,9 @@ def test_the_page_assets_are_vendored():
                  "orders/track.js"):  # fmt: skip
         assert finders.find(path), path
     assert "function applyState(state)" in open(finders.find("orders/track.js")).read()
+
+
+@pytest.mark.parametrize("code", ["ab%00cd", "ab%20cd", "%E2%9C%93", "a.b"])
+def test_codes_outside_the_tracking_code_alphabet_are_404(client, code):
+    assert client.get(f"/api/v1/track/{code}").status_code == 404
+    assert client.get(f"/t/{code}").status_code == 404

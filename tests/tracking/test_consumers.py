@@ -137,3 +137,47 @@ def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_deliv
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_track_socket_gets_the_status_even_when_the_action_is_older_than_the_last_ping(courier, order):
+    order_transition(
+        order_id=order.id,
+        courier=courier,
+        event_type="assigned",
+        event_id=uuid.uuid4(),
+        recorded_at=timezone.now() - timezone.timedelta(minutes=5),
+        lat=-23.57,
+        lon=-46.66,
+    )
+    order_transition(
+        order_id=order.id,
+        courier=courier,
+        event_type="started",
+        event_id=uuid.uuid4(),
+        recorded_at=timezone.now() - timezone.timedelta(minutes=4),
+        lat=-23.5690,
+        lon=-46.66,
+    )
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5650, lon=-46.66)])
+    transition = database_sync_to_async(order_transition)
+
+    async def scenario():
+        ws = socket(f"/ws/track/{order.tracking_code}/")
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from(timeout=5))["status"] == "in_transit"
+
+        # The app queued "delivered" offline: its device time is before the newest ping.
+        await transition(
+            order_id=order.id,
+            courier=courier,
+            event_type="delivered",
+            event_id=uuid.uuid4(),
+            recorded_at=timezone.now() - timezone.timedelta(seconds=30),
+            lat=-23.5640,
+            lon=-46.66,
+        )
+        done = await ws.receive_json_from(timeout=5)
+        assert done["status"] == "delivered" and done["location"] is None
+        await ws.disconnect()
+
+    run(scenario)

@@ -230,3 +230,22 @@ def test_event_ids_are_uuids(courier_api):
 
     assert response.status_code == 400
     assert "event_id" in response.json()["rejected"][0]["errors"]
+
+
+def test_attributes_with_nul_characters_or_over_the_size_limit_are_rejected_per_ping(courier_api):
+    response = post(
+        courier_api,
+        [ping(attributes={"note": "a\u0000b"}), ping(attributes={"blob": "x" * 5000}), ping(attributes={"ok": 1})],
+    )
+
+    assert response.status_code == 202 and response.json()["accepted"] == 1
+    errors = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    assert "NUL" in errors[0]["attributes"][0] and "bytes" in errors[1]["attributes"][0]
+
+
+def test_json_nested_too_deeply_is_400_not_500(courier_api, anonymous_api):
+    deep = "[" * 50_000 + "]" * 50_000
+
+    assert courier_api.post(URL, '{"pings": ' + deep + "}", content_type="application/json").status_code == 400
+    token = anonymous_api.post("/api/v1/auth/token", '{"username": ' + deep + "}", content_type="application/json")
+    assert token.status_code == 400

@@ -102,10 +102,18 @@ def _plain(value):
     return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
-def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict]) -> int:
+def ping_batch_record(
+    *,
+    courier_id: uuid.UUID | str,
+    received_at: dt.datetime | str,
+    pings: list[dict],
+    changed_order_ids: list[uuid.UUID] = (),
+) -> int:
     """Steps: enrich (2 reads), store raw pings (1 insert), upsert last locations
     (1 statement), write "arriving" notifications (1 insert, only when a ping is close),
-    broadcast what moved after commit. Returns the number of new pings."""
+    broadcast what moved after commit, plus `changed_order_ids` (orders whose status the
+    caller changed, which must reach the live views even if their position did not move).
+    Returns the number of new pings."""
     courier_id = uuid.UUID(str(courier_id))
     if isinstance(received_at, str):
         received_at = dt.datetime.fromisoformat(received_at)
@@ -114,8 +122,9 @@ def ping_batch_record(*, courier_id: uuid.UUID | str, received_at: dt.datetime |
         stored = pings_store(pings=enriched)
         moved = last_locations_upsert(pings=enriched)
         notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
+        order_ids = sorted({*moved.order_ids, *changed_order_ids})
         transaction.on_commit(
-            lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=moved.order_ids)
+            lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids)
         )
     return stored
 
