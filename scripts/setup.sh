@@ -39,18 +39,23 @@ fi
 if [ -z "${DATABASE_URL:-}" ]; then
   PGBIN=/usr/lib/postgresql/15/bin
   PGDATA="$LOCAL/pg"
+  # PostgreSQL runs as `postgres`, which may not be allowed into this checkout's folders
+  # (a clone under a private home, say): then its data lives in postgres's own home.
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$LOCAL"; then
+    PGDATA="/var/lib/postgresql/ze-tracking-$(echo "$ROOT" | md5sum | cut -c1-8)"
+  fi
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
     echo "==> Creating a PostgreSQL cluster in $PGDATA"
     mkdir -p "$PGDATA"
     if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PGDATA"; fi
     as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
-    $as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
+    (cd / && $as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null)
   fi
   if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
     echo "==> Starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
-    $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
-      -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    (cd / && $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+      -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null)
   fi
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='ze_tracking'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE ze_tracking"
