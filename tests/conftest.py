@@ -248,6 +248,21 @@ def in_transit_order(courier):
                         started_at=now - dt.timedelta(minutes=5))  # fmt: skip
 
 
+def order_act(order, courier, event_type, *, seconds_ago=0.0, lat=-23.57, lon=SAO_PAULO[1], event_id=None):
+    """A courier action applied through the service, as the events API applies it."""
+    from orders.services import order_transition
+
+    return order_transition(
+        order_id=order.id,
+        courier=courier,
+        event_type=event_type,
+        event_id=event_id or uuid.uuid4(),
+        recorded_at=timezone.now() - dt.timedelta(seconds=seconds_ago),
+        lat=lat,
+        lon=lon,
+    )
+
+
 def ping(*, seconds_ago: float = 0, lat: float | None = None, lon: float | None = None, **extra) -> dict:
     """A valid ping as the app sends it, near São Paulo's Paulista avenue by default."""
     return {

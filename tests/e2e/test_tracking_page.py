@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from django.utils import timezone
 
-from orders.services import order_transition
-from tests.conftest import OUTPUT, client_for, ping, wait_for
+from tests.conftest import OUTPUT, client_for, order_act, ping, wait_for
 
 
 @pytest.fixture
@@ -23,26 +19,14 @@ def courier_marker(page):
     return page.evaluate("(() => { const p = ZeTrack.courierLatLng(); return p && p.lat; })()")
 
 
-def act(courier, order, kind, *, minutes_ago: float, lat: float):
-    order_transition(
-        order_id=order.id,
-        courier=courier,
-        event_type=kind,
-        event_id=uuid.uuid4(),
-        recorded_at=timezone.now() - timezone.timedelta(minutes=minutes_ago),
-        lat=lat,
-        lon=-46.6560,
-    )
-
-
 def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, order):
-    act(courier, order, "assigned", minutes_ago=10, lat=-23.5750)
+    order_act(order, courier, "assigned", seconds_ago=600, lat=-23.5750, lon=-46.6560)
 
     page.goto(f"/t/{order.tracking_code}")
     page.wait_for_selector("body[data-live=true]")
     assert courier_marker(page) is None  # assigned: no position for the consumer
 
-    act(courier, order, "started", minutes_ago=5, lat=-23.5740)
+    order_act(order, courier, "started", seconds_ago=300, lat=-23.5740, lon=-46.6560)
     wait_for(lambda: courier_marker(page) is not None, timeout=10, message="the courier marker")
 
     response = client_for(courier.user).post(
@@ -52,6 +36,6 @@ def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, or
     wait_for(lambda: abs((courier_marker(page) or 0) - -23.5700) < 1e-6, timeout=10, message="the marker to move")
     page.screenshot(path=str(OUTPUT / "tracking-page.png"))
 
-    act(courier, order, "delivered", minutes_ago=0, lat=-23.5690)
+    order_act(order, courier, "delivered", seconds_ago=0, lat=-23.5690, lon=-46.6560)
     wait_for(lambda: courier_marker(page) is None, timeout=10, message="the marker to disappear after delivery")
     assert "entregue" in page.inner_text("#status").lower()

@@ -4,7 +4,6 @@ worker are in tests/e2e/test_notifications_e2e.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -24,8 +23,7 @@ from django.utils import timezone
 from orders.models import Notification
 from orders.notification_backends import DeliveryFailed
 from orders.notifications import notification_deliver
-from orders.services import order_transition
-from tests.conftest import SnsEmulator, free_port, ping, wait_for
+from tests.conftest import SnsEmulator, free_port, order_act, ping, wait_for
 from tests.factories import SAO_PAULO, OrderFactory
 from tracking.services.ingest import ping_batch_record
 
@@ -34,18 +32,6 @@ SECRET = "partner-secret-123"
 
 def kinds(order) -> list[str]:
     return list(Notification.objects.filter(order=order).order_by("id").values_list("kind", flat=True))
-
-
-def act(order, courier, event_type, *, event_id=None, seconds_ago=0.0, lat=-23.57):
-    return order_transition(
-        order_id=order.id,
-        courier=courier,
-        event_type=event_type,
-        event_id=event_id or uuid.uuid4(),
-        recorded_at=timezone.now() - dt.timedelta(seconds=seconds_ago),
-        lat=lat,
-        lon=SAO_PAULO[1],
-    )
 
 
 def at_destination(n: int = 1, *, seconds_ago: float = 0, lat_offset: float = 0.0) -> list[dict]:
@@ -63,8 +49,8 @@ def record(courier, pings):
 def test_each_courier_action_writes_its_notification_once_even_when_resent(courier, order):
     ids = {t: uuid.uuid4() for t in ("assigned", "started", "delivered")}
     for event_type in ("assigned", "started", "delivered"):
-        act(order, courier, event_type, event_id=ids[event_type], lat=-23.60)
-        assert act(order, courier, event_type, event_id=ids[event_type], lat=-23.60).replayed
+        order_act(order, courier, event_type, event_id=ids[event_type], lat=-23.60)
+        assert order_act(order, courier, event_type, event_id=ids[event_type], lat=-23.60).replayed
 
     assert kinds(order) == ["assigned", "on_the_way", "delivered"]
     assert set(Notification.objects.filter(order=order).values_list("status", flat=True)) == {"pending"}
@@ -72,9 +58,9 @@ def test_each_courier_action_writes_its_notification_once_even_when_resent(couri
 
 @pytest.mark.django_db
 def test_a_refused_action_writes_no_notification(courier, other_courier, order):
-    act(order, courier, "assigned")
+    order_act(order, courier, "assigned")
     with pytest.raises(Exception, match="Cannot apply"):
-        act(order, other_courier, "assigned")
+        order_act(order, other_courier, "assigned")
 
     assert kinds(order) == ["assigned"]
 
@@ -141,8 +127,8 @@ def test_a_gps_glitch_near_the_destination_does_not_notify_arriving(courier, in_
 
 @pytest.mark.django_db
 def test_starting_next_to_the_consumer_notifies_on_the_way_then_arriving(courier, order):
-    act(order, courier, "assigned", seconds_ago=600, lat=-23.60)
-    act(order, courier, "started", lat=SAO_PAULO[0])
+    order_act(order, courier, "assigned", seconds_ago=600, lat=-23.60)
+    order_act(order, courier, "started", lat=SAO_PAULO[0])
 
     assert kinds(order) == ["assigned", "on_the_way", "arriving"]
 
@@ -361,8 +347,8 @@ def test_the_log_backend_marks_notifications_sent(assigned, caplog):
 
 @pytest.mark.django_db
 def test_staff_see_an_orders_notifications(staff_api, courier, order):
-    act(order, courier, "assigned", seconds_ago=10)
-    act(order, courier, "started")
+    order_act(order, courier, "assigned", seconds_ago=10)
+    order_act(order, courier, "started")
 
     response = staff_api.get(f"/api/v1/orders/{order.id}/notifications")
 
@@ -375,7 +361,7 @@ def test_staff_see_an_orders_notifications(staff_api, courier, order):
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["courier_api", "other_courier_api", "anonymous_api"])
 def test_couriers_and_anonymous_cannot_see_notifications(request, who, courier, order):
-    act(order, courier, "assigned")
+    order_act(order, courier, "assigned")
     response = request.getfixturevalue(who).get(f"/api/v1/orders/{order.id}/notifications")
 
     assert response.status_code in (401, 403)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -10,8 +8,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from orders.services import order_transition
-from tests.conftest import ping
+from tests.conftest import order_act, ping
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
 
@@ -34,6 +31,7 @@ def socket(path: str, headers=None) -> WebsocketCommunicator:
 
 
 record = database_sync_to_async(ping_batch_record)
+act = database_sync_to_async(order_act)
 
 
 def run(scenario):
@@ -89,16 +87,7 @@ def test_track_socket_refuses_unknown_codes(db):
 
 
 def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_delivery(courier, order):
-    order_transition(
-        order_id=order.id,
-        courier=courier,
-        event_type="assigned",
-        event_id=uuid.uuid4(),
-        recorded_at=timezone.now() - timezone.timedelta(minutes=5),
-        lat=-23.57,
-        lon=-46.66,
-    )
-    transition = database_sync_to_async(order_transition)
+    order_act(order, courier, "assigned", seconds_ago=300, lat=-23.57, lon=-46.66)
 
     async def scenario():
         ws = socket(f"/ws/track/{order.tracking_code}/")
@@ -107,28 +96,12 @@ def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_deliv
         first = await ws.receive_json_from(timeout=5)
         assert first["status"] == "assigned" and first["location"] is None and first["courier_first_name"] == "Ana"
 
-        await transition(
-            order_id=order.id,
-            courier=courier,
-            event_type="started",
-            event_id=uuid.uuid4(),
-            recorded_at=timezone.now() - timezone.timedelta(minutes=4),
-            lat=-23.5690,
-            lon=-46.66,
-        )
+        await act(order, courier, "started", seconds_ago=240, lat=-23.5690, lon=-46.66)
         moving = await ws.receive_json_from(timeout=5)
         assert moving["status"] == "in_transit" and moving["location"]["lat"] == pytest.approx(-23.5690)
         assert "courier" not in moving and moving["eta_seconds"] > 0
 
-        await transition(
-            order_id=order.id,
-            courier=courier,
-            event_type="delivered",
-            event_id=uuid.uuid4(),
-            recorded_at=timezone.now() - timezone.timedelta(minutes=1),
-            lat=-23.5615,
-            lon=-46.6560,
-        )
+        await act(order, courier, "delivered", seconds_ago=60, lat=-23.5615, lon=-46.6560)
         done = await ws.receive_json_from(timeout=5)
         assert done["status"] == "delivered" and done["location"] is None and done["courier_first_name"] is None
 
@@ -140,26 +113,9 @@ def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_deliv
 
 
 def test_track_socket_gets_the_status_even_when_the_action_is_older_than_the_last_ping(courier, order):
-    order_transition(
-        order_id=order.id,
-        courier=courier,
-        event_type="assigned",
-        event_id=uuid.uuid4(),
-        recorded_at=timezone.now() - timezone.timedelta(minutes=5),
-        lat=-23.57,
-        lon=-46.66,
-    )
-    order_transition(
-        order_id=order.id,
-        courier=courier,
-        event_type="started",
-        event_id=uuid.uuid4(),
-        recorded_at=timezone.now() - timezone.timedelta(minutes=4),
-        lat=-23.5690,
-        lon=-46.66,
-    )
+    order_act(order, courier, "assigned", seconds_ago=300, lat=-23.57, lon=-46.66)
+    order_act(order, courier, "started", seconds_ago=240, lat=-23.5690, lon=-46.66)
     ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5650, lon=-46.66)])
-    transition = database_sync_to_async(order_transition)
 
     async def scenario():
         ws = socket(f"/ws/track/{order.tracking_code}/")
@@ -167,15 +123,7 @@ def test_track_socket_gets_the_status_even_when_the_action_is_older_than_the_las
         assert (await ws.receive_json_from(timeout=5))["status"] == "in_transit"
 
         # The app queued "delivered" offline: its device time is before the newest ping.
-        await transition(
-            order_id=order.id,
-            courier=courier,
-            event_type="delivered",
-            event_id=uuid.uuid4(),
-            recorded_at=timezone.now() - timezone.timedelta(seconds=30),
-            lat=-23.5640,
-            lon=-46.66,
-        )
+        await act(order, courier, "delivered", seconds_ago=30, lat=-23.5640, lon=-46.66)
         done = await ws.receive_json_from(timeout=5)
         assert done["status"] == "delivered" and done["location"] is None
         await ws.disconnect()

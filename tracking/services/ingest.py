@@ -21,8 +21,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.exceptions import ValidationError
 
-from orders.models import ACTIVE_STATUSES, NotificationKind, Order, OrderStatus
+from orders.models import NotificationKind, OrderStatus
 from orders.notifications import notifications_create
+from orders.selectors import courier_active_orders
 from tracking import broadcasts
 from tracking.serializers import PingInputSerializer
 from tracking.services.enrichment import EnrichedPing, pings_enrich
@@ -48,9 +49,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
     """Steps: load the courier's active orders (one query); validate each ping on its own;
     drop repeats inside the batch; publish one task with the accepted pings."""
     received_at = received_at or timezone.now()
-    active_order_ids = set(
-        Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES).values_list("id", flat=True)
-    )
+    active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
     result = IngestResult()
     accepted: dict[str, dict] = {}
     # One serializer for the whole batch: building DRF fields costs more than validating
