@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
 
-from couriers.models import Courier
+from couriers.models import Courier, User
 from couriers.services import courier_token_reset
+
+admin.site.register(User, UserAdmin)
 
 
 @admin.register(Courier)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -10,8 +9,6 @@ from rest_framework.views import APIView
 
 from couriers.models import Courier
 from couriers.services import courier_create
-from tracking.selectors import courier_location_get
-from tracking.serializers import CourierLocationSerializer
 from ze_tracking.api import IsStaff
 
 
@@ -50,12 +47,3 @@ class CourierCreateApi(APIView):
     def get(self, request):
         couriers = Courier.objects.select_related("user").order_by("name")[:1000]
         return Response(CourierOutputSerializer(couriers, many=True).data)
-
-
-class CourierLocationGetApi(APIView):
-    permission_classes = [IsStaff]
-
-    @extend_schema(responses={200: CourierLocationSerializer})
-    def get(self, request, courier_id):
-        courier = get_object_or_404(Courier.objects.select_related("last_location"), id=courier_id)
-        return Response(courier_location_get(courier=courier))

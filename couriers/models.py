@@ -3,7 +3,18 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import models
+
+
+class User(AbstractUser):
+    """The project's user (AUTH_USER_MODEL): staff, and couriers through their profile.
+    A model of our own from the start, as Django recommends, so it can grow fields later."""
+
+
+def name_first_word(name: str) -> str:
+    """What a consumer and a notification call the courier: the first word of the name."""
+    return (name.split() or [""])[0]
 
 
 class Courier(models.Model):
@@ -22,4 +33,4 @@ class Courier(models.Model):
 
     @property
     def first_name(self) -> str:
-        return self.name.split()[0] if self.name.strip() else ""
+        return name_first_word(self.name)

@@ -1,16 +1,10 @@
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
-from django.templatetags.static import static
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from orders.models import Notification, NotificationStatus, Order, OrderEvent
 from orders.notifications import notifications_enqueue
 from orders.services import TransitionNotAllowed, order_cancel
-from tracking.selectors import order_track_get
 
 
 class OrderEventInline(admin.TabularInline):
@@ -44,7 +38,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ["courier"]
     raw_id_fields = ["courier"]
     readonly_fields = [
-        "id", "tracking_code", "status", "courier", "destination_text", "trail_map",
+        "id", "tracking_code", "status", "courier", "destination_text",
         "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
     ]  # fmt: skip
     fields = ["consumer_name", "external_id", *readonly_fields]
@@ -58,22 +52,6 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="destination")
     def destination_text(self, order):
         return f"{order.destination.y:.6f}, {order.destination.x:.6f}"
-
-    @admin.display(description="trail")
-    def trail_map(self, order):
-        track = order_track_get(order=order)
-        data = {
-            "destination": [order.destination.y, order.destination.x],
-            "trail": [[f["geometry"]["coordinates"][1], f["geometry"]["coordinates"][0]] for f in track["features"]],
-        }
-        return format_html(
-            '<link rel="stylesheet" href="{}"><div id="trail-map" style="height:380px;width:640px" data-map="{}"></div>'
-            '<script src="{}"></script><script>{}</script>',
-            static("vendor/leaflet/leaflet.css"),
-            json.dumps(data),
-            static("vendor/leaflet/leaflet.js"),
-            mark_safe(TRAIL_MAP_JS),  # noqa: S308 (constant code)
-        )
 
     @admin.action(description="Cancel selected orders")
     def cancel_orders(self, request, queryset):
@@ -110,28 +88,3 @@ class NotificationAdmin(admin.ModelAdmin):
         ids = list(queryset.filter(status=NotificationStatus.FAILED).values_list("id", flat=True))
         notifications_enqueue(notification_ids=ids)
         self.message_user(request, f"{len(ids)} failed notification(s) queued again.", messages.SUCCESS)
-
-
-TRAIL_MAP_JS = """
-(function () {
-  const el = document.getElementById("trail-map");
-  const data = JSON.parse(el.dataset.map);
-  const map = L.map(el).setView(data.destination, 14);
-  L.tileLayer("%s", {maxZoom: 19}).addTo(map);
-  L.circleMarker(data.destination, {radius: 8, color: "#1f1f1f", fillColor: "#ffd400", fillOpacity: 1})
-    .bindTooltip("destino").addTo(map);
-  if (data.trail.length) {
-    const line = L.polyline(data.trail, {color: "#d1401d", weight: 4}).addTo(map);
-    map.fitBounds(line.getBounds().extend(data.destination), {maxZoom: 16});
-  }
-})();
-"""
-
-
-def _tile_url() -> str:
-    from django.conf import settings
-
-    return settings.MAP_TILE_URL
-
-
-TRAIL_MAP_JS = TRAIL_MAP_JS % _tile_url()

@@ -1,28 +1,18 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import IntegrityError
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from couriers.serializers import CourierRefSerializer
 from orders.models import NotificationStatus, Order, OrderEventType, OrderStatus
-from orders.selectors import order_get_for, order_notifications_list, order_public_state_get, orders_visible_to
+from orders.selectors import order_get_for, order_notifications_list, orders_visible_to
 from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, order_create, order_transition
-from tracking.selectors import order_location_get, order_track_get
-from tracking.serializers import (
-    CourierRefSerializer,
-    EventLocationInputSerializer,
-    OrderLocationSerializer,
-    PointInputSerializer,
-    RecordedAtField,
-)
 from ze_tracking.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier
+from ze_tracking.serializers import EventLocationInputSerializer, PointInputSerializer, RecordedAtField
 
 
 class OrderOutputSerializer(serializers.ModelSerializer):
@@ -37,7 +27,7 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_destination(self, order) -> dict:
-        return {"lat": order.destination.y, "lon": order.destination.x}
+        return order.destination_latlon
 
     def to_representation(self, order):
         data = super().to_representation(order)
@@ -159,26 +149,6 @@ class OrderCancelApi(APIView):
         return Response(OrderOutputSerializer(order, context={"request": request}).data)
 
 
-class OrderLocationGetApi(APIView):
-    permission_classes = [IsStaffOrCourier]
-
-    @extend_schema(responses={200: OrderLocationSerializer})
-    def get(self, request, order_id):
-        return Response(order_location_get(order=order_get_for(user=request.user, order_id=order_id)))
-
-
-class OrderTrackGetApi(APIView):
-    permission_classes = [IsStaff]
-
-    @extend_schema(
-        responses={
-            200: inline_serializer("OrderTrack", {"type": serializers.CharField(), "features": serializers.ListField()})
-        }
-    )
-    def get(self, request, order_id):
-        return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))
-
-
 class NotificationOutputSerializer(serializers.Serializer):
     kind = serializers.CharField()
     status = serializers.SerializerMethodField()
@@ -199,55 +169,3 @@ class OrderNotificationListApi(APIView):
     def get(self, request, order_id):
         order = order_get_for(user=request.user, order_id=order_id)
         return Response(NotificationOutputSerializer(order_notifications_list(order=order), many=True).data)
-
-
-class TrackingLinkThrottle(SimpleRateThrottle):
-    """Per client address, at TRACKING_LINK_RATE, counted in the shared Redis cache."""
-
-    scope = "tracking_link"
-
-    def get_rate(self) -> str:
-        return settings.TRACKING_LINK_RATE
-
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class PublicOrderStateSerializer(serializers.Serializer):
-    """The consumer's view of an order (the tracking link and the tracking page)."""
-
-    status = serializers.ChoiceField(choices=OrderStatus.choices)
-    status_label = serializers.CharField()
-    eta_seconds = serializers.IntegerField(allow_null=True)
-    courier_first_name = serializers.CharField(allow_null=True)
-    location = inline_serializer(
-        "PublicCourierLocation",
-        {"lat": serializers.FloatField(), "lon": serializers.FloatField(), "recorded_at": serializers.DateTimeField()},
-        allow_null=True,
-    )
-    destination = inline_serializer(
-        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}
-    )
-    updated_at = serializers.DateTimeField()
-
-
-class TrackingLinkGetApi(APIView):
-    """No login: the tracking code is the consumer's secret."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [TrackingLinkThrottle]
-
-    @extend_schema(
-        responses={
-            200: PublicOrderStateSerializer,
-            404: OpenApiResponse(description="Unknown tracking code."),
-            429: OpenApiResponse(description="Too many requests from this client; see Retry-After."),
-        },
-        auth=[],
-    )
-    def get(self, request, tracking_code):
-        state = order_public_state_get(tracking_code=tracking_code)
-        if state is None:
-            raise Http404("No such order.")
-        return Response(PublicOrderStateSerializer(state).data, headers={"Cache-Control": "no-store"})

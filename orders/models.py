@@ -19,6 +19,7 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# On the road: a courier carries the order.
 ACTIVE_STATUSES = (OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT)
 
 
@@ -52,6 +53,11 @@ class Order(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def destination_latlon(self) -> dict[str, float]:
+        """The destination as every payload shows it."""
+        return {"lat": self.destination.y, "lon": self.destination.x}
 
     @property
     def trail_ends_at(self):

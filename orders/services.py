@@ -13,7 +13,7 @@ from django.utils import timezone
 from couriers.models import Courier
 from orders.models import NotificationKind, Order, OrderEvent, OrderEventType, OrderStatus
 from orders.notifications import notifications_create
-from tracking import broadcasts
+from orders.signals import order_event_recorded, orders_changed
 
 # event type -> (status it applies to, status it leads to, timestamp it sets)
 TRANSITIONS = {
@@ -45,7 +45,7 @@ def order_create(*, consumer_name: str, lat: float, lon: float, external_id: str
         order = Order.objects.create(
             consumer_name=consumer_name, destination=Point(lon, lat, srid=4326), external_id=external_id
         )
-        transaction.on_commit(lambda: broadcasts.orders_publish(order_ids=[order.id]))
+        orders_changed.send(sender=Order, order_ids=[order.id])
     return order
 
 
@@ -68,10 +68,9 @@ def order_transition(
 ) -> TransitionResult:
     """Steps: answer a known event_id with its first result; move the order with one
     conditional UPDATE; record the event; write the consumer's notification to the outbox;
-    record its location as a ping of the order (same transaction, so the order's last
-    location and the notification commit with its status)."""
-    from tracking.services.ingest import ping_batch_record
-
+    announce the event with its position (`order_event_recorded`, sent in the transaction:
+    tracking records it as a ping of the order, so the order's last location and the
+    notification commit with its status, or nothing does)."""
     from_status, to_status, stamp = TRANSITIONS[event_type]
     with transaction.atomic():
         replay = _event_replay(event_id=event_id, order_id=order_id, courier=courier, event_type=event_type)
@@ -106,24 +105,8 @@ def order_transition(
             accuracy_m=accuracy_m,
         )
         notifications_create(order_ids=[order_id], kind=NOTIFIED[event_type])
-        ping_batch_record(
-            courier_id=courier.id,
-            received_at=timezone.now(),
-            pings=[
-                {
-                    "event_id": event_id,
-                    "recorded_at": recorded_at,
-                    "lat": lat,
-                    "lon": lon,
-                    "accuracy_m": accuracy_m,
-                    "order_id": order_id,
-                    "attributes": {"order_event": event_type},
-                }
-            ],
-            # The status travels even when the action's position does not move the order
-            # (its device time is older than the last ping, or the fix is implausible).
-            changed_order_ids=[order_id],
-        )
+        # send(), not send_robust(): a receiver that fails rolls the transition back.
+        order_event_recorded.send(sender=OrderEvent, event=event)
     return TransitionResult(event=event, replayed=False)
 
 
@@ -155,5 +138,5 @@ def order_cancel(*, order_id: uuid.UUID) -> Order:
             status_after=OrderStatus.CANCELLED,
             recorded_at=now,
         )
-        transaction.on_commit(lambda: broadcasts.orders_publish(order_ids=[order_id]))
+        orders_changed.send(sender=Order, order_ids=[order_id])
         return Order.objects.select_related("courier").get(id=order_id)

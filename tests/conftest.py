@@ -152,9 +152,50 @@ def sns(sns_emulator):
     return sns_emulator
 
 
+ALL_QUEUES = "pings,notifications,maintenance"
+
+
+def celery_worker_start(
+    *, env: dict, name: str, queues: str = ALL_QUEUES, pool: str = "threads", concurrency: int = 4
+) -> subprocess.Popen:
+    """A real `celery worker` process of the project, logging to test-output/celery-<name>.log.
+    Stop it with `celery_worker_stop`."""
+    log = open(OUTPUT / f"celery-{name}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", queues, "--pool", pool,
+         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "--loglevel", "INFO", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    process.log = log
+    return process
+
+
+def celery_worker_stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
+    process.log.close()
+
+
+@pytest.fixture
+def spawn_celery_worker():
+    """Start workers with their own environment (another broker, a short visibility
+    timeout); every one started is stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(**kwargs) -> subprocess.Popen:
+        started.append(celery_worker_start(**kwargs))
+        return started[-1]
+
+    yield spawn
+    for process in started:
+        celery_worker_stop(process)
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, sns_emulator):
-    """A real `celery worker` process on the test database and the test Redis broker, sending
+    """The session's worker on the test database and the test Redis broker, sending
     consumer notifications to the SNS emulator, with short retry backoff."""
     env = {
         **os.environ,
@@ -169,21 +210,13 @@ def celery_worker_process(django_db_setup, django_db_blocker, sns_emulator):
         "NOTIFICATIONS_RETRY_BACKOFF_S": "1",
         "NOTIFICATIONS_RETRY_BACKOFF_MAX_S": "2",
     }
-    log = open(OUTPUT / "celery-worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings,notifications,maintenance",
-         "--pool", "threads", "--concurrency", "4", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-         "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    process = celery_worker_start(env=env, name="worker")
     from ze_tracking.celery import app
 
     assert sns_emulator.topic_arn == env["NOTIFICATIONS_SNS_TOPIC_ARN"]
     wait_for(lambda: app.control.ping(timeout=0.5), timeout=60, message="the Celery worker to answer")
     yield process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    celery_worker_stop(process)
 
 
 @pytest.fixture
@@ -307,6 +340,15 @@ def asgi_server(celery_worker_process):
     process.terminate()
     process.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture
+def page(browser, asgi_server, worker, request):
+    """A browser tab on the ASGI server; a test module may set VIEWPORT = (width, height)."""
+    width, height = getattr(request.module, "VIEWPORT", (1280, 800))
+    context = browser.new_context(base_url=asgi_server, viewport={"width": width, "height": height})
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="module")

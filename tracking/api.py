@@ -1,13 +1,27 @@
+"""Tracking's REST API: the ping ingest, and the read side of positions (an order's last
+location and trail, a courier's last location, the consumer's tracking link)."""
+
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from tracking.serializers import PingInputSerializer
+from orders.selectors import order_get_for
+from tracking.selectors import courier_with_location_get, order_public_state_get, order_track_get
+from tracking.serializers import (
+    CourierLocationSerializer,
+    OrderLocationSerializer,
+    PingInputSerializer,
+    PublicOrderStateSerializer,
+)
 from tracking.services.ingest import pings_ingest
-from ze_tracking.api import IsCourier
+from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
 
 
 class PingBatchCreateApi(APIView):
@@ -38,3 +52,65 @@ class PingBatchCreateApi(APIView):
         result = pings_ingest(courier_id=request.user.courier.id, pings=data.validated_data["pings"])
         body = {"accepted": result.accepted, "rejected": result.rejected}
         return Response(body, status=status.HTTP_202_ACCEPTED if result.accepted else status.HTTP_400_BAD_REQUEST)
+
+
+class OrderLocationGetApi(APIView):
+    permission_classes = [IsStaffOrCourier]
+
+    @extend_schema(responses={200: OrderLocationSerializer})
+    def get(self, request, order_id):
+        return Response(OrderLocationSerializer(order_get_for(user=request.user, order_id=order_id)).data)
+
+
+class OrderTrackGetApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("OrderTrack", {"type": serializers.CharField(), "features": serializers.ListField()})
+        }
+    )
+    def get(self, request, order_id):
+        return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))
+
+
+class CourierLocationGetApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: CourierLocationSerializer})
+    def get(self, request, courier_id):
+        return Response(CourierLocationSerializer(courier_with_location_get(courier_id=courier_id)).data)
+
+
+class TrackingLinkThrottle(SimpleRateThrottle):
+    """Per client address, at TRACKING_LINK_RATE, counted in the shared Redis cache."""
+
+    scope = "tracking_link"
+
+    def get_rate(self) -> str:
+        return settings.TRACKING_LINK_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class TrackingLinkGetApi(APIView):
+    """No login: the tracking code is the consumer's secret."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [TrackingLinkThrottle]
+
+    @extend_schema(
+        responses={
+            200: PublicOrderStateSerializer,
+            404: OpenApiResponse(description="Unknown tracking code."),
+            429: OpenApiResponse(description="Too many requests from this client; see Retry-After."),
+        },
+        auth=[],
+    )
+    def get(self, request, tracking_code):
+        state = order_public_state_get(tracking_code=tracking_code)
+        if state is None:
+            raise Http404("No such order.")
+        return Response(PublicOrderStateSerializer(state).data, headers={"Cache-Control": "no-store"})

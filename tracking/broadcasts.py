@@ -12,6 +12,9 @@ import threading
 
 from channels.layers import get_channel_layer
 
+from tracking.selectors import couriers_with_location, order_public_state_build, orders_with_location
+from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer, PublicOrderStateSerializer
+
 logger = logging.getLogger(__name__)
 
 FLEET_GROUP = "fleet"
@@ -29,8 +32,6 @@ def orders_publish(*, order_ids: list) -> None:
 def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
     if not (courier_ids or order_ids):
         return
-    from tracking.selectors import fleet_updates_build
-
     layer = get_channel_layer()
     if layer is None:
         return
@@ -39,6 +40,26 @@ def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
         asyncio.run_coroutine_threadsafe(_publish(layer, updates), _publisher_loop()).result(timeout=PUBLISH_TIMEOUT_S)
     except Exception:  # a live map must never fail a persisted batch
         logger.exception("live update publish failed")
+
+
+def fleet_state_build() -> dict:
+    """What `/ws/fleet/` sends first: active couriers and orders."""
+    return {
+        "couriers": CourierLocationSerializer(couriers_with_location(), many=True).data,
+        "orders": OrderLocationSerializer(orders_with_location(), many=True).data,
+    }
+
+
+def fleet_updates_build(*, courier_ids: list, order_ids: list) -> dict:
+    """The payloads for what moved: fleet entries, and each order's public state (the
+    same serializers as the REST API)."""
+    orders = orders_with_location(ids=order_ids) if order_ids else []
+    couriers = couriers_with_location(ids=courier_ids) if courier_ids else []
+    return {
+        "couriers": CourierLocationSerializer(couriers, many=True).data,
+        "orders": OrderLocationSerializer(orders, many=True).data,
+        "public": {str(o.id): PublicOrderStateSerializer(order_public_state_build(order=o)).data for o in orders},
+    }
 
 
 PUBLISH_TIMEOUT_S = 5

@@ -1,14 +1,14 @@
-"""Websockets: authenticate, join groups, forward events. Payloads are built by
-`tracking.selectors` and published by `tracking.broadcasts`."""
+"""Websockets: authenticate, join groups, forward events. Payloads are read by
+`tracking.selectors`, shaped by `tracking.serializers` and published by `tracking.broadcasts`."""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from orders.selectors import order_by_tracking_code, order_public_state_build
-from tracking.broadcasts import FLEET_GROUP, order_group
-from tracking.selectors import fleet_state_get
+from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
+from tracking.selectors import order_public_state_get
+from tracking.serializers import PublicOrderStateSerializer
 
 
 class FleetConsumer(AsyncJsonWebsocketConsumer):
@@ -23,7 +23,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         # the newest `recorded_at` per marker, so an update older than the state is harmless.
         await self.channel_layer.group_add(FLEET_GROUP, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "state", **await database_sync_to_async(fleet_state_get)()})
+        await self.send_json({"type": "state", **await database_sync_to_async(fleet_state_build)()})
 
     async def disconnect(self, code):
         await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
@@ -39,16 +39,16 @@ class TrackConsumer(AsyncJsonWebsocketConsumer):
     """`/ws/track/<tracking_code>/`, for the consumer: that order's public state only."""
 
     async def connect(self):
-        order = await database_sync_to_async(order_by_tracking_code)(
+        state = await database_sync_to_async(order_public_state_get)(
             tracking_code=self.scope["url_route"]["kwargs"]["tracking_code"]
         )
-        if order is None:
+        if state is None:
             await self.close(code=4404)
             return
-        self.group = order_group(order.id)  # built from the database id, never from input
+        self.group = order_group(state.order_id)  # built from the database id, never from input
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await database_sync_to_async(order_public_state_build)(order=order))
+        await self.send_json(PublicOrderStateSerializer(state).data)
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

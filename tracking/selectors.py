@@ -1,30 +1,32 @@
-"""Reads of the tracking data."""
+"""Reads of the tracking data: objects and small dataclasses; the APIs, the consumers and
+the broadcasts shape them with `tracking.serializers`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import uuid
+from dataclasses import dataclass
 
+from django.contrib.gis.geos import Point
 from django.db.models import Prefetch, Q
+from django.http import Http404
 from django.utils import timezone
 
 from couriers.models import Courier
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
-from orders.selectors import order_public_state_build
 from tracking.models import Ping
-from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
 
 TRACK_MAX_POINTS = 5000
 FLEET_MAX = 5000
 FLEET_WINDOW_HOURS = 2
 
 
-def order_location_get(*, order: Order) -> dict:
-    return OrderLocationSerializer(order).data
-
-
-def courier_location_get(*, courier: Courier) -> dict:
-    return CourierLocationSerializer(courier).data
+def courier_with_location_get(*, courier_id: uuid.UUID) -> Courier:
+    courier = couriers_with_location(ids=[courier_id])
+    if not courier:
+        raise Http404("No such courier.")
+    return courier[0]
 
 
 def orders_with_location(*, ids=None) -> list[Order]:
@@ -49,24 +51,63 @@ def couriers_with_location(*, ids=None) -> list[Courier]:
     return list(couriers.filter(id__in=ids))
 
 
-def fleet_state_get() -> dict:
-    """What `/ws/fleet/` sends first: active couriers and orders."""
-    return {
-        "couriers": CourierLocationSerializer(couriers_with_location(), many=True).data,
-        "orders": OrderLocationSerializer(orders_with_location(), many=True).data,
-    }
+STATUS_LABELS = {
+    OrderStatus.PENDING: "Pedido recebido",
+    OrderStatus.ASSIGNED: "Entregador a caminho da loja",
+    OrderStatus.IN_TRANSIT: "Saiu para entrega",
+    OrderStatus.DELIVERED: "Pedido entregue",
+    OrderStatus.CANCELLED: "Pedido cancelado",
+}
 
 
-def fleet_updates_build(*, courier_ids: list[uuid.UUID], order_ids: list[uuid.UUID]) -> dict:
-    """The payloads for what moved: fleet entries, and each order's public state."""
-    orders = orders_with_location(ids=order_ids) if order_ids else []
-    return {
-        "couriers": CourierLocationSerializer(couriers_with_location(ids=courier_ids), many=True).data
-        if courier_ids
-        else [],
-        "orders": OrderLocationSerializer(orders, many=True).data,
-        "public": {str(o.id): order_public_state_build(order=o) for o in orders},
-    }
+@dataclass(frozen=True)
+class PublicOrderState:
+    """What the consumer holding the tracking code may see (`PublicOrderStateSerializer`)."""
+
+    order_id: uuid.UUID  # for routing only; never serialized
+    status: str
+    status_label: str
+    eta_seconds: int | None
+    courier_first_name: str | None
+    location: dict | None
+    destination: dict
+    updated_at: dt.datetime | None
+
+
+# Stands in for a missing order so that an unknown code costs the same work as a known one.
+_NO_ORDER = Order(tracking_code="", status=OrderStatus.PENDING, destination=Point(0, 0, srid=4326))
+
+
+def order_public_state_get(*, tracking_code: str) -> PublicOrderState | None:
+    """The public state of the order `tracking_code` opens, or None for an unknown code.
+
+    An unknown code runs the same query and builds the same state before it is refused, and
+    the codes are compared in constant time: the answer time says nothing."""
+    found = Order.objects.select_related("courier", "last_location").filter(tracking_code=tracking_code[:64]).first()
+    order = found or _NO_ORDER
+    state = order_public_state_build(order=order)
+    if not hmac.compare_digest(order.tracking_code.encode(), tracking_code.encode()) or found is None:
+        return None
+    return state
+
+
+def order_public_state_build(*, order: Order) -> PublicOrderState:
+    """Privacy: the courier's first name only while assigned or in transit, the courier's
+    position (and the ETA) only while in transit; never the courier's id, full name, phone
+    or trail."""
+    in_transit = order.status == OrderStatus.IN_TRANSIT
+    # A missing reverse one-to-one raises a DoesNotExist that is also an AttributeError.
+    last = getattr(order, "last_location", None) if in_transit else None
+    return PublicOrderState(
+        order_id=order.id,
+        status=order.status,
+        status_label=STATUS_LABELS[order.status],
+        eta_seconds=last.eta_seconds if last else None,
+        courier_first_name=order.courier.first_name if order.is_active and order.courier_id else None,
+        location={"lat": last.location.y, "lon": last.location.x, "recorded_at": last.recorded_at} if last else None,
+        destination=order.destination_latlon,
+        updated_at=max(order.updated_at, last.updated_at) if last and order.updated_at else order.updated_at,
+    )
 
 
 def order_track_get(*, order: Order) -> dict:

@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
 
 from django.conf import settings
-from django.utils import timezone
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-
-class FiniteFloatField(serializers.FloatField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("invalid")
-        return value
-
-
-def recorded_at_validate(value: dt.datetime, *, now: dt.datetime | None = None) -> dt.datetime:
-    """Device times must carry an offset and fall inside the accepted window."""
-    if timezone.is_naive(value):
-        raise serializers.ValidationError("Must include a UTC offset (ISO 8601, e.g. 2026-11-25T12:00:00-03:00).")
-    now = now or timezone.now()
-    rules = settings.TRACKING
-    if value > now + dt.timedelta(seconds=rules["MAX_FUTURE_S"]):
-        raise serializers.ValidationError(f"Is more than {rules['MAX_FUTURE_S']} s in the future.")
-    if value < now - dt.timedelta(seconds=rules["MAX_AGE_S"]):
-        raise serializers.ValidationError(f"Is more than {rules['MAX_AGE_S']} s old.")
-    return value
-
-
-class RecordedAtField(serializers.DateTimeField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("default_timezone", None)
-        super().__init__(**kwargs)
-
-    def enforce_timezone(self, value):
-        # Keep the offset the device sent; naive values are rejected by the validator.
-        return value
-
-    def to_internal_value(self, value):
-        return recorded_at_validate(super().to_internal_value(value))
-
-
-class PointInputSerializer(serializers.Serializer):
-    lat = FiniteFloatField(min_value=-90, max_value=90)
-    lon = FiniteFloatField(min_value=-180, max_value=180)
-
-
-class EventLocationInputSerializer(PointInputSerializer):
-    accuracy_m = FiniteFloatField(min_value=0, required=False, allow_null=True)
+from couriers.serializers import CourierRefSerializer
+from orders.models import ACTIVE_STATUSES, OrderStatus
+from ze_tracking.serializers import EventLocationInputSerializer, FiniteFloatField, RecordedAtField
 
 
 class PingInputSerializer(EventLocationInputSerializer):
@@ -91,11 +48,6 @@ class LocationSerializer(serializers.Serializer):
     recorded_at = serializers.DateTimeField()
 
 
-class CourierRefSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
-
-
 class OrderLocationSerializer(serializers.Serializer):
     """The last location of an order: `GET /api/v1/orders/{id}/location` and the fleet socket."""
 
@@ -111,7 +63,7 @@ class OrderLocationSerializer(serializers.Serializer):
     destination = serializers.SerializerMethodField()
 
     def get_destination(self, order) -> dict:
-        return {"lat": order.destination.y, "lon": order.destination.x}
+        return order.destination_latlon
 
 
 class CourierLocationSerializer(serializers.Serializer):
@@ -126,5 +78,24 @@ class CourierLocationSerializer(serializers.Serializer):
     def get_active_order_ids(self, courier) -> list[str]:
         orders = getattr(courier, "active_orders", None)
         if orders is None:
-            orders = courier.orders.filter(status__in=("assigned", "in_transit"))
+            orders = courier.orders.filter(status__in=ACTIVE_STATUSES)
         return [str(o.id) for o in orders]
+
+
+# Shapes `tracking.selectors.PublicOrderState` for REST, the page and `/ws/track/<code>/` alike.
+class PublicOrderStateSerializer(serializers.Serializer):
+    """The consumer's view of an order (the tracking link and the tracking page)."""
+
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    status_label = serializers.CharField()
+    eta_seconds = serializers.IntegerField(allow_null=True)
+    courier_first_name = serializers.CharField(allow_null=True)
+    location = inline_serializer(
+        "PublicCourierLocation",
+        {"lat": serializers.FloatField(), "lon": serializers.FloatField(), "recorded_at": serializers.DateTimeField()},
+        allow_null=True,
+    )
+    destination = inline_serializer(
+        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}
+    )
+    updated_at = serializers.DateTimeField()

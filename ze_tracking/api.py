@@ -38,6 +38,17 @@ class IsStaffOrCourier(permissions.BasePermission):
         return IsStaff().has_permission(request, view) or IsCourier().has_permission(request, view)
 
 
+class ServiceUnavailable(Exception):
+    """A dependency (the broker) cannot take the request now; nothing was stored. 503."""
+
+    detail = "This cannot be done right now; nothing was stored. Retry later."
+    retry_after_s = 5
+
+
+class PayloadTooLarge(Exception):
+    """What the request asks to queue does not fit in one message. 413."""
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict."
@@ -46,17 +57,12 @@ class Conflict(exceptions.APIException):
 
 def exception_handler(exc, context):
     """DRF's handler, plus: bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are 413 (Django would
-    answer 400), and a broker that cannot take a batch is 503 with Retry-After."""
-    from tracking.services.ingest import BatchTooLarge, BrokerUnavailable
-
+    answer 400), and a dependency that cannot take the request is 503 with Retry-After. The
+    apps raise subclasses of the base exceptions above, so this module imports no app."""
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body is larger than 1 MiB."}, status=413)
-    if isinstance(exc, BatchTooLarge):
+    if isinstance(exc, PayloadTooLarge):
         return Response({"detail": str(exc)}, status=413)
-    if isinstance(exc, BrokerUnavailable):
-        return Response(
-            {"detail": "Locations cannot be queued right now; nothing was stored. Retry later."},
-            status=503,
-            headers={"Retry-After": "5"},
-        )
+    if isinstance(exc, ServiceUnavailable):
+        return Response({"detail": exc.detail}, status=503, headers={"Retry-After": str(exc.retry_after_s)})
     return drf_exception_handler(exc, context)

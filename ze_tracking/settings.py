@@ -118,6 +118,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# https://docs.djangoproject.com/en/5.2/topics/auth/customizing/#using-a-custom-user-model-when-starting-a-project
+AUTH_USER_MODEL = "couriers.User"
+
 TIME_ZONE = "America/Sao_Paulo"
 USE_I18N = True
 USE_TZ = True

@@ -4,20 +4,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from couriers.api import CourierCreateApi, CourierLocationGetApi
-from orders.api import (
-    OrderCancelApi,
-    OrderCreateListApi,
-    OrderEventCreateApi,
-    OrderGetApi,
+from couriers.api import CourierCreateApi
+from orders.api import OrderCancelApi, OrderCreateListApi, OrderEventCreateApi, OrderGetApi, OrderNotificationListApi
+from tracking.api import (
+    CourierLocationGetApi,
     OrderLocationGetApi,
-    OrderNotificationListApi,
     OrderTrackGetApi,
+    PingBatchCreateApi,
     TrackingLinkGetApi,
 )
-from orders.views import order_tracking_page
-from tracking.api import PingBatchCreateApi
-from tracking.views import backoffice_map
+from tracking.views import backoffice_map, order_tracking_page
 from ze_tracking.api import TokenCreateApi
 from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from ze_tracking.health import healthz, readyz

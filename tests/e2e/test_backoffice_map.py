@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from django.utils import timezone
 
 from tests.conftest import OUTPUT, client_for, ping, wait_for
 from tests.factories import UserFactory
 from tracking.services.ingest import ping_batch_record
-
-
-@pytest.fixture
-def page(browser, asgi_server, worker):
-    context = browser.new_context(base_url=asgi_server, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def log_in(page, username: str, password: str) -> None:

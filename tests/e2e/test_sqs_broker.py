@@ -4,6 +4,7 @@ process started with the production broker settings; a worker process consumes."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from tests.conftest import OUTPUT, ROOT, database_url, ping, wait_for
+from tests.conftest import ROOT, database_url, ping, wait_for
 from tracking.models import OrderLastLocation, Ping
 
 PUBLISH = """
@@ -48,31 +49,18 @@ def sqs_env(sns_emulator):
 
 
 def test_a_batch_published_to_sqs_is_stored_by_a_worker_reading_sqs(
-    sqs_env, transactional_db, courier, in_transit_order
+    sqs_env, spawn_celery_worker, transactional_db, courier, in_transit_order
 ):
-    log = open(OUTPUT / "celery-worker-sqs.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings,notifications,maintenance",
-         "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "--loglevel", "INFO", "-n", f"sqs-{uuid.uuid4().hex[:6]}@%h"],
-        cwd=ROOT, env=sqs_env, stdout=log, stderr=subprocess.STDOUT,
+    spawn_celery_worker(env=sqs_env, name="sqs", concurrency=2)
+    batch = [ping(seconds_ago=2, lat=-23.5701), ping(seconds_ago=1, lat=-23.5700)]
+    published = subprocess.run(
+        [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
+        cwd=ROOT, env=sqs_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    try:
-        import json
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.startswith("2 []")
 
-        batch = [ping(seconds_ago=2, lat=-23.5701), ping(seconds_ago=1, lat=-23.5700)]
-        published = subprocess.run(
-            [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
-            cwd=ROOT, env=sqs_env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert published.returncode == 0, published.stderr
-        assert published.stdout.startswith("2 []")
-
-        wait_for(lambda: Ping.objects.count() == 2, timeout=30, message="the batch to arrive through SQS")
-        last = OrderLastLocation.objects.get(order=in_transit_order)
-        assert last.location.y == pytest.approx(-23.5700)
-        assert last.recorded_at <= timezone.now()
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
+    wait_for(lambda: Ping.objects.count() == 2, timeout=30, message="the batch to arrive through SQS")
+    last = OrderLastLocation.objects.get(order=in_transit_order)
+    assert last.location.y == pytest.approx(-23.5700)
+    assert last.recorded_at <= timezone.now()

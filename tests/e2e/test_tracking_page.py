@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import OUTPUT, client_for, order_act, ping, wait_for
 
-
-@pytest.fixture
-def page(browser, asgi_server, worker):
-    context = browser.new_context(base_url=asgi_server, viewport={"width": 390, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
+VIEWPORT = (390, 800)  # a phone
 
 
 def courier_marker(page):

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import psycopg
 import pytest
@@ -17,7 +16,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import OUTPUT, ROOT, database_url, ping, wait_for
+from tests.conftest import ROOT, database_url, ping, wait_for
 from tracking.models import CourierLastLocation, Ping
 from tracking.services.ingest import ping_batch_record
 
@@ -44,66 +43,50 @@ def crash_env():
     }
 
 
-def start_worker(env, name):
-    log = open(OUTPUT / f"celery-worker-{name}.log", "w")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ze_tracking", "worker", "-Q", "pings", "--pool", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO", "-n", f"{name}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
 def test_batch_of_a_worker_killed_mid_transaction_is_stored_once_by_the_next_worker(
-    crash_env, transactional_db, courier
+    crash_env, spawn_celery_worker, transactional_db, courier
 ):
     from django.utils import timezone
 
     ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
     batch = [ping(seconds_ago=3 - i, lat=-23.5700 + i * 0.0001) for i in range(3)]
     db = connection.settings_dict
-    first = start_worker(crash_env, f"doomed-{uuid.uuid4().hex[:4]}")
-    second = None
-    try:
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
-            # Hold the courier's last-location row: the worker inserts the pings, then waits
-            # on this lock inside its transaction, where we kill it.
-            blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
-            published = subprocess.run(
-                [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
-                cwd=ROOT, env=crash_env, capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            assert published.stdout.strip() == "3", published.stderr
+    first = spawn_celery_worker(env=crash_env, name="doomed", queues="pings", pool="solo", concurrency=1)
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+        # Hold the courier's last-location row: the worker inserts the pings, then waits
+        # on this lock inside its transaction, where we kill it.
+        blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
+        published = subprocess.run(
+            [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
+            cwd=ROOT, env=crash_env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert published.stdout.strip() == "3", published.stderr
 
-            def worker_waits_on_lock():
-                blocker.execute("SELECT pg_stat_clear_snapshot()")
-                return blocker.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-                    [db["NAME"]],
-                ).fetchone()[0]
+        def worker_waits_on_lock():
+            blocker.execute("SELECT pg_stat_clear_snapshot()")
+            return blocker.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
+                [db["NAME"]],
+            ).fetchone()[0]
 
-            wait_for(worker_waits_on_lock, timeout=30, message="the worker to block mid-batch")
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
-            blocker.rollback()
+        wait_for(worker_waits_on_lock, timeout=30, message="the worker to block mid-batch")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        blocker.rollback()
 
-        assert Ping.objects.count() == 1  # the killed transaction left nothing behind
-        # The broker holds the unacked message until its visibility timeout passes; a worker
-        # that starts after that takes it back.
-        unacked = redis.Redis.from_url(crash_env["CELERY_BROKER_URL"])
-        wait_for(
-            lambda: (
-                (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
-                and all(score < time.time() - 3 for _, score in scores)
-            ),
-            timeout=30,
-            message="the dead worker's message to be overdue",
-        )
-        second = start_worker(crash_env, f"heir-{uuid.uuid4().hex[:4]}")
-        wait_for(lambda: Ping.objects.count() == 4, timeout=60, message="the redelivered batch")
-        assert Ping.objects.filter(event_id__in=[p["event_id"] for p in batch]).count() == 3
-        assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(batch[-1]["lat"])
-    finally:
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.terminate()
-                process.wait(timeout=30)
+    assert Ping.objects.count() == 1  # the killed transaction left nothing behind
+    # The broker holds the unacked message until its visibility timeout passes; a worker
+    # that starts after that takes it back.
+    unacked = redis.Redis.from_url(crash_env["CELERY_BROKER_URL"])
+    wait_for(
+        lambda: (
+            (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
+            and all(score < time.time() - 3 for _, score in scores)
+        ),
+        timeout=30,
+        message="the dead worker's message to be overdue",
+    )
+    spawn_celery_worker(env=crash_env, name="heir", queues="pings", pool="solo", concurrency=1)
+    wait_for(lambda: Ping.objects.count() == 4, timeout=60, message="the redelivered batch")
+    assert Ping.objects.filter(event_id__in=[p["event_id"] for p in batch]).count() == 3
+    assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(batch[-1]["lat"])

@@ -8,8 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent
-from tests.conftest import client_for
+from orders.models import Notification, Order, OrderEvent
+from orders.signals import order_event_recorded
+from tests.conftest import client_for, order_act
 from tests.factories import CourierFactory
 from tracking.models import OrderLastLocation, Ping
 
@@ -49,6 +50,26 @@ def test_event_location_is_stored_as_a_ping_of_the_order(courier_api, courier, o
     assert OrderLastLocation.objects.get(order=order).location.y == pytest.approx(-23.57)
 
 
+def test_a_listener_that_fails_rolls_the_whole_action_back(courier, order):
+    """Listeners run inside the action's transaction: nothing of it commits without them."""
+
+    def failing_listener(**kwargs):
+        raise RuntimeError("listener failed")
+
+    order_event_recorded.connect(failing_listener, dispatch_uid="test-failing-listener")
+    try:
+        with pytest.raises(RuntimeError):
+            order_act(order, courier, "assigned")
+    finally:
+        order_event_recorded.disconnect(dispatch_uid="test-failing-listener")
+
+    order.refresh_from_db()
+    assert order.status == "pending" and order.courier_id is None
+    assert not OrderEvent.objects.filter(order=order).exists()
+    assert not Notification.objects.filter(order=order).exists()
+    assert not Ping.objects.filter(courier_id=courier.id).exists()
+
+
 def test_impossible_transition_is_409_with_the_current_status(courier_api, order):
     response = event(courier_api, order, "delivered")
 
@@ -64,7 +85,9 @@ def test_another_couriers_order_is_404(courier_api, other_courier_api, order):
     assert other_courier_api.get(f"/api/v1/orders/{order.id}").status_code == 404
 
 
-def test_taking_an_order_already_taken_is_409(courier_api, other_courier_api, order):
+def test_taking_an_order_another_courier_already_took_is_404(courier_api, other_courier_api, order):
+    """Once taken, the order is the other courier's: it is not revealed, even to a stale
+    app screen that still shows it pending (a race while it is pending is a 409, below)."""
     event(courier_api, order, "assigned")
     order.status = "pending"  # what a stale app screen believes
     assert event(other_courier_api, order, "assigned").status_code == 404

@@ -6,11 +6,21 @@ import json
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ping, wait_for
+from tests.conftest import ping
 from tests.factories import OrderFactory
 from tracking.models import CourierLastLocation, OrderLastLocation, Ping
+from ze_tracking.celery import app as celery_app
 
 URL = "/api/v1/locations"
+
+
+@pytest.fixture(autouse=True)
+def _batch_task_in_process():
+    """The HTTP contract only: the batch's task runs in this process (Celery's eager mode),
+    inside the test's transaction. tests/e2e/test_pipeline.py runs it through a real worker."""
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
 
 
 def post(api, pings):
@@ -21,21 +31,21 @@ def stored(event_id) -> bool:
     return Ping.objects.filter(event_id=event_id).exists()
 
 
-def test_valid_batch_is_accepted_stored_and_moves_the_order_last_location(worker, courier_api, in_transit_order):
+def test_valid_batch_is_accepted_stored_and_moves_the_order_last_location(courier_api, in_transit_order):
     pings = [ping(seconds_ago=30 - i, lat=-23.55 - i * 0.0001, lon=-46.64) for i in range(20)]
 
     response = post(courier_api, pings)
 
     assert response.status_code == 202, response.content
     assert response.json() == {"accepted": 20, "rejected": []}
-    wait_for(lambda: Ping.objects.count() == 20, message="20 stored pings")
-    last = wait_for(lambda: OrderLastLocation.objects.filter(order=in_transit_order).first())
+    assert Ping.objects.count() == 20
+    last = OrderLastLocation.objects.get(order=in_transit_order)
     assert last.location.y == pytest.approx(pings[-1]["lat"])
     assert last.recorded_at == dt.datetime.fromisoformat(pings[-1]["recorded_at"])
     assert last.distance_to_destination_m > 0 and last.eta_seconds > 0
 
 
-def test_mixed_batch_stores_the_good_pings_and_lists_each_bad_one_with_its_reason(worker, courier_api, courier):
+def test_mixed_batch_stores_the_good_pings_and_lists_each_bad_one_with_its_reason(courier_api, courier):
     good = ping()
     naive_time = ping(recorded_at=timezone.now().replace(tzinfo=None).isoformat())
     bad = [
@@ -66,7 +76,7 @@ def test_mixed_batch_stores_the_good_pings_and_lists_each_bad_one_with_its_reaso
     assert "lat" in by_index[8]["errors"]
     assert {"event_id", "recorded_at", "lon"} <= set(by_index[9]["errors"])
     assert by_index[1]["event_id"] == bad[0]["event_id"]
-    wait_for(lambda: stored(good["event_id"]), message="the good ping")
+    assert stored(good["event_id"])
     assert Ping.objects.count() == 1
 
 
@@ -129,7 +139,7 @@ def test_staff_who_is_not_a_courier_gets_403(staff_api):
     assert post(staff_api, [ping()]).status_code == 403
 
 
-def test_resent_ping_counts_as_accepted_and_is_stored_once(worker, courier_api):
+def test_resent_ping_counts_as_accepted_and_is_stored_once(courier_api):
     first = ping()
 
     assert post(courier_api, [first, first]).json()["accepted"] == 2
@@ -137,33 +147,33 @@ def test_resent_ping_counts_as_accepted_and_is_stored_once(worker, courier_api):
     marker = ping()
     post(courier_api, [marker])
 
-    wait_for(lambda: stored(marker["event_id"]), message="the ping after the resends")
+    assert stored(marker["event_id"])
     assert Ping.objects.filter(event_id=first["event_id"]).count() == 1
 
 
-def test_older_ping_does_not_move_last_location_back(worker, courier_api, courier, in_transit_order):
+def test_older_ping_does_not_move_last_location_back(courier_api, courier, in_transit_order):
     newer = ping(seconds_ago=10, lat=-23.5600)
     older = ping(seconds_ago=60, lat=-23.5650)
 
     post(courier_api, [newer])
-    wait_for(lambda: stored(newer["event_id"]))
+    assert stored(newer["event_id"])
     post(courier_api, [older])
-    wait_for(lambda: stored(older["event_id"]))
+    assert stored(older["event_id"])
 
     assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(-23.5600)
     assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
 
 
-def test_out_of_order_pings_in_one_batch_leave_the_newest_as_last_location(worker, courier_api, courier):
+def test_out_of_order_pings_in_one_batch_leave_the_newest_as_last_location(courier_api, courier):
     pings = [ping(seconds_ago=5, lat=-23.500), ping(seconds_ago=50, lat=-23.501), ping(seconds_ago=20, lat=-23.502)]
 
     post(courier_api, pings)
 
-    wait_for(lambda: Ping.objects.count() == 3)
+    assert Ping.objects.count() == 3
     assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.500)
 
 
-def test_courier_cannot_ping_for_another_couriers_order(worker, courier_api, other_courier):
+def test_courier_cannot_ping_for_another_couriers_order(courier_api, other_courier):
     theirs = OrderFactory(courier=other_courier, status="in_transit", assigned_at=timezone.now())
 
     response = post(courier_api, [ping(order_id=str(theirs.id))])
@@ -181,47 +191,47 @@ def test_ping_naming_a_finished_order_is_rejected(courier_api, courier):
     assert response.status_code == 400
 
 
-def test_ping_without_active_order_lands_on_the_courier_trail(worker, courier_api, courier):
+def test_ping_without_active_order_lands_on_the_courier_trail(courier_api, courier):
     p = ping()
 
     post(courier_api, [p])
 
-    wait_for(lambda: stored(p["event_id"]))
+    assert stored(p["event_id"])
     stored_ping = Ping.objects.get(event_id=p["event_id"])
     assert stored_ping.courier_id == courier.id and stored_ping.order_id is None
     assert CourierLastLocation.objects.get(courier=courier).recorded_at == dt.datetime.fromisoformat(p["recorded_at"])
 
 
-def test_implausible_jump_is_stored_flagged_and_does_not_move_last_location(worker, courier_api, courier):
+def test_implausible_jump_is_stored_flagged_and_does_not_move_last_location(courier_api, courier):
     here = ping(seconds_ago=20, lat=-23.5600, lon=-46.6500)
     # 100 km in 10 seconds
     there = ping(seconds_ago=10, lat=-22.6600, lon=-46.6500)
 
     post(courier_api, [here])
-    wait_for(lambda: stored(here["event_id"]))
+    assert stored(here["event_id"])
     post(courier_api, [there])
-    wait_for(lambda: stored(there["event_id"]))
+    assert stored(there["event_id"])
 
     assert Ping.objects.get(event_id=there["event_id"]).suspect_reason == "implied_speed"
     assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
 
 
-def test_unknown_attributes_are_kept(worker, courier_api):
+def test_unknown_attributes_are_kept(courier_api):
     p = ping(attributes={"battery": 0.42, "network": "4g"})
 
     post(courier_api, [p])
 
-    wait_for(lambda: stored(p["event_id"]))
+    assert stored(p["event_id"])
     assert Ping.objects.get(event_id=p["event_id"]).attributes == {"battery": 0.42, "network": "4g"}
 
 
-def test_ping_for_a_named_order_is_filed_under_it(worker, courier_api, courier, in_transit_order):
+def test_ping_for_a_named_order_is_filed_under_it(courier_api, courier, in_transit_order):
     OrderFactory(courier=courier, status="assigned", assigned_at=timezone.now())
     p = ping(order_id=str(in_transit_order.id))
 
     post(courier_api, [p])
 
-    wait_for(lambda: stored(p["event_id"]))
+    assert stored(p["event_id"])
     assert Ping.objects.get(event_id=p["event_id"]).order_id == in_transit_order.id
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import Q
 
-from orders.models import ACTIVE_STATUSES, Order
+from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from tracking.geo import haversine_m
 from tracking.models import CourierLastLocation
 
@@ -57,7 +57,7 @@ class EnrichedPing:
         transit, else the nearest assigned one."""
         if not self.legs:
             return None
-        return min(self.legs, key=lambda leg: (leg.status != "in_transit", leg.distance_to_destination_m))
+        return min(self.legs, key=lambda leg: (leg.status != OrderStatus.IN_TRANSIT, leg.distance_to_destination_m))
 
 
 def eta_seconds_estimate(*, distance_m: float) -> int:

@@ -29,13 +29,16 @@ from tracking.serializers import PingInputSerializer
 from tracking.services.enrichment import EnrichedPing, pings_enrich
 from tracking.services.last_location import last_locations_upsert
 from tracking.services.storage import pings_store
+from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(ServiceUnavailable):
     """The batch could not be queued; nothing was stored. The client resends."""
 
+    detail = "Locations cannot be queued right now; nothing was stored. Retry later."
 
-class BatchTooLarge(Exception):
+
+class BatchTooLarge(PayloadTooLarge):
     """The accepted pings do not fit in one broker message."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from django.conf import settings
 from django.db import connections
@@ -17,8 +18,21 @@ from django.db import connections
 logger = logging.getLogger(__name__)
 
 
+DAILY_PARTITION = re.compile(r"^tracking_ping_p[0-9]{8}$")
+
+
 def ping_partition_name(*, day: dt.date) -> str:
     return f"tracking_ping_p{day:%Y%m%d}"
+
+
+def ping_partitions_list(*, cursor) -> list[tuple[str, float]]:
+    """Every partition of `tracking_ping` (the default one included), by name, with the
+    planner's row estimate."""
+    cursor.execute(
+        "SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'tracking_ping' ORDER BY c.relname"
+    )
+    return cursor.fetchall()
 
 
 def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "default") -> list[str]:
@@ -28,11 +42,7 @@ def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "defaul
     days_ahead = settings.TRACKING["PARTITION_DAYS_AHEAD"]
     created = []
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'tracking_ping'"
-        )
-        existing = {row[0] for row in cursor.fetchall()}
+        existing = {name for name, _ in ping_partitions_list(cursor=cursor)}
         for offset in range(-days_back, days_ahead + 1):
             day = today + dt.timedelta(days=offset)
             name = ping_partition_name(day=day)
@@ -63,13 +73,12 @@ def ping_partitions_drop_expired(*, today: dt.date | None = None, using: str = "
     oldest_kept = ping_partition_name(day=today - dt.timedelta(days=keep_days))
     dropped = []
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'tracking_ping' "
-            "AND c.relname ~ '^tracking_ping_p[0-9]{8}$' AND c.relname < %s ORDER BY c.relname",
-            [oldest_kept],
-        )
-        for (name,) in cursor.fetchall():
+        expired = [
+            name
+            for name, _ in ping_partitions_list(cursor=cursor)
+            if DAILY_PARTITION.match(name) and name < oldest_kept
+        ]
+        for name in expired:
             # Detach first: the parent's lock is held only for the detach, not the drop.
             cursor.execute(f"ALTER TABLE tracking_ping DETACH PARTITION {name}")
             cursor.execute(f"DROP TABLE {name}")

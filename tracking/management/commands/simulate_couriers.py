@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tracking.simulation import ApiError, SimulationConfig, SimulationStats, simulation_run
+from tracking.simulator.client import ApiError, healthz_wait
+from tracking.simulator.config import SimulationConfig, SimulationStats
+from tracking.simulator.run import simulation_run
 
 
 def positive_int(value: str) -> int:
@@ -70,8 +70,6 @@ class Command(BaseCommand):
             quirk_rate=options["quirk_rate"],
             seed=options["seed"],
         )
-        if options["wait"]:
-            self._healthz_wait(base_url=config.base_url, timeout=options["wait"])
         stop = threading.Event()
         self._signals_trap(stop)
         self.stdout.write(
@@ -79,12 +77,14 @@ class Command(BaseCommand):
             f"against {config.base_url} (Ctrl-C stops and prints the summary)"
         )
         try:
+            if options["wait"]:
+                healthz_wait(base_url=config.base_url, timeout=options["wait"])
             stats = simulation_run(config=config, stop=stop, progress=self._progress)
         except ApiError as exc:
             raise CommandError(str(exc)) from exc
         if self._tty:
             self.stdout.write("")
-        self.stdout.write(self._summary(stats, config))
+        self.stdout.write(stats.summary(config=config))
 
     _last_line_at = 0.0
 
@@ -93,37 +93,12 @@ class Command(BaseCommand):
         return self.stdout.isatty()
 
     def _progress(self, stats: SimulationStats) -> None:
-        line = (
-            f"{stats.elapsed_s:6.0f}s  orders {stats.orders_delivered} delivered / {stats.orders_created} created, "
-            f"{stats.couriers_driving} on the road  pings {stats.pings_sent} sent ({stats.pings_rejected} rejected, "
-            f"{stats.duplicates_sent} dup, {stats.late_sent} late)  {stats.pings_per_s:.1f} pings/s  "
-            f"errors {stats.http_errors}"
-        )
         if self._tty:
-            self.stdout.write(f"\r\x1b[2K{line}", ending="")
+            self.stdout.write(f"\r\x1b[2K{stats.progress_line()}", ending="")
             self.stdout.flush()
         elif time.monotonic() - self._last_line_at >= 10:
             self._last_line_at = time.monotonic()
-            self.stdout.write(line)
-
-    def _summary(self, stats: SimulationStats, config: SimulationConfig) -> str:
-        target = "" if config.loop else f" of {config.orders}"
-        return "\n".join(
-            [
-                "Summary",
-                f"  orders      {stats.orders_delivered} delivered{target}, {stats.orders_created} created, "
-                f"{stats.orders_cancelled} cancelled, {stats.orders_lost} lost",
-                f"  pings       {stats.pings_sent} sent in {stats.batches_sent} batches: "
-                f"{stats.pings_accepted} accepted, "
-                f"{stats.pings_rejected} rejected",
-                f"  quirks      {stats.duplicates_sent} duplicates, {stats.late_sent} late, "
-                f"{stats.out_of_order_batches} out-of-order batches",
-                f"  events      {stats.events_sent} applied, {stats.event_conflicts} conflicts",
-                f"  http        {stats.http_errors} errors, {stats.retries} retries",
-                f"  elapsed     {stats.elapsed_s:.1f} s",
-                f"  throughput  {stats.pings_per_s:.1f} pings/s, {stats.requests_per_s:.1f} requests/s",
-            ]
-        )
+            self.stdout.write(stats.progress_line())
 
     def _signals_trap(self, stop: threading.Event) -> None:
         """The first Ctrl-C or SIGTERM ends the run cleanly (unfinished orders are cancelled,
@@ -136,16 +111,3 @@ class Command(BaseCommand):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
             signal.signal(signal.SIGTERM, handler)
-
-    def _healthz_wait(self, *, base_url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError(f"{base_url}/healthz did not answer within {timeout:.0f} s")
-            time.sleep(0.5)

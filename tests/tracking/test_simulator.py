@@ -10,14 +10,9 @@ import requests
 from django.conf import settings
 
 from tracking.geo import haversine_m
-from tracking.simulation import (
-    SAO_PAULO_CENTER,
-    CourierRun,
-    SimulationConfig,
-    destination_pick,
-    path_plan,
-    speed_pick,
-)
+from tracking.simulator.config import SimulationConfig
+from tracking.simulator.courier import CourierRun
+from tracking.simulator.geometry import SAO_PAULO_CENTER, destination_pick, path_plan, speed_pick
 
 
 @pytest.mark.parametrize("seed", range(20))

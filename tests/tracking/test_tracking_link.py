@@ -133,7 +133,7 @@ def test_the_tracking_page_shows_status_eta_and_map_without_login(client, courie
     assert f"/api/v1/track/{order.tracking_code}" in html
     assert "https://tile.openstreetmap.org/{z}/{x}/{y}.png" in html
     # Leaflet is served by us, never from a CDN.
-    assert "/static/vendor/leaflet/leaflet.js" in html and "/static/orders/track.js" in html
+    assert "/static/vendor/leaflet/leaflet.js" in html and "/static/tracking/track.js" in html
     assert not re.search(r'<(script|link)[^>]+(src|href)="(https?:)?//', html)
     assert response["Cache-Control"].startswith("max-age=0")
 
@@ -175,9 +175,9 @@ def test_the_tracking_page_shares_the_links_rate_limit(client, courier):
 
 def test_the_page_assets_are_vendored():
     for path in ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/leaflet/images/marker-icon.png",
-                 "orders/track.js"):  # fmt: skip
+                 "tracking/track.js"):  # fmt: skip
         assert finders.find(path), path
-    assert "function applyState(state)" in open(finders.find("orders/track.js")).read()
+    assert "function applyState(state)" in open(finders.find("tracking/track.js")).read()
 
 
 @pytest.mark.parametrize("code", ["ab%00cd", "ab%20cd", "%E2%9C%93", "a.b"])
