@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from orders.admin import OrderAdmin
 from orders.models import Order
 from tracking.models import CourierLastLocation, OrderLastLocation, Ping
-from tracking.selectors import order_track_get
+from tracking.selectors import order_trail_list
 from tracking.services.partitions import ping_partitions_list
 
 
@@ -95,11 +95,10 @@ class OrderWithTrailAdmin(OrderAdmin):
 
     @admin.display(description="trail")
     def trail_map(self, order):
-        track = order_track_get(order=order)
         data = {
             "tile_url": settings.MAP_TILE_URL,
             "destination": [order.destination.y, order.destination.x],
-            "trail": [[f["geometry"]["coordinates"][1], f["geometry"]["coordinates"][0]] for f in track["features"]],
+            "trail": [[p["location"].y, p["location"].x] for p in order_trail_list(order=order)],
         }
         return format_html(
             '<link rel="stylesheet" href="{}"><div id="trail-map" style="height:380px;width:640px" data-map="{}"></div>'

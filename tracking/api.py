@@ -13,12 +13,13 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from orders.selectors import order_get_for
-from tracking.selectors import courier_with_location_get, order_public_state_get, order_track_get
+from tracking.selectors import courier_with_location_get, order_public_state_get, order_trail_list
 from tracking.serializers import (
     CourierLocationSerializer,
     OrderLocationSerializer,
     PingInputSerializer,
     PublicOrderStateSerializer,
+    order_track_geojson,
 )
 from tracking.services.ingest import pings_ingest
 from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
@@ -71,7 +72,8 @@ class OrderTrackGetApi(APIView):
         }
     )
     def get(self, request, order_id):
-        return Response(order_track_get(order=order_get_for(user=request.user, order_id=order_id)))
+        order = order_get_for(user=request.user, order_id=order_id)
+        return Response(order_track_geojson(order=order, trail=order_trail_list(order=order)))
 
 
 class CourierLocationGetApi(APIView):

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.gis.geos import Point
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -110,36 +110,19 @@ def order_public_state_build(*, order: Order) -> PublicOrderState:
     )
 
 
-def order_track_get(*, order: Order) -> dict:
-    """The order's trail as GeoJSON: the courier's pings from assignment to delivery (or
-    now), in device-time order. Pings are filed under the courier, so an order carried
+def order_trail_list(*, order: Order) -> QuerySet:
+    """The order's trail: the courier's trusted pings from assignment to delivery (or now),
+    in device-time order, as dicts. Pings are filed under the courier, so an order carried
     alongside another one still gets its whole trail. Suspect pings are left out."""
-    features: list[dict] = []
-    if order.courier_id and order.assigned_at:
-        pings = (
-            Ping.objects.filter(
-                courier_id=order.courier_id,
-                recorded_at__gte=order.assigned_at,
-                recorded_at__lte=order.trail_ends_at or timezone.now() + timezone.timedelta(minutes=10),
-                suspect_reason__isnull=True,
-            )
-            .order_by("recorded_at")
-            .values_list("event_id", "recorded_at", "location", "accuracy_m", "speed_mps", "heading_deg")[
-                :TRACK_MAX_POINTS
-            ]
+    if not (order.courier_id and order.assigned_at):
+        return Ping.objects.none().values()
+    return (
+        Ping.objects.filter(
+            courier_id=order.courier_id,
+            recorded_at__gte=order.assigned_at,
+            recorded_at__lte=order.trail_ends_at or timezone.now() + dt.timedelta(minutes=10),
+            suspect_reason__isnull=True,
         )
-        for event_id, recorded_at, location, accuracy_m, speed_mps, heading_deg in pings:
-            features.append(
-                {
-                    "type": "Feature",
-                    "geometry": {"type": "Point", "coordinates": [location.x, location.y]},
-                    "properties": {
-                        "event_id": str(event_id),
-                        "recorded_at": recorded_at.isoformat(),
-                        "accuracy_m": accuracy_m,
-                        "speed_mps": speed_mps,
-                        "heading_deg": heading_deg,
-                    },
-                }
-            )
-    return {"type": "FeatureCollection", "properties": {"order_id": str(order.id)}, "features": features}
+        .order_by("recorded_at")
+        .values("event_id", "recorded_at", "location", "accuracy_m", "speed_mps", "heading_deg")[:TRACK_MAX_POINTS]
+    )

@@ -99,3 +99,23 @@ class PublicOrderStateSerializer(serializers.Serializer):
         "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}
     )
     updated_at = serializers.DateTimeField()
+
+
+def order_track_geojson(*, order, trail) -> dict:
+    """`GET /orders/{id}/track`: the trail (`tracking.selectors.order_trail_list`) as a
+    GeoJSON FeatureCollection of points."""
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [p["location"].x, p["location"].y]},
+            "properties": {
+                "event_id": str(p["event_id"]),
+                "recorded_at": p["recorded_at"].isoformat(),
+                "accuracy_m": p["accuracy_m"],
+                "speed_mps": p["speed_mps"],
+                "heading_deg": p["heading_deg"],
+            },
+        }
+        for p in trail
+    ]
+    return {"type": "FeatureCollection", "properties": {"order_id": str(order.id)}, "features": features}
