@@ -24,7 +24,7 @@ def test_mappings_select_exactly_the_analytics_tables(cfn):
     }
     assert included == {*tables.TABLES, *tables.PING_PARTITION_PATTERNS}
     assert all(r["object-locator"]["schema-name"] == "public" for r in rules)
-    for forbidden in ("auth_user", "django_session", "authtoken_token", "%"):
+    for forbidden in ("couriers_user", "auth_user", "django_session", "authtoken_token", "%"):
         assert forbidden not in included
 
 
