@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError
 from tracking.services.ingest import ping_batch_record as ping_batch_record_service
 from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
+from tracking.services.storage import ping_partitions_pack as ping_partitions_pack_service
 
 
 # Idempotent (ON CONFLICT DO NOTHING + recorded_at guard), so acks_late and retries are safe.
@@ -29,3 +30,8 @@ def ping_partitions_ensure() -> list[str]:
 @shared_task
 def ping_partitions_drop_expired() -> list[str]:
     return ping_partitions_drop_expired_service()
+
+
+@shared_task
+def ping_partitions_pack() -> list[str]:
+    return ping_partitions_pack_service()

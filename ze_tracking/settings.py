@@ -204,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_ensure",
         "schedule": 3600.0,
     },
+    "ping-partitions-pack": {
+        "task": "tracking.tasks.ping_partitions_pack",
+        "schedule": 6 * 3600.0,
+    },
     "ping-partitions-drop-expired": {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,

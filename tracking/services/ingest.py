@@ -54,7 +54,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
     received_at = received_at or timezone.now()
     active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
     result = IngestResult()
-    accepted: dict[str, dict] = {}
+    accepted: dict[tuple, dict] = {}  # keyed like tracking_ping's key; the courier is the batch's
     # One serializer for the whole batch: building DRF fields costs more than validating
     # with them (≈ 630 µs a ping when instantiated per ping, against ≈ 150 µs reused).
     validator = PingInputSerializer(context={"active_order_ids": active_order_ids})
@@ -68,7 +68,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
             result.rejected.append(rejection)
             continue
         result.accepted += 1
-        accepted[str(data["event_id"])] = {k: v for k, v in data.items() if v is not None and v != {}}
+        accepted[data["event_id"], data["recorded_at"]] = {k: v for k, v in data.items() if v is not None and v != {}}
     if accepted:
         ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
     return result
