@@ -176,6 +176,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connections before and after every task (a
+# reconnect per batch) unless this is set, and then every 2 x N tasks. The worker keeps its
+# connection instead and drops it when broken or older than CONN_MAX_AGE, as Django does
+# between requests (ze_tracking/celery.py).
+CELERY_DB_REUSE_MAX = 1_000_000
 # The ingest request answers 503 quickly instead of blocking on a broker that is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
