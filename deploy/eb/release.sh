@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy the committed HEAD to one stage's three environments:
 #   deploy/eb/release.sh dev
-# Needs AWS credentials with Elastic Beanstalk and S3 rights (a CI deploy role).
+# Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
+# <app>-release) rights: a CI deploy role.
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
 

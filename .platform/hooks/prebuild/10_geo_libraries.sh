@@ -11,7 +11,7 @@
 set -euo pipefail
 
 WHEELS=deploy/eb/geo-wheels.txt
-ROOT=${ZE_GEO_DIR:-/opt/ze-geo}
+ROOT=${ZE_GEO_DIR:-/opt/ze-geo}  # another folder only in deploy/tests/test_supply_chain.py
 LIB=$ROOT/lib
 STAMP="$ROOT/.lock-$(sha256sum "$WHEELS" | cut -c1-16)"
 
