@@ -18,7 +18,7 @@ would then have to hold (or be able to assume a role holding) the admin secret.
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -92,7 +92,8 @@ class Release(Construct):
                 }
             ),
             encryption_key=key,
-            timeout=None,
+            # release.sh waits as long; a migration that takes longer needs a look, not a retry.
+            timeout=Duration.minutes(30),
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
         )
         # CodeBuild's access to the VPC, which CDK writes with "*" for every action: the
