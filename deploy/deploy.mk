@@ -22,12 +22,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 $(DEPLOY_VENV)/.installed: requirements/deploy.txt
 	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
 	@test -x $(DEPLOY_PY) || python3 -m venv $(DEPLOY_VENV)
-	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/deploy.txt
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements/deploy.txt
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: $(DEPLOY_DIR)/requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r $(DEPLOY_DIR)/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r $(DEPLOY_DIR)/requirements-checkov.txt
 	@touch $@
 
 deploy-tools: $(DEPLOY_VENV)/.installed $(CHECKOV_VENV)/.installed

@@ -86,6 +86,11 @@ def _database() -> dict:
         }
     else:
         raise ImproperlyConfigured("Set DATABASE_URL (postgis://user:pass@host:port/name) or DB_HOST and friends.")
+    # TLS that checks the server: deploy/ sets verify-full and the RDS CA bundle's path.
+    # https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
+    for option in ("sslmode", "sslrootcert"):
+        if value := env.str(f"DATABASE_{option.upper()}", default=""):
+            config.setdefault("OPTIONS", {})[option] = value
     config["ENGINE"] = "django.contrib.gis.db.backends.postgis"
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True

@@ -109,3 +109,15 @@ def test_instances_have_no_public_address_and_imdsv2_only(cfn):
     for env in _envs(cfn).values():
         assert env[("aws:ec2:vpc", "AssociatePublicIpAddress")] == "false"
         assert env[("aws:autoscaling:launchconfiguration", "DisableIMDSv1")] == "true"
+
+
+def test_every_database_client_verifies_auroras_certificate(cfn):
+    from ze_infra.compute import RDS_CA_BUNDLE
+
+    for name, env in _envs(cfn).items():
+        assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLMODE")] == "verify-full", name
+        assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLROOTCERT")] == RDS_CA_BUNDLE, name
+    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert variables["DATABASE_SSLMODE"] == "verify-full"
+    assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE

@@ -37,10 +37,13 @@ from .config import CELERY_QUEUES, StageConfig
 from .data import Cache, Database
 from .messaging import Messaging
 from .network import Network
+from .release import Release
 
 # Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
 # none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
 GEO_DIR = "/opt/ze-geo"
+# Where deploy/eb/rds_ca.sh installs the RDS global CA bundle (instances and release task).
+RDS_CA_BUNDLE = "/opt/ze-rds/global-bundle.pem"
 
 HEALTH_CONFIG = {
     "Version": 1,
@@ -175,8 +178,8 @@ class Compute(Construct):
             "Web",
             produce=list(queues.values()),
             consume=[],
-            # The deployment leader bootstraps the database roles (db_bootstrap.py).
-            secrets=[*app_secrets, database.admin_secret, database.dms_secret],  # type: ignore[list-item]
+            # Never the admin or DMS logins: the release task (release.py) holds those.
+            secrets=app_secrets,
             key=key,
         )
         self.worker_role = self._instance_role(
@@ -226,6 +229,10 @@ class Compute(Construct):
             "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
             "PROJ_DATA": f"{GEO_DIR}/share/proj",
             "GDAL_DATA": f"{GEO_DIR}/share/gdal",
+            # TLS to Aurora that checks the server's certificate and host name against the
+            # RDS CA bundle deploy/eb/rds_ca.sh installs (checked against a pinned sha256).
+            "DATABASE_SSLMODE": "verify-full",
+            "DATABASE_SSLROOTCERT": RDS_CA_BUNDLE,
         }
         secrets = {
             "DJANGO_SECRET_KEY": self.django_secret.secret_arn,
@@ -283,8 +290,6 @@ class Compute(Construct):
         ]
         self.web = self._environment(
             "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
-            "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,  # type: ignore[union-attr]
-            "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn, "DB_APP_USER": "ze_app", "DB_DMS_USER": "ze_dms",
             "WEB_CONCURRENCY": "2"}, secrets=secrets, tier="WebServer",
         )
 
@@ -318,6 +323,20 @@ class Compute(Construct):
         )
 
         self._worker_queue_scaling(messaging)
+
+        # Migrations and database roles: the only holder of the admin and DMS logins.
+        release_env = ("DJANGO_", "DB_", "DATABASE_", "GDAL_", "GEOS_", "PROJ_", "AWS_")
+        self.release = Release(
+            self,
+            "Release",
+            cfg=cfg,
+            network=network,
+            database=database,
+            key=key,
+            environment={k: v for k, v in environment.items() if k.startswith(release_env)},
+            secrets={k: secrets[k] for k in ("DJANGO_SECRET_KEY", "DB_USER", "DB_PASSWORD")},
+            django_secret=self.django_secret,
+        )
 
     # --- helpers --------------------------------------------------------------------
     def _instance_role(

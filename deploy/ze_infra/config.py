@@ -77,6 +77,11 @@ class StageConfig:
     redshift_base_rpu: int = 8
     redshift_database: str = "analytics"
 
+    # AWS WAF on the public load balancer: requests per client address per 5 minutes.
+    # A courier app sends a batch every few seconds (about 100 per 5 minutes) and a
+    # tracking page a handful; this leaves room for many people behind one carrier NAT.
+    waf_requests_per_address_per_5_minutes: int = 3000
+
     # Alarms.
     alarm_email: str = "oncall-tracking@ze.delivery"
     queue_age_alarm_seconds: int = 120
