@@ -66,6 +66,12 @@ def test_tracking_link_code_never_reaches_the_logs(anonymous_api, log_lines):
     assert "AbCdEfGh1234secret" not in "\n".join(log_lines())
 
 
+def test_uvicorn_access_lines_with_raw_paths_are_not_written(log_lines):
+    logging.getLogger("uvicorn.access").info('127.0.0.1:5000 - "GET /t/AbCdEfGh1234secret HTTP/1.1" 200')
+
+    assert "AbCdEfGh1234secret" not in "\n".join(log_lines())
+
+
 def test_worker_logs_json_with_task_id_and_courier_id(worker, courier_api, courier):
     response = courier_api.post(LOCATIONS, {"pings": [ping()]}, format="json")
     assert response.status_code == 202

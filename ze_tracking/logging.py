@@ -143,7 +143,15 @@ def logging_config(*, level: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         # Django's own 4xx warnings repeat the access line with the raw path, which for a
         # tracking link holds its secret code; 5xx errors (with tracebacks) stay.
-        "loggers": {"django.request": {"level": "ERROR"}},
+        "loggers": {
+            "django.request": {"level": "ERROR"},
+            # uvicorn configures its loggers with its own text handler before Django starts.
+            "uvicorn": {"handlers": ["console"], "level": level, "propagate": False},
+            "uvicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
+            # RequestIdMiddleware writes the access line, with the route instead of the raw
+            # path (tracking links carry their secret code in it).
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
     }
 
 
