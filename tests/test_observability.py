@@ -52,6 +52,24 @@ def test_request_log_line_is_json_with_request_id_and_courier_id(courier_api, co
     assert access["time"].endswith("+00:00")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_the_request_line_also_carries_both_ids(courier, log_lines):
+    """Production serves through ASGI, where the sync view runs on another thread."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=courier.user)
+    response = async_to_sync(AsyncClient().post)(
+        LOCATIONS, {"pings": [ping()]}, content_type="application/json",
+        headers={"Authorization": f"Token {token.key}", "X-Request-ID": "asgi-request-0001"},
+    )  # fmt: skip
+
+    assert response.status_code == 202 and response["X-Request-ID"] == "asgi-request-0001"
+    (access,) = [json.loads(line) for line in log_lines() if "ze_tracking.request" in line]
+    assert access["request_id"] == "asgi-request-0001" and access["courier_id"] == str(courier.id)
+
+
 def test_a_forged_request_id_is_replaced(anonymous_api, log_lines):
     response = anonymous_api.get("/healthz", HTTP_X_REQUEST_ID="x\nlevel=ERROR fake")
 
