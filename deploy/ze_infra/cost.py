@@ -133,8 +133,10 @@ def stage_cost(*, cfg: StageConfig, pings_per_day: int) -> list[Line]:
         "nat.gb"
     )
     transfer = (
-        requests_month * L["out_bytes_per_request"] + pings_month * L["out_bytes_per_ping"]
-    ) / 1e9 * price("transfer.out.gb")
+        (requests_month * L["out_bytes_per_request"] + pings_month * L["out_bytes_per_ping"])
+        / 1e9
+        * price("transfer.out.gb")
+    )
     logs = requests_month * L["log_bytes_per_request"] / 1e9 * price("logs.ingest.gb") + L["custom_metrics"] * price(
         "cloudwatch.metric"
     )
@@ -167,18 +169,20 @@ def cost_table(*, cfg: StageConfig) -> str:
     header = "| Component | " + " | ".join(f"{n // 1_000_000}M pings/day" for n in SCALES) + " |"
     rows = [header, "| --- |" + " ---: |" * len(SCALES)]
     for i, line in enumerate(columns[0]):
-        sizing = " / ".join(
-            _sizing(col[i].component) for col in columns if _sizing(col[i].component)
-        )
+        sizing = " / ".join(_sizing(col[i].component) for col in columns if _sizing(col[i].component))
         label = line.component.split(" (")[0].split(":")[0]
-        label = f"{label} ({sizing})" if sizing and len({_sizing(c[i].component) for c in columns}) > 1 else line.component
+        label = (
+            f"{label} ({sizing})" if sizing and len({_sizing(c[i].component) for c in columns}) > 1 else line.component
+        )
         rows.append(f"| {label} | " + " | ".join(f"${col[i].usd:,.0f}" for col in columns) + " |")
     totals = [sum(line.usd for line in col) for col in columns]
     without_sms = [sum(line.usd for line in col if line.component != SMS_LINE) for col in columns]
     rows.append("| Total without SMS | " + " | ".join(f"${t:,.0f}" for t in without_sms) + " |")
     rows.append("| **Total per month** | " + " | ".join(f"**${t:,.0f}**" for t in totals) + " |")
     rows.append("")
-    rows.append(f"`*` at the stage's maximum ({cfg.web_max_instances} web, {cfg.worker_max_instances} worker): raise it.")
+    rows.append(
+        f"`*` at the stage's maximum ({cfg.web_max_instances} web, {cfg.worker_max_instances} worker): raise it."
+    )
     return "\n".join(rows)
 
 

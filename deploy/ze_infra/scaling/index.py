@@ -49,7 +49,8 @@ def environment_policies_apply(*, environment: str, policies: list[dict]) -> lis
     text = json.dumps(policies).replace("${AutoScalingGroupName}", group)
     if "${ResourceLabel}" in text:
         # For an application load balancer, EB reports the ARN as the name.
-        text = text.replace("${ResourceLabel}", resource_label_get(load_balancer_arn=resources["LoadBalancers"][0]["Name"]))
+        label = resource_label_get(load_balancer_arn=resources["LoadBalancers"][0]["Name"])
+        text = text.replace("${ResourceLabel}", label)
     applied = []
     for policy in json.loads(text):
         autoscaling.put_scaling_policy(
@@ -64,5 +65,7 @@ def environment_policies_apply(*, environment: str, policies: list[dict]) -> lis
 
 
 def handler(event, context):
-    spec = json.loads(os.environ["SCALING"])
-    return [name for env in spec for name in environment_policies_apply(environment=env["environment"], policies=env["policies"])]
+    applied = []
+    for env in json.loads(os.environ["SCALING"]):
+        applied += environment_policies_apply(environment=env["environment"], policies=env["policies"])
+    return applied
