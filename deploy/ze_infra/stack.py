@@ -78,9 +78,11 @@ class ZeTrackingStack(Stack):
             cfg=cfg,
             messaging=self.messaging,
             database=self.database,
+            cache=self.cache,
             compute=self.compute,
             analytics=self.analytics,
             topic=self.messaging.alarm_topic,
+            key=self.key,
         )
 
         Tags.of(self).add("project", "ze-tracking")
