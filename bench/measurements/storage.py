@@ -34,7 +34,8 @@ def bytes_measure(bench: Bench) -> None:
         _pings_fill(bench=bench, missing=max(target - rows, 0))
         with psycopg.connect(bench.env.psycopg_dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE tracking_ping")
-            partitions, heap, indexes, other = conn.execute(SIZES_SQL).fetchone()
+            # sum() of bigints comes back as numeric (Decimal): plain ints for the arithmetic.
+            partitions, heap, indexes, other = (int(v) for v in conn.execute(SIZES_SQL).fetchone())
             rows = conn.execute("SELECT count(*) FROM tracking_ping").fetchone()[0]
         bench.results["bytes"] = {
             "rows": rows,
