@@ -59,7 +59,7 @@ def report_write(*, data: dict) -> Path:
     for title, path in figures:
         if path:
             lines += [f"### {title}", "", f"![{title}]({path})", ""]
-    lines += [HOW, *_profile(results=results), *_raw(data=data)]
+    lines += [*_cpu(data=data), HOW, *_profile(results=results), *_raw(data=data)]
     REPORT.write_text("\n".join(lines) + "\n")
     return REPORT
 
@@ -118,9 +118,24 @@ def _table(*, results: dict) -> list[str]:
         ("Memory over a 10-minute run (web / worker RSS MB)", "flat", _soak(soak), "see plot" if soak else "—",
          "first → last minute" if soak else "not run (add --soak)"),
     ]  # fmt: skip
+    rows = [(*row[:4], row[4] + _errors_note(result)) for row, result in zip(rows, _row_results(results), strict=True)]
     out = ["| figure | target | today | met | notes |", "|---|---|---|---|---|"]
     out += [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
     return out
+
+
+def _row_results(results: dict) -> list[dict]:
+    """The load behind each row of the table, for its error count."""
+    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "bytes", "soak"]
+    return [results.get(name, {}) for name in names]
+
+
+def _errors_note(result: dict) -> str:
+    errors = result.get("errors")
+    if not errors:
+        return ""
+    listed = ", ".join(f"{n} × {'no answer' if code == '0' else code}" for code, n in errors.items())
+    return f"; **answers other than expected: {listed}**"
 
 
 def _n(value: float | None) -> str:
@@ -205,6 +220,20 @@ def _profile(*, results: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def _cpu(*, data: dict) -> list[str]:
+    """Mean CPU of each process tree per measurement: which tier is saturated (2 cores)."""
+    samples, timeline = data["series"]["samples"], data["series"]["timeline"]
+    out = ["## CPU per measurement (cores, process tree mean)", "", "| measurement | web | worker |", "|---|---|---|"]
+    for name, a, b in timeline:
+        inside = [s for s in samples if a <= s["t"] <= b]
+        cells = []
+        for role in ("web", "worker"):
+            values = [s["cpu_cores"][role] for s in inside if role in s["cpu_cores"]]
+            cells.append(f"{sum(values) / len(values):.2f}" if values else "—")
+        out.append(f"| {name} | {' | '.join(cells)} |")
+    return [*out, ""]
 
 
 def _raw(*, data: dict) -> list[str]:
