@@ -4,7 +4,6 @@ against the targets, the plots, how each figure is measured, and the worker's pr
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 from bench import plots
@@ -66,7 +65,7 @@ def report_write(*, data: dict) -> Path:
 
 def _header(*, data: dict) -> list[str]:
     when = dt.datetime.fromtimestamp(data["started_at"], dt.UTC)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = data.get("commit") or "unknown"
     before = ", ".join(f"{v:.2f}" for v in data["load_average_before"])
     after = ", ".join(f"{v:.2f}" for v in data["load_average_after"])
     mode = "QUICK mode (short runs: not for comparison)" if data["quick"] else "normal mode"
@@ -74,7 +73,7 @@ def _header(*, data: dict) -> list[str]:
     return [
         "# Performance",
         "",
-        f"Measured {when:%Y-%m-%d %H:%M} UTC on commit `{commit.strip()}`, {mode}, "
+        f"Measured {when:%Y-%m-%d %H:%M} UTC on commit `{commit}`, {mode}, "
         f"{data['cpus']} cores, {data['seconds'] / 60:.0f} min, by:",
         "",
         f"    {data['command']}",
@@ -165,7 +164,8 @@ def _e2e_note(e2e: dict) -> str:
     drain = e2e["drain_after_load_s"]
     return (
         f"accepted {e2e['accepted_pings_per_s']:,.0f}/s; queue grew {e2e['queue_growth_pings_per_s']:,.0f} pings/s "
-        f"(max {e2e['queue_depth_max']:,} batches); drained {f'{drain} s' if drain is not None else 'not'} after; "
+        f"(max {e2e['queue_depth_max']:,} batches); "
+        f"{f'drained {drain} s after the load' if drain is not None else 'not drained within the drain time'}; "
         f"client {e2e['client_cpu_cores']} cores"
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -96,8 +97,10 @@ def bench_run(args: argparse.Namespace, command: str) -> dict:
     finally:
         stack.stop()
         sampler.stop()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
         "command": command,
+        "commit": commit.stdout.strip(),
         "quick": plan.quick,
         "measured": args.chosen,
         "failures": failures,
