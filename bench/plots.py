@@ -11,19 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "performance"
 
-
-def figure_save(fig: plt.Figure, *, name: str, command: str) -> str:
+def figure_save(fig: plt.Figure, *, path: Path, command: str) -> str:
+    """Save under `path` (a report's performance/ folder); return the report's link to it."""
     fig.text(0.01, 0.005, f"produced by: {command}", fontsize=7, color="#555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / name, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return f"performance/{name}"
+    return f"{path.parent.name}/{path.name}"
 
 
-def throughput_plot(*, data: dict, name: str, phase: str) -> str | None:
+def throughput_plot(*, data: dict, out: Path, name: str, phase: str) -> str | None:
     """Accepted pings/s (client), persisted pings/s (rows stored) and queue depth over a load."""
     series = data["series"]
     load = series["loads"].get(phase)
@@ -49,10 +48,10 @@ def throughput_plot(*, data: dict, name: str, phase: str) -> str | None:
     ax.set_ylabel("pings/s")
     ax.set_title(f"{phase}: throughput and broker queue")
     ax.legend(loc="upper left")
-    return figure_save(fig, name=name, command=data["command"])
+    return figure_save(fig, path=out / name, command=data["command"])
 
 
-def latency_plot(*, data: dict) -> str | None:
+def latency_plot(*, data: dict, out: Path) -> str | None:
     loads = {k: v for k, v in data["series"]["loads"].items() if v.get("latency_ms")}
     if not loads:
         return None
@@ -67,10 +66,10 @@ def latency_plot(*, data: dict) -> str | None:
     ax.set_ylabel("request latency (ms, log)")
     ax.set_title("Request latency percentiles per measurement")
     ax.legend()
-    return figure_save(fig, name="latency.png", command=data["command"])
+    return figure_save(fig, path=out / "latency.png", command=data["command"])
 
 
-def freshness_plot(*, data: dict) -> str | None:
+def freshness_plot(*, data: dict, out: Path) -> str | None:
     runs = {k: v for k, v in data["results"].items() if k.startswith("fresh-") and v.get("samples_ms")}
     if not runs:
         return None
@@ -87,10 +86,10 @@ def freshness_plot(*, data: dict) -> str | None:
     ax.set_ylabel("% of batches")
     ax.set_title("Freshness distribution (open loop)")
     ax.legend()
-    return figure_save(fig, name="freshness.png", command=data["command"])
+    return figure_save(fig, path=out / "freshness.png", command=data["command"])
 
 
-def baseline_plot(*, data: dict) -> str | None:
+def baseline_plot(*, data: dict, out: Path) -> str | None:
     results = data["results"]
     bars = {
         "naive (per ping, in the request)": results.get("naive", {}).get("pings_per_s"),
@@ -109,10 +108,10 @@ def baseline_plot(*, data: dict) -> str | None:
     ax.set_xlabel("pings/s (batches of 50)")
     ax.set_title("Naive baseline beside ours, same run, same load generator")
     ax.legend(loc="lower right")
-    return figure_save(fig, name="baseline.png", command=data["command"])
+    return figure_save(fig, path=out / "baseline.png", command=data["command"])
 
 
-def bytes_plot(*, data: dict) -> str | None:
+def bytes_plot(*, data: dict, out: Path) -> str | None:
     result = data["results"].get("bytes")
     if not result:
         return None
@@ -124,10 +123,10 @@ def bytes_plot(*, data: dict) -> str | None:
     ax.set_xlabel(f"bytes on disk per ping ({result['rows']:,} rows)")
     ax.set_title("Bytes per stored ping (heap + indexes)")
     ax.legend(loc="lower right", fontsize=8)
-    return figure_save(fig, name="bytes.png", command=data["command"])
+    return figure_save(fig, path=out / "bytes.png", command=data["command"])
 
 
-def memory_plot(*, data: dict) -> str | None:
+def memory_plot(*, data: dict, out: Path) -> str | None:
     samples = data["series"]["samples"]
     if not samples:
         return None
@@ -143,10 +142,10 @@ def memory_plot(*, data: dict) -> str | None:
     ax.set_ylabel("MB")
     ax.set_title("Web and worker memory over the run")
     ax.legend(loc="lower right")
-    return figure_save(fig, name="memory.png", command=data["command"])
+    return figure_save(fig, path=out / "memory.png", command=data["command"])
 
 
-def reads_plot(*, data: dict) -> str | None:
+def reads_plot(*, data: dict, out: Path) -> str | None:
     bare, located = data["results"].get("read-bare"), data["results"].get("read-location")
     if not (bare and located):
         return None
@@ -160,4 +159,4 @@ def reads_plot(*, data: dict) -> str | None:
     ax.set_xlabel("requests/s, 16 connections, same server")
     ax.set_title("Read path against a bare view")
     ax.legend(loc="lower right", fontsize=8)
-    return figure_save(fig, name="reads.png", command=data["command"])
+    return figure_save(fig, path=out / "reads.png", command=data["command"])

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bench.measurements.base import Bench
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "performance"
 TOP_N = 25
 TASK_TRACER = "trace_task (celery/app/trace.py)"  # build_tracer.<locals>.trace_task
 OUTSIDE_TASKS = "(outside any task: waiting for work, acknowledging)"
@@ -27,7 +25,7 @@ LINE_NUMBER = re.compile(r":\d+\)$")
 class WorkerProfile:
     bench: Bench
     seconds: float
-    output: Path = OUT / "worker-profile.collapsed.txt"
+    output: Path
     process: subprocess.Popen | None = None
     timer: threading.Timer | None = field(default=None, repr=False)
 
@@ -59,7 +57,7 @@ def worker_profile_start(*, bench: Bench, delay_s: float, seconds: float) -> Wor
     """Start recording `delay_s` from now (once the load is on), unless profiling is off."""
     if not bench.plan.profile_s or "worker" not in bench.stack.running():
         return None
-    profile = WorkerProfile(bench=bench, seconds=seconds)
+    profile = WorkerProfile(bench=bench, seconds=seconds, output=bench.out / "worker-profile.collapsed.txt")
     profile.timer = threading.Timer(delay_s, profile.begin)
     profile.timer.start()
     return profile

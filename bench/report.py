@@ -8,9 +8,6 @@ from pathlib import Path
 
 from bench import plots
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORT = ROOT / "docs" / "PERFORMANCE.md"
-
 HOW = """\
 ## How each figure is measured
 
@@ -42,25 +39,27 @@ HOW = """\
 """
 
 
-def report_write(*, data: dict) -> Path:
+def report_write(*, data: dict, out: Path) -> Path:
+    """Write PERFORMANCE.md beside `out`, the folder of its plots."""
     results = data["results"]
     figures = [
-        ("End to end: throughput and queue", plots.throughput_plot(data=data, name="e2e.png", phase="e2e")),
-        ("Naive baseline beside ours", plots.baseline_plot(data=data)),
-        ("Latency percentiles", plots.latency_plot(data=data)),
-        ("Freshness distribution", plots.freshness_plot(data=data)),
-        ("Read path", plots.reads_plot(data=data)),
-        ("Bytes per ping", plots.bytes_plot(data=data)),
-        ("Memory over time", plots.memory_plot(data=data)),
-        ("API alone: throughput", plots.throughput_plot(data=data, name="api.png", phase="api")),
+        ("End to end: throughput and queue", plots.throughput_plot(data=data, out=out, name="e2e.png", phase="e2e")),
+        ("Naive baseline beside ours", plots.baseline_plot(data=data, out=out)),
+        ("Latency percentiles", plots.latency_plot(data=data, out=out)),
+        ("Freshness distribution", plots.freshness_plot(data=data, out=out)),
+        ("Read path", plots.reads_plot(data=data, out=out)),
+        ("Bytes per ping", plots.bytes_plot(data=data, out=out)),
+        ("Memory over time", plots.memory_plot(data=data, out=out)),
+        ("API alone: throughput", plots.throughput_plot(data=data, out=out, name="api.png", phase="api")),
     ]
     lines = [*_header(data=data), *_table(results=results), ""]
     for title, path in figures:
         if path:
             lines += [f"### {title}", "", f"![{title}]({path})", ""]
     lines += [*_cpu(data=data), HOW, *_profile(results=results), *_raw(data=data)]
-    REPORT.write_text("\n".join(lines) + "\n")
-    return REPORT
+    report = out.parent / "PERFORMANCE.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
 
 
 def _header(*, data: dict) -> list[str]:

@@ -23,7 +23,9 @@ from bench.probes import Sampler  # noqa: E402
 from bench.stack import LOGS, Stack, bench_database_recreate, bench_env_build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "docs" / "performance" / "results.json"
+# Only a full run replaces the committed report; a quick or partial one writes beside the logs.
+PUBLISHED = ROOT / "docs" / "performance"
+SCRATCH = LOGS / "report" / "performance"
 
 
 def arguments_parse(argv: list[str]) -> argparse.Namespace:
@@ -62,7 +64,7 @@ def measurements_table() -> dict[str, Callable]:
     }
 
 
-def bench_run(args: argparse.Namespace, command: str) -> dict:
+def bench_run(args: argparse.Namespace, command: str, out: Path) -> dict:
     """Steps: a fresh bench database with the fleet; the stack; each measurement in turn
     (one failing does not stop the others); stop everything; keep the raw results."""
     from dataclasses import replace
@@ -81,7 +83,7 @@ def bench_run(args: argparse.Namespace, command: str) -> dict:
     fleet = fleet_create(couriers=plan.couriers)
     stack = Stack(env=env)
     sampler = Sampler(env=env, stack=stack, courier_ids=fleet.courier_ids)
-    bench = Bench(env=env, stack=stack, fleet=fleet, plan=plan, sampler=sampler, workdir=LOGS / "runs")
+    bench = Bench(env=env, stack=stack, fleet=fleet, plan=plan, sampler=sampler, workdir=LOGS / "runs", out=out)
     load_before = os.getloadavg()
     began = time.time()
     sampler.start()
@@ -119,15 +121,18 @@ def main(argv: list[str]) -> int:
     args = arguments_parse(argv)
     # The Makefile says how it was called; run directly, the command is this script's.
     command = os.environ.get("BENCH_COMMAND") or " ".join(["python bench/run.py", *argv])
+    out = SCRATCH if args.quick or args.only else PUBLISHED
+    results = out / "results.json"
     if not args.report_only:
-        data = bench_run(args, command)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(data, indent=1, default=str))
+        data = bench_run(args, command, out)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(data, indent=1, default=str))
     from bench.report import report_write
 
-    path = report_write(data=json.loads(RESULTS.read_text()))
+    data = json.loads(results.read_text())
+    path = report_write(data=data, out=out)
     print(f"==> wrote {path.relative_to(ROOT)}")
-    return 1 if json.loads(RESULTS.read_text())["failures"] else 0
+    return 1 if data["failures"] else 0
 
 
 if __name__ == "__main__":

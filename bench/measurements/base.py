@@ -33,6 +33,8 @@ class Bench:
     plan: Plan
     sampler: Sampler
     workdir: Path
+    # The report's plots folder (the profile is kept there too).
+    out: Path
     results: dict[str, dict] = field(default_factory=dict)
     loads: dict[str, LoadResult] = field(default_factory=dict)
     timeline: list[tuple[str, float, float]] = field(default_factory=list)
