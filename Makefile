@@ -20,7 +20,7 @@ test: setup
 bench: export BENCH_COMMAND = make bench$(if $(ONLY), ONLY=$(ONLY))$(if $(ARGS), ARGS="$(ARGS)")
 bench: setup
 	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
-	  || { pip install -q -r requirements/bench.txt && touch .venv/.bench-stamp; }; } \
+	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; } \
 	  && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'
 
 lint: setup

@@ -22,6 +22,7 @@ compile -o requirements/base.txt requirements/base.in
 # The same versions as base.txt for everything production also runs.
 compile -c requirements/base.txt -o requirements/local.txt requirements/local.in
 compile -c requirements/base.txt -o requirements/production.txt requirements/production.in
+compile -c requirements/local.txt -o requirements/bench.txt requirements/bench.in
 compile -o requirements/deploy.txt requirements/deploy.in
 compile -o requirements/tools.txt requirements/tools.in
 compile -o deploy/requirements-checkov.txt deploy/requirements-checkov.in
