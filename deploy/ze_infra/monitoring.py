@@ -6,7 +6,7 @@ to do about it."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dms as dms
@@ -313,6 +313,8 @@ class Monitoring(Construct):
                 principals=[iam.ServicePrincipal("dms.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                # Only DMS acting for this account's event subscriptions (confused deputy).
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
         )
         self.dms_events = dms.CfnEventSubscription(
