@@ -66,10 +66,10 @@ def eta_seconds_estimate(*, distance_m: float) -> int:
 
 
 def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> list[EnrichedPing]:
-    """Steps: load the courier's orders (active ones and any the pings name) in one query;
-    attach orders with distance and ETA; judge each position against the courier's fixes
-    around it (one more query, see `plausibility.py`). Returns the pings sorted by
-    `recorded_at`."""
+    """Steps: judge each position against the courier's fixes around it (one query, see
+    `plausibility.py`; a stored fix it reinstates as the newest joins the batch as a resent
+    ping); load the courier's orders (active ones and any the pings name) in one query;
+    attach orders with distance and ETA. Returns the pings sorted by `recorded_at`."""
     enriched = [
         EnrichedPing(
             event_id=uuid.UUID(str(p["event_id"])),
@@ -89,6 +89,15 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
         for p in pings
     ]
     enriched.sort(key=lambda p: p.recorded_at)
+    resent = pings_judge(courier_id=courier_id, pings=enriched)
+    if resent:
+        enriched += [
+            EnrichedPing(event_id=f.key[0], courier_id=courier_id, recorded_at=f.recorded_at, received_at=received_at,
+                         lat=f.lat, lon=f.lon, accuracy_m=f.accuracy_m, speed_mps=f.speed_mps,
+                         heading_deg=f.heading_deg)
+            for f in resent
+        ]  # fmt: skip
+        enriched.sort(key=lambda p: p.recorded_at)
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
     orders = list(
         Order.objects.filter(Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id=courier_id).values_list(
@@ -106,5 +115,4 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
                 OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance), started_at)
             )
 
-    pings_judge(courier_id=courier_id, pings=enriched)
     return enriched

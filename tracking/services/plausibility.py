@@ -48,16 +48,17 @@ IMPLIED_SPEED = "implied_speed"
 # batch holding a days-old ping and a fresh one reads two small windows, not days of pings).
 # The (courier_id, recorded_at) index serves both halves; LIMIT bounds each.
 CONTEXT_SQL = """
-SELECT DISTINCT p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.suspect_reason
+SELECT DISTINCT p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg, p.suspect_reason
 FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(lo, hi)
 CROSS JOIN LATERAL (
     (SELECT event_id, recorded_at, ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
-            accuracy_m, suspect_reason
+            accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
      WHERE courier_id = %(courier)s AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
      ORDER BY recorded_at DESC LIMIT %(k)s)
     UNION ALL
-    (SELECT event_id, recorded_at, ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, suspect_reason
+    (SELECT event_id, recorded_at, ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, speed_mps,
+            heading_deg, suspect_reason
      FROM tracking_ping
      WHERE courier_id = %(courier)s AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
      ORDER BY recorded_at LIMIT %(k)s)
@@ -80,6 +81,8 @@ class Fix:
     lon: float
     accuracy_m: float | None
     key: tuple[uuid.UUID, dt.datetime]
+    speed_mps: float | None = None
+    heading_deg: float | None = None
     stored_reason: str | None = None
     stored: bool = False
     pings: tuple = ()
@@ -151,17 +154,22 @@ def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
     return trusted
 
 
-def pings_judge(*, courier_id: uuid.UUID, pings: list) -> None:
+def pings_judge(*, courier_id: uuid.UUID, pings: list) -> list[Fix]:
     """Set `suspect_reason` on the batch's pings (sorted by `recorded_at`). Steps: flag null
     fixes; load the courier's stored fixes around the batch (one query); judge batch and
     stored fixes together; re-flag stored fixes whose verdict changed (one statement, only
-    when one did)."""
+    when one did).
+
+    Returns the stored fix the last location must now stand on, when the batch demoted a
+    trusted stored fix (possibly the current last location) and the newest trusted fix is a
+    stored one outside the batch: the caller carries it through the batch again, as a resent
+    ping (stored once: storage ignores a ping it already holds)."""
     rules = settings.TRACKING
     for ping in pings:
         ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
     candidates = [p for p in pings if not p.suspect_reason]
     if not candidates:
-        return
+        return []
 
     gap = dt.timedelta(seconds=rules["PLAUSIBILITY_GAP_S"])
     lo, hi = [candidates[0].recorded_at], [candidates[0].recorded_at]
@@ -179,10 +187,11 @@ def pings_judge(*, courier_id: uuid.UUID, pings: list) -> None:
         stored = cursor.fetchall()
 
     fixes: dict[tuple[uuid.UUID, dt.datetime], Fix] = {}
-    for event_id, recorded_at, lat, lon, accuracy_m, reason in stored:
+    for event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, reason in stored:
         if reason == NULL_ISLAND:
             continue
-        fixes[(event_id, recorded_at)] = Fix(recorded_at, lat, lon, accuracy_m, (event_id, recorded_at), reason, True)
+        key = (event_id, recorded_at)
+        fixes[key] = Fix(recorded_at, lat, lon, accuracy_m, key, speed_mps, heading_deg, reason, stored=True)
     for ping in candidates:
         key = (ping.event_id, ping.recorded_at)
         known = fixes.get(key)
@@ -193,7 +202,8 @@ def pings_judge(*, courier_id: uuid.UUID, pings: list) -> None:
     ordered = sorted(fixes.values(), key=lambda f: (f.recorded_at, str(f.key[0])))
 
     changed: list[tuple[uuid.UUID, dt.datetime, str | None]] = []
-    for fix, trusted in zip(ordered, fixes_trusted(fixes=ordered), strict=True):
+    verdicts = fixes_trusted(fixes=ordered)
+    for fix, trusted in zip(ordered, verdicts, strict=True):
         reason = None if trusted else IMPLIED_SPEED
         for ping in fix.pings:
             ping.suspect_reason = reason
@@ -210,3 +220,8 @@ def pings_judge(*, courier_id: uuid.UUID, pings: list) -> None:
                     "courier": courier_id,
                 },
             )
+    demoted = any(reason is not None for *_, reason in changed)
+    newest = next((f for f, trusted in zip(reversed(ordered), reversed(verdicts), strict=True) if trusted), None)
+    if demoted and newest is not None and not newest.pings:
+        return [newest]
+    return []
