@@ -205,7 +205,7 @@ def drives(draw):
     """A realistic drive in São Paulo (speeds 0-25 m/s, heading turning smoothly, a ping every
     1-10 s, GPS noise inside the reported accuracy) with glitches (jumps of 5-500 km or to
     (0, 0)) inserted at distinct positions, the first included; cut into batches of random
-    sizes that arrive in random order."""
+    sizes (stretches of the drive, or pings in any order) that arrive in random order."""
     n = draw(st.integers(min_value=2, max_value=30))
     lat = draw(st.floats(min_value=-23.75, max_value=-23.40))
     lon = draw(st.floats(min_value=-46.80, max_value=-46.40))
@@ -247,6 +247,8 @@ def drives(draw):
                                                bearing_deg=base_bearing + 137.5 * k)))  # fmt: skip
 
     timeline = sorted(real + glitches, key=lambda p: dt.datetime.fromisoformat(p["recorded_at"]))
+    if draw(st.booleans()):  # a phone that queued pings and sends them in any order
+        timeline = draw(st.permutations(timeline))
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=len(timeline) - 1), max_size=6)))
     batches = [timeline[a:b] for a, b in zip([0, *cuts], [*cuts, len(timeline)], strict=True)]
     batches = draw(st.permutations(batches))
