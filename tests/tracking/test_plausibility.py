@@ -10,6 +10,8 @@ import os
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -195,6 +197,21 @@ def test_a_lone_fix_that_contradicts_the_trusted_one_is_flagged(courier):
 
     assert flags([here, there]) == [None, "implied_speed"]
     assert last_location(courier) == at(here)
+
+
+@pytest.mark.django_db
+def test_queries_per_batch_that_overturns_a_stored_fix_do_not_grow_with_the_batch_size():
+    counts = []
+    for size in (3, 50, 500):
+        courier = CourierFactory(user__password=None)
+        now = timezone.now()
+        record(courier, [fix(now - dt.timedelta(seconds=600), 0.5, 0.5)])  # a wild first fix, stored trusted
+        with CaptureQueriesContext(connection) as queries:
+            record(courier, drive(now - dt.timedelta(seconds=599), size, every_s=1))
+        counts.append(len(queries))
+        assert CourierLastLocation.objects.get(courier=courier).location.y != pytest.approx(0.5)
+
+    assert counts[0] == counts[1] == counts[2]
 
 
 # --- Property: real drives with glitches, in random batches -----------------------------

@@ -210,6 +210,9 @@ def pings_judge(*, courier_id: uuid.UUID, pings: list) -> list[Fix]:
         if fix.stored and fix.stored_reason != reason:
             changed.append((*fix.key, reason))
     if changed:
+        # In key order, so two batches of one courier re-flagging the same rows lock them in
+        # the same order.
+        changed.sort(key=lambda c: (c[1], str(c[0])))
         with connection.cursor() as cursor:
             cursor.execute(
                 REFLAG_SQL,
