@@ -28,6 +28,11 @@ later batch can overturn an earlier one: stored fixes around the batch whose ver
 are re-flagged in one statement (only when something changed). The last-location upsert then
 replaces a last location whose fix has become suspect (see `last_location.py`), so a glitch
 that was the courier's first or newest fix never stays on the map once real fixes arrive.
+
+Limits: the first fix a courier ever sends has nothing to be judged against and is trusted
+until contradicted; PLAUSIBILITY_RUN glitches that agree with each other read as a real
+move; two batches of one courier judged at the same moment do not see each other's fixes
+(the next batch around that time settles them).
 """
 
 from __future__ import annotations
