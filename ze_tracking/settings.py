@@ -256,6 +256,14 @@ TRACKING = {
     "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),
     # The backoffice map greys out couriers without a ping for this long.
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
+    # The position filter (tracking/services/plausibility.py): fixes further apart than the
+    # gap do not judge each other; a run of this many agreeing fixes replaces a contradicting
+    # reference; accuracy counts up to the cap; stored fixes read per side of a batch stretch.
+    "PLAUSIBILITY_GAP_S": env.int("TRACKING_PLAUSIBILITY_GAP_S", default=600),
+    "PLAUSIBILITY_RUN": env.int("TRACKING_PLAUSIBILITY_RUN", default=3),
+    "PLAUSIBILITY_MAX_SKIP": env.int("TRACKING_PLAUSIBILITY_MAX_SKIP", default=8),
+    "PLAUSIBILITY_MAX_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_MAX_ACCURACY_M", default=100.0),
+    "PLAUSIBILITY_CONTEXT_PINGS": env.int("TRACKING_PLAUSIBILITY_CONTEXT_PINGS", default=32),
 }
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 
