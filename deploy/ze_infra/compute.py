@@ -35,7 +35,7 @@ from constructs import Construct
 
 from .config import CELERY_QUEUES, StageConfig
 from .data import Cache, Database
-from .messaging import Messaging
+from .messaging import RETENTION_DAYS, VISIBILITY_TIMEOUT_SECONDS, Messaging
 from .network import Network
 
 # Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
@@ -214,6 +214,10 @@ class Compute(Construct):
             "AWS_REGION": stack.region,
             "AWS_DEFAULT_REGION": stack.region,
             "CELERY_BROKER_URL": "sqs://",
+            # The queues' own numbers, which the app checks its retry delays and time limits
+            # against (ze_tracking/settings.py).
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS),
+            "TASK_RETRY_MAX_AGE_S": str(RETENTION_DAYS * 86400),
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
             "NOTIFICATIONS_BACKEND": "sns",
             "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -26,10 +27,14 @@ from orders.notifications import notifications_create
 from orders.selectors import courier_active_orders
 from tracking import broadcasts
 from tracking.serializers import PingInputSerializer
+from tracking.services import dead_letters
 from tracking.services.enrichment import EnrichedPing, pings_enrich
-from tracking.services.last_location import last_locations_upsert
+from tracking.services.last_location import LastLocationsMoved, last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
+from ze_tracking.failures import Failure, failure_classify
+
+logger = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(ServiceUnavailable):
@@ -115,20 +120,78 @@ def ping_batch_record(
     (1 statement), write "arriving" notifications (1 insert, only when a ping is close),
     broadcast what moved after commit, plus `changed_order_ids` (orders whose status the
     caller changed, which must reach the live views even if their position did not move).
-    Returns the number of new pings."""
+
+    When the database refuses a ping's data (a number outside its column, a string jsonb
+    rejects), the transaction is rolled back and the batch recorded again in halves, each in
+    its own savepoint, down to the single pings at fault, which are dead-lettered in the same
+    transaction: the good pings, their last-location update and notifications are stored.
+    Any other error is raised for the task to retry or reject. Returns the number of new pings."""
     courier_id = uuid.UUID(str(courier_id))
     if isinstance(received_at, str):
         received_at = dt.datetime.fromisoformat(received_at)
+    try:
+        with transaction.atomic():
+            stored, moved = _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
+            _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
+            return stored
+    except Exception as exc:
+        if failure_classify(exc=exc) is not Failure.DATA:
+            raise
     with transaction.atomic():
-        enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
-        stored = pings_store(pings=enriched)
-        moved = last_locations_upsert(pings=enriched)
-        notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
-        order_ids = sorted({*moved.order_ids, *changed_order_ids})
-        transaction.on_commit(
-            lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids)
+        refused: list[tuple[dict, BaseException]] = []
+        stored, moved = _pings_record_splitting(
+            courier_id=courier_id, received_at=received_at, pings=pings, refused=refused
         )
+        dead_letters.ping_dead_letters_record(courier_id=courier_id, received_at=received_at, failures=refused)
+        _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
+    logger.warning(
+        "dead-lettered %d of %d pings of courier %s: %s",
+        len(refused), len(pings), courier_id, "; ".join(sorted({type(exc).__name__ for _, exc in refused})),
+    )  # fmt: skip
     return stored
+
+
+def _pings_record(
+    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]
+) -> tuple[int, LastLocationsMoved]:
+    enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
+    stored = pings_store(pings=enriched)
+    moved = last_locations_upsert(pings=enriched)
+    notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
+    return stored, moved
+
+
+def _pings_record_splitting(
+    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], refused: list
+) -> tuple[int, LastLocationsMoved]:
+    """Record `pings` in a savepoint; on a data error, each half on its own (about 2·log2(n)
+    savepoints for one bad ping in n). The halves keep the batch's order, so the older half's
+    last location is in place when the newer half is enriched, as in one pass."""
+    try:
+        with transaction.atomic():
+            return _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
+    except Exception as exc:
+        if failure_classify(exc=exc) is not Failure.DATA:
+            raise
+        if len(pings) == 1:
+            refused.append((pings[0], exc))
+            return 0, LastLocationsMoved([], [])
+    middle = len(pings) // 2
+    old_stored, old_moved = _pings_record_splitting(
+        courier_id=courier_id, received_at=received_at, pings=pings[:middle], refused=refused
+    )
+    new_stored, new_moved = _pings_record_splitting(
+        courier_id=courier_id, received_at=received_at, pings=pings[middle:], refused=refused
+    )
+    return old_stored + new_stored, LastLocationsMoved(
+        courier_ids=sorted({*old_moved.courier_ids, *new_moved.courier_ids}),
+        order_ids=sorted({*old_moved.order_ids, *new_moved.order_ids}),
+    )
+
+
+def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> None:
+    order_ids = sorted({*moved.order_ids, *changed_order_ids})
+    transaction.on_commit(lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids))
 
 
 def arriving_order_ids(*, pings: list[EnrichedPing]) -> list[uuid.UUID]:
