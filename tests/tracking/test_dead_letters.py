@@ -11,6 +11,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orders.models import Notification
 from tests.conftest import ping
@@ -46,6 +48,34 @@ def test_a_refused_ping_is_dead_lettered_and_its_neighbours_are_stored(courier, 
     assert json.loads(letter.ping) == batch[3]  # kept as sent, even what jsonb refuses
     # The newest good ping moved the order.
     assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(batch[-1]["lat"])
+
+
+# Values the database refuses, though JSON carries them: outside float4, or text jsonb rejects.
+REFUSED = st.one_of(
+    st.floats(min_value=3.5e38, max_value=1e308).map(lambda x: {"accuracy_m": x}),
+    st.floats(min_value=-1e308, max_value=-3.5e38).map(lambda x: {"heading_deg": x}),
+    st.floats(min_value=1e-300, max_value=1e-46).map(lambda x: {"speed_mps": x}),
+    st.sampled_from(["\ud800", "a\udfff", "\x00", "nul\x00end"]).map(lambda t: {"attributes": {"note": t}}),
+    st.sampled_from(["\ud800", "\x00"]).map(lambda t: {"attributes": {t: 1}}),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(1, 24), data=st.data())
+def test_any_refused_pings_anywhere_in_a_batch_are_exactly_the_ones_dead_lettered(courier, size, data):
+    batch = [ping(seconds_ago=size - i, lat=-23.57 + i * 0.0001) for i in range(size)]
+    bad = data.draw(st.sets(st.integers(0, size - 1)))
+    for i in bad:
+        batch[i].update(data.draw(REFUSED))
+
+    assert record(courier, batch) == size - len(bad)
+
+    sent = [p["event_id"] for p in batch]  # the examples share the test's transaction
+    stored = {str(e) for e in Ping.objects.filter(event_id__in=sent).values_list("event_id", flat=True)}
+    letters = set(PingDeadLetter.objects.filter(event_id__in=sent).values_list("event_id", flat=True))
+    assert stored == {p["event_id"] for i, p in enumerate(batch) if i not in bad}
+    assert letters == {batch[i]["event_id"] for i in bad}
 
 
 @pytest.mark.django_db

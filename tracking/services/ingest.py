@@ -5,7 +5,9 @@ ONE Celery task for the accepted pings, answer. The request never writes pings i
 
 Worker (`ping_batch_record`): enrich, store, upsert last locations, then broadcast, all in
 one transaction so a worker killed mid-batch leaves nothing half-done; the redelivered
-message is then applied exactly once thanks to the idempotent writes below it.
+message is then applied exactly once thanks to the idempotent writes below it. A ping the
+database refuses is dead-lettered (`tracking/services/dead_letters.py`) without its
+neighbours; what else fails is for the task to retry or reject (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -137,10 +139,11 @@ def ping_batch_record(
     except Exception as exc:
         if failure_classify(exc=exc) is not Failure.DATA:
             raise
+        error = exc
     with transaction.atomic():
         refused: list[tuple[dict, BaseException]] = []
         stored, moved = _pings_record_splitting(
-            courier_id=courier_id, received_at=received_at, pings=pings, refused=refused
+            courier_id=courier_id, received_at=received_at, pings=pings, error=error, refused=refused
         )
         dead_letters.ping_dead_letters_record(courier_id=courier_id, received_at=received_at, failures=refused)
         _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
@@ -162,31 +165,31 @@ def _pings_record(
 
 
 def _pings_record_splitting(
-    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], refused: list
+    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], error: BaseException, refused: list
 ) -> tuple[int, LastLocationsMoved]:
-    """Record `pings` in a savepoint; on a data error, each half on its own (about 2·log2(n)
-    savepoints for one bad ping in n). The halves keep the batch's order, so the older half's
-    last location is in place when the newer half is enriched, as in one pass."""
-    try:
-        with transaction.atomic():
-            return _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
-    except Exception as exc:
-        if failure_classify(exc=exc) is not Failure.DATA:
-            raise
-        if len(pings) == 1:
-            refused.append((pings[0], exc))
-            return 0, LastLocationsMoved([], [])
+    """`pings` failed with the data error `error`: record each half in its own savepoint and
+    split again each half that fails, down to the single pings at fault, which go to
+    `refused` (about 2·log2(n) savepoints for one bad ping in n). The halves keep the batch's
+    order, so the older half's last location is in place when the newer half is enriched."""
+    if len(pings) == 1:
+        refused.append((pings[0], error))
+        return 0, LastLocationsMoved([], [])
+    stored, courier_ids, order_ids = 0, set(), set()
     middle = len(pings) // 2
-    old_stored, old_moved = _pings_record_splitting(
-        courier_id=courier_id, received_at=received_at, pings=pings[:middle], refused=refused
-    )
-    new_stored, new_moved = _pings_record_splitting(
-        courier_id=courier_id, received_at=received_at, pings=pings[middle:], refused=refused
-    )
-    return old_stored + new_stored, LastLocationsMoved(
-        courier_ids=sorted({*old_moved.courier_ids, *new_moved.courier_ids}),
-        order_ids=sorted({*old_moved.order_ids, *new_moved.order_ids}),
-    )
+    for half in (pings[:middle], pings[middle:]):
+        try:
+            with transaction.atomic():
+                half_stored, moved = _pings_record(courier_id=courier_id, received_at=received_at, pings=half)
+        except Exception as exc:
+            if failure_classify(exc=exc) is not Failure.DATA:
+                raise
+            half_stored, moved = _pings_record_splitting(
+                courier_id=courier_id, received_at=received_at, pings=half, error=exc, refused=refused
+            )
+        stored += half_stored
+        courier_ids.update(moved.courier_ids)
+        order_ids.update(moved.order_ids)
+    return stored, LastLocationsMoved(courier_ids=sorted(courier_ids), order_ids=sorted(order_ids))
 
 
 def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> None:
