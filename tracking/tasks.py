@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -9,6 +11,9 @@ from tracking.services.ingest import ping_batch_record as ping_batch_record_serv
 from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
 from ze_tracking.failures import task_retry_or_reject
+from ze_tracking.metrics import metric_record
+
+logger = logging.getLogger(__name__)
 
 
 # Idempotent (ON CONFLICT DO NOTHING + recorded_at guard), so acks_late and retries are safe.
@@ -21,10 +26,16 @@ from ze_tracking.failures import task_retry_or_reject
     time_limit=settings.PING_TASK_TIME_LIMIT_S,
 )
 def ping_batch_record(self, *, courier_id: str, received_at: str, pings: list[dict]) -> int:
+    # Queue lag: how long the batch waited between the API accepting it and a worker.
+    metric_record(name="QueueLag", value=time.time() - dt.datetime.fromisoformat(received_at).timestamp())
+    started = time.monotonic()
     try:
-        return ping_batch_record_service(courier_id=courier_id, received_at=received_at, pings=pings)
+        stored = ping_batch_record_service(courier_id=courier_id, received_at=received_at, pings=pings)
     except Exception as exc:
         raise task_retry_or_reject(task=self, exc=exc, since=dt.datetime.fromisoformat(received_at)) from exc
+    metric_record(name="BatchLatency", value=time.monotonic() - started)
+    logger.info("batch recorded", extra={"pings": len(pings), "stored": stored})
+    return stored
 
 
 # Sized for a few DDL statements, each giving up its lock after PARTITION_LOCK_TIMEOUT_MS and

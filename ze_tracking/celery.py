@@ -12,6 +12,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.task(name="ze_tracking.celery.beat_heartbeat", ignore_result=True)
+def beat_heartbeat() -> None:
+    """Beat schedules this every minute; the metric it records is beat's proof of life."""
+    from ze_tracking.metrics import metric_record  # Django settings are loaded by now
+
+    metric_record(name="BeatHeartbeat")
+
+
 @worker_init.connect
 def _database_connections_persist(**kwargs) -> None:
     """A worker keeps its database connections between tasks (the web, under ASGI, does not:

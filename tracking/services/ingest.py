@@ -35,6 +35,8 @@ from tracking.services.last_location import LastLocationsMoved, last_locations_u
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
 from ze_tracking.failures import Failure, failure_classify
+from ze_tracking.logging import log_context_bind
+from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class IngestResult:
 def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
     """Steps: load the courier's active orders (one query); validate each ping on its own;
     drop repeats inside the batch; publish one task with the accepted pings."""
+    log_context_bind(courier_id=courier_id)
     received_at = received_at or timezone.now()
     active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
     result = IngestResult()
@@ -78,6 +81,8 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
         accepted[str(data["event_id"])] = {k: v for k, v in data.items() if v is not None and v != {}}
     if accepted:
         ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
+    metric_record(name="PingsAccepted", value=result.accepted)
+    metric_record(name="PingsRejected", value=len(result.rejected))
     return result
 
 
@@ -133,16 +138,18 @@ def ping_batch_record(
         received_at = dt.datetime.fromisoformat(received_at)
     try:
         with transaction.atomic():
-            stored, moved = _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
+            stored, moved, enriched = _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
             _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
-            return stored
     except Exception as exc:
         if failure_classify(exc=exc) is not Failure.DATA:
             raise
         error = exc
+    else:
+        _freshness_record(pings=enriched)
+        return stored
     with transaction.atomic():
         refused: list[tuple[dict, BaseException]] = []
-        stored, moved = _pings_record_splitting(
+        stored, moved, enriched = _pings_record_splitting(
             courier_id=courier_id, received_at=received_at, pings=pings, error=error, refused=refused
         )
         dead_letters.ping_dead_letters_record(courier_id=courier_id, received_at=received_at, failures=refused)
@@ -151,45 +158,54 @@ def ping_batch_record(
         "dead-lettered %d of %d pings of courier %s: %s",
         len(refused), len(pings), courier_id, "; ".join(sorted({type(exc).__name__ for _, exc in refused})),
     )  # fmt: skip
+    _freshness_record(pings=enriched)
     return stored
 
 
 def _pings_record(
     *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]
-) -> tuple[int, LastLocationsMoved]:
+) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
     enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
     stored = pings_store(pings=enriched)
     moved = last_locations_upsert(pings=enriched)
     notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
-    return stored, moved
+    return stored, moved, enriched
 
 
 def _pings_record_splitting(
     *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], error: BaseException, refused: list
-) -> tuple[int, LastLocationsMoved]:
+) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
     """`pings` failed with the data error `error`: record each half in its own savepoint and
     split again each half that fails, down to the single pings at fault, which go to
     `refused` (about 2·log2(n) savepoints for one bad ping in n). The halves keep the batch's
     order, so the older half's last location is in place when the newer half is enriched."""
     if len(pings) == 1:
         refused.append((pings[0], error))
-        return 0, LastLocationsMoved([], [])
-    stored, courier_ids, order_ids = 0, set(), set()
+        return 0, LastLocationsMoved([], []), []
+    stored, courier_ids, order_ids, enriched = 0, set(), set(), []
     middle = len(pings) // 2
     for half in (pings[:middle], pings[middle:]):
         try:
             with transaction.atomic():
-                half_stored, moved = _pings_record(courier_id=courier_id, received_at=received_at, pings=half)
+                half_stored, moved, half_enriched = _pings_record(
+                    courier_id=courier_id, received_at=received_at, pings=half
+                )
         except Exception as exc:
             if failure_classify(exc=exc) is not Failure.DATA:
                 raise
-            half_stored, moved = _pings_record_splitting(
+            half_stored, moved, half_enriched = _pings_record_splitting(
                 courier_id=courier_id, received_at=received_at, pings=half, error=exc, refused=refused
             )
         stored += half_stored
         courier_ids.update(moved.courier_ids)
         order_ids.update(moved.order_ids)
-    return stored, LastLocationsMoved(courier_ids=sorted(courier_ids), order_ids=sorted(order_ids))
+        enriched += half_enriched
+    return stored, LastLocationsMoved(courier_ids=sorted(courier_ids), order_ids=sorted(order_ids)), enriched
+
+
+def _freshness_record(*, pings: list[EnrichedPing]) -> None:
+    stored_at = timezone.now()
+    metric_record(name="Freshness", value=[(stored_at - p.recorded_at).total_seconds() for p in pings])
 
 
 def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> None:
