@@ -158,6 +158,7 @@ def ping_batch_record(
         "dead-lettered %d of %d pings of courier %s: %s",
         len(refused), len(pings), courier_id, "; ".join(sorted({type(exc).__name__ for _, exc in refused})),
     )  # fmt: skip
+    metric_record(name="PingsDeadLettered", value=len(refused))
     _freshness_record(pings=enriched)
     return stored
 
