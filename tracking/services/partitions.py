@@ -15,13 +15,15 @@ import re
 import time
 
 from django.conf import settings
-from django.db import OperationalError, connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 logger = logging.getLogger(__name__)
 
 
 DAILY_PARTITION = re.compile(r"^tracking_ping_p[0-9]{8}$")
-LOCK_NOT_AVAILABLE = "55P03"
+# Worth another try: lock_timeout expired; or a ping of the day being created landed in the
+# default partition between the move and the ATTACH, which then refuses (check_violation).
+RETRIED_SQLSTATES = {"55P03", "23514"}
 
 
 def ping_partition_name(*, day: dt.date) -> str:
@@ -109,12 +111,12 @@ def ping_partitions_drop_expired(*, today: dt.date | None = None, using: str = "
 
 def ddl_run(*, statements: list[str], using: str = "default") -> None:
     """Run `statements` in one transaction that waits at most PARTITION_LOCK_TIMEOUT_MS for
-        each lock, tried PARTITION_DDL_ATTEMPTS times with a growing pause between tries (with the
+    each lock, tried PARTITION_DDL_ATTEMPTS times with a growing pause between tries (with the
     defaults: 5 tries, 2 s each, pauses of 2, 4, 6 and 8 s, so at most 30 s).
 
-        Why: DDL on the ping table needs a lock that conflicts with ingest. While it waits behind
-        a long reader, every insert queues behind it; giving up quickly lets ingest go on, and the
-        next try (or beat's next run, hours before the partition is needed) gets the lock."""
+    Why: DDL on the ping table needs a lock that conflicts with ingest. While it waits behind
+    a long reader, every insert queues behind it; giving up quickly lets ingest go on, and the
+    next try (or beat's next run, hours before the partition is needed) gets the lock."""
     attempts = settings.TRACKING["PARTITION_DDL_ATTEMPTS"]
     timeout_ms = settings.TRACKING["PARTITION_LOCK_TIMEOUT_MS"]
     for attempt in range(1, attempts + 1):
@@ -125,8 +127,8 @@ def ddl_run(*, statements: list[str], using: str = "default") -> None:
                 for statement in statements:
                     cursor.execute(statement)
             return
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE or attempt == attempts:
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) not in RETRIED_SQLSTATES or attempt == attempts:
                 raise
-            logger.warning("ping partition DDL waited too long for a lock (try %d of %d): %s", attempt, attempts, exc)
+            logger.warning("ping partition DDL failed (try %d of %d), trying again: %s", attempt, attempts, exc)
             time.sleep(attempt * timeout_ms / 1000)
