@@ -1,6 +1,6 @@
 """One settings module, driven by environment variables (12-factor).
 
-Local runs get their variables from `make run` / `make test` (see scripts/env.sh).
+Local runs get their variables from `make run` / `make test` (`.local/env`, written by scripts/setup.sh).
 Production values come from the Elastic Beanstalk environment that `deploy/` defines.
 """
 
@@ -343,7 +343,6 @@ ARRIVING_ETA_S = env.int("ARRIVING_ETA_S", default=120)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Requests per client (IP) on the public tracking link, in DRF's rate syntax.
 TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
-MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 
