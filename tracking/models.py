@@ -70,3 +70,37 @@ class OrderLastLocation(LastLocationFields):
     courier = models.ForeignKey("couriers.Courier", on_delete=models.CASCADE, related_name="+")
     distance_to_destination_m = models.FloatField(null=True, blank=True)
     eta_seconds = models.IntegerField(null=True, blank=True)
+
+
+class PingDeadLetter(models.Model):
+    """A ping the database refused (a number outside its column, a string jsonb rejects),
+    kept with its error so its batch could be stored without it. Replayed, once the cause is
+    fixed, by `manage.py replay_dead_letters` or the admin action.
+
+    One row per ping as sent: a redelivered batch or a second failure updates the row
+    (`failures`, `last_failed_at`) instead of adding one.
+    """
+
+    courier = models.ForeignKey("couriers.Courier", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # The ping's identity as sent (text: the value may be what made it fail).
+    event_id = models.CharField(max_length=64)
+    recorded_at = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    # The ping as the worker received it, in ASCII-escaped JSON text: jsonb would refuse the
+    # very values (a lone surrogate, a NUL) that may have sent it here.
+    ping = models.TextField()
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField()
+    failures = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["courier", "event_id", "recorded_at"], name="ping_dead_letter_unique")
+        ]
+        indexes = [models.Index(fields=["-last_failed_at"], name="ping_dead_letter_last_failed")]
+
+    def __str__(self) -> str:
+        return f"{self.courier_id} {self.event_id} ({self.error_class})"

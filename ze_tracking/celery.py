@@ -12,15 +12,17 @@ app.autodiscover_tasks()
 
 
 @signals.worker_init.connect
-def database_checks_off(**kwargs) -> None:
-    """A worker keeps its database connection across tasks (CELERY_DB_REUSE_MAX) without
-    the health check Django runs before a connection's first query after a request: one
-    more round trip per batch. A connection that broke fails its task with a database
-    error, which is retried, and `database_connections_tidy` drops it before the next task.
-    Runs before the pool starts, so every process and thread of the worker inherits it."""
+def database_connections_persist(**kwargs) -> None:
+    """A worker keeps its database connections between tasks (the web, under ASGI, does not:
+    see DATABASES in settings) for DB_WORKER_CONN_MAX_AGE, and without the health check
+    Django runs before a connection's first query after a request: one more round trip per
+    batch. A connection that broke fails its task with a database error, which is retried,
+    and `database_connections_tidy` drops it before the next task. Runs before the pool
+    starts, so every process and thread of the worker inherits it."""
     from django.conf import settings
 
     for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = settings.DB_WORKER_CONN_MAX_AGE
         database["CONN_HEALTH_CHECKS"] = False
 
 

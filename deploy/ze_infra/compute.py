@@ -43,7 +43,7 @@ from pathlib import Path
 from .common import retention
 from .config import CELERY_QUEUES, METRICS_NAMESPACE, PLATFORM_BRANCHES, StageConfig
 from .data import Cache, Database
-from .messaging import Messaging
+from .messaging import RETENTION_DAYS, VISIBILITY_TIMEOUT_SECONDS, Messaging
 from .network import Network
 from .release import Release
 
@@ -252,6 +252,10 @@ class Compute(Construct):
             "AWS_REGION": stack.region,
             "AWS_DEFAULT_REGION": stack.region,
             "CELERY_BROKER_URL": "sqs://",
+            # The queues' own numbers, which the app checks its retry delays and time limits
+            # against (ze_tracking/settings.py).
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS),
+            "TASK_RETRY_MAX_AGE_S": str(RETENTION_DAYS * 86400),
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
             "NOTIFICATIONS_BACKEND": "sns",
             "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,
