@@ -23,4 +23,7 @@ for role in web worker scheduler; do
   aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
 done
+# The warehouse last: its tables, views, and the DMS task's first start need the schema
+# the web leader just migrated (and the grants it gave DMS's login).
+python3 deploy/warehouse/release.py "$STAGE"
 echo "released $LABEL to $APP"
