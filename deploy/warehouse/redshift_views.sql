@@ -8,9 +8,9 @@
 --   * Redshift allows several sort-based aggregates (PERCENTILE_CONT, MEDIAN) in one query
 --     only when they sort by the same expression: the medians of different durations are
 --     window functions, collapsed with SELECT DISTINCT.
---   * No DISTINCT ON, no LATERAL, no VALUES list in FROM, window frames are ROWS only (no
---     RANGE ... EXCLUDE GROUP): ROW_NUMBER(), GROUP BY joins, CASE, and a per-upload
---     running maximum replace them.
+--   * No DISTINCT ON, no LATERAL, no VALUES list in FROM, no named WINDOW clause, window
+--     frames are ROWS only (no RANGE ... EXCLUDE GROUP): ROW_NUMBER(), GROUP BY joins,
+--     CASE, repeated OVER (...) and a per-upload running maximum replace them.
 --   * Positions arrive as hex EWKB text: ST_GeomFromEWKB() reads them, and
 --     ST_DistanceSphere() measures in metres on a sphere (PostGIS's geography distance is
 --     on the spheroid: the two differ by up to ~0.3 %).
@@ -43,11 +43,14 @@ WITH steps AS (
     SELECT
         courier_id,
         recorded_at,
-        DATEDIFF(ms, LAG(recorded_at) OVER w, recorded_at) / 1000.0 AS gap_s,
-        ST_DistanceSphere(ST_GeomFromEWKB(LAG(location) OVER w), ST_GeomFromEWKB(location)) AS step_m
+        DATEDIFF(ms, LAG(recorded_at) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id), recorded_at)
+            / 1000.0 AS gap_s,
+        ST_DistanceSphere(
+            ST_GeomFromEWKB(LAG(location) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id)),
+            ST_GeomFromEWKB(location)
+        ) AS step_m
     FROM public.tracking_ping
     WHERE suspect_reason IS NULL
-    WINDOW w AS (PARTITION BY courier_id ORDER BY recorded_at, event_id)
 )
 SELECT
     courier_id,
@@ -80,7 +83,7 @@ WITH trips AS (
     WHERE started_at IS NOT NULL AND COALESCE(delivered_at, cancelled_at) IS NOT NULL
 ),
 moments AS (
-    SELECT order_id, started_at AS at FROM trips
+    SELECT order_id, started_at AS moment_at FROM trips
     UNION ALL
     SELECT order_id, ended_at FROM trips
     UNION ALL
@@ -96,12 +99,12 @@ gaps AS (
     SELECT
         order_id,
         COUNT(*) OVER (PARTITION BY order_id) - 2 AS pings_in_transit,
-        LAG(at) OVER (PARTITION BY order_id ORDER BY at) AS gap_started_at,
-        DATEDIFF(ms, LAG(at) OVER (PARTITION BY order_id ORDER BY at), at) / 1000.0 AS gap_s
+        LAG(moment_at) OVER (PARTITION BY order_id ORDER BY moment_at) AS gap_started_at,
+        DATEDIFF(ms, LAG(moment_at) OVER (PARTITION BY order_id ORDER BY moment_at), moment_at) / 1000.0 AS gap_s
     FROM moments
 ),
 ranked AS (
-    SELECT g.*, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY gap_s DESC, gap_started_at) AS rank
+    SELECT g.*, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY gap_s DESC, gap_started_at) AS gap_rank
     FROM gaps g
     WHERE gap_s IS NOT NULL
 )
@@ -110,7 +113,7 @@ SELECT
     r.gap_s AS longest_gap_s, r.gap_started_at AS longest_gap_started_at
 FROM ranked r
 JOIN trips t ON t.order_id = r.order_id
-WHERE r.rank = 1;
+WHERE r.gap_rank = 1;
 
 
 CREATE OR REPLACE VIEW public.analytics_order_arriving_to_delivered AS

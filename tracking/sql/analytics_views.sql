@@ -106,7 +106,7 @@ WITH trips AS (
       AND coalesce(o.delivered_at, o.cancelled_at) IS NOT NULL
 ),
 moments AS (
-    SELECT order_id, started_at AS at FROM trips
+    SELECT order_id, started_at AS moment_at FROM trips
     UNION ALL
     SELECT order_id, ended_at FROM trips
     UNION ALL
@@ -122,8 +122,8 @@ gaps AS (
     SELECT
         order_id,
         count(*) OVER (PARTITION BY order_id) - 2 AS pings_in_transit,
-        lag(at) OVER (PARTITION BY order_id ORDER BY at) AS gap_started_at,
-        extract(epoch FROM at - lag(at) OVER (PARTITION BY order_id ORDER BY at)) AS gap_s
+        lag(moment_at) OVER (PARTITION BY order_id ORDER BY moment_at) AS gap_started_at,
+        extract(epoch FROM moment_at - lag(moment_at) OVER (PARTITION BY order_id ORDER BY moment_at)) AS gap_s
     FROM moments
 )
 SELECT DISTINCT ON (g.order_id)
