@@ -149,6 +149,7 @@ def test_privacy_rule_rounds_old_destinations_in_redshift_every_day(cfn):
     assert "KmsKeyArn" in props
     batch = json.loads(_resolved(props["Target"]["Input"]))
     assert batch["Database"] == "analytics"
+    assert batch["WithEvent"] is True
     statements = batch["Sqls"]
     updated = {s.split()[1]: s for s in statements}
     assert set(updated) == {

@@ -22,7 +22,10 @@
 -- with its rounded self), so a row DMS rewrites later (an order edited after 90 days) is
 -- rounded again the next day. Pings are immutable once their Aurora partition is dropped,
 -- so their statement looks only at the week before the cutoff: a week of missed runs is
--- caught up; after a longer outage run it once without the lower bound.
+-- caught up; after a longer outage run it once without the lower bound. A batch that
+-- fails (a serialization conflict with a DMS apply, say) changes nothing and is retried by
+-- the next day's run; its failure is an EventBridge event ("Redshift Data Statement
+-- Status Change", state FAILED).
 
 UPDATE public.orders_order
 SET destination = ST_AsHexEWKB(ST_SetSRID(ST_MakePoint(

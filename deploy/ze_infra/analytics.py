@@ -382,6 +382,9 @@ class Analytics(Construct):
                         "SecretArn": self.admin_secret.secret_arn,
                         "Sqls": tables.sql_statements(path=tables.WAREHOUSE_SQL / "privacy.sql"),
                         "StatementName": f"{cfg.prefix}-warehouse-privacy",
+                        # The call returns before the SQL runs: the Data API reports the
+                        # batch's end (FINISHED or FAILED) as an EventBridge event.
+                        "WithEvent": True,
                     }
                 ),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
