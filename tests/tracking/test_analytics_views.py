@@ -1,4 +1,5 @@
-"""The analytics views (tracking/sql/analytics_views.sql) on one small, hand-made day.
+"""The analytics views (tracking/sql/analytics_views.sql, created by migration
+tracking 0003) on one small, hand-made day.
 
 The day, all UTC on 2026-01-10 (2026-01-11 for the third order):
   order A (courier Ana): created 10:00, assigned 10:01, started 10:05, delivered 10:20;
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
 
-VIEWS_SQL = Path(__file__).resolve().parents[2] / "tracking" / "sql" / "analytics_views.sql"
 DAY = dt.date(2026, 1, 10)
 # One 0.001-degree step along the meridian at Sao Paulo's latitude, on the WGS84 spheroid.
 STEP_M = 110.75
@@ -45,13 +44,7 @@ def rows(sql: str, params: list | None = None) -> list[dict]:
 
 
 @pytest.fixture
-def views(db):
-    with connection.cursor() as cursor:
-        cursor.execute(VIEWS_SQL.read_text())
-
-
-@pytest.fixture
-def day(views):
+def day(db):
     ana = CourierFactory(name="Ana Souza")
     a = OrderFactory(courier=ana, status="delivered")
     b = OrderFactory(status="cancelled")
@@ -219,3 +212,33 @@ def test_eta_accuracy_gives_median_and_p90_by_minutes_to_go(day):
     }
     assert sorted(accuracy) == [2, 8, 12, 13, 14]
     assert accuracy[2]["median_error_s"] == -100.0
+
+
+ANALYTICS_VIEWS = {
+    "analytics_delivery_funnel_daily",
+    "analytics_courier_activity_daily",
+    "analytics_order_ping_count",
+    "analytics_order_longest_transit_gap",
+    "analytics_order_arriving_to_delivered",
+    "analytics_ping_timeliness_daily",
+    "analytics_gps_accuracy_daily",
+    "analytics_eta_error",
+    "analytics_eta_accuracy",
+}
+
+
+def views_present() -> set[str]:
+    return {r["viewname"] for r in rows("SELECT viewname FROM pg_views WHERE viewname LIKE 'analytics%%'")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_views_migration_creates_every_view_and_its_reverse_drops_them():
+    from django.core.management import call_command
+
+    assert views_present() == ANALYTICS_VIEWS
+    try:
+        call_command("migrate", "tracking", "0002", verbosity=0)
+        assert views_present() == set()
+    finally:
+        call_command("migrate", "tracking", verbosity=0)
+    assert views_present() == ANALYTICS_VIEWS

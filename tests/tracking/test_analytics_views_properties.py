@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -15,16 +14,13 @@ from hypothesis import strategies as st
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
 
-VIEWS_SQL = Path(__file__).resolve().parents[2] / "tracking" / "sql" / "analytics_views.sql"
 NOON = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)
-# Each example rolls its rows back; the fixtures' courier and views stay.
+# Each example rolls its rows back; the fixture's courier stays.
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
 def courier(db):
-    with connection.cursor() as cursor:
-        cursor.execute(VIEWS_SQL.read_text())
     return CourierFactory()
 
 
