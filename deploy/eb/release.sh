@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Deploy the committed HEAD to one stage's three environments:
 #   deploy/eb/release.sh dev
-# Needs AWS credentials with Elastic Beanstalk and S3 rights (a CI deploy role), plus
-# CloudFormation read, Redshift Data API and DMS start rights and boto3 for the warehouse
-# step at the end (deploy/warehouse/release.py).
+# Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
+# <app>-release) rights: a CI deploy role; plus CloudFormation read, Redshift Data API and
+# DMS start rights and boto3 for the warehouse step at the end (deploy/warehouse/release.py).
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
 
@@ -20,12 +20,24 @@ aws elasticbeanstalk create-application-version --application-name "$APP" --vers
   --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL.zip" --process
 sleep 15  # --process validates the bundle; the CLI has no waiter for it
 
-# Web first: its leader migrates. Workers and beat follow once the schema is in place.
+# The database first, from the new bundle, by the release task: the only holder of the
+# admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
+BUILD=$(aws codebuild start-build --project-name "$APP-release" --source-type-override S3 \
+  --source-location-override "$BUCKET/$APP/$LABEL.zip" --query build.id --output text)
+deadline=$(( $(date +%s) + 1800 ))
+while status=$(aws codebuild batch-get-builds --ids "$BUILD" --query 'builds[0].buildStatus' --output text) \
+    && [ "$status" = IN_PROGRESS ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "release task $BUILD still running after 30 min" >&2; exit 1; }
+  sleep 10
+done
+[ "$status" = SUCCEEDED ] || { echo "release task $BUILD: $status (see its CloudWatch log)" >&2; exit 1; }
+
+# Then the code: web, workers and beat, against the migrated schema.
 for role in web worker scheduler; do
   aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
 done
 # The warehouse last: its tables, views, and the DMS task's first start need the schema
-# the web leader just migrated (and the grants it gave DMS's login).
+# the release task just migrated (and the grants it gave DMS's login).
 python3 deploy/warehouse/release.py "$STAGE"
 echo "released $LABEL to $APP"

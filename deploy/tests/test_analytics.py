@@ -183,3 +183,10 @@ def test_privacy_rule_role_may_only_run_statements_on_the_warehouse(cfn):
     assert "redshift-data:BatchExecuteStatement" in actions
     assert not {a for a in actions if a.endswith("*") and not a.startswith("kms:")}
     assert not {a for a in actions if a.startswith(("dms:", "redshift-data:Execute", "s3:"))}
+
+
+def test_dms_reads_ddl_capture_from_the_admins_schema(cfn):
+    (source,) = [e for e in resources(cfn, "AWS::DMS::Endpoint").values() if e["Properties"]["EndpointType"] == "source"]
+    settings = source["Properties"]["PostgreSqlSettings"]
+    # The schema deploy/eb/db_bootstrap.py creates for the admin login, not ze_app's public.
+    assert settings["CaptureDdls"] is True and settings["DdlArtifactsSchema"] == "awsdms"

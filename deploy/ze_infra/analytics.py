@@ -299,7 +299,8 @@ class Analytics(Construct):
                 heartbeat_frequency=5,
                 # New daily partitions must reach the task: DMS records DDL in its audit table.
                 capture_ddls=True,
-                ddl_artifacts_schema="public",
+                # A schema of the admin login, out of reach of ze_app (deploy/eb/db_bootstrap.py).
+                ddl_artifacts_schema="awsdms",
                 # test_decoding reports a row under the partition that holds it, which is
                 # what the table mappings expect; pglogical (the API's default) would need
                 # the extension in Aurora's shared_preload_libraries and a restart.
