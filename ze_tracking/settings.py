@@ -1,6 +1,6 @@
 """One settings module, driven by environment variables (12-factor).
 
-Local runs get their variables from `make run` / `make test` (see scripts/env.sh).
+Local runs get their variables from `make run` / `make test` (`.local/env`, written by scripts/setup.sh).
 Production values come from the Elastic Beanstalk environment that `deploy/` defines.
 """
 
@@ -256,6 +256,14 @@ TRACKING = {
     "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),
     # The backoffice map greys out couriers without a ping for this long.
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
+    # The position filter (tracking/services/plausibility.py): fixes further apart than the
+    # gap do not judge each other; a run of this many agreeing fixes replaces a contradicting
+    # reference; accuracy counts up to the cap; stored fixes read per side of a batch stretch.
+    "PLAUSIBILITY_GAP_S": env.int("TRACKING_PLAUSIBILITY_GAP_S", default=600),
+    "PLAUSIBILITY_RUN": env.int("TRACKING_PLAUSIBILITY_RUN", default=3),
+    "PLAUSIBILITY_MAX_SKIP": env.int("TRACKING_PLAUSIBILITY_MAX_SKIP", default=8),
+    "PLAUSIBILITY_MAX_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_MAX_ACCURACY_M", default=100.0),
+    "PLAUSIBILITY_CONTEXT_PINGS": env.int("TRACKING_PLAUSIBILITY_CONTEXT_PINGS", default=32),
 }
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 
@@ -285,7 +293,6 @@ ARRIVING_ETA_S = env.int("ARRIVING_ETA_S", default=120)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Requests per client (IP) on the public tracking link, in DRF's rate syntax.
 TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
-MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 
