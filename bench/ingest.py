@@ -31,10 +31,9 @@ django.setup()
 
 import requests  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
 from couriers.models import Courier  # noqa: E402
-from couriers.services import courier_create  # noqa: E402
+from couriers.services import api_token_create, courier_create  # noqa: E402
 from orders.models import Order  # noqa: E402
 from orders.services import order_create  # noqa: E402
 from tracking.models import OrderLastLocation, Ping  # noqa: E402
@@ -80,7 +79,7 @@ def worker_path(batches: int = 20, size: int = 500) -> None:
 
 def http_path() -> None:
     couriers = [bench_courier(n) for n in range(1, CLIENTS + 1)]
-    tokens = [Token.objects.get_or_create(user=c.user)[0].key for c in couriers]
+    tokens = [api_token_create(user=c.user, device="bench-http")[1] for c in couriers]
     latencies: list[float] = []
     errors: list[int] = []
     deadline = time.monotonic() + SECONDS
@@ -129,7 +128,7 @@ def http_path() -> None:
 
 def delay(samples: int = 20) -> None:
     courier = bench_courier(999)  # its own courier: no jump from the HTTP run's positions
-    token = Token.objects.get_or_create(user=courier.user)[0].key
+    token = api_token_create(user=courier.user, device="bench-latency")[1]
     Order.objects.filter(courier=courier, status__in=["assigned", "in_transit"]).update(status="cancelled")
     order = order_create(consumer_name="Bench", lat=-23.56, lon=-46.65)
     Order.objects.filter(id=order.id).update(status="in_transit", courier=courier, assigned_at=timezone.now())
