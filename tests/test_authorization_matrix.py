@@ -47,6 +47,7 @@ CODE_HOLDER = row(404, 404, 404, 404, 200, 200)  # consumers open their own orde
 HTTP = {
     "healthz": {"GET": everyone(200)},
     "readyz": {"GET": everyone(200)},
+    "metrics": {"GET": row(403, 403, 403, 200, 403, 403)},  # staff (session) or the metrics token
     "api/v1/auth/token": {"POST": everyone(400)},
     "api/v1/auth/logout": {"POST": SIGNED_IN},
     "api/v1/auth/logout-all": {"POST": SIGNED_IN},

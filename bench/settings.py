@@ -1,0 +1,13 @@
+"""Settings for the benchmark's own web and worker processes: the product's settings, plus
+the bench-only URLs (a bare JSON view and the naive ingest baseline) so that they run under
+exactly the same server, middleware and database as the product's endpoints."""
+
+from __future__ import annotations
+
+from ze_tracking.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+
+# The load generator sends many more batches per courier than an app does: the per-courier
+# ingest throttle (None: not applied) would answer most of them 429.
+THROTTLE_RATES = {**THROTTLE_RATES, "ingest_courier": None}  # noqa: F405
