@@ -325,7 +325,9 @@ def asgi_server(celery_worker_process):
     }
     log = open(OUTPUT / "asgi-server.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        # As Procfile.dev: nothing stands in front, so no X-Forwarded-For is trusted.
+        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
