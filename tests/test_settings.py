@@ -7,7 +7,7 @@ import os
 import pytest
 from django.conf import settings
 
-from ze_tracking.celery import _database_connections_persist
+from ze_tracking.celery import database_connections_persist
 
 
 @pytest.mark.skipif("DB_CONN_MAX_AGE" in os.environ, reason="the environment sets it")
@@ -21,7 +21,7 @@ def test_a_worker_keeps_its_connections_between_tasks_and_checks_them_first():
     database = settings.DATABASES["default"]
     before = database["CONN_MAX_AGE"]
     try:
-        _database_connections_persist()
+        database_connections_persist()
         assert database["CONN_MAX_AGE"] == settings.DB_WORKER_CONN_MAX_AGE > 0
         assert database["CONN_HEALTH_CHECKS"] is True
     finally:
