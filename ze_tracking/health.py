@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
+import redis
 from django.db import connection
 from django.http import JsonResponse
 from django_redis import get_redis_connection
@@ -23,7 +25,7 @@ def readyz(request):
     text can name hosts and the database user.
 
     Each check reuses a pooled connection: the request's database connection (kept for
-    CONN_MAX_AGE), django-redis's pool, and Celery's broker pool."""
+    CONN_MAX_AGE), django-redis's pool, and one small pool per broker URL."""
     failed = {}
     checks = {
         "database": lambda: connection.cursor().execute("SELECT 1"),
@@ -44,10 +46,17 @@ def readyz(request):
 
 
 def _broker_check() -> None:
-    """A connection from Celery's pool (the one publishing uses); on Redis, a PING over it,
-    since a pooled connection that was fine once says nothing about now."""
+    """A Redis broker answers a PING over the probe's own pooled client (never a channel of
+    Celery's, which may be mid-command in another thread); another broker (SQS) gets a
+    connection from Celery's pool."""
+    url = celery_app.conf.broker_url  # CELERY_BROKER_URL from the environment first
+    if url.startswith(("redis://", "rediss://")):
+        _redis_client(url).ping()
+        return
     with celery_app.pool.acquire(block=True, timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        client = getattr(conn.default_channel, "client", None)
-        if client is not None and hasattr(client, "ping"):
-            client.ping()
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
