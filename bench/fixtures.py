@@ -40,10 +40,12 @@ def database_migrate() -> None:
 
 
 def courier_token_create(*, user_id: int) -> str:
-    """The courier app's credential for the ingest API (DRF tokens today)."""
-    from rest_framework.authtoken.models import Token
+    """The courier app's credential for the ingest API, made as a login makes it."""
+    from django.contrib.auth import get_user_model
 
-    return Token.objects.create(user_id=user_id).key
+    from couriers.services import api_token_create
+
+    return api_token_create(user=get_user_model().objects.get(id=user_id), device="bench")[1]
 
 
 def fleet_create(*, couriers: int) -> Fleet:

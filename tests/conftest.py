@@ -22,7 +22,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
@@ -228,8 +227,10 @@ def worker(celery_worker_process, transactional_db):
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        from couriers.services import api_token_create
+
+        _, token = api_token_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
@@ -324,7 +325,9 @@ def asgi_server(celery_worker_process):
     }
     log = open(OUTPUT / "asgi-server.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        # As Procfile.dev: nothing stands in front, so no X-Forwarded-For is trusted.
+        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
@@ -349,6 +352,19 @@ def page(browser, asgi_server, worker, request):
     context = browser.new_context(base_url=asgi_server, viewport={"width": width, "height": height})
     yield context.new_page()
     context.close()
+
+
+def csp_violations_watch(page) -> list[str]:
+    """Chromium reports each thing the Content-Security-Policy blocked on the console."""
+    seen: list[str] = []
+    page.on("console", lambda message: seen.append(message.text) if "Content Security Policy" in message.text else None)
+    return seen
+
+
+@pytest.fixture
+def csp_violations(page):
+    """What the page's policy blocked; a test asserts it stays empty."""
+    return csp_violations_watch(page)
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,25 @@
-"""Cross-app API plumbing: permissions and the error shape."""
+"""Cross-app API plumbing: permissions, pagination and the error shape."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, parsers, permissions, status
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework import exceptions, permissions, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ze_tracking.parsers import JSONParser
 
+class Pagination(LimitOffsetPagination):
+    """Every list: `?limit=&offset=`, never more than API_PAGE_MAX items a page."""
 
-class TokenCreateApi(ObtainAuthToken):
-    """`POST /api/v1/auth/token`: DRF's login, with the project's JSON parser."""
+    @property
+    def default_limit(self) -> int:
+        return settings.API_PAGE_DEFAULT
 
-    parser_classes = [JSONParser, parsers.FormParser]
+    @property
+    def max_limit(self) -> int:
+        return settings.API_PAGE_MAX
 
 
 class IsCourier(permissions.BasePermission):
