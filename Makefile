@@ -15,9 +15,13 @@ test: setup
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
 
-## Ingest benchmarks against the stack `make run` started (see bench/ingest.py).
+## Benchmarks: start the stack, measure, stop it, write docs/PERFORMANCE.md (see bench/run.py).
+## A subset: make bench ONLY=api,worker; more options: make bench ARGS="--quick" (or --soak).
+bench: export BENCH_COMMAND = make bench$(if $(ONLY), ONLY=$(ONLY))$(if $(ARGS), ARGS="$(ARGS)")
 bench: setup
-	@bash -c 'source .local/env && python bench/ingest.py'
+	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
+	  || { pip install -q -r requirements/bench.txt && touch .venv/.bench-stamp; }; } \
+	  && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
