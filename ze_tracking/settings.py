@@ -158,6 +158,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default enum hook, then the error answers every operation can give.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ze_tracking.openapi.error_responses_document",
+    ],
 }
 
 # --- Celery: https://docs.celeryq.dev/en/stable/userguide/configuration.html

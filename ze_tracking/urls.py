@@ -44,3 +44,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("backoffice/", backoffice_map, name="backoffice"),
 ]
+
+# Unknown URLs under /api/ answer JSON, like every other API error.
+handler404 = "ze_tracking.openapi.not_found"
