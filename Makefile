@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema bench bench-deps chaos soak
+.PHONY: setup run test lint schema bench bench-deps chaos soak lock audit
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -23,7 +23,7 @@ bench: bench-deps
 
 bench-deps: setup
 	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
-	  || { pip install -q -r requirements/bench.txt && touch .venv/.bench-stamp; }; }'
+	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; }'
 
 ## Fault scenarios under a steady load (bench/chaos/): prints the table, writes it into docs/,
 ## exits non-zero when an accepted ping is lost or duplicated. A subset: make chaos ONLY=worker_kill.
@@ -41,3 +41,18 @@ lint: setup
 ## Regenerate the committed OpenAPI schema (docs/openapi.yaml).
 schema: setup
 	@bash -c 'source .local/env && python manage.py spectacular --file docs/openapi.yaml'
+
+## Compile requirements/*.in (edit those) into the hashed locks requirements/*.txt, with uv.
+## Deterministic: existing pins are kept unless an .in asks otherwise (UPGRADE=1 bumps all).
+lock:
+	@bash scripts/lock.sh
+
+## Known vulnerabilities in every lock file (pip-audit). Needs PyPI's vulnerability data
+## over the network, so it is not part of `make test`.
+audit:
+	@bash scripts/tools.sh
+	@status=0; for lock in requirements/production.txt requirements/local.txt requirements/deploy.txt \
+		requirements/tools.txt deploy/requirements-checkov.txt; do \
+		echo "==> $$lock"; \
+		.venv-tools/bin/pip-audit --strict --progress-spinner off --require-hashes --disable-pip -r $$lock || status=1; \
+	done; exit $$status
