@@ -42,11 +42,12 @@ def section_render(*, title: str, outcomes: list[Outcome], command: str, commit:
 `{command}` on commit `{commit}`, {when}. {setup}
 
 "Accepted" counts pings answered 202 and not listed as rejected; "stored" counts rows in
-`tracking_ping` for the scenario's couriers; "lost" is accepted and not stored; "time to
-recover" runs from the repair (worker restarted, server back) until every ping accepted
-before it is stored. Each scenario also fails on a 5xx other than 503, a 503 without
-Retry-After, a stored ping that was never accepted, or an order whose last location is not
-its newest accepted ping.
+`tracking_ping` for the scenario's couriers; "lost" is accepted and not stored when the
+scenario ended (up to 90 s after the repair and after the load); "time to recover" runs from
+the repair (worker restarted, server back) until every ping accepted before it is stored.
+Each scenario also fails on a 5xx other than 503, a 503 without Retry-After, a stored ping
+that was never accepted, an order whose last location is not its newest accepted ping, or a
+process of the stack that exited on its own.
 
 {table_render(outcomes=outcomes)}
 
