@@ -192,8 +192,18 @@ def processes_exited(*, stack: Stack, names: tuple[str, ...] = ("web", "worker",
             continue
         lines = (stack.logs / f"{name}.log").read_text(errors="replace").splitlines()
         errors = [line for line in lines if "CRITICAL" in line or "Unrecoverable" in line] or lines[-1:]
-        failures.append(f"the {name} process exited (code {process.returncode}): {errors[-1][:200] if errors else ''}")
+        failures.append(f"the {name} process exited (code {process.returncode}): {log_message(errors[-1:])[:200]}")
     return failures
+
+
+def log_message(lines: list[str]) -> str:
+    """The message of a log line, JSON (production logging) or plain."""
+    if not lines:
+        return ""
+    try:
+        return str(json.loads(lines[0])["message"])
+    except (ValueError, KeyError, TypeError):
+        return lines[0]
 
 
 def invariant_failures(*, counts: checks.Counts, tally: dict) -> list[str]:
