@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,8 @@ class OrderOutputSerializer(serializers.ModelSerializer):
     destination = serializers.SerializerMethodField()
     destination_area = serializers.SerializerMethodField()
     courier = CourierRefSerializer(allow_null=True)
+    # Not read-only, so that the schema does not list it as always present: only staff see it.
+    tracking_code = serializers.CharField(required=False, help_text="Staff only: the consumer's tracking code.")
 
     class Meta:
         model = Order
@@ -55,6 +57,15 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         return data
 
 
+class OrderPageSerializer(serializers.Serializer):
+    """One page of orders, as LimitOffsetPagination answers it."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = OrderOutputSerializer(many=True)
+
+
 def transition_conflict(exc: TransitionNotAllowed) -> Conflict:
     return Conflict({"detail": str(exc), "status": exc.current_status})
 
@@ -70,7 +81,13 @@ class OrderCreateListApi(APIView):
         destination = PointInputSerializer()
         external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
 
-    @extend_schema(request=OrderCreateInputSerializer, responses={201: OrderOutputSerializer})
+    @extend_schema(
+        request=OrderCreateInputSerializer,
+        responses={
+            201: OrderOutputSerializer,
+            409: OpenApiResponse(description="An order with this external_id exists; the body names it."),
+        },
+    )
     def post(self, request):
         data = self.OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -88,8 +105,14 @@ class OrderCreateListApi(APIView):
         return Response(OrderOutputSerializer(order, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", enum=OrderStatus.values)],
-        responses={200: OrderOutputSerializer(many=True)},
+        # A page object rather than a list: spectacular would name it a retrieve.
+        operation_id="v1_orders_list",
+        parameters=[
+            OpenApiParameter("status", enum=OrderStatus.values),
+            OpenApiParameter("limit", int, description="Orders per page (100 by default)."),
+            OpenApiParameter("offset", int, description="Orders to skip."),
+        ],
+        responses={200: OrderPageSerializer},
     )
     def get(self, request):
         orders = orders_visible_to(user=request.user).order_by("-created_at")
@@ -131,7 +154,13 @@ class OrderEventCreateApi(APIView):
         status = serializers.CharField(source="status_after")
         recorded_at = serializers.DateTimeField()
 
-    @extend_schema(request=OrderEventInputSerializer, responses={201: OrderEventOutputSerializer})
+    @extend_schema(
+        request=OrderEventInputSerializer,
+        responses={
+            201: OrderEventOutputSerializer,
+            409: OpenApiResponse(description="The status does not allow this action, or the event id was used."),
+        },
+    )
     def post(self, request, order_id):
         # Another courier's order is 404 before the body is even read.
         order_get_for(user=request.user, order_id=order_id, include_pending=True)
@@ -159,7 +188,13 @@ class OrderEventCreateApi(APIView):
 class OrderCancelApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=None, responses={200: OrderOutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OrderOutputSerializer,
+            409: OpenApiResponse(description="The order's status does not allow it; the body says which it is."),
+        },
+    )
     def post(self, request, order_id):
         order_get_for(user=request.user, order_id=order_id)
         try:

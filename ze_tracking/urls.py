@@ -56,3 +56,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("backoffice/", backoffice_map, name="backoffice"),
 ]
+
+# Unknown URLs under /api/ answer JSON, like every other API error.
+handler404 = "ze_tracking.openapi.not_found"
