@@ -218,6 +218,23 @@ def celery_worker_process(django_db_setup, django_db_blocker, sns_emulator):
     celery_worker_stop(process)
 
 
+@pytest.fixture(autouse=True)
+def celery_in_process_unless_a_real_worker(request):
+    """A test that runs no real worker runs each task where it is sent (Celery's eager mode,
+    inside the test's transaction). Otherwise its message would wait in the test broker for
+    the session's worker, which would run it later against another test's data. Tests that
+    go through a real worker (`celery_worker_process` in their fixtures) or exercise the
+    broker itself (`@pytest.mark.real_broker`) keep the broker."""
+    from ze_tracking.celery import app
+
+    if "celery_worker_process" in request.fixturenames or request.node.get_closest_marker("real_broker"):
+        yield
+        return
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(task_always_eager=False, task_eager_propagates=False)
+
+
 @pytest.fixture
 def worker(celery_worker_process, transactional_db):
     """Tests that run through the worker commit for real, so the worker sees their rows."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, permissions, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class Pagination(LimitOffsetPagination):
@@ -70,4 +75,13 @@ def exception_handler(exc, context):
         return Response({"detail": str(exc)}, status=413)
     if isinstance(exc, ServiceUnavailable):
         return Response({"detail": exc.detail}, status=503, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database cannot answer (down, failing over, out of connections): the client
+        # retries later. What failed, and where, goes to the log, never to the client.
+        logger.warning("database unavailable for %s: %r", context["request"].path, exc)
+        return Response(
+            {"detail": "The service is unavailable right now; nothing was stored. Retry later."},
+            status=503,
+            headers={"Retry-After": str(ServiceUnavailable.retry_after_s)},
+        )
     return drf_exception_handler(exc, context)
