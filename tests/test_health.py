@@ -63,6 +63,7 @@ def test_readyz_reuses_its_connections(client):
     assert server.info("stats")["total_connections_received"] - opened <= 1  # this count's own
 
 
+@pytest.mark.real_broker
 def test_ingest_answers_503_with_retry_after_when_the_broker_is_down(courier_api, broker_down):
     response = courier_api.post("/api/v1/locations", {"pings": [ping()]}, format="json")
 

@@ -39,6 +39,7 @@ def log_lines():
     handler.setStream(old)
 
 
+@pytest.mark.real_broker
 def test_request_log_line_is_json_with_request_id_and_courier_id(courier_api, courier, log_lines):
     response = courier_api.post(LOCATIONS, {"pings": [ping()]}, format="json", HTTP_X_REQUEST_ID="client-req-0001")
 
