@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from couriers.serializers import CourierRefSerializer
 from orders.models import ACTIVE_STATUSES, OrderStatus
-from ze_tracking.serializers import EventLocationInputSerializer, FiniteFloatField, RecordedAtField
+from ze_tracking.serializers import EventLocationInputSerializer, FiniteFloatField, JsonbObjectField, RecordedAtField
 
 
 class PingInputSerializer(EventLocationInputSerializer):
     event_id = serializers.UUIDField()
     recorded_at = RecordedAtField()
-    speed_mps = FiniteFloatField(min_value=0, required=False, allow_null=True)
+    # Bounds that make physical sense; they also keep the values inside `real` (see
+    # ze_tracking.serializers).
+    speed_mps = FiniteFloatField(min_value=0, max_value=1000, required=False, allow_null=True)
     heading_deg = FiniteFloatField(min_value=0, required=False, allow_null=True)
     order_id = serializers.UUIDField(required=False, allow_null=True)
-    attributes = serializers.DictField(required=False, default=dict)
-
-    def validate_attributes(self, value):
-        encoded = json.dumps(value)
-        if "\\u0000" in encoded:  # PostgreSQL's jsonb cannot store NUL
-            raise serializers.ValidationError("Must not contain NUL characters.")
-        limit = settings.TRACKING["MAX_ATTRIBUTES_BYTES"]
-        if len(encoded.encode()) > limit:
-            raise serializers.ValidationError(f"Must be at most {limit} bytes of JSON.")
-        return value
+    attributes = JsonbObjectField(
+        max_bytes=settings.TRACKING["MAX_ATTRIBUTES_BYTES"],
+        max_depth=settings.TRACKING["MAX_ATTRIBUTES_DEPTH"],
+        required=False,
+        default=dict,
+    )
 
     def validate_heading_deg(self, value):
         if value is not None and value >= 360:

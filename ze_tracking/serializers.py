@@ -1,22 +1,77 @@
-"""Input fields shared by the apps' APIs: finite coordinates and device times."""
+"""Input fields shared by the apps' APIs: storable numbers, JSON and device times.
+
+Validation equals storability: whatever these fields accept, PostgreSQL stores as sent.
+- Numbers are finite and inside each field's physical range, which keeps them far from
+  the limits of `real` (single precision, ±3.4e38). Magnitudes under `TINY` are stored as
+  0: PostgreSQL refuses a `real` that underflows to zero (below ≈ 1.4e-45), and nothing
+  measured in metres, metres per second or degrees is that small.
+- JSON objects hold only what jsonb accepts: text without NUL or unpaired UTF-16
+  surrogates, finite numbers, at most `max_depth` levels and `max_bytes` of JSON.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
+TINY = 1e-30
+
 
 class FiniteFloatField(serializers.FloatField):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             self.fail("invalid")
-        value = super().to_internal_value(data)
+        try:
+            value = super().to_internal_value(data)
+        except OverflowError:  # an integer beyond any float
+            self.fail("invalid")
         if not math.isfinite(value):
             self.fail("invalid")
+        return 0.0 if abs(value) < TINY else value
+
+
+def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | None:
+    """What jsonb would refuse in `value` (parsed JSON), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "Must not contain NUL characters."
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "Must not contain unpaired UTF-16 surrogates."
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "Must contain only finite numbers."
+    if isinstance(value, (dict, list)):
+        if depth > max_depth:
+            return f"Must be nested at most {max_depth} levels deep."
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        for item in items:
+            problem = json_storable_problem(item, max_depth=max_depth, depth=depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+class JsonbObjectField(serializers.DictField):
+    """A JSON object stored as jsonb (see the module's docstring)."""
+
+    def __init__(self, *, max_bytes: int, max_depth: int, **kwargs):
+        self.max_bytes, self.max_depth = max_bytes, max_depth
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = json_storable_problem(value, max_depth=self.max_depth)
+        if problem:
+            raise serializers.ValidationError(problem)
+        if len(json.dumps(value)) > self.max_bytes:
+            raise serializers.ValidationError(f"Must be at most {self.max_bytes} bytes of JSON.")
         return value
 
 
@@ -52,4 +107,4 @@ class PointInputSerializer(serializers.Serializer):
 
 
 class EventLocationInputSerializer(PointInputSerializer):
-    accuracy_m = FiniteFloatField(min_value=0, required=False, allow_null=True)
+    accuracy_m = FiniteFloatField(min_value=0, max_value=100_000, required=False, allow_null=True)

@@ -225,6 +225,7 @@ TRACKING = {
     # A task message must stay inside SQS's 256 KiB limit (the broker adds an envelope).
     "MAX_TASK_PAYLOAD_BYTES": env.int("TRACKING_MAX_TASK_PAYLOAD_BYTES", default=192 * 1024),
     "MAX_ATTRIBUTES_BYTES": env.int("TRACKING_MAX_ATTRIBUTES_BYTES", default=2048),
+    "MAX_ATTRIBUTES_DEPTH": env.int("TRACKING_MAX_ATTRIBUTES_DEPTH", default=8),
     "PARTITION_DAYS_AHEAD": env.int("TRACKING_PARTITION_DAYS_AHEAD", default=7),
     # Raw pings stay this long in PostgreSQL; the analytics copy keeps everything.
     "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),

@@ -63,8 +63,10 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
             data = validator.run_validation(raw)
         except ValidationError as exc:
             rejection = {"index": index, "errors": exc.detail}
-            if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
-                rejection["event_id"] = raw["event_id"]
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            # Echoed so the app can find the ping; only what an event id can look like.
+            if isinstance(event_id, str) and len(event_id) <= 64 and event_id.isascii():
+                rejection["event_id"] = event_id
             result.rejected.append(rejection)
             continue
         result.accepted += 1
