@@ -176,8 +176,13 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The ingest request answers 503 quickly instead of blocking on a broker that is down.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# Publishing answers within about 2 s when the broker is down, silent or refusing (the
+# ingest API then answers 503 with Retry-After): each attempt is bounded by
+# BROKER_TIMEOUT_S to connect and to read the reply, and there is one retry, which is what
+# a pooled connection that died with a restarted broker needs.
+# https://docs.celeryq.dev/en/stable/userguide/calling.html#retry-policy
+BROKER_TIMEOUT_S = env.float("BROKER_TIMEOUT_S", default=0.5)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0, "interval_max": 0.1}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # A message not acked within this window is delivered again (worker died mid-batch).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
@@ -194,10 +199,22 @@ if CELERY_BROKER_URL.startswith("sqs://"):
                 name: {"url": env.str(f"SQS_{name.upper()}_QUEUE_URL")}
                 for name in ("pings", "notifications", "maintenance")
             },
+            # boto3's client for publish, ack and visibility changes: botocore's defaults
+            # (60 s timeouts, retries with backoff) would hold a request for minutes. The
+            # worker's long polls go through kombu's own HTTP client, which this leaves
+            # alone. https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+            "client-config": {
+                "connect_timeout": BROKER_TIMEOUT_S,
+                "read_timeout": BROKER_TIMEOUT_S,
+                "retries": {"total_max_attempts": 1},
+            },
         }
     )
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = 2
+    # A publish waits at most this long for Redis; the worker's BRPOP is read by the event
+    # loop and is not bound by it. https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
 
 CELERY_BEAT_SCHEDULE = {
     "ping-partitions-ensure": {

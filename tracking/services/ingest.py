@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +32,8 @@ from tracking.services.enrichment import EnrichedPing, pings_enrich
 from tracking.services.last_location import last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(ServiceUnavailable):
@@ -98,7 +102,10 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
             argsrepr="()",
             kwargsrepr=f"{{courier_id: {courier_id}, pings: <{len(pings)}>}}",
         )
-    except BrokerError as exc:
+    # SQS answers errors (throttling, KMS refusing the key, a missing queue) as ClientError,
+    # which kombu does not treat as a connection error: it is just as much a 503.
+    except (BrokerError, ClientError, BotoCoreError) as exc:
+        logger.warning("The broker did not take a batch of %d pings: %r", len(pings), exc)
         raise BrokerUnavailable(str(exc)) from exc
 
 
