@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema bench
+.PHONY: setup run test lint schema bench lock audit
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -15,9 +15,13 @@ test: setup
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
 
-## Ingest benchmarks against the stack `make run` started (see bench/ingest.py).
+## Benchmarks: start the stack, measure, stop it, write docs/PERFORMANCE.md (see bench/run.py).
+## A subset: make bench ONLY=api,worker; more options: make bench ARGS="--quick" (or --soak).
+bench: export BENCH_COMMAND = make bench$(if $(ONLY), ONLY=$(ONLY))$(if $(ARGS), ARGS="$(ARGS)")
 bench: setup
-	@bash -c 'source .local/env && python bench/ingest.py'
+	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
+	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; } \
+	  && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
@@ -25,3 +29,18 @@ lint: setup
 ## Regenerate the committed OpenAPI schema (docs/openapi.yaml).
 schema: setup
 	@bash -c 'source .local/env && python manage.py spectacular --file docs/openapi.yaml'
+
+## Compile requirements/*.in (edit those) into the hashed locks requirements/*.txt, with uv.
+## Deterministic: existing pins are kept unless an .in asks otherwise (UPGRADE=1 bumps all).
+lock:
+	@bash scripts/lock.sh
+
+## Known vulnerabilities in every lock file (pip-audit). Needs PyPI's vulnerability data
+## over the network, so it is not part of `make test`.
+audit:
+	@bash scripts/tools.sh
+	@status=0; for lock in requirements/production.txt requirements/local.txt requirements/deploy.txt \
+		requirements/tools.txt deploy/requirements-checkov.txt; do \
+		echo "==> $$lock"; \
+		.venv-tools/bin/pip-audit --strict --progress-spinner off --require-hashes --disable-pip -r $$lock || status=1; \
+	done; exit $$status

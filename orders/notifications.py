@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from orders.models import Notification, NotificationKind, NotificationStatus
 from orders.notification_backends import DeliveryFailed, NotificationMessage, notification_backend_get
+from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def notification_deliver(*, notification_id: int, final_attempt: bool = True) ->
     except DeliveryFailed as exc:
         status = NotificationStatus.FAILED if final_attempt else NotificationStatus.PENDING
         mine.update(status=status, error=str(exc)[:2000])
+        metric_record(name="NotificationsFailed")
         logger.warning("notification %s attempt %s failed: %s", notification_id, notification.attempts, exc)
         if not final_attempt:
             raise
@@ -124,6 +126,7 @@ def notification_deliver(*, notification_id: int, final_attempt: bool = True) ->
     mine.update(
         status=NotificationStatus.SENT, sent_at=timezone.now(), provider_message_id=provider_message_id[:128], error=""
     )
+    metric_record(name="NotificationsSent")
     return NotificationStatus.SENT
 
 

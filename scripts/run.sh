@@ -10,6 +10,9 @@ PORT=${PORT:-8000}
 export PORT
 # honcho gives each process its own PORT (PORT+100, +200…); the simulator needs the web's.
 export ZE_API_URL="http://127.0.0.1:$PORT"
+# Every process (uvicorn, Celery children) writes its metrics here; /metrics adds them up.
+export PROMETHEUS_MULTIPROC_DIR="$(pwd)/.local/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
 cat <<TXT
@@ -18,6 +21,7 @@ cat <<TXT
     API docs      http://127.0.0.1:$PORT/api/docs/
     Admin         http://127.0.0.1:$PORT/admin/
     Health        http://127.0.0.1:$PORT/readyz
+    Metrics       http://127.0.0.1:$PORT/metrics (staff login, or Bearer \$METRICS_TOKEN)
   Create a staff user in another terminal with:
     source .local/env && python manage.py createsuperuser
 

@@ -31,8 +31,8 @@ fi
 stamp=.venv/.requirements-stamp
 if [ ! -f $stamp ] || [ -n "$(find requirements -newer $stamp -name '*.txt')" ]; then
   echo "==> Installing Python requirements"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r requirements/local.txt
+  # The lock pins every package with its sha256 (make lock); anything else is refused.
+  .venv/bin/pip install -q --require-hashes -r requirements/local.txt
   touch $stamp
 fi
 

@@ -7,5 +7,9 @@ source .local/env
 export REDIS_URL="${REDIS_URL%/*}/9"
 export CELERY_BROKER_URL="$REDIS_URL"
 export CHANNELS_PREFIX=ze-test
+# Prometheus multiprocess mode, as in `make run`: the test process's /metrics also shows
+# what the worker subprocess recorded. A fresh folder per run (values are cumulative).
+export PROMETHEUS_MULTIPROC_DIR="$(pwd)/.local/prometheus-test"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p test-output
 pytest "$@"

@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from ze_tracking.logging import logging_config, sentry_init
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "ze_tracking.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,6 +89,11 @@ def _database() -> dict:
         }
     else:
         raise ImproperlyConfigured("Set DATABASE_URL (postgis://user:pass@host:port/name) or DB_HOST and friends.")
+    # TLS that checks the server: deploy/ sets verify-full and the RDS CA bundle's path.
+    # https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
+    for option in ("sslmode", "sslrootcert"):
+        if value := env.str(f"DATABASE_{option.upper()}", default=""):
+            config.setdefault("OPTIONS", {})[option] = value
     config["ENGINE"] = "django.contrib.gis.db.backends.postgis"
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
@@ -216,7 +224,25 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
 
+# Exactly one beat: celery-redbeat keeps the schedule in Redis and holds a lock there; a
+# second beat (a deploy or platform update starts the new one before stopping the old)
+# waits for the lock instead of scheduling everything twice.
+# https://redbeat.readthedocs.io/en/latest/config.html
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = env.str("REDBEAT_KEY_PREFIX", default="redbeat")
+# The lock expires this long after its holder stops renewing it (a killed beat), so a
+# standby beat takes over within it; beat renews it on every tick (max_interval below).
+CELERY_REDBEAT_LOCK_TIMEOUT = env.int("REDBEAT_LOCK_TIMEOUT", default=60)
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
+    # Proof of life for the beat-heartbeat-missing alarm (deploy/ze_infra/monitoring.py).
+    # Expires so a backlog cannot replay old beats as if beat were alive now.
+    "beat-heartbeat": {
+        "task": "ze_tracking.celery.beat_heartbeat",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "ping-partitions-ensure": {
         "task": "tracking.tasks.ping_partitions_ensure",
         "schedule": 3600.0,
@@ -248,6 +274,14 @@ TRACKING = {
     "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),
     # The backoffice map greys out couriers without a ping for this long.
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
+    # The position filter (tracking/services/plausibility.py): fixes further apart than the
+    # gap do not judge each other; a run of this many agreeing fixes replaces a contradicting
+    # reference; accuracy counts up to the cap; stored fixes read per side of a batch stretch.
+    "PLAUSIBILITY_GAP_S": env.int("TRACKING_PLAUSIBILITY_GAP_S", default=600),
+    "PLAUSIBILITY_RUN": env.int("TRACKING_PLAUSIBILITY_RUN", default=3),
+    "PLAUSIBILITY_MAX_SKIP": env.int("TRACKING_PLAUSIBILITY_MAX_SKIP", default=8),
+    "PLAUSIBILITY_MAX_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_MAX_ACCURACY_M", default=100.0),
+    "PLAUSIBILITY_CONTEXT_PINGS": env.int("TRACKING_PLAUSIBILITY_CONTEXT_PINGS", default=32),
 }
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 
@@ -299,10 +333,14 @@ GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH", default=None)
 
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]  # GDAL 3.6 from Debian 12 works for what we use.
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Observability (ze_tracking/logging.py, ze_tracking/metrics.py)
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))
+# Workers log through the same JSON handler instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Bearer token a Prometheus scraper may use for /metrics; staff users need none.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+sentry_init(
+    dsn=env.str("SENTRY_DSN", default=""),
+    environment=env.str("SENTRY_ENVIRONMENT", default=env.str("METRICS_STAGE", default="local")),
+    traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+)

@@ -17,6 +17,7 @@ from tracking.views import backoffice_map, order_tracking_page
 from ze_tracking.api import TokenCreateApi
 from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from ze_tracking.health import healthz, readyz
+from ze_tracking.metrics import metrics_view
 
 api_v1 = [
     path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
@@ -36,6 +37,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("t/<tracking_code:tracking_code>", order_tracking_page, name="tracking-page"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -21,7 +21,8 @@ from diagrams.aws.database import Aurora, DatabaseMigrationService, ElasticacheF
 from diagrams.aws.integration import SimpleNotificationServiceSns, SimpleQueueServiceSqsQueue
 from diagrams.aws.management import CloudwatchAlarm
 from diagrams.aws.network import ElbApplicationLoadBalancer
-from diagrams.aws.security import SecretsManager
+from diagrams.aws.devtools import Codebuild
+from diagrams.aws.security import WAF, SecretsManager
 from diagrams.generic.device import Mobile
 from diagrams.onprem.client import Users
 
@@ -58,6 +59,7 @@ def architecture(out: Path) -> None:
         with Cluster("clients"):
             courier = Mobile("Courier app\n(Ze Entregador)")
             browsers = Users("Consumers and\nbackoffice (browser)")
+        waf = WAF("AWS WAF\nmanaged rules,\nrate per address")
         with Cluster("VPC public subnets"):
             alb = ElbApplicationLoadBalancer("ALB\nHTTPS + WSS")
         with Cluster("private subnets: Elastic Beanstalk"):
@@ -69,6 +71,7 @@ def architecture(out: Path) -> None:
             maintenance = SimpleQueueServiceSqsQueue("maintenance")
         with Cluster("private subnets: Elastic Beanstalk "):
             workers = ElasticBeanstalk("worker\nCelery, scales on\npings backlog")
+            release = Codebuild("release task\nmigrations, DB roles\n(admin login)")
         with Cluster("isolated subnets"):
             aurora = Aurora("Aurora PostgreSQL\nServerless v2 + PostGIS\nwriter + reader")
             redis = ElasticacheForRedis("ElastiCache Redis\nChannels layer, cache")
@@ -82,8 +85,9 @@ def architecture(out: Path) -> None:
             secrets = SecretsManager("Secrets Manager\n(env at boot)")
             CloudwatchAlarm("CloudWatch alarms\n-> SNS -> on-call")
 
-        courier >> Edge(label="POST /api/v1/locations\n(batch of pings)") >> alb
-        browsers >> Edge(label="last location (REST)\nWSS ws/...") >> alb
+        courier >> Edge(label="POST /api/v1/locations\n(batch of pings)") >> waf
+        browsers >> Edge(label="last location (REST)\nWSS ws/...") >> waf
+        waf >> alb
         alb >> web
         web >> Edge(label="one task\nper batch") >> pings
         beat >> Edge(label="periodic") >> maintenance
@@ -98,6 +102,7 @@ def architecture(out: Path) -> None:
         workers >> Edge(label="publish") >> sns >> consumers
         aurora >> Edge(label="logical replication") >> dms >> redshift >> Edge(label="SQL") >> analysts
         secrets >> Edge(style="dotted", **back) >> web
+        release >> Edge(label="before each\nrelease", style="dashed") >> aurora
 
 
 def ping_lifecycle(out: Path) -> None:

@@ -1,7 +1,7 @@
 """Database roles and grants the migrations cannot create for themselves.
 
-Runs on the web environment's deployment leader (deploy/eb/leader-database.sh) as the
-cluster's admin login (rds_superuser), whose secret only the web instances may read.
+Runs in the release task (deploy/eb/release-database.sh, started by release.sh) as the
+cluster's admin login (rds_superuser), whose secret only that task's role may read.
 
     python deploy/eb/db_bootstrap.py roles    # before `migrate`
     python deploy/eb/db_bootstrap.py grants   # after `migrate`
@@ -34,8 +34,18 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ze_infra import analytics_tables as tables  # noqa: E402  (plain data, no CDK import)
 
+# The DDL-capture artifacts live in a schema of the admin's own: ze_app owns the database
+# and its public schema, and a schema's owner may drop any table in it, so an audit table
+# in public could be swapped for one whose trigger runs as the admin. The function runs
+# as the admin (SECURITY DEFINER) whenever ze_app changes a table: its search_path is
+# fixed so nothing the caller creates (a temporary table, a look-alike function) is found
+# before the catalog, and every object it names is schema-qualified.
+# The caller's schema is no longer current_schema (the SET replaces it), so it is read
+# from the command itself; a DROP lists no object at ddl_command_end: every table is public.
 DDL_AUDIT = """
-CREATE TABLE IF NOT EXISTS public.awsdms_ddl_audit (
+CREATE SCHEMA IF NOT EXISTS awsdms AUTHORIZATION CURRENT_USER;
+REVOKE ALL ON SCHEMA awsdms FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS awsdms.awsdms_ddl_audit (
     c_key    bigserial PRIMARY KEY,
     c_time   timestamp,
     c_user   varchar(64),
@@ -46,19 +56,29 @@ CREATE TABLE IF NOT EXISTS public.awsdms_ddl_audit (
     c_schema varchar(64),
     c_ddlqry text
 );
-CREATE OR REPLACE FUNCTION public.awsdms_intercept_ddl() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
+CREATE OR REPLACE FUNCTION awsdms.awsdms_intercept_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE _qry text;
 BEGIN
   IF tg_tag IN ('CREATE TABLE', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE AS') THEN
-    SELECT current_query() INTO _qry;
-    INSERT INTO public.awsdms_ddl_audit VALUES (
-      DEFAULT, current_timestamp, current_user, cast(txid_current() AS varchar(16)),
-      tg_tag, 0, '', current_schema, _qry);
-    DELETE FROM public.awsdms_ddl_audit;
+    SELECT pg_catalog.current_query() INTO _qry;
+    INSERT INTO awsdms.awsdms_ddl_audit VALUES (
+      DEFAULT, pg_catalog.now(), current_user, pg_catalog.txid_current()::varchar(16), tg_tag, 0, '',
+      coalesce((SELECT c.schema_name FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                WHERE c.schema_name IS NOT NULL LIMIT 1), 'public'),
+      _qry);
+    DELETE FROM awsdms.awsdms_ddl_audit;
   END IF;
 END;
 $$;
+REVOKE ALL ON FUNCTION awsdms.awsdms_intercept_ddl() FROM PUBLIC;
+"""
+# Earlier releases kept the artifacts in public (see above): replaced in one transaction.
+DDL_AUDIT_SWAP = """
+DROP EVENT TRIGGER IF EXISTS awsdms_intercept_ddl;
+CREATE EVENT TRIGGER awsdms_intercept_ddl ON ddl_command_end EXECUTE FUNCTION awsdms.awsdms_intercept_ddl();
+DROP FUNCTION IF EXISTS public.awsdms_intercept_ddl();
+DROP TABLE IF EXISTS public.awsdms_ddl_audit;
 """
 
 
@@ -75,7 +95,9 @@ def _admin_connection() -> psycopg.Connection:
         dbname=os.environ["DB_NAME"],
         user=admin["username"],
         password=admin["password"],
-        sslmode="require",
+        # The same verified TLS as the app (DATABASE_SSLMODE and DATABASE_SSLROOTCERT).
+        sslmode=os.environ.get("DATABASE_SSLMODE", "verify-full"),
+        sslrootcert=os.environ["DATABASE_SSLROOTCERT"],
         autocommit=True,
     )
 
@@ -102,13 +124,11 @@ def roles() -> None:
             )
         )
         cur.execute(sql.SQL("GRANT rds_replication TO {}").format(sql.Identifier(dms["username"])))
-        cur.execute(DDL_AUDIT)
-        if not cur.execute("SELECT 1 FROM pg_event_trigger WHERE evtname = 'awsdms_intercept_ddl'").fetchone():
-            cur.execute(
-                "CREATE EVENT TRIGGER awsdms_intercept_ddl ON ddl_command_end "
-                "EXECUTE FUNCTION public.awsdms_intercept_ddl()"
-            )
-        cur.execute(sql.SQL("GRANT SELECT ON public.awsdms_ddl_audit TO {}").format(sql.Identifier(dms["username"])))
+        with conn.transaction():
+            cur.execute(DDL_AUDIT)
+            cur.execute(DDL_AUDIT_SWAP)
+        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA awsdms TO {}").format(sql.Identifier(dms["username"])))
+        cur.execute(sql.SQL("GRANT SELECT ON awsdms.awsdms_ddl_audit TO {}").format(sql.Identifier(dms["username"])))
 
 
 def grants() -> None:

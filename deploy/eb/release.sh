@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy the committed HEAD to one stage's three environments:
 #   deploy/eb/release.sh dev
-# Needs AWS credentials with Elastic Beanstalk and S3 rights (a CI deploy role).
+# Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
+# <app>-release) rights: a CI deploy role.
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
 
@@ -18,7 +19,19 @@ aws elasticbeanstalk create-application-version --application-name "$APP" --vers
   --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL.zip" --process
 sleep 15  # --process validates the bundle; the CLI has no waiter for it
 
-# Web first: its leader migrates. Workers and beat follow once the schema is in place.
+# The database first, from the new bundle, by the release task: the only holder of the
+# admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
+BUILD=$(aws codebuild start-build --project-name "$APP-release" --source-type-override S3 \
+  --source-location-override "$BUCKET/$APP/$LABEL.zip" --query build.id --output text)
+deadline=$(( $(date +%s) + 1800 ))
+while status=$(aws codebuild batch-get-builds --ids "$BUILD" --query 'builds[0].buildStatus' --output text) \
+    && [ "$status" = IN_PROGRESS ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "release task $BUILD still running after 30 min" >&2; exit 1; }
+  sleep 10
+done
+[ "$status" = SUCCEEDED ] || { echo "release task $BUILD: $status (see its CloudWatch log)" >&2; exit 1; }
+
+# Then the code: web, workers and beat, against the migrated schema.
 for role in web worker scheduler; do
   aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"

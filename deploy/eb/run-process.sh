@@ -6,6 +6,9 @@ set -euo pipefail
 case "${ZE_PROCESS:-web}" in
   web)
     # nginx (port 80) proxies HTTP and the /ws/ upgrades to uvicorn on 8000.
+    # /metrics (staff only) adds up the uvicorn workers' values from this folder.
+    export PROMETHEUS_MULTIPROC_DIR=/tmp/ze-prometheus
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     exec uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8000 \
       --workers "${WEB_CONCURRENCY:-2}" --proxy-headers --no-server-header
     ;;
@@ -14,8 +17,9 @@ case "${ZE_PROCESS:-web}" in
       --concurrency "${CELERY_CONCURRENCY:-4}" --loglevel INFO --without-gossip --without-mingle
     ;;
   scheduler)
-    # Beat alone, on the one instance of the scheduler environment; workers run the tasks.
-    exec celery -A ze_tracking beat --loglevel INFO --schedule /tmp/celerybeat-schedule
+    # Beat alone; workers run the tasks. The Redis lock (celery-redbeat) keeps a second
+    # beat, started by an immutable deploy or platform update, waiting until this one stops.
+    exec celery -A ze_tracking beat --scheduler redbeat.RedBeatScheduler --loglevel INFO
     ;;
   *)
     echo "unknown ZE_PROCESS=${ZE_PROCESS}" >&2

@@ -64,3 +64,10 @@ def test_replication_instance_and_warehouse_are_private(template):
     template.has_resource_properties(
         "AWS::RedshiftServerless::Workgroup", {"PubliclyAccessible": False, "EnhancedVpcRouting": True}
     )
+
+
+def test_dms_reads_ddl_capture_from_the_admins_schema(cfn):
+    (source,) = [e for e in resources(cfn, "AWS::DMS::Endpoint").values() if e["Properties"]["EndpointType"] == "source"]
+    settings = source["Properties"]["PostgreSqlSettings"]
+    # The schema deploy/eb/db_bootstrap.py creates for the admin login, not ze_app's public.
+    assert settings["CaptureDdls"] is True and settings["DdlArtifactsSchema"] == "awsdms"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import resources
 from ze_infra.config import CELERY_QUEUES, STAGES
@@ -57,24 +58,121 @@ def test_web_sits_behind_an_https_alb_with_health_check_on_healthz(cfn, stage):
     assert int(web[("aws:elbv2:loadbalancer", "IdleTimeout")]) >= 120  # websockets
     assert web[("aws:elbv2:loadbalancer", "AccessLogsS3Enabled")] == "true"
     assert web[("aws:autoscaling:asg", "MaxSize")] == str(STAGES[stage].web_max_instances)
-    assert web[("aws:autoscaling:trigger", "MeasureName")] == "CPUUtilization"
     # The 5xx-rate alarm reads these environment metrics.
     metrics = json.loads(web[("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument")])["CloudWatchMetrics"]
     assert {"ApplicationRequests5xx", "ApplicationRequestsTotal"} <= set(metrics["Environment"])
 
 
-def test_scheduler_runs_exactly_one_beat(cfn):
+def test_scheduler_runs_one_beat_and_replaces_it_immutably(cfn):
     scheduler = _envs(cfn)["scheduler"]
     assert scheduler[("aws:autoscaling:asg", "MinSize")] == scheduler[("aws:autoscaling:asg", "MaxSize")] == "1"
-    assert scheduler[("aws:elasticbeanstalk:command", "DeploymentPolicy")] == "AllAtOnce"
+    # The new beat starts before the old one stops; the Redis lock (celery-redbeat) makes it wait.
+    assert scheduler[("aws:elasticbeanstalk:command", "DeploymentPolicy")] == "Immutable"
+    assert scheduler[("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateType")] == "Immutable"
 
 
-def test_workers_scale_on_the_pings_backlog(cfn, stage):
-    (policy,) = resources(cfn, "AWS::AutoScaling::ScalingPolicy").values()
-    spec = policy["Properties"]["TargetTrackingConfiguration"]
-    assert spec["TargetValue"] == STAGES[stage].worker_backlog_per_instance
-    metrics = json.dumps(spec["CustomizedMetricSpecification"])
-    assert "ApproximateNumberOfMessagesVisible" in metrics and "GroupInServiceInstances" in metrics
+def test_every_environment_updates_rolling_or_immutable(cfn, stage):
+    for name, env in _envs(cfn).items():
+        assert env[("aws:elasticbeanstalk:command", "DeploymentPolicy")] in {
+            "Rolling", "RollingWithAdditionalBatch", "Immutable"
+        }, name
+        assert env[("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateEnabled")] == "true", name
+        assert env[("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateType")] in {"Health", "Immutable"}
+    cfg = STAGES[stage]
+    envs = _envs(cfn)
+    assert envs["web"][("aws:autoscaling:updatepolicy:rollingupdate", "MinInstancesInService")] == str(
+        cfg.web_min_instances
+    )
+    assert envs["worker"][("aws:elasticbeanstalk:command", "DeploymentPolicy")] == "RollingWithAdditionalBatch"
+
+
+def test_eb_default_scaling_triggers_can_never_fire(cfn):
+    # EB always creates a high/low alarm pair; left at its NetworkOut default it would
+    # scale in against the target-tracking policies.
+    for name, env in _envs(cfn).items():
+        assert env[("aws:autoscaling:trigger", "MeasureName")] == "CPUUtilization", name
+        assert env[("aws:autoscaling:trigger", "Unit")] == "Percent", name
+        assert float(env[("aws:autoscaling:trigger", "UpperThreshold")]) >= 100, name
+        assert float(env[("aws:autoscaling:trigger", "LowerThreshold")]) <= 0, name
+
+
+def _scaling_spec(cfn: dict) -> dict[str, dict]:
+    (function,) = [
+        f for f in resources(cfn, "AWS::Lambda::Function").values()
+        if "SCALING" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    raw = function["Properties"]["Environment"]["Variables"]["SCALING"]
+    # CloudFormation joins the JSON around the queue name (a Ref); put a marker there.
+    parts = raw["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "ref:" + p["Fn::GetAtt"][0] for p in parts)
+    return {env["environment"].rsplit("-", 1)[1]: env for env in json.loads(text)}
+
+
+def test_workers_scale_on_the_age_and_depth_of_the_pings_queue_only(cfn, stage):
+    cfg = STAGES[stage]
+    worker = _scaling_spec(cfn)["worker"]
+    assert worker["environment"] == f"{cfg.prefix}-worker"
+    policies = {p["name"]: p["target_tracking"] for p in worker["policies"]}
+    assert set(policies) == {"pings-backlog-per-instance", "pings-oldest-age"}
+    backlog, age = policies["pings-backlog-per-instance"], policies["pings-oldest-age"]
+    assert backlog["TargetValue"] == cfg.worker_backlog_per_instance
+    assert age["TargetValue"] == cfg.worker_queue_age_target_seconds
+    metrics = json.dumps([backlog, age])
+    assert "ApproximateNumberOfMessagesVisible" in metrics and "ApproximateAgeOfOldestMessage" in metrics
+    assert "GroupInServiceInstances" in metrics
+    # Only the pings queue, never the notifications or maintenance queues.
+    pings = [k for k, v in resources(cfn, "AWS::SQS::Queue").items() if v["Properties"]["QueueName"].endswith("-pings")]
+    assert set(re.findall(r"ref:(\w+)", metrics)) == {pings[0]}
+
+
+def test_web_scales_on_request_count_per_target(cfn, stage):
+    (policy,) = _scaling_spec(cfn)["web"]["policies"]
+    spec = policy["target_tracking"]["PredefinedMetricSpecification"]
+    assert spec["PredefinedMetricType"] == "ALBRequestCountPerTarget"
+    assert spec["ResourceLabel"] == "${ResourceLabel}"  # resolved against the current ALB at run time
+    assert policy["target_tracking"]["TargetValue"] == STAGES[stage].web_requests_per_target
+
+
+def test_scaling_survives_eb_replacing_its_groups(cfn, stage):
+    """No policy is bound to a group name in the template; a function keyed on the
+    environment names re-applies them on EB's events and on a schedule."""
+    prefix = STAGES[stage].prefix
+    assert resources(cfn, "AWS::AutoScaling::ScalingPolicy") == {}
+    rules = [r["Properties"] for r in resources(cfn, "AWS::Events::Rule").values()]
+    on_change = [r for r in rules if r.get("EventPattern", {}).get("source") == ["aws.elasticbeanstalk"]]
+    assert on_change and on_change[0]["EventPattern"]["detail"]["EnvironmentName"] == [f"{prefix}-web", f"{prefix}-worker"]
+    assert any(r.get("ScheduleExpression") == "rate(5 minutes)" for r in rules)
+    put = [
+        s for p in resources(cfn, "AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "autoscaling:PutScalingPolicy" in s["Action"]
+    ]
+    assert put[0]["Condition"]["StringEquals"]["autoscaling:ResourceTag/elasticbeanstalk:environment-name"] == [
+        f"{prefix}-web", f"{prefix}-worker"
+    ]
+
+
+def test_platform_is_the_recommended_version_of_a_branch(cfn, stage):
+    lookups = [
+        r for r in resources(cfn, "Custom::AWS").values() if "listPlatformVersions" in json.dumps(r["Properties"])
+    ]
+    assert len(lookups) == 1
+    call = json.dumps(lookups[0]["Properties"])
+    assert STAGES[stage].platform_branch in call and "recommended" in call
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        assert "SolutionStackName" not in env["Properties"]
+        assert "PlatformArn" in env["Properties"]
+
+
+def test_an_unknown_platform_branch_fails_synth():
+    import dataclasses
+
+    import pytest
+    from aws_cdk import App, Environment
+    from ze_infra.stack import ZeTrackingStack
+
+    cfg = dataclasses.replace(STAGES["dev"], platform_branch="Python 3.11 running on 64bit Amazon Linux 2")
+    with pytest.raises(ValueError, match="unknown Elastic Beanstalk platform branch"):
+        ZeTrackingStack(App(), "Bad", cfg=cfg, env=Environment(region=cfg.region))
 
 
 def test_every_environment_gets_the_app_contract(cfn):
@@ -109,3 +207,15 @@ def test_instances_have_no_public_address_and_imdsv2_only(cfn):
     for env in _envs(cfn).values():
         assert env[("aws:ec2:vpc", "AssociatePublicIpAddress")] == "false"
         assert env[("aws:autoscaling:launchconfiguration", "DisableIMDSv1")] == "true"
+
+
+def test_every_database_client_verifies_auroras_certificate(cfn):
+    from ze_infra.compute import RDS_CA_BUNDLE
+
+    for name, env in _envs(cfn).items():
+        assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLMODE")] == "verify-full", name
+        assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLROOTCERT")] == RDS_CA_BUNDLE, name
+    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert variables["DATABASE_SSLMODE"] == "verify-full"
+    assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE

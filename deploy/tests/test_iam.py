@@ -56,12 +56,57 @@ def test_only_workers_publish_notifications(cfn):
     assert "sns:Publish" not in _actions(_statements(cfn, "-eb-scheduler"))
 
 
-def test_only_the_web_leader_can_read_the_database_admin_secret(cfn):
-    # The cluster's admin secret, as attached to the cluster.
-    (admin_id,) = [k for k in resources(cfn, "AWS::SecretsManager::SecretTargetAttachment") if "ClusterSecret" in k]
-    for suffix, allowed in (("-eb-web", True), ("-eb-worker", False), ("-eb-scheduler", False)):
+def _login_secrets(cfn: dict) -> dict[str, str]:
+    """admin / dms -> logical id of the secret (as attached to the cluster)."""
+    attachments = resources(cfn, "AWS::SecretsManager::SecretTargetAttachment")
+    (admin,) = [k for k in attachments if "ClusterSecret" in k]
+    (dms,) = [k for k in attachments if "DmsLogin" in k]
+    return {"admin": admin, "dms": dms}
+
+
+def test_no_instance_can_read_the_database_admin_or_dms_login(cfn):
+    logins = _login_secrets(cfn)
+    for suffix in ("-eb-web", "-eb-worker", "-eb-scheduler"):
         text = json.dumps(_statements(cfn, suffix))
-        assert (admin_id in text) is allowed, suffix
+        for name, secret_id in logins.items():
+            assert secret_id not in text, (suffix, name)
+    # Nor do the environments name them.
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        text = json.dumps(env["Properties"]["OptionSettings"])
+        assert all(secret_id not in text for secret_id in logins.values())
+        assert "DB_ADMIN_SECRET_ARN" not in text
+
+
+def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
+    logins = _login_secrets(cfn)
+    readers = set()
+    for policy in resources(cfn, "AWS::IAM::Policy").values():
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "secretsmanager:GetSecretValue" in s["Action"] and logins["admin"] in json.dumps(s["Resource"]):
+                readers.update(r["Ref"] for r in policy["Properties"]["Roles"])
+    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    assert readers == {project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]}
+    variables = {v["Name"]: v for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert logins["admin"] in json.dumps(variables["DB_ADMIN_SECRET_ARN"])
+    assert logins["dms"] in json.dumps(variables["DB_DMS_SECRET_ARN"])
+
+
+def test_release_task_runs_in_the_private_subnets_reaching_only_aurora_and_https(cfn):
+    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    props = project["Properties"]
+    assert props["Environment"]["PrivilegedMode"] is False
+    (sg_ref,) = props["VpcConfig"]["SecurityGroupIds"]
+    sg_id = sg_ref["Fn::GetAtt"][0]
+    sg = cfn["Resources"][sg_id]["Properties"]
+    assert "SecurityGroupIngress" not in sg
+    egress = {(e.get("FromPort"), e.get("CidrIp", "sg")) for e in sg["SecurityGroupEgress"]}
+    egress |= {
+        (e["Properties"]["FromPort"], "sg")
+        for e in resources(cfn, "AWS::EC2::SecurityGroupEgress").values()
+        if e["Properties"]["GroupId"] == {"Fn::GetAtt": [sg_id, "GroupId"]}
+    }
+    assert egress == {(443, "0.0.0.0/0"), (5432, "sg")}
+    assert "release-database.sh" in json.dumps(props["Source"])
 
 
 def test_dms_secret_role_reads_only_the_dms_login(cfn):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
+
 from conftest import resources
-from ze_infra.config import CELERY_QUEUES, STAGES
+from ze_infra.config import CELERY_QUEUES, METRICS_NAMESPACE, STAGES
 
 
 def _alarms(cfn: dict) -> dict[str, dict]:
@@ -37,3 +39,94 @@ def test_a_single_dead_lettered_message_alarms(cfn):
     for name, alarm in _alarms(cfn).items():
         if "-dlq-" in name:
             assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_new_on_call_alarms_exist(cfn, stage):
+    prefix = STAGES[stage].prefix
+    expected = {
+        f"{prefix}-beat-heartbeat-missing",
+        f"{prefix}-web-lb-5xx",
+        f"{prefix}-web-unhealthy-hosts",
+        f"{prefix}-web-environment-health",
+        f"{prefix}-worker-environment-health",
+        f"{prefix}-scheduler-environment-health",
+        f"{prefix}-redis-memory",
+        f"{prefix}-redis-evictions",
+        f"{prefix}-redshift-queries-failed",
+        f"{prefix}-ping-freshness",
+    }
+    assert expected <= set(_alarms(cfn)), expected - set(_alarms(cfn))
+
+
+def test_a_silent_beat_alarms_after_twice_its_shortest_schedule(cfn, stage):
+    cfg = STAGES[stage]
+    alarm = _alarms(cfn)[f"{cfg.prefix}-beat-heartbeat-missing"]
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Namespace"] == METRICS_NAMESPACE and alarm["MetricName"] == "BeatHeartbeat"
+    assert alarm["Dimensions"] == [{"Name": "Stage", "Value": stage}]
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 2 * cfg.beat_shortest_schedule_seconds
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+
+
+def test_silence_breaches_where_silence_means_trouble(cfn, stage):
+    prefix = STAGES[stage].prefix
+    alarms = _alarms(cfn)
+    for name in ("dms-cdclatencysource", "dms-cdclatencytarget", "web-environment-health", "beat-heartbeat-missing"):
+        assert alarms[f"{prefix}-{name}"]["TreatMissingData"] == "breaching", name
+
+
+def test_load_balancer_alarms_follow_the_environment_not_a_fixed_load_balancer(cfn, stage):
+    prefix = STAGES[stage].prefix
+    for name in ("web-lb-5xx", "web-unhealthy-hosts"):
+        (query,) = [m for m in _alarms(cfn)[f"{prefix}-{name}"]["Metrics"] if "Expression" in m]
+        assert "AWS/ApplicationELB" in query["Expression"]
+        assert f"tag.\"elasticbeanstalk:environment-name\" = '{prefix}-web'" in query["Expression"]
+
+
+def test_dms_events_reach_the_alarm_topic(cfn, stage):
+    prefix = STAGES[stage].prefix
+    topic = [k for k, v in resources(cfn, "AWS::SNS::Topic").items() if v["Properties"]["TopicName"].endswith("-alarms")]
+    subs = {s["Properties"]["SourceType"]: s["Properties"] for s in resources(cfn, "AWS::DMS::EventSubscription").values()}
+    assert subs["replication-task"]["SnsTopicArn"] == {"Ref": topic[0]}
+    assert subs["replication-task"]["SourceIds"] == [f"{prefix}-analytics"]
+    assert {"failure", "state change"} <= set(subs["replication-task"]["EventCategories"])
+    assert subs["replication-instance"]["SnsTopicArn"] == {"Ref": topic[0]}
+
+
+def test_one_dashboard_shows_the_service_on_one_page(cfn, stage):
+    (dashboard,) = resources(cfn, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (
+        "PingsAccepted",  # ingest rate
+        "ApproximateAgeOfOldestMessage",  # queue age
+        "BatchLatency",
+        "QueueLag",
+        "Freshness",
+        "NotificationsSent",
+        "NotificationsFailed",
+        "ACUUtilization",  # database
+        "DatabaseMemoryUsagePercentage",  # Redis
+        "Evictions",
+    ):
+        assert metric in body, metric
+
+
+def test_every_environment_writes_emf_metrics_to_the_shipped_log_group(cfn):
+    groups = {k: v["Properties"]["LogGroupName"] for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
+              if "LogGroupName" in v["Properties"]}
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {o["OptionName"]: o["Value"] for o in env["Properties"]["OptionSettings"]
+                   if o["Namespace"] == "aws:elasticbeanstalk:application:environment"}
+        assert options["METRICS_EMF_PATH"].startswith("/var/log/")
+        assert options["METRICS_EMF_LOG_GROUP"]["Ref"] in groups
+        assert options["METRICS_NAMESPACE"] == METRICS_NAMESPACE
+
+
+def test_the_cloudwatch_agent_ships_the_file_the_app_writes():
+    from pathlib import Path
+
+    from ze_infra.compute import METRICS_EMF_PATH
+
+    config = (Path(__file__).resolve().parents[2] / ".ebextensions" / "20_metrics.config").read_text()
+    assert f'"file_path": "{METRICS_EMF_PATH}"' in config
+    assert '"OptionName": "METRICS_EMF_LOG_GROUP"' in config

@@ -51,11 +51,11 @@ def test_only_the_load_balancer_is_open_to_the_internet(cfn):
     assert {(r["FromPort"], r["ToPort"]) for r in open_rules} == {(443, 443)}
 
 
-def test_database_accepts_postgres_only_from_app_and_dms(cfn):
+def test_database_accepts_postgres_only_from_app_release_task_and_dms(cfn):
     db = {"Fn::GetAtt": [_sg(cfn, "database"), "GroupId"]}
     rules = [r for r in _ingress(cfn) if r["_group"] == db]
     sources = {r["SourceSecurityGroupId"]["Fn::GetAtt"][0] for r in rules}
-    assert sources == {_sg(cfn, "web"), _sg(cfn, "worker"), _sg(cfn, "dms")}
+    assert sources == {_sg(cfn, "web"), _sg(cfn, "worker"), _sg(cfn, "release"), _sg(cfn, "dms")}
     assert all((r["FromPort"], r["ToPort"]) == (5432, 5432) for r in rules)
 
 

@@ -278,7 +278,8 @@ class Analytics(Construct):
                 heartbeat_frequency=5,
                 # New daily partitions must reach the task: DMS records DDL in its audit table.
                 capture_ddls=True,
-                ddl_artifacts_schema="public",
+                # A schema of the admin login, out of reach of ze_app (deploy/eb/db_bootstrap.py).
+                ddl_artifacts_schema="awsdms",
                 slot_name=f"dms_{cfg.name}_analytics",
             ),
         )

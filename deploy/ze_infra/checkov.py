@@ -10,12 +10,14 @@ from constructs import IConstruct
 
 # resource type -> [(check id, reason)]
 SKIPS: dict[str, list[tuple[str, str]]] = {
-    # The only Lambda functions are CDK's deploy-time custom-resource handlers
-    # (restrict the default security group, look up the worker Auto Scaling group).
+    # CDK's deploy-time custom-resource handlers (restrict the default security group, look
+    # up the platform version) and the scaling reconciler (compute.py), which has a
+    # reserved concurrency of 1 and a DLQ of its own but, like the others, calls only AWS
+    # APIs (no VPC).
     "AWS::Lambda::Function": [
         ("CKV_AWS_115", "deploy-time custom-resource handler, runs once per stack update: no concurrency to cap"),
         ("CKV_AWS_116", "deploy-time custom-resource handler, invoked synchronously by CloudFormation: no async DLQ"),
-        ("CKV_AWS_117", "deploy-time custom-resource handler that calls only AWS APIs: no VPC resource to reach"),
+        ("CKV_AWS_117", "calls only AWS APIs (EB, Auto Scaling, ELB): no VPC resource to reach"),
     ],
 }
 

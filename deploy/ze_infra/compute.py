@@ -21,11 +21,15 @@ from aws_cdk import (
     RemovalPolicy,
     Fn,
     Stack,
-    aws_autoscaling as autoscaling,
     aws_ec2 as ec2,
     aws_elasticbeanstalk as eb,
+    aws_events as events,
+    aws_events_targets as targets,
     aws_iam as iam,
     aws_kms as kms,
+    aws_lambda as lambda_,
+    aws_logs as logs,
+    aws_sqs as sqs,
     aws_s3 as s3,
     aws_secretsmanager as sm,
     region_info,
@@ -33,23 +37,40 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from .config import CELERY_QUEUES, StageConfig
+from pathlib import Path
+
+from .common import retention
+from .config import CELERY_QUEUES, METRICS_NAMESPACE, PLATFORM_BRANCHES, StageConfig
 from .data import Cache, Database
 from .messaging import Messaging
 from .network import Network
+from .release import Release
 
 # Where the prebuild hook installs GDAL, GEOS and PROJ's data (Amazon Linux 2023 ships
 # none of them); see .platform/hooks/prebuild/10_geo_libraries.sh.
 GEO_DIR = "/opt/ze-geo"
+# Where deploy/eb/rds_ca.sh installs the RDS global CA bundle (instances and release task).
+RDS_CA_BUNDLE = "/opt/ze-rds/global-bundle.pem"
 
 HEALTH_CONFIG = {
     "Version": 1,
     "CloudWatchMetrics": {
-        "Environment": {"ApplicationRequests5xx": 60, "ApplicationRequestsTotal": 60, "ApplicationLatencyP99": 60},
+        "Environment": {
+            "ApplicationRequests5xx": 60,
+            "ApplicationRequestsTotal": 60,
+            "ApplicationLatencyP99": 60,
+            "EnvironmentHealth": 60,
+        },
         "Instance": {},
     },
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
+
+# Written by the app (ze_tracking/metrics.py), shipped by the CloudWatch agent.
+METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
+
+# Worker-tier environments publish their health for the environment-health alarms.
+DAEMON_HEALTH_CONFIG = {"Version": 1, "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {}}}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -144,6 +165,22 @@ class Compute(Construct):
             )
         )
 
+        self.platform_arn = self._platform_arn_lookup()
+
+        # The app writes its metrics as CloudWatch embedded-metric-format lines to a file
+        # of its own (stdout reaches CloudWatch with a syslog prefix, which EMF cannot
+        # parse); the CloudWatch agent ships it here (.ebextensions/20_metrics.config) and
+        # CloudWatch turns the lines into metrics. Under /aws/elasticbeanstalk/ so the
+        # instance roles' AWSElasticBeanstalkWebTier policy may write to it.
+        self.metrics_log_group = logs.LogGroup(
+            self,
+            "MetricsLogGroup",
+            log_group_name=f"/aws/elasticbeanstalk/{cfg.prefix}/metrics",
+            retention=retention(cfg.log_retention_days),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+        )
+
         self.application = eb.CfnApplication(
             self,
             "Application",
@@ -175,8 +212,8 @@ class Compute(Construct):
             "Web",
             produce=list(queues.values()),
             consume=[],
-            # The deployment leader bootstraps the database roles (db_bootstrap.py).
-            secrets=[*app_secrets, database.admin_secret, database.dms_secret],  # type: ignore[list-item]
+            # Never the admin or DMS logins: the release task (release.py) holds those.
+            secrets=app_secrets,
             key=key,
         )
         self.worker_role = self._instance_role(
@@ -222,10 +259,20 @@ class Compute(Construct):
             # X-Forwarded-For is "client, ALB" once nginx appends the ALB's address: the
             # tracking link's rate limit keys on the client, two hops from the right.
             "DRF_NUM_PROXIES": "2",
+            # Application metrics: EMF lines to a file the CloudWatch agent ships
+            # (ze_tracking/metrics.py); the agent reads the log group name from here.
+            "METRICS_EMF_PATH": METRICS_EMF_PATH,
+            "METRICS_EMF_LOG_GROUP": self.metrics_log_group.log_group_name,
+            "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "METRICS_STAGE": cfg.name,
             "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
             "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
             "PROJ_DATA": f"{GEO_DIR}/share/proj",
             "GDAL_DATA": f"{GEO_DIR}/share/gdal",
+            # TLS to Aurora that checks the server's certificate and host name against the
+            # RDS CA bundle deploy/eb/rds_ca.sh installs (checked against a pinned sha256).
+            "DATABASE_SSLMODE": "verify-full",
+            "DATABASE_SSLROOTCERT": RDS_CA_BUNDLE,
         }
         secrets = {
             "DJANGO_SECRET_KEY": self.django_secret.secret_arn,
@@ -244,15 +291,6 @@ class Compute(Construct):
             Setting("aws:ec2:instances", "InstanceTypes", cfg.web_instance_type),
             Setting("aws:autoscaling:asg", "MinSize", str(cfg.web_min_instances)),
             Setting("aws:autoscaling:asg", "MaxSize", str(cfg.web_max_instances)),
-            Setting("aws:autoscaling:trigger", "MeasureName", "CPUUtilization"),
-            Setting("aws:autoscaling:trigger", "Statistic", "Average"),
-            Setting("aws:autoscaling:trigger", "Unit", "Percent"),
-            Setting("aws:autoscaling:trigger", "Period", "1"),
-            Setting("aws:autoscaling:trigger", "BreachDuration", "3"),
-            Setting("aws:autoscaling:trigger", "UpperThreshold", str(cfg.web_cpu_scale_out)),
-            Setting("aws:autoscaling:trigger", "LowerThreshold", str(cfg.web_cpu_scale_in)),
-            Setting("aws:autoscaling:trigger", "UpperBreachScaleIncrement", "2"),
-            Setting("aws:autoscaling:trigger", "LowerBreachScaleIncrement", "-1"),
             Setting("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
             Setting("aws:elasticbeanstalk:environment", "LoadBalancerType", "application"),
             Setting("aws:ec2:vpc", "ELBSubnets", Fn.join(",", public)),
@@ -277,14 +315,10 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:environment:proxy:staticfiles", "/static", "staticfiles"),
             # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
             Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
-            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "RollingWithAdditionalBatch"),
-            Setting("aws:elasticbeanstalk:command", "BatchSizeType", "Percentage"),
-            Setting("aws:elasticbeanstalk:command", "BatchSize", "50"),
+            *self._rolling_rows(min_instances=cfg.web_min_instances, max_instances=cfg.web_max_instances),
         ]
         self.web = self._environment(
             "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
-            "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,  # type: ignore[union-attr]
-            "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn, "DB_APP_USER": "ze_app", "DB_DMS_USER": "ze_dms",
             "WEB_CONCURRENCY": "2"}, secrets=secrets, tier="WebServer",
         )
 
@@ -294,7 +328,7 @@ class Compute(Construct):
             Setting("aws:ec2:instances", "InstanceTypes", cfg.worker_instance_type),
             Setting("aws:autoscaling:asg", "MinSize", str(cfg.worker_min_instances)),
             Setting("aws:autoscaling:asg", "MaxSize", str(cfg.worker_max_instances)),
-            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce" if cfg.name == "dev" else "Rolling"),
+            *self._rolling_rows(min_instances=cfg.worker_min_instances, max_instances=cfg.worker_max_instances),
         ]
         self.worker = self._environment(
             "Worker", "worker", worker_rows,
@@ -306,18 +340,35 @@ class Compute(Construct):
             *self._common_rows(profile="Scheduler", sg=network.worker_sg, subnets=private),
             *self._daemon_rows(messaging),
             Setting("aws:ec2:instances", "InstanceTypes", cfg.scheduler_instance_type),
-            # Exactly one beat: two would schedule every periodic task twice.
+            # One beat instance. Deploys and managed platform updates are immutable (the new
+            # instance starts before the old one stops): celery-redbeat's Redis lock keeps
+            # the second beat waiting until the first one lets go, so nothing runs twice.
             Setting("aws:autoscaling:asg", "MinSize", "1"),
             Setting("aws:autoscaling:asg", "MaxSize", "1"),
-            # All at once: a rolling or immutable deploy would run a second beat for a while.
-            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "AllAtOnce"),
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "Immutable"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateEnabled", "true"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateType", "Immutable"),
         ]
         self.scheduler = self._environment(
             "Scheduler", "scheduler", scheduler_rows, environment={**environment, "ZE_PROCESS": "scheduler"},
             secrets=secrets, tier="Worker",
         )
 
-        self._worker_queue_scaling(messaging)
+        self._scaling_reconciler(messaging, key=key)
+
+        # Migrations and database roles: the only holder of the admin and DMS logins.
+        release_env = ("DJANGO_", "DB_", "DATABASE_", "GDAL_", "GEOS_", "PROJ_", "AWS_")
+        self.release = Release(
+            self,
+            "Release",
+            cfg=cfg,
+            network=network,
+            database=database,
+            key=key,
+            environment={k: v for k, v in environment.items() if k.startswith(release_env)},
+            secrets={k: secrets[k] for k in ("DJANGO_SECRET_KEY", "DB_USER", "DB_PASSWORD")},
+            django_secret=self.django_secret,
+        )
 
     # --- helpers --------------------------------------------------------------------
     def _instance_role(
@@ -388,6 +439,31 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:cloudwatch:logs", "RetentionInDays", str(cfg.log_retention_days)),
             Setting("aws:elasticbeanstalk:cloudwatch:logs", "DeleteOnTerminate", "false"),
             Setting("aws:elasticbeanstalk:cloudwatch:logs:health", "HealthStreamingEnabled", "true"),
+            # EB always creates a pair of simple-scaling alarms (default: NetworkOut, scale
+            # in below 2 MB), which would fight the target-tracking policies. They stay, but
+            # can never fire: average CPU is never above 100 % nor below 0 %.
+            # https://docs.aws.amazon.com/elasticbeanstalk/latest/dg/command-options-general.html#command-options-general-autoscalingtrigger
+            Setting("aws:autoscaling:trigger", "MeasureName", "CPUUtilization"),
+            Setting("aws:autoscaling:trigger", "Statistic", "Average"),
+            Setting("aws:autoscaling:trigger", "Unit", "Percent"),
+            Setting("aws:autoscaling:trigger", "UpperThreshold", "100"),
+            Setting("aws:autoscaling:trigger", "LowerThreshold", "0"),
+        ]
+
+    @staticmethod
+    def _rolling_rows(*, min_instances: int, max_instances: int) -> list[Setting]:
+        """Application deploys in batches of one with an extra batch (capacity never
+        drops); configuration changes that replace instances roll one at a time, each
+        waiting for health, keeping `min_instances` in service."""
+        assert min_instances < max_instances, "a rolling update needs room for one more instance"
+        return [
+            Setting("aws:elasticbeanstalk:command", "DeploymentPolicy", "RollingWithAdditionalBatch"),
+            Setting("aws:elasticbeanstalk:command", "BatchSizeType", "Fixed"),
+            Setting("aws:elasticbeanstalk:command", "BatchSize", "1"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateEnabled", "true"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "RollingUpdateType", "Health"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "MaxBatchSize", "1"),
+            Setting("aws:autoscaling:updatepolicy:rollingupdate", "MinInstancesInService", str(min_instances)),
         ]
 
     @staticmethod
@@ -396,6 +472,10 @@ class Compute(Construct):
             Setting("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
             Setting("aws:elasticbeanstalk:sqsd", "WorkerQueueURL", messaging.eb_daemon_queue.queue_url),
             Setting("aws:elasticbeanstalk:sqsd", "HttpPath", "/healthz"),
+            Setting(
+                "aws:elasticbeanstalk:healthreporting:system", "ConfigDocument",
+                json.dumps(DAEMON_HEALTH_CONFIG, sort_keys=True),
+            ),
         ]
 
     def _environment(
@@ -412,7 +492,7 @@ class Compute(Construct):
             f"{id}Environment",
             application_name=self.application.application_name or cfg.prefix,
             environment_name=f"{cfg.prefix}-{role_name}",
-            solution_stack_name=cfg.solution_stack_name,
+            platform_arn=self.platform_arn,
             tier=eb.CfnEnvironment.TierProperty(
                 name=tier, type="Standard" if tier == "WebServer" else "SQS/HTTP"
             ),
@@ -424,137 +504,225 @@ class Compute(Construct):
         env.node.add_dependency(self.application)
         return env
 
-    def _worker_queue_scaling(self, messaging: Messaging) -> None:
-        """Target tracking on the pings backlog per worker instance.
+    def _platform_arn_lookup(self) -> str:
+        """The recommended platform version of the configured branch, read at deploy time.
 
-        EB's own triggers only know EC2/ELB metrics, so the policy is attached to the
-        environment's Auto Scaling group, whose name is read from EB at deploy time.
-        """
+        Pinning a patch version (a solution stack name) breaks the first deploy after EB
+        retires it; a branch name stays valid for the branch's life. Managed platform
+        updates keep the running environments current between deploys."""
         cfg = self.cfg
+        if cfg.platform_branch not in PLATFORM_BRANCHES:
+            raise ValueError(
+                f"unknown Elastic Beanstalk platform branch {cfg.platform_branch!r}; "
+                f"known: {sorted(PLATFORM_BRANCHES)} (deploy/ze_infra/config.py)"
+            )
         lookup = cr.AwsCustomResource(
             self,
-            "WorkerAsgLookup",
+            "PlatformLookup",
             on_update=cr.AwsSdkCall(
                 service="ElasticBeanstalk",
-                action="describeEnvironmentResources",
-                parameters={"EnvironmentName": self.worker.environment_name},
-                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-worker-asg"),
-                output_paths=["EnvironmentResources.AutoScalingGroups.0.Name"],
-            ),
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=["elasticbeanstalk:DescribeEnvironmentResources"],
-                        resources=[
-                            Stack.of(self).format_arn(
-                                service="elasticbeanstalk", resource="environment",
-                                resource_name=f"{cfg.prefix}/{cfg.prefix}-worker",
-                            )
-                        ],
-                    ),
-                    # DescribeEnvironmentResources reads the environment's CloudFormation stack
-                    # (named awseb-<environment id>-stack) and the groups in it.
-                    iam.PolicyStatement(
-                        actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
-                        resources=[
-                            Stack.of(self).format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")
-                        ],
-                    ),
-                    # Read-only describes, which take no resource ARN.
-                    iam.PolicyStatement(
-                        actions=[
-                            "autoscaling:DescribeAutoScalingGroups",
-                            "autoscaling:DescribeLaunchConfigurations",
-                            "ec2:DescribeInstances",
-                            "ec2:DescribeLaunchTemplates",
-                            "elasticloadbalancing:DescribeLoadBalancers",
-                        ],
-                        resources=["*"],
-                    ),
-                ]
-            ),
-            install_latest_aws_sdk=False,
-        )
-        lookup.node.add_dependency(self.worker)
-        asg_name = lookup.get_response_field("EnvironmentResources.AutoScalingGroups.0.Name")
-        # GroupInServiceInstances exists only once group metrics are collected.
-        cr.AwsCustomResource(
-            self,
-            "WorkerAsgMetrics",
-            on_update=cr.AwsSdkCall(
-                service="AutoScaling",
-                action="enableMetricsCollection",
+                action="listPlatformVersions",
                 parameters={
-                    "AutoScalingGroupName": asg_name,
-                    "Granularity": "1Minute",
-                    "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity"],
+                    "Filters": [
+                        {"Type": "PlatformBranchName", "Operator": "=", "Values": [cfg.platform_branch]},
+                        {"Type": "PlatformLifecycleState", "Operator": "=", "Values": ["recommended"]},
+                    ]
                 },
-                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-worker-asg-metrics"),
+                # Keyed on the branch: a new branch name resolves again.
+                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-platform-{cfg.platform_branch}"),
+                output_paths=["PlatformSummaryList.0.PlatformArn"],
             ),
             policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=["autoscaling:EnableMetricsCollection"],
-                        resources=["*"],
-                        conditions={
-                            "StringEquals": {
-                                "autoscaling:ResourceTag/elasticbeanstalk:environment-name": f"{cfg.prefix}-worker"
-                            }
-                        },
-                    )
-                ]
+                [iam.PolicyStatement(actions=["elasticbeanstalk:ListPlatformVersions"], resources=["*"])]
             ),
             install_latest_aws_sdk=False,
         )
+        return lookup.get_response_field("PlatformSummaryList.0.PlatformArn")
+
+    def _scaling_reconciler(self, messaging: Messaging, *, key: kms.IKey) -> None:
+        """Target tracking for web (requests per target) and workers (pings backlog per
+        instance, and age of the oldest pings batch), kept on whatever Auto Scaling group
+        EB gives each environment.
+
+        Why a reconciler and not a policy in this template: EB owns the groups and load
+        balancers and replaces them on a rebuild, so a policy bound to one group's name
+        (found once by a custom resource with a fixed physical id) disappears with it,
+        and EB's own triggers know only EC2/ELB metrics, not SQS. The function
+        (scaling/index.py) is keyed on the environment names, runs on EB's events for
+        them and every 5 minutes, and re-applies the policies idempotently."""
+        cfg = self.cfg
+        stack = Stack.of(self)
         pings = messaging.queues["pings"]
-        autoscaling.CfnScalingPolicy(
+        web_env, worker_env = f"{cfg.prefix}-web", f"{cfg.prefix}-worker"
+
+        def stat(id_: str, namespace: str, name: str, dims: dict[str, str], statistic: str) -> dict:
+            return {
+                "Id": id_,
+                "ReturnData": False,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    },
+                    "Stat": statistic,
+                },
+            }
+
+        self.scaling_spec = [
+            {
+                "environment": web_env,
+                "policies": [
+                    {
+                        "name": "requests-per-target",
+                        "target_tracking": {
+                            "TargetValue": float(cfg.web_requests_per_target),
+                            "PredefinedMetricSpecification": {
+                                "PredefinedMetricType": "ALBRequestCountPerTarget",
+                                "ResourceLabel": "${ResourceLabel}",
+                            },
+                        },
+                    }
+                ],
+            },
+            {
+                "environment": worker_env,
+                "policies": [
+                    {
+                        "name": "pings-backlog-per-instance",
+                        "target_tracking": {
+                            "TargetValue": float(cfg.worker_backlog_per_instance),
+                            "CustomizedMetricSpecification": {
+                                "Metrics": [
+                                    stat("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                                         {"QueueName": pings.queue_name}, "Sum"),
+                                    stat("instances", "AWS/AutoScaling", "GroupInServiceInstances",
+                                         {"AutoScalingGroupName": "${AutoScalingGroupName}"}, "Average"),
+                                    {
+                                        "Id": "backlog_per_instance",
+                                        "Label": "Pings batches waiting per worker instance",
+                                        "Expression": "visible / IF(instances > 0, instances, 1)",
+                                        "ReturnData": True,
+                                    },
+                                ]
+                            },
+                        },
+                    },
+                    {
+                        "name": "pings-oldest-age",
+                        "target_tracking": {
+                            "TargetValue": float(cfg.worker_queue_age_target_seconds),
+                            "CustomizedMetricSpecification": {
+                                "Metrics": [
+                                    {
+                                        **stat("age", "AWS/SQS", "ApproximateAgeOfOldestMessage",
+                                               {"QueueName": pings.queue_name}, "Maximum"),
+                                        "ReturnData": True,
+                                    }
+                                ]
+                            },
+                        },
+                    },
+                ],
+            },
+        ]
+
+        dead_letters = sqs.Queue(
             self,
-            "WorkerBacklogScaling",
-            auto_scaling_group_name=asg_name,
-            policy_type="TargetTrackingScaling",
-            target_tracking_configuration=autoscaling.CfnScalingPolicy.TargetTrackingConfigurationProperty(
-                target_value=float(cfg.worker_backlog_per_instance),
-                customized_metric_specification=autoscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
-                    metrics=[
-                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                            id="visible",
-                            return_data=False,
-                            metric_stat=autoscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                                stat="Sum",
-                                metric=autoscaling.CfnScalingPolicy.MetricProperty(
-                                    namespace="AWS/SQS",
-                                    metric_name="ApproximateNumberOfMessagesVisible",
-                                    dimensions=[
-                                        autoscaling.CfnScalingPolicy.MetricDimensionProperty(
-                                            name="QueueName", value=pings.queue_name
-                                        )
-                                    ],
-                                ),
-                            ),
-                        ),
-                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                            id="instances",
-                            return_data=False,
-                            metric_stat=autoscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                                stat="Average",
-                                metric=autoscaling.CfnScalingPolicy.MetricProperty(
-                                    namespace="AWS/AutoScaling",
-                                    metric_name="GroupInServiceInstances",
-                                    dimensions=[
-                                        autoscaling.CfnScalingPolicy.MetricDimensionProperty(
-                                            name="AutoScalingGroupName", value=asg_name
-                                        )
-                                    ],
-                                ),
-                            ),
-                        ),
-                        autoscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                            id="backlog_per_instance",
-                            label="Pings batches waiting per worker instance",
-                            expression="visible / IF(instances > 0, instances, 1)",
-                            return_data=True,
-                        ),
-                    ]
-                ),
+            "ScalingReconcilerDeadLetters",
+            queue_name=f"{cfg.prefix}-scaling-reconciler-dlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.scaling_function = lambda_.Function(
+            self,
+            "ScalingReconciler",
+            function_name=f"{cfg.prefix}-scaling-reconciler",
+            description="Keeps target tracking on the Auto Scaling groups EB gives the web and worker environments",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="index.handler",
+            code=lambda_.Code.from_asset(str(Path(__file__).parent / "scaling")),
+            timeout=Duration.seconds(60),
+            memory_size=128,
+            # to_json_string resolves the queue name (a token) inside the JSON.
+            environment={"SCALING": stack.to_json_string(self.scaling_spec)},
+            environment_encryption=key,
+            # One run at a time: two would only put the same policies twice.
+            reserved_concurrent_executions=1,
+            dead_letter_queue=dead_letters,
+            log_group=logs.LogGroup(
+                self, "ScalingReconcilerLogs", retention=retention(cfg.log_retention_days), encryption_key=key,
+                removal_policy=RemovalPolicy.DESTROY,
             ),
+        )
+        envs = [web_env, worker_env]
+        role = self.scaling_function.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["elasticbeanstalk:DescribeEnvironmentResources"],
+                resources=[
+                    stack.format_arn(service="elasticbeanstalk", resource="environment", resource_name=f"{cfg.prefix}/{e}")
+                    for e in envs
+                ],
+            )
+        )
+        # DescribeEnvironmentResources reads the environment's CloudFormation stack
+        # (awseb-<environment id>-stack) and what is in it.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
+                resources=[stack.format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeLaunchTemplates",
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                ],
+                # Read-only describes, which take no resource ARN.
+                resources=["*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["autoscaling:PutScalingPolicy", "autoscaling:EnableMetricsCollection"],
+                resources=["*"],
+                # Only the groups of these two environments, whatever their names.
+                conditions={"StringEquals": {"autoscaling:ResourceTag/elasticbeanstalk:environment-name": envs}},
+            )
+        )
+        # Target tracking creates its CloudWatch alarms through this service-linked role.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[stack.format_arn(
+                    service="iam", region="", resource="role",
+                    resource_name="aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+                )],
+            )
+        )
+        target = targets.LambdaFunction(self.scaling_function, retry_attempts=2, dead_letter_queue=dead_letters)
+        events.Rule(
+            self,
+            "ScalingOnEnvironmentChange",
+            description="Re-apply target tracking when EB changes the web or worker environment",
+            event_pattern=events.EventPattern(
+                source=["aws.elasticbeanstalk"],
+                detail={"EnvironmentName": envs},
+            ),
+            targets=[target],
+        )
+        events.Rule(
+            self,
+            "ScalingEveryFiveMinutes",
+            description="Re-apply target tracking on the current EB Auto Scaling groups",
+            schedule=events.Schedule.rate(Duration.minutes(5)),
+            targets=[target],
         )

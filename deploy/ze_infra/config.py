@@ -24,6 +24,21 @@ CELERY_QUEUES: tuple[str, ...] = ("pings", "notifications", "maintenance")
 LONGEST_TASK_SECONDS = 60
 
 
+# Elastic Beanstalk platform branches this app runs on (`aws elasticbeanstalk
+# list-platform-branches`). A name outside this set fails synth: a typo would otherwise
+# surface only at deploy time, as a lookup that finds no platform.
+PLATFORM_BRANCHES: frozenset[str] = frozenset(
+    {
+        "Python 3.11 running on 64bit Amazon Linux 2023",
+        "Python 3.12 running on 64bit Amazon Linux 2023",
+        "Python 3.13 running on 64bit Amazon Linux 2023",
+    }
+)
+
+# The app's metrics namespace in CloudWatch (embedded metric format; ze_tracking/metrics.py).
+METRICS_NAMESPACE = "ZeTracking"
+
+
 @dataclass(frozen=True)
 class StageConfig:
     name: str
@@ -37,19 +52,24 @@ class StageConfig:
     web_instance_type: str = "t4g.small"
     web_min_instances: int = 1
     web_max_instances: int = 2
-    web_cpu_scale_out: int = 60
-    web_cpu_scale_in: int = 25
+    # Target tracking on ALBRequestCountPerTarget (requests per instance per minute).
+    # Measured on 2 cores: uvicorn with 2 workers serves 300-400 req/s; aim at ~50 %.
+    web_requests_per_target: int = 9_000
     # Celery workers: scale on the backlog of the pings queue per instance.
     worker_instance_type: str = "t4g.small"
     worker_min_instances: int = 1
     worker_max_instances: int = 2
     worker_concurrency: int = 4
     worker_backlog_per_instance: int = 200  # batches waiting per worker instance
+    # A second target on the age of the oldest pings batch: scale out when batches wait
+    # longer than this, even if few (slow batches); scale in only when both targets agree.
+    worker_queue_age_target_seconds: int = 30
     scheduler_instance_type: str = "t4g.micro"
-    # An Elastic Beanstalk platform released on or after 2026-01-13 (JSON keys of
-    # Secrets Manager secrets in environment variables). Check the current name with
-    # `aws elasticbeanstalk list-available-solution-stacks`.
-    solution_stack_name: str = "64bit Amazon Linux 2023 v4.9.3 running Python 3.11"
+    # A platform branch, never a patch version: the stack resolves the branch's
+    # recommended version at deploy time (compute.py), and managed updates keep it current.
+    # Must be one of PLATFORM_BRANCHES (synth fails otherwise). Needs a version released on
+    # or after 2026-01-13 (JSON keys of Secrets Manager secrets in environment variables).
+    platform_branch: str = "Python 3.11 running on 64bit Amazon Linux 2023"
     domain_name: str = "tracking.dev.ze.delivery"
 
     # Aurora PostgreSQL Serverless v2.
@@ -77,6 +97,11 @@ class StageConfig:
     redshift_base_rpu: int = 8
     redshift_database: str = "analytics"
 
+    # AWS WAF on the public load balancer: requests per client address per 5 minutes.
+    # A courier app sends a batch every few seconds (about 100 per 5 minutes) and a
+    # tracking page a handful; this leaves room for many people behind one carrier NAT.
+    waf_requests_per_address_per_5_minutes: int = 3000
+
     # Alarms.
     alarm_email: str = "oncall-tracking@ze.delivery"
     queue_age_alarm_seconds: int = 120
@@ -90,6 +115,12 @@ class StageConfig:
     dms_source_lag_alarm_seconds: int = 300
     dms_target_lag_alarm_seconds: int = 1800
     log_retention_days: int = 30
+    # Beat's shortest schedule is 60 s (the heartbeat, notifications resend): silence for
+    # twice that alarms (ze_tracking/settings.py CELERY_BEAT_SCHEDULE).
+    beat_shortest_schedule_seconds: int = 60
+    redis_memory_alarm_percent: int = 80
+    # Data freshness (device time -> stored), p99, the app's own metric.
+    freshness_alarm_seconds: int = 60
 
     tags: dict[str, str] = field(default_factory=dict)
 

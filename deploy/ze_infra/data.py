@@ -40,8 +40,8 @@ class Database(Construct):
     """The cluster, its parameter group (logical replication for DMS CDC) and three
     logins, each in its own secret:
 
-    - `ze_admin` (rds_superuser): used only by `deploy/eb/db_bootstrap.py` on the
-      deployment leader, to create the PostGIS extension and the two roles below;
+    - `ze_admin` (rds_superuser): used only by `deploy/eb/db_bootstrap.py` in the
+      release task (release.py), to create the PostGIS extension and the two roles below;
     - `ze_app`: owns the database, runs migrations and serves the app;
     - `ze_dms`: rds_replication plus SELECT on the analytics tables, for DMS.
     """

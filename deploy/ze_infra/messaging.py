@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aws_cdk import (
     Duration,
+    Stack,
 )
 from aws_cdk import (
     aws_iam as iam,
@@ -95,11 +96,17 @@ class Messaging(Construct):
             enforce_ssl=True,
         )
         self.alarm_topic.add_subscription(subs.EmailSubscription(cfg.alarm_email))
-        # CloudWatch publishes alarm actions to the encrypted topic.
+        # CloudWatch publishes alarm actions to the encrypted topic: only for alarms of this
+        # account (a service principal alone would let any account's alarms use the key).
+        stack = Stack.of(self)
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+                },
             )
         )

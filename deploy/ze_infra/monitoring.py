@@ -1,17 +1,24 @@
-"""The alarms an on-call person acts on, all to one SNS topic."""
+"""The alarms an on-call person acts on, all to one SNS topic, and one dashboard.
+
+Where silence means trouble (a stopped DMS task, a dead beat, an environment that stops
+reporting) missing data breaches. deploy/README.md says what each alarm means and what
+to do about it."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dms as dms
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .analytics import Analytics
 from .compute import Compute
-from .config import StageConfig
-from .data import Database
+from .config import METRICS_NAMESPACE, StageConfig
+from .data import Cache, Database
 from .messaging import Messaging
 
 FIVE_MINUTES = Duration.minutes(5)
@@ -26,9 +33,11 @@ class Monitoring(Construct):
         cfg: StageConfig,
         messaging: Messaging,
         database: Database,
+        cache: Cache,
         compute: Compute,
         analytics: Analytics,
         topic: sns.ITopic,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cw.Alarm] = []
@@ -165,8 +174,10 @@ class Monitoring(Construct):
                     period=FIVE_MINUTES,
                 ),
                 threshold,
-                f"DMS {metric_name} over {threshold}s: analytics data is stale"
+                f"DMS {metric_name} over {threshold}s, or no data (task stopped): analytics data is stale"
                 " and the replication slot is holding WAL.",
+                # A stopped task publishes nothing: silence is the failure to catch.
+                missing=cw.TreatMissingData.BREACHING,
             )
         # The slot holds WAL while DMS is behind or stopped; Aurora's disk is not the limit,
         # but the bill and a restart's catch-up time are.
@@ -180,3 +191,198 @@ class Monitoring(Construct):
             5 * 1024**3,
             "The DMS replication slot holds more than 5 GiB of WAL: is the DMS task running?",
         )
+
+        # --- the app's own metrics (EMF, ze_tracking/metrics.py) ------------------------
+        def app(name: str, statistic: str = "Sum", period: Duration = Duration.minutes(1)) -> cw.Metric:
+            return cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"Stage": cfg.name},
+                statistic=statistic,
+                period=period,
+            )
+
+        # Beat enqueues the heartbeat every minute and a worker runs it: a missing point
+        # means beat is dead, holds no lock, or no worker runs maintenance tasks. A dead
+        # beat for days stops partition creation and the ingest fails.
+        beat_window = 2 * cfg.beat_shortest_schedule_seconds
+        alarm(
+            "beat-heartbeat-missing",
+            app("BeatHeartbeat", period=Duration.seconds(cfg.beat_shortest_schedule_seconds)),
+            1,
+            f"No beat heartbeat for {beat_window}s: celery beat is down or lost its lock, or workers skip maintenance.",
+            periods=2,
+            missing=cw.TreatMissingData.BREACHING,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
+        alarm(
+            "ping-freshness",
+            app("Freshness", statistic="p99"),
+            cfg.freshness_alarm_seconds,
+            f"p99 of device time -> stored is over {cfg.freshness_alarm_seconds}s: live positions are late.",
+            periods=5,
+        )
+
+        # --- web: load balancer and environment health ---------------------------------
+        # EB owns the ALB and may replace it, so its metrics are selected by the tag EB puts
+        # on it (a Metrics Insights query), not by a load balancer name fixed at synth.
+        # Needs resource tags enabled for telemetry in the account (deploy/README.md).
+        web_tag = f"tag.\"elasticbeanstalk:environment-name\" = '{env}'"
+
+        def lb_query(label: str, query: str) -> cw.MathExpression:
+            return cw.MathExpression(expression=query, using_metrics={}, label=label, period=Duration.minutes(1))
+
+        alarm(
+            "web-lb-5xx",
+            lb_query(
+                "ALB 5xx",
+                f'SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer) WHERE {web_tag}',
+            ),
+            10,
+            "The load balancer itself answers 5xx (no healthy target, or targets refuse connections).",
+            periods=3,
+        )
+        alarm(
+            "web-unhealthy-hosts",
+            lb_query(
+                "Unhealthy targets",
+                "SELECT MAX(UnHealthyHostCount) FROM SCHEMA(\"AWS/ApplicationELB\", LoadBalancer, TargetGroup)"
+                f" WHERE {web_tag}",
+            ),
+            0,
+            "At least one web instance fails the /healthz check.",
+            periods=5,
+        )
+        for role, eb_env in (("web", compute.web), ("worker", compute.worker), ("scheduler", compute.scheduler)):
+            name = eb_env.environment_name or f"{cfg.prefix}-{role}"
+            # 0 ok, 1 info, 5 unknown, 10 no data, 15 warning, 20 degraded, 25 severe.
+            alarm(
+                f"{role}-environment-health",
+                cw.Metric(
+                    namespace="AWS/ElasticBeanstalk", metric_name="EnvironmentHealth",
+                    dimensions_map={"EnvironmentName": name}, statistic="Maximum", period=Duration.minutes(1),
+                ),
+                20,
+                f"The {role} environment's enhanced health is Degraded or Severe (or it stopped reporting).",
+                periods=5,
+                missing=cw.TreatMissingData.BREACHING,
+                comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            )
+
+        # --- Redis ----------------------------------------------------------------------
+        # The primary of a cluster-mode-disabled replication group is node 001.
+        primary = f"{cfg.prefix}-redis-001"
+
+        def redis(name: str, statistic: str) -> cw.Metric:
+            return cw.Metric(
+                namespace="AWS/ElastiCache", metric_name=name, dimensions_map={"CacheClusterId": primary},
+                statistic=statistic, period=FIVE_MINUTES,
+            )
+
+        alarm(
+            "redis-memory",
+            redis("DatabaseMemoryUsagePercentage", "Maximum"),
+            cfg.redis_memory_alarm_percent,
+            f"Redis uses more than {cfg.redis_memory_alarm_percent}% of its memory: evictions are next.",
+        )
+        alarm(
+            "redis-evictions",
+            redis("Evictions", "Sum"),
+            0,
+            "Redis evicted keys: the cache, channel groups or beat's schedule and lock may be lost.",
+            periods=1,
+        )
+
+        # --- Redshift Serverless ---------------------------------------------------------
+        workgroup = analytics.workgroup.workgroup_name
+        alarm(
+            "redshift-queries-failed",
+            cw.Metric(
+                namespace="AWS/Redshift-Serverless", metric_name="QueriesFailed",
+                dimensions_map={"Workgroup": workgroup}, statistic="Sum", period=FIVE_MINUTES,
+            ),
+            5,
+            "Redshift queries fail (DMS apply or analysts): check the workgroup's query history.",
+        )
+
+        # --- DMS events -------------------------------------------------------------------
+        # Task failures and stops, instance failover and low storage reach on-call at once,
+        # not only through the latency alarms' 15 minutes.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("dms.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                # Only DMS acting for this account's event subscriptions (confused deputy).
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        self.dms_events = dms.CfnEventSubscription(
+            self,
+            "DmsEvents",
+            subscription_name=f"{cfg.prefix}-dms",
+            sns_topic_arn=topic.topic_arn,
+            source_type="replication-task",
+            source_ids=[analytics.task.replication_task_identifier or f"{cfg.prefix}-analytics"],
+            event_categories=["failure", "state change"],
+            enabled=True,
+        )
+        self.dms_events.node.add_dependency(analytics.task)
+        self.dms_instance_events = dms.CfnEventSubscription(
+            self,
+            "DmsInstanceEvents",
+            subscription_name=f"{cfg.prefix}-dms-instance",
+            sns_topic_arn=topic.topic_arn,
+            source_type="replication-instance",
+            source_ids=[analytics.instance.replication_instance_identifier or f"{cfg.prefix}-dms"],
+            event_categories=["failure", "failover", "low storage"],
+            enabled=True,
+        )
+        self.dms_instance_events.node.add_dependency(analytics.instance)
+
+        self.dashboard = self._dashboard(cfg=cfg, app=app, messaging=messaging, database=database, redis=redis)
+
+    def _dashboard(self, *, cfg: StageConfig, app, messaging: Messaging, database: Database, redis) -> cw.Dashboard:
+        pings = messaging.queues["pings"]
+        cluster = database.cluster
+        minute = Duration.minutes(1)
+
+        def graph(title: str, metrics: list[cw.IMetric], right: list[cw.IMetric] | None = None) -> cw.GraphWidget:
+            return cw.GraphWidget(title=title, left=metrics, right=right or [], width=8, height=6)
+
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{cfg.prefix}-overview")
+        dashboard.add_widgets(
+            graph("Ingest rate (pings/min)", [app("PingsAccepted"), app("PingsRejected")]),
+            graph(
+                "Pings queue: age of oldest (s) and depth",
+                [pings.metric_approximate_age_of_oldest_message(period=minute, statistic="Maximum")],
+                [pings.metric_approximate_number_of_messages_visible(period=minute, statistic="Maximum")],
+            ),
+            graph(
+                "Batch latency and queue lag (ms / s, p50 and p99)",
+                [app("BatchLatency", "p50"), app("BatchLatency", "p99")],
+                [app("QueueLag", "p50"), app("QueueLag", "p99")],
+            ),
+        )
+        dashboard.add_widgets(
+            graph("Freshness: device time -> stored (s)", [app("Freshness", "p50"), app("Freshness", "p99")]),
+            graph(
+                "Notification outcomes",
+                [app("NotificationsSent"), app("NotificationsFailed")],
+                [app("BeatHeartbeat")],
+            ),
+            graph(
+                "Aurora: CPU %, ACU %, connections",
+                [cluster.metric_cpu_utilization(period=minute), cluster.metric("ACUUtilization", period=minute)],
+                [cluster.metric_database_connections(period=minute)],
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Redis: memory %, CPU %, evictions",
+                [redis("DatabaseMemoryUsagePercentage", "Maximum"), redis("EngineCPUUtilization", "Maximum")],
+                [redis("Evictions", "Sum")],
+            ),
+            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=16, height=6),
+        )
+        return dashboard

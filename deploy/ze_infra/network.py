@@ -67,6 +67,7 @@ class Network(Construct):
         self.worker_sg = sg("Worker", "Celery workers and beat: no inbound")
         self.db_sg = sg("Database", "Aurora: PostgreSQL from the app and DMS")
         self.redis_sg = sg("Redis", "ElastiCache: Redis from the app")
+        self.release_sg = sg("Release", "Release task (CodeBuild): to Aurora and HTTPS")
         self.dms_sg = sg("Dms", "DMS replication instance: to Aurora and Redshift")
         self.redshift_sg = sg("Redshift", "Redshift Serverless: from DMS")
 
@@ -84,6 +85,12 @@ class Network(Construct):
             app_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs over HTTPS")
             self.db_sg.add_ingress_rule(app_sg, ec2.Port.tcp(5432), "from the app")
             self.redis_sg.add_ingress_rule(app_sg, ec2.Port.tcp(6379), "from the app")
+
+        # The release task migrates the database; it installs the bundle's locked
+        # requirements and checked downloads over HTTPS.
+        self.release_sg.add_egress_rule(self.db_sg, ec2.Port.tcp(5432), "to Aurora")
+        self.release_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS APIs and package installs")
+        self.db_sg.add_ingress_rule(self.release_sg, ec2.Port.tcp(5432), "from the release task")
 
         self.dms_sg.add_egress_rule(self.db_sg, ec2.Port.tcp(5432), "to Aurora (source)")
         self.dms_sg.add_egress_rule(self.redshift_sg, ec2.Port.tcp(5439), "to Redshift (target)")

@@ -15,6 +15,7 @@ from .data import Cache, Database
 from .messaging import Messaging
 from .monitoring import Monitoring
 from .network import Network
+from .waf import Waf
 
 
 class ZeTrackingStack(Stack):
@@ -34,14 +35,21 @@ class ZeTrackingStack(Stack):
             pending_window=Duration.days(30),
             removal_policy=RemovalPolicy.RETAIN if cfg.name == "prod" else RemovalPolicy.DESTROY,
         )
-        # CloudWatch Logs encrypts the flow-log and PostgreSQL log groups with the key.
+        # CloudWatch Logs encrypts the flow-log, PostgreSQL and release log groups with the
+        # key: only log groups of this account and region, named in the encryption context
+        # that CloudWatch Logs sends with every call (its documented key-policy condition).
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
                 actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 resources=["*"],
                 conditions={
-                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{self.region}:{self.account}:*"}
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+                        )
+                    }
                 },
             )
         )
@@ -60,6 +68,7 @@ class ZeTrackingStack(Stack):
             messaging=self.messaging,
             key=self.key,
         )
+        self.waf = Waf(self, "Waf", cfg=cfg, web=self.compute.web, key=self.key)
         self.analytics = Analytics(
             self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
         )
@@ -69,9 +78,11 @@ class ZeTrackingStack(Stack):
             cfg=cfg,
             messaging=self.messaging,
             database=self.database,
+            cache=self.cache,
             compute=self.compute,
             analytics=self.analytics,
             topic=self.messaging.alarm_topic,
+            key=self.key,
         )
 
         Tags.of(self).add("project", "ze-tracking")

@@ -1,7 +1,8 @@
 """Enrichment: what the worker adds to a batch of pings before it is stored.
 
 This is the layer where extra information joins the location stream: the orders the
-courier is carrying, the distance and ETA to each destination, and a plausibility flag.
+courier is carrying, the distance and ETA to each destination, and a plausibility flag
+(`plausibility.py`).
 Unknown fields from the app travel untouched in `attributes` (jsonb), so a new field in the
 app needs no migration here.
 """
@@ -17,7 +18,7 @@ from django.db.models import Q
 
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from tracking.geo import haversine_m
-from tracking.models import CourierLastLocation
+from tracking.services.plausibility import pings_judge
 
 # Streets are not straight lines: great-circle distance times this is a fair urban estimate.
 ROAD_FACTOR = 1.3
@@ -65,9 +66,10 @@ def eta_seconds_estimate(*, distance_m: float) -> int:
 
 
 def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> list[EnrichedPing]:
-    """Steps: load the courier's orders (active ones and any the pings name) and previous
-    position in two queries; attach orders with distance and ETA; flag implausible jumps.
-    Returns the pings sorted by `recorded_at`."""
+    """Steps: judge each position against the courier's fixes around it (one query, see
+    `plausibility.py`; a stored fix it reinstates as the newest joins the batch as a resent
+    ping); load the courier's orders (active ones and any the pings name) in one query;
+    attach orders with distance and ETA. Returns the pings sorted by `recorded_at`."""
     enriched = [
         EnrichedPing(
             event_id=uuid.UUID(str(p["event_id"])),
@@ -87,6 +89,15 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
         for p in pings
     ]
     enriched.sort(key=lambda p: p.recorded_at)
+    resent = pings_judge(courier_id=courier_id, pings=enriched)
+    if resent:
+        enriched += [
+            EnrichedPing(event_id=f.key[0], courier_id=courier_id, recorded_at=f.recorded_at, received_at=received_at,
+                         lat=f.lat, lon=f.lon, accuracy_m=f.accuracy_m, speed_mps=f.speed_mps,
+                         heading_deg=f.heading_deg)
+            for f in resent
+        ]  # fmt: skip
+        enriched.sort(key=lambda p: p.recorded_at)
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
     orders = list(
         Order.objects.filter(Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id=courier_id).values_list(
@@ -104,20 +115,4 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
                 OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance), started_at)
             )
 
-    _implausible_jumps_flag(courier_id=courier_id, pings=enriched)
     return enriched
-
-
-def _implausible_jumps_flag(*, courier_id: uuid.UUID, pings: list[EnrichedPing]) -> None:
-    """A ping whose implied speed from the courier's previous trusted position exceeds
-    MAX_SPEED_MPS is a GPS glitch (or a spoofed position): keep it, but flag it."""
-    max_speed = settings.TRACKING["MAX_SPEED_MPS"]
-    last = CourierLastLocation.objects.filter(courier_id=courier_id).values_list("location", "recorded_at").first()
-    previous = (last[0].y, last[0].x, last[1]) if last else None
-    for ping in pings:
-        if previous is not None:
-            seconds = max(abs((ping.recorded_at - previous[2]).total_seconds()), 1.0)
-            if haversine_m(previous[0], previous[1], ping.lat, ping.lon) / seconds > max_speed:
-                ping.suspect_reason = "implied_speed"
-                continue
-        previous = (ping.lat, ping.lon, ping.recorded_at)

@@ -32,6 +32,8 @@ from tracking.services.enrichment import EnrichedPing, pings_enrich
 from tracking.services.last_location import last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
+from ze_tracking.logging import log_context_bind
+from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class IngestResult:
 def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
     """Steps: load the courier's active orders (one query); validate each ping on its own;
     drop repeats inside the batch; publish one task with the accepted pings."""
+    log_context_bind(courier_id=courier_id)
     received_at = received_at or timezone.now()
     active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
     result = IngestResult()
@@ -77,6 +80,8 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
         accepted[str(data["event_id"])] = {k: v for k, v in data.items() if v is not None and v != {}}
     if accepted:
         ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
+    metric_record(name="PingsAccepted", value=result.accepted)
+    metric_record(name="PingsRejected", value=len(result.rejected))
     return result
 
 
@@ -137,6 +142,8 @@ def ping_batch_record(
         transaction.on_commit(
             lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids)
         )
+    stored_at = timezone.now()
+    metric_record(name="Freshness", value=[(stored_at - p.recorded_at).total_seconds() for p in enriched])
     return stored
 
 

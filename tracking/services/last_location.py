@@ -5,6 +5,10 @@ EXCLUDED.recorded_at` makes the newest device time win whatever the arrival orde
 ping, a retried task or a slower worker racing a faster one never moves a location back.
 Under READ COMMITTED, ON CONFLICT DO UPDATE locks the existing row and evaluates the guard
 against its latest committed version, so two racing batches serialise on the row.
+
+The one exception: a last location whose fix the position filter has since found suspect (a
+glitch that was the courier's first or newest fix, overturned by the fixes that arrived after
+it) is replaced by the batch's newest trusted fix even if that one is older.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ WITH courier_rows AS (
     ON CONFLICT (courier_id) DO UPDATE SET
         location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m, speed_mps = EXCLUDED.speed_mps,
         heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at, updated_at = EXCLUDED.updated_at
-    WHERE t.recorded_at < EXCLUDED.recorded_at
+    WHERE t.recorded_at < EXCLUDED.recorded_at OR EXISTS (
+        SELECT 1 FROM tracking_ping AS p
+        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.suspect_reason IS NOT NULL)
     RETURNING 'courier' AS kind, courier_id AS id
 ), order_rows AS (
     INSERT INTO tracking_orderlastlocation AS t
@@ -44,7 +50,9 @@ WITH courier_rows AS (
         speed_mps = EXCLUDED.speed_mps, heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at,
         updated_at = EXCLUDED.updated_at, distance_to_destination_m = EXCLUDED.distance_to_destination_m,
         eta_seconds = EXCLUDED.eta_seconds
-    WHERE t.recorded_at < EXCLUDED.recorded_at
+    WHERE t.recorded_at < EXCLUDED.recorded_at OR EXISTS (
+        SELECT 1 FROM tracking_ping AS p
+        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.suspect_reason IS NOT NULL)
     RETURNING 'order' AS kind, order_id AS id
 )
 SELECT kind, id FROM courier_rows UNION ALL SELECT kind, id FROM order_rows

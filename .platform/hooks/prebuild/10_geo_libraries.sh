@@ -5,23 +5,24 @@
 # /opt/ze-geo/lib, where GDAL_LIBRARY_PATH and GEOS_LIBRARY_PATH point, and PROJ's
 # and GDAL's data files to /opt/ze-geo/share (PROJ_DATA, GDAL_DATA; all four are set by
 # deploy/ze_infra/compute.py). Runs before the build, so migrations can import GeoDjango.
-# Idempotent: an instance that already has the pinned versions skips it.
+# The two wheels are pinned with the sha256 of every file PyPI has for them
+# (deploy/eb/geo-wheels.txt, from `make lock`): pip refuses a download that matches none.
+# Idempotent: an instance that already has the libraries of this lock skips it.
 set -euo pipefail
 
-PYOGRIO=0.13.0   # GDAL 3.12
-SHAPELY=2.2.0    # GEOS 3.14
-ROOT=/opt/ze-geo
+WHEELS=deploy/eb/geo-wheels.txt
+ROOT=${ZE_GEO_DIR:-/opt/ze-geo}  # another folder only in deploy/tests/test_supply_chain.py
 LIB=$ROOT/lib
-STAMP="$ROOT/.pyogrio-$PYOGRIO-shapely-$SHAPELY"
+STAMP="$ROOT/.lock-$(sha256sum "$WHEELS" | cut -c1-16)"
 
 [ -f "$STAMP" ] && exit 0
 
 PY=$(command -v python3.11 || command -v python3)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-"$PY" -m pip download --quiet --no-deps --only-binary=:all: \
+"$PY" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
   --platform "manylinux_2_28_$(uname -m)" --python-version 3.11 \
-  -d "$WORK" "pyogrio==$PYOGRIO" "shapely==$SHAPELY"
+  -d "$WORK" -r "$WHEELS"
 "$PY" - "$WORK" <<'PYEOF'
 import pathlib, sys, zipfile
 work = pathlib.Path(sys.argv[1])

@@ -1,0 +1,239 @@
+"""docs/PERFORMANCE.md: a header saying when, where and how noisy, the table of figures
+against the targets, the plots, how each figure is measured, and the worker's profile."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from bench import plots
+
+HOW = """\
+## How each figure is measured
+
+- **Stack**: the processes `make run` starts from `Procfile.dev` (web, worker, beat; not the
+  simulator), with `DJANGO_DEBUG=0`, on port 8310, against a fresh `ze_bench` database and
+  Redis db 5 on the worktree's PostgreSQL and Redis. The bench starts and stops them itself.
+- **Load**: one asyncio process (aiohttp, keep-alive), bodies rendered before the clock
+  starts, 50 couriers each carrying one order in transit, batches of 50 pings; its own CPU
+  is in the table's notes. Closed loop: 16 connections, each sending its next request when
+  the last one is answered. Open loop: requests start on a fixed schedule whatever the
+  answers, and latency counts from the scheduled start.
+- **End to end**: accepted = pings in 202 answers / time; persisted = rows stored during the
+  load / time; the broker queue is sampled once a second. The queue is bounded when it does
+  not grow over the run.
+- **API alone**: the worker is stopped; the queue only fills (and is emptied afterwards).
+- **One worker**: batches are queued through the product's enqueue (`apply_async`), then one
+  worker (its configured pool) starts; the rate runs from its first stored row to its last.
+- **Freshness**: open loop at the offered rate; per batch, from its scheduled send until the
+  order's last location (the row `GET /api/v1/orders/{id}/location` serves) shows that
+  batch's newest ping or a newer one, polled every 10 ms. "202 → visible" is also listed.
+  A batch never seen before the drain deadline counts as infinitely late.
+- **Read path**: closed loop, 16 connections, each courier reading its own order with its
+  token, against a bare Django JSON view (`bench/urls.py`) on the same server and middleware.
+- **Bytes per ping**: after at least a million rows (the loads' plus rows written in bulk by
+  `pings_store`, as the worker writes them), heap and indexes of the ping partitions over the
+  row count, after `VACUUM ANALYZE`.
+- **Naive baseline** (`bench/naive/`): per ping, one ModelSerializer save and one
+  `update_or_create` of the order's last location, in the request, same server and database.
+"""
+
+
+def report_write(*, data: dict, out: Path) -> Path:
+    """Write PERFORMANCE.md beside `out`, the folder of its plots."""
+    results = data["results"]
+    figures = [
+        ("End to end: throughput and queue", plots.throughput_plot(data=data, out=out, name="e2e.png", phase="e2e")),
+        ("Naive baseline beside ours", plots.baseline_plot(data=data, out=out)),
+        ("Latency percentiles", plots.latency_plot(data=data, out=out)),
+        ("Freshness distribution", plots.freshness_plot(data=data, out=out)),
+        ("Read path", plots.reads_plot(data=data, out=out)),
+        ("Bytes per ping", plots.bytes_plot(data=data, out=out)),
+        ("Memory over time", plots.memory_plot(data=data, out=out)),
+        ("API alone: throughput", plots.throughput_plot(data=data, out=out, name="api.png", phase="api")),
+    ]
+    lines = [*_header(data=data), *_table(results=results), ""]
+    for title, path in figures:
+        if path:
+            lines += [f"### {title}", "", f"![{title}]({path})", ""]
+    lines += [*_cpu(data=data), HOW, *_profile(results=results), *_raw(data=data)]
+    report = out.parent / "PERFORMANCE.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _header(*, data: dict) -> list[str]:
+    when = dt.datetime.fromtimestamp(data["started_at"], dt.UTC)
+    commit = data.get("commit") or "unknown"
+    before = ", ".join(f"{v:.2f}" for v in data["load_average_before"])
+    after = ", ".join(f"{v:.2f}" for v in data["load_average_after"])
+    mode = "QUICK mode (short runs: not for comparison)" if data["quick"] else "normal mode"
+    failures = [f"- **{k} failed**: {v}" for k, v in data["failures"].items()]
+    return [
+        "# Performance",
+        "",
+        f"Measured {when:%Y-%m-%d %H:%M} UTC on commit `{commit}`, {mode}, "
+        f"{data['cpus']} cores, {data['seconds'] / 60:.0f} min, by:",
+        "",
+        f"    {data['command']}",
+        "",
+        f"Load average before: {before}; after: {after}. The machine is shared with other test runs:",
+        "the numbers are noisy (±20 % between runs is common), read them as orders of magnitude.",
+        f"Measured: {', '.join(data['measured'])}.",
+        "",
+        *failures,
+        "",
+    ]
+
+
+def _table(*, results: dict) -> list[str]:
+    e2e, api, worker = results.get("e2e", {}), results.get("api", {}), results.get("worker", {})
+    naive, reads, size = results.get("naive", {}), results.get("read-location", {}), results.get("bytes", {})
+    f1, f5 = results.get("fresh-1000", {}), results.get("fresh-5000", {})
+    persisted, naive_rate = e2e.get("persisted_pings_per_s"), naive.get("pings_per_s")
+    ratio = persisted / naive_rate if persisted and naive_rate else None
+    soak = results.get("soak", {})
+    rows = [
+        ("End to end, persisted pings/s (batches of 50)", "≥ 10,000, queue bounded", _n(persisted),
+         _ok(persisted, 10_000), _e2e_note(e2e)),
+        ("… against the naive baseline", "≥ 43×", f"{ratio:.1f}×" if ratio else "—", _ok(ratio, 43),
+         f"naive {_n(naive_rate)} pings/s, p50 {naive.get('latency_ms', {}).get('p50', '—')} ms"),
+        ("API alone, accepted pings/s (worker stopped)", "≥ 15,000", _n(api.get("pings_per_s")),
+         _ok(api.get("pings_per_s"), 15_000), _latency_note(api)),
+        ("One worker, persisted pings/s from a full queue", "≥ 25,000", _n(worker.get("pings_per_s")),
+         _ok(worker.get("pings_per_s"), 25_000),
+         f"{worker.get('pings', 0):,} pings, pool of {worker.get('concurrency', '—')}" if worker else ""),
+        ("Freshness at 1,000 pings/s offered, p50 / p99", "p99 < 250 ms", _fresh(f1),
+         _ok_below(f1.get("send_to_visible_ms", {}).get("p99", "x"), 250) if f1 else "—", _fresh_note(f1)),
+        ("Freshness at 5,000 pings/s offered, p50 / p99", "p99 < 1 s", _fresh(f5),
+         _ok_below(f5.get("send_to_visible_ms", {}).get("p99", "x"), 1000) if f5 else "—", _fresh_note(f5)),
+        ("Read path, GET location req/s vs bare view", "≥ 50 % of bare", _reads(results),
+         _ok(reads.get("share_of_bare_pct"), 50), _latency_note(reads)),
+        ("Bytes per stored ping (heap + indexes)", "≤ 200", _n(size.get("bytes_per_ping")),
+         _ok_below(size.get("bytes_per_ping", "x"), 200),
+         f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f}, "
+         f"{size['rows']:,} rows" if size else ""),
+        ("Memory over a 10-minute run (web / worker RSS MB)", "flat", _soak(soak), "see plot" if soak else "—",
+         "first → last minute" if soak else "not run (add --soak)"),
+    ]  # fmt: skip
+    rows = [(*row[:4], row[4] + _errors_note(result)) for row, result in zip(rows, _row_results(results), strict=True)]
+    out = ["| figure | target | today | met | notes |", "|---|---|---|---|---|"]
+    out += [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
+    return out
+
+
+def _row_results(results: dict) -> list[dict]:
+    """The load behind each row of the table, for its error count."""
+    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "bytes", "soak"]
+    return [results.get(name, {}) for name in names]
+
+
+def _errors_note(result: dict) -> str:
+    errors = result.get("errors")
+    if not errors:
+        return ""
+    listed = ", ".join(f"{n} × {'no answer' if code == '0' else code}" for code, n in errors.items())
+    return f"; **answers other than expected: {listed}**"
+
+
+def _n(value: float | None) -> str:
+    return f"{value:,.0f}" if isinstance(value, int | float) else "—"
+
+
+def _ok(value: float | None, target: float) -> str:
+    return "—" if value is None else ("yes" if value >= target else "no")
+
+
+def _ok_below(value: object, target: float) -> str:
+    if value is None:
+        return "no"
+    return "—" if not isinstance(value, int | float) else ("yes" if value <= target else "no")
+
+
+def _latency_note(result: dict) -> str:
+    if not result:
+        return ""
+    latency = result["latency_ms"]
+    return f"p50 {latency['p50']:,.0f} ms, p99 {latency['p99']:,.0f} ms; client {result['client_cpu_cores']} cores"
+
+
+def _e2e_note(e2e: dict) -> str:
+    if not e2e:
+        return ""
+    drain = e2e["drain_after_load_s"]
+    return (
+        f"accepted {e2e['accepted_pings_per_s']:,.0f}/s; queue grew {e2e['queue_growth_pings_per_s']:,.0f} pings/s "
+        f"(max {e2e['queue_depth_max']:,} batches); "
+        f"{f'drained {drain} s after the load' if drain is not None else 'not drained within the drain time'}; "
+        f"client {e2e['client_cpu_cores']} cores"
+    )
+
+
+def _fresh(result: dict) -> str:
+    if not result:
+        return "—"
+    p = result["send_to_visible_ms"]
+    return " / ".join("never" if p.get(q) is None else f"{p[q]:,.0f} ms" for q in ("p50", "p99"))
+
+
+def _fresh_note(result: dict) -> str:
+    if not result:
+        return ""
+    p = result["accepted_to_visible_ms"]
+    achieved = result["pings_per_s"]
+    return (
+        f"202 → visible p50 {p.get('p50')} / p99 {p.get('p99')} ms; achieved {achieved:,.0f} pings/s; "
+        f"{result['not_visible']} of {result['batches']} batches never seen"
+    )
+
+
+def _reads(results: dict) -> str:
+    bare, located = results.get("read-bare"), results.get("read-location")
+    if not (bare and located):
+        return "—"
+    return f"{located['requests_per_s']:,.0f} vs {bare['requests_per_s']:,.0f} ({located.get('share_of_bare_pct')} %)"
+
+
+def _soak(soak: dict) -> str:
+    if not soak:
+        return "—"
+    return " / ".join(
+        f"{soak.get(f'{r}_rss_mb_first_minute', 0):.0f} → {soak.get(f'{r}_rss_mb_last_minute', 0):.0f}"
+        for r in ("web", "worker")
+    )
+
+
+def _profile(*, results: dict) -> list[str]:
+    profile = results.get("profile")
+    if not profile:
+        return []
+    out = ["## Where a worker's time goes (py-spy, one pool process, idle included)", "",
+           f"    {profile['command']}", "", "Top functions by share of samples on the stack (inclusive):", "",
+           "| % | function |", "|---|---|"]  # fmt: skip
+    out += [f"| {pct} | `{frame}` |" for frame, pct in profile["top"]["inclusive"]]
+    out += ["", "Where the samples end (self):", "", "| % | function |", "|---|---|"]
+    out += [f"| {pct} | `{frame}` |" for frame, pct in profile["top"]["self"]]
+    out += [
+        "",
+        "Collapsed stacks: `performance/worker-profile.collapsed.txt` (open with speedscope or flamegraph.pl).",
+        "",
+    ]
+    return out
+
+
+def _cpu(*, data: dict) -> list[str]:
+    """Mean CPU of each process tree per measurement: which tier is saturated (2 cores)."""
+    samples, timeline = data["series"]["samples"], data["series"]["timeline"]
+    out = ["## CPU per measurement (cores, process tree mean)", "", "| measurement | web | worker |", "|---|---|---|"]
+    for name, a, b in timeline:
+        inside = [s for s in samples if a <= s["t"] <= b]
+        cells = []
+        for role in ("web", "worker"):
+            values = [s["cpu_cores"][role] for s in inside if role in s["cpu_cores"]]
+            cells.append(f"{sum(values) / len(values):.2f}" if values else "—")
+        out.append(f"| {name} | {' | '.join(cells)} |")
+    return [*out, ""]
+
+
+def _raw(*, data: dict) -> list[str]:
+    return ["## Raw numbers", "", "Every figure above, with more detail: `performance/results.json`.", ""]

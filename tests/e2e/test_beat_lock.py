@@ -1,0 +1,58 @@
+"""Exactly one beat: two real `celery beat` processes against the real Redis. The second
+one waits on celery-redbeat's lock and schedules only once the first has stopped, as
+during an immutable deploy or a managed platform update of the scheduler environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import redis
+from django.conf import settings
+
+from tests.conftest import OUTPUT, ROOT, wait_for
+
+
+def beat_start(*, name: str, prefix: str) -> tuple[subprocess.Popen, object]:
+    env = {**os.environ, "REDBEAT_KEY_PREFIX": prefix, "LOG_LEVEL": "DEBUG"}
+    log_path = OUTPUT / f"beat-{name}.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ze_tracking", "beat", "--loglevel", "DEBUG"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return process, lambda: log_path.read_text()
+
+
+def test_a_second_beat_cannot_take_the_lock_until_the_first_stops():
+    prefix = f"redbeat-test-{uuid.uuid4().hex[:8]}"
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    lock_key = f"{prefix}:lock"
+    first, first_log = beat_start(name="first", prefix=prefix)
+    second = None
+    try:
+        wait_for(lambda: "beat: Acquired lock" in first_log(), timeout=60, message="the first beat to take the lock")
+        holder = r.get(lock_key)
+        assert holder
+
+        second, second_log = beat_start(name="second", prefix=prefix)
+        wait_for(lambda: "beat: Acquiring lock" in second_log(), timeout=60, message="the second beat to try the lock")
+        # The first beat keeps the lock (it renews it on every tick) and the second waits.
+        wait_for(lambda: "beat: Extending lock" in first_log(), timeout=30, message="the first beat to renew")
+        assert r.get(lock_key) == holder
+        assert "beat: Acquired lock" not in second_log()
+        assert "Sending due task" not in second_log()
+
+        first.terminate()
+        first.wait(timeout=30)
+        wait_for(lambda: "beat: Acquired lock" in second_log(), timeout=60, message="the second beat to take over")
+        assert r.get(lock_key) not in (None, holder)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+        for key in r.scan_iter(f"{prefix}*"):
+            r.delete(key)

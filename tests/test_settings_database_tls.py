@@ -1,0 +1,59 @@
+"""The database connection takes its TLS mode and CA bundle from the environment that
+deploy/ sets (DATABASE_SSLMODE=verify-full, DATABASE_SSLROOTCERT=<RDS bundle>)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+PROBE = """
+import django, json
+django.setup()
+from django.conf import settings
+from django.db import connection
+options = settings.DATABASES["default"].get("OPTIONS", {})
+try:
+    connection.ensure_connection()
+    outcome = "connected"
+except Exception as exc:
+    outcome = str(exc)
+print(json.dumps({"options": options, "outcome": outcome}))
+"""
+
+
+def _probe(**env: str) -> dict:
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ze_tracking.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=settings.BASE_DIR,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(
+    "DATABASE_URL" not in os.environ or "sslmode" in os.environ.get("DATABASE_URL", ""),
+    reason="needs the local database, reached without TLS",
+)
+def test_verify_full_refuses_a_server_that_cannot_prove_its_identity(tmp_path):
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    probe = _probe(DATABASE_SSLMODE="verify-full", DATABASE_SSLROOTCERT=str(bundle))
+    assert probe["options"] == {"sslmode": "verify-full", "sslrootcert": str(bundle)}
+    # The local server offers no TLS: verify-full must refuse it rather than fall back.
+    assert probe["outcome"] != "connected"
+    assert "SSL" in probe["outcome"] or "ssl" in probe["outcome"]
+
+
+def test_without_the_variables_the_connection_is_as_before():
+    probe = _probe()
+    assert "sslmode" not in probe["options"] and "sslrootcert" not in probe["options"]
+    assert probe["outcome"] == "connected"

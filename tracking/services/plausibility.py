@@ -1,0 +1,235 @@
+"""Which of a courier's GPS fixes are real: one implausible fix is one flagged fix.
+
+A phone sometimes reports a position it never was at: a jump of kilometres for one fix, or
+(0, 0) when the receiver has no fix. Such a fix is stored (for analysis) but flagged in
+`suspect_reason`, so it never moves a last location nor sends "arriving". The rule has to hold
+wherever the glitch sits: the courier's first fix ever, the first fix after an offline gap, in
+a batch of late pings, or in a batch that arrives before older ones.
+
+The rule, applied to the batch together with the courier's stored fixes around it in device
+time (one query per batch):
+
+1. A fix on a null coordinate (exactly 0 latitude or longitude) is `null_island`.
+2. Two fixes agree when the implied speed between them, after an allowance for both
+   accuracies (each capped at PLAUSIBILITY_MAX_ACCURACY_M), is at most MAX_SPEED_MPS. Fixes
+   more than PLAUSIBILITY_GAP_S apart do not judge each other: after an offline gap the
+   reference expires and the courier may reappear anywhere.
+3. The trusted fixes are the largest set that can be read as one trajectory, in device time:
+   each trusted fix agrees with the trusted fix before it, skipping at most
+   PLAUSIBILITY_MAX_SKIP suspect fixes in between. The trajectory may jump (a contradiction
+   between two trusted neighbours) only between two runs of at least PLAUSIBILITY_RUN
+   mutually agreeing fixes: a run that long replaces a contradicting reference, while one
+   or two fixes that contradict their neighbours are the glitch. On a tie the earlier fixes
+   win: a lone newcomer that contradicts a lone trusted fix waits for confirmation.
+   Everything else is `implied_speed`.
+
+The verdict depends on the set of fixes only, not on the order the batches arrive in, so a
+later batch can overturn an earlier one: stored fixes around the batch whose verdict changed
+are re-flagged in one statement (only when something changed). The last-location upsert then
+replaces a last location whose fix has become suspect (see `last_location.py`), so a glitch
+that was the courier's first or newest fix never stays on the map once real fixes arrive.
+
+Limits: the first fix a courier ever sends has nothing to be judged against and is trusted
+until contradicted; PLAUSIBILITY_RUN glitches that agree with each other read as a real
+move; two batches of one courier judged at the same moment do not see each other's fixes
+(the next batch around that time settles them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from tracking.geo import haversine_m
+
+NULL_ISLAND = "null_island"
+IMPLIED_SPEED = "implied_speed"
+
+# Stored fixes around each stretch of the batch (stretches split at offline gaps, so a
+# batch holding a days-old ping and a fresh one reads two small windows, not days of pings).
+# The (courier_id, recorded_at) index serves both halves; LIMIT bounds each.
+CONTEXT_SQL = """
+SELECT DISTINCT p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg, p.suspect_reason
+FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(lo, hi)
+CROSS JOIN LATERAL (
+    (SELECT event_id, recorded_at, ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
+            accuracy_m, speed_mps, heading_deg, suspect_reason
+     FROM tracking_ping
+     WHERE courier_id = %(courier)s AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
+     ORDER BY recorded_at DESC LIMIT %(k)s)
+    UNION ALL
+    (SELECT event_id, recorded_at, ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, speed_mps,
+            heading_deg, suspect_reason
+     FROM tracking_ping
+     WHERE courier_id = %(courier)s AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
+     ORDER BY recorded_at LIMIT %(k)s)
+) AS p
+"""
+
+REFLAG_SQL = """
+UPDATE tracking_ping AS p SET suspect_reason = u.reason
+FROM unnest(%(event_id)s::uuid[], %(recorded_at)s::timestamptz[], %(reason)s::text[]) AS u(e, r, reason)
+WHERE p.courier_id = %(courier)s AND p.event_id = u.e AND p.recorded_at = u.r
+"""
+
+
+@dataclass
+class Fix:
+    """One position in device time: a ping of the batch, a stored one, or both (a resent ping)."""
+
+    recorded_at: dt.datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    key: tuple[uuid.UUID, dt.datetime]
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    stored_reason: str | None = None
+    stored: bool = False
+    pings: tuple = ()
+
+
+def fix_is_null(*, lat: float, lon: float) -> bool:
+    """A receiver without a fix reports zeros; a real fix exactly on the equator or the
+    prime meridian is far less likely than that bug."""
+    return lat == 0.0 or lon == 0.0
+
+
+def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
+    """Which fixes (sorted by `recorded_at`, none null) are trusted, by rule 3 of the module
+    docstring. Dynamic programming over (last trusted fix, length of its run capped at RUN,
+    whether its run started with a jump and so must reach RUN); the score is the number of
+    trusted fixes, then the smaller sum of their positions (earlier fixes win a tie)."""
+    rules = settings.TRACKING
+    max_speed, gap_s = rules["MAX_SPEED_MPS"], rules["PLAUSIBILITY_GAP_S"]
+    run, max_skip = rules["PLAUSIBILITY_RUN"], rules["PLAUSIBILITY_MAX_SKIP"]
+    max_acc = rules["PLAUSIBILITY_MAX_ACCURACY_M"]
+    n = len(fixes)
+    if n == 0:
+        return []
+    allowance = [min(f.accuracy_m or 0.0, max_acc) for f in fixes]
+
+    def relation(i: int, j: int) -> str:
+        seconds = (fixes[j].recorded_at - fixes[i].recorded_at).total_seconds()
+        if seconds > gap_s:
+            return "expired"
+        metres = haversine_m(fixes[i].lat, fixes[i].lon, fixes[j].lat, fixes[j].lon) - allowance[i] - allowance[j]
+        return "agree" if metres <= max_speed * max(seconds, 1.0) else "contradict"
+
+    # The usual batch: every fix agrees with the one before it, so all are trusted.
+    if all(relation(i - 1, i) != "contradict" for i in range(1, n)):
+        return [True] * n
+
+    # best[j][(r, must)] = (score, back-pointer state)
+    best: list[dict[tuple[int, bool], tuple[tuple[int, int], tuple[int, int, bool] | None]]] = []
+    for j in range(n):
+        states: dict[tuple[int, bool], tuple[tuple[int, int], tuple[int, int, bool] | None]] = {
+            (1, False): ((1, -j), None)
+        }
+        for i in range(max(0, j - max_skip - 1), j):
+            link = relation(i, j)
+            for (r, must), (score, _) in best[i].items():
+                if link == "expired":
+                    target = (1, False)
+                elif link == "agree":
+                    target = (min(r + 1, run), must)
+                elif r >= run:
+                    target = (1, True)
+                else:
+                    continue
+                candidate = (score[0] + 1, score[1] - j)
+                if target not in states or candidate > states[target][0]:
+                    states[target] = (candidate, (i, r, must))
+        best.append(states)
+
+    end = max(
+        ((score, (j, r, must)) for j in range(n) for (r, must), (score, _) in best[j].items() if not must or r >= run),
+        key=lambda item: item[0],
+    )[1]
+    trusted = [False] * n
+    state: tuple[int, int, bool] | None = end
+    while state is not None:
+        j, r, must = state
+        trusted[j] = True
+        state = best[j][(r, must)][1]
+    return trusted
+
+
+def pings_judge(*, courier_id: uuid.UUID, pings: list) -> list[Fix]:
+    """Set `suspect_reason` on the batch's pings (sorted by `recorded_at`). Steps: flag null
+    fixes; load the courier's stored fixes around the batch (one query); judge batch and
+    stored fixes together; re-flag stored fixes whose verdict changed (one statement, only
+    when one did).
+
+    Returns the stored fix the last location must now stand on, when the batch demoted a
+    trusted stored fix (possibly the current last location) and the newest trusted fix is a
+    stored one outside the batch: the caller carries it through the batch again, as a resent
+    ping (stored once: storage ignores a ping it already holds)."""
+    rules = settings.TRACKING
+    for ping in pings:
+        ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
+    candidates = [p for p in pings if not p.suspect_reason]
+    if not candidates:
+        return []
+
+    gap = dt.timedelta(seconds=rules["PLAUSIBILITY_GAP_S"])
+    lo, hi = [candidates[0].recorded_at], [candidates[0].recorded_at]
+    for ping in candidates[1:]:
+        if ping.recorded_at - hi[-1] > gap:
+            lo.append(ping.recorded_at)
+            hi.append(ping.recorded_at)
+        else:
+            hi[-1] = ping.recorded_at
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CONTEXT_SQL,
+            {"lo": lo, "hi": hi, "courier": courier_id, "gap": gap, "k": rules["PLAUSIBILITY_CONTEXT_PINGS"]},
+        )
+        stored = cursor.fetchall()
+
+    fixes: dict[tuple[uuid.UUID, dt.datetime], Fix] = {}
+    for event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, reason in stored:
+        if reason == NULL_ISLAND:
+            continue
+        key = (event_id, recorded_at)
+        fixes[key] = Fix(recorded_at, lat, lon, accuracy_m, key, speed_mps, heading_deg, reason, stored=True)
+    for ping in candidates:
+        key = (ping.event_id, ping.recorded_at)
+        known = fixes.get(key)
+        if known is None:
+            fixes[key] = Fix(ping.recorded_at, ping.lat, ping.lon, ping.accuracy_m, key, pings=(ping,))
+        else:  # a resent ping: one fix, judged once
+            known.pings += (ping,)
+    ordered = sorted(fixes.values(), key=lambda f: (f.recorded_at, str(f.key[0])))
+
+    changed: list[tuple[uuid.UUID, dt.datetime, str | None]] = []
+    verdicts = fixes_trusted(fixes=ordered)
+    for fix, trusted in zip(ordered, verdicts, strict=True):
+        reason = None if trusted else IMPLIED_SPEED
+        for ping in fix.pings:
+            ping.suspect_reason = reason
+        if fix.stored and fix.stored_reason != reason:
+            changed.append((*fix.key, reason))
+    if changed:
+        # In key order, so two batches of one courier re-flagging the same rows lock them in
+        # the same order.
+        changed.sort(key=lambda c: (c[1], str(c[0])))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                REFLAG_SQL,
+                {
+                    "event_id": [c[0] for c in changed],
+                    "recorded_at": [c[1] for c in changed],
+                    "reason": [c[2] for c in changed],
+                    "courier": courier_id,
+                },
+            )
+    demoted = any(reason is not None for *_, reason in changed)
+    newest = next((f for f, trusted in zip(reversed(ordered), reversed(verdicts), strict=True) if trusted), None)
+    if demoted and newest is not None and not newest.pings:
+        return [newest]
+    return []
