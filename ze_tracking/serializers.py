@@ -20,6 +20,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 TINY = 1e-30
+MAX_OFFSET_WEST, MAX_OFFSET_EAST = dt.timedelta(hours=12), dt.timedelta(hours=14)
 
 
 class FiniteFloatField(serializers.FloatField):
@@ -79,6 +80,10 @@ def recorded_at_validate(value: dt.datetime, *, now: dt.datetime | None = None) 
     """Device times must carry an offset and fall inside the accepted window."""
     if timezone.is_naive(value):
         raise serializers.ValidationError("Must include a UTC offset (ISO 8601, e.g. 2026-11-25T12:00:00-03:00).")
+    offset = value.utcoffset()
+    # Every real time zone is within these, in whole minutes; PostgreSQL refuses some others.
+    if offset % dt.timedelta(minutes=1) or not -MAX_OFFSET_WEST <= offset <= MAX_OFFSET_EAST:
+        raise serializers.ValidationError("Must have a UTC offset in whole minutes, from -12:00 to +14:00.")
     now = now or timezone.now()
     rules = settings.TRACKING
     if value > now + dt.timedelta(seconds=rules["MAX_FUTURE_S"]):

@@ -329,3 +329,21 @@ def test_an_unprintable_event_id_is_rejected_without_being_echoed(courier_api):
 
     assert response.status_code == 400, response.content
     assert "event_id" in response.json()["rejected"][0]["errors"]
+
+
+def test_device_times_with_offsets_no_time_zone_has_are_rejected_per_ping(courier_api):
+    now = timezone.now()
+    odd = [
+        now.astimezone(dt.timezone(dt.timedelta(seconds=1, microseconds=1))).isoformat(),
+        now.astimezone(dt.timezone(dt.timedelta(hours=20))).isoformat(),
+    ]
+    good = ping(recorded_at=now.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=45))).isoformat())
+
+    response = post(courier_api, [*(ping(recorded_at=at) for at in odd), good])
+
+    assert response.status_code == 202, response.content
+    assert [(r["index"], list(r["errors"])) for r in response.json()["rejected"]] == [
+        (0, ["recorded_at"]),
+        (1, ["recorded_at"]),
+    ]
+    assert stored(good["event_id"])
