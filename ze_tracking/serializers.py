@@ -6,7 +6,8 @@ Validation equals storability: whatever these fields accept, PostgreSQL stores a
   0: PostgreSQL refuses a `real` that underflows to zero (below ≈ 1.4e-45), and nothing
   measured in metres, metres per second or degrees is that small.
 - JSON objects hold only what jsonb accepts: text without NUL or unpaired UTF-16
-  surrogates, finite numbers, at most `max_depth` levels and `max_bytes` of JSON.
+  surrogates, finite numbers, integers of 64 bits, at most `max_depth` levels and
+  `max_bytes` of JSON.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ class FiniteFloatField(serializers.FloatField):
             self.fail("invalid")
         if not math.isfinite(value):
             self.fail("invalid")
-        return 0.0 if abs(value) < TINY else value
+        return tiny_to_zero(value)
+
+
+def tiny_to_zero(value: float) -> float:
+    return 0.0 if abs(value) < TINY else value
 
 
 def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | None:
@@ -48,6 +53,8 @@ def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | Non
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return "Must contain only finite numbers."
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:  # what orjson encodes
+        return "Must contain only integers of at most 64 bits."
     if isinstance(value, (dict, list)):
         if depth > max_depth:
             return f"Must be nested at most {max_depth} levels deep."
@@ -57,6 +64,10 @@ def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | Non
             if problem:
                 return problem
     return None
+
+
+def jsonb_object_fits(value: dict, *, max_bytes: int, max_depth: int) -> bool:
+    return json_storable_problem(value, max_depth=max_depth) is None and len(json.dumps(value)) <= max_bytes
 
 
 class JsonbObjectField(serializers.DictField):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ping
 from tracking.models import Ping
+from tracking.serializers import PingInputSerializer, ping_validate_fast
 from ze_tracking.celery import app as celery_app
 
 URL = "/api/v1/locations"
@@ -124,3 +125,24 @@ def test_every_ping_is_either_rejected_by_index_or_stored(courier_api, in_transi
             transaction.set_rollback(True)
     finally:
         celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
+
+
+ACTIVE_ORDER = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw=near_valid_ping() | JSON, order_id=st.sampled_from([ACTIVE_ORDER, None]))
+def test_the_fast_validation_accepts_only_what_the_serializer_accepts_with_the_same_values(raw, order_id):
+    if order_id and isinstance(raw, dict):
+        raw["order_id"] = str(order_id)
+    body = body_encode([raw])
+    if body is None:
+        return
+    raw = json.loads(body)["pings"][0]  # what the parser hands over
+    now = timezone.now()
+
+    fast = ping_validate_fast(raw, active_order_ids={ACTIVE_ORDER}, now=now)
+
+    if fast is not None:
+        data = PingInputSerializer(context={"active_order_ids": {ACTIVE_ORDER}}).run_validation(raw)
+        assert fast == {k: v for k, v in data.items() if v is not None and v != {}}
