@@ -1,6 +1,6 @@
 """Elastic Beanstalk: one application, three environments built from one source bundle.
 
-- `web`: Django ASGI (uvicorn behind nginx) behind an ALB that carries WebSockets;
+- `web`: Django behind nginx (REST under gunicorn, websockets under uvicorn) behind an ALB that carries WebSockets;
   health check on /healthz; scales on CPU.
 - `worker`: Celery workers consuming the three queues; scales on the backlog of the
   pings queue per instance (target tracking on SQS depth / instances in service).
