@@ -49,7 +49,8 @@ class WorkerProfile:
             self.bench.results["profile"] = {
                 "seconds": self.seconds,
                 "top": profile_summarize(path=self.output),
-                "command": " ".join(self.process.args),  # type: ignore[arg-type]
+                # Paths relative to the checkout: the report is read from any clone.
+                "command": " ".join(self.process.args).replace(f"{Path.cwd()}/", ""),  # type: ignore[arg-type]
             }
 
 

@@ -112,7 +112,8 @@ def _table(*, results: dict) -> list[str]:
         ("Bytes per stored ping (heap + indexes)", "≤ 200", _n(size.get("bytes_per_ping")),
          _ok_below(size.get("bytes_per_ping", "x"), 200),
          f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f}, "
-         f"{size['rows']:,} rows" if size else ""),
+         f"{size['rows']:,} rows, days packed; {size.get('live_bytes_per_ping', '?')} while the day takes pings"
+         if size else ""),
         ("Memory over a 10-minute run (web / worker RSS MB)", "flat", _soak(soak), "see plot" if soak else "—",
          "first → last minute" if soak else "not run (add --soak)"),
     ]  # fmt: skip

@@ -73,9 +73,10 @@ class OrderEventType(models.TextChoices):
 
 class OrderEvent(models.Model):
     """One courier (or staff) action on an order. `event_id` comes from the client, so a
-    resent event is recognised and answered the same way."""
+    resent event is recognised and answered the same way; it is the courier's key, so two
+    couriers' apps may reuse one."""
 
-    event_id = models.UUIDField(primary_key=True)
+    event_id = models.UUIDField()
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     courier = models.ForeignKey("couriers.Courier", on_delete=models.PROTECT, null=True, blank=True)
     type = models.CharField(max_length=16, choices=OrderEventType.choices)
@@ -86,6 +87,13 @@ class OrderEvent(models.Model):
     accuracy_m = models.FloatField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # Staff actions have no courier and a server-made event id: NULLS NOT DISTINCT
+            # keeps those unique among themselves too.
+            models.UniqueConstraint(
+                fields=["courier", "event_id"], name="order_event_once_per_courier", nulls_distinct=False
+            ),
+        ]
         indexes = [models.Index(fields=["order", "recorded_at"])]
 
     def __str__(self) -> str:

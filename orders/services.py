@@ -111,7 +111,7 @@ def order_transition(
 
 
 def _event_replay(*, event_id, order_id, courier, event_type) -> TransitionResult | None:
-    event = OrderEvent.objects.filter(event_id=event_id).first()
+    event = OrderEvent.objects.filter(courier=courier, event_id=event_id).first()
     if event is None:
         return None
     if event.order_id != order_id or event.courier_id != courier.id or event.type != event_type:

@@ -51,11 +51,24 @@ if [ -z "${DATABASE_URL:-}" ]; then
     as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
     (cd / && $as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null)
   fi
+  # wal_level=logical: the analytics publication is read by logical replication (DMS's CDC
+  # in production, a local subscription in tests/tracking/test_replication.py).
+  pg_options="-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200 \
+    -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
+  as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
   if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
     echo "==> Starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
-    (cd / && $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
-      -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null)
+    (cd / && $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -o "$pg_options" start >/dev/null)
+  elif [ "$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc 'SHOW wal_level')" != logical ]; then
+    # A cluster started by an older version of this script: wal_level needs a restart.
+    running_in=$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc 'SHOW data_directory')
+    if [ "$running_in" != "$PGDATA" ]; then
+      echo "PostgreSQL on port $PG_PORT (data in $running_in) is not this checkout's and has" \
+        "wal_level != logical; start it with -c wal_level=logical or choose another ZE_PG_PORT." >&2
+      exit 1
+    fi
+    echo "==> Restarting PostgreSQL on 127.0.0.1:$PG_PORT with wal_level=logical"
+    (cd / && $as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -m fast -o "$pg_options" restart >/dev/null)
   fi
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='ze_tracking'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE ze_tracking"

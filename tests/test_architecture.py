@@ -19,7 +19,7 @@ ALLOWED = {
     "ze_tracking": set(),
 }
 # The core's wiring: URL and websocket routing, the ASGI entry point, Celery's autodiscovery.
-WIRING = {"ze_tracking/urls.py", "ze_tracking/asgi.py", "ze_tracking/routing.py", "ze_tracking/celery.py"}
+WIRING = {"ze_tracking/urls.py", "ze_tracking/asgi.py", "ze_tracking/celery.py"}
 
 
 def imported_packages(source: str) -> set[tuple[int, str]]:

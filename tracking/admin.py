@@ -4,7 +4,7 @@ import datetime as dt
 import json
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.templatetags.static import static
@@ -15,8 +15,9 @@ from django.utils.safestring import mark_safe
 
 from orders.admin import OrderAdmin
 from orders.models import Order
-from tracking.models import CourierLastLocation, OrderLastLocation, Ping
+from tracking.models import CourierLastLocation, OrderLastLocation, Ping, PingDeadLetter
 from tracking.selectors import order_trail_list
+from tracking.services.dead_letters import ping_dead_letters_replay
 from tracking.services.partitions import ping_partitions_list
 
 
@@ -49,14 +50,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Ping)
 class PingAdmin(ReadOnlyAdmin):
     list_display = ["recorded_at", "courier_id", "order_id", "accuracy_m", "speed_mps", "suspect_reason"]
-    # Both filters hit indexes: recorded_at prunes partitions, courier uses (courier_id, recorded_at).
+    # recorded_at prunes partitions and uses the BRIN index; courier uses the primary key.
     list_filter = [("recorded_at", admin.DateFieldListFilter), "suspect_reason"]
     search_fields = ["=event_id", "=courier__id", "=order__id"]
     ordering = ["-recorded_at"]
     paginator = EstimatedCountPaginator
-    # No index leads with recorded_at (the table keeps two indexes to stay cheap to write),
-    # so the newest-first list is bounded to a window: the last hour unless a date filter
-    # or a search narrows it. Searches use the primary key and (courier_id, recorded_at).
+    # No b-tree leads with recorded_at (one b-tree keeps the table cheap to write), so the
+    # newest-first list is bounded to a window the BRIN index finds: the last hour unless a
+    # date filter or a search narrows it. A courier search uses the primary key; event and
+    # order searches scan (an operator's occasional look-up).
     DEFAULT_WINDOW = dt.timedelta(hours=1)
 
     def get_queryset(self, request):
@@ -68,6 +70,42 @@ class PingAdmin(ReadOnlyAdmin):
 
     show_full_result_count = False
     list_per_page = 100
+
+
+class ReplayedFilter(admin.SimpleListFilter):
+    title = "replayed"
+    parameter_name = "replayed"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not yet"), ("yes", "Yes")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("no", "yes"):
+            return queryset.filter(replayed_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(PingDeadLetter)
+class PingDeadLetterAdmin(ReadOnlyAdmin):
+    """Pings the database refused. Read-only: a fix goes into the code or the schema, then
+    the replay action (or `manage.py replay_dead_letters`) stores them."""
+
+    list_display = ["last_failed_at", "courier_id", "event_id", "error_class", "failures", "replayed_at"]
+    list_filter = [ReplayedFilter, "error_class"]
+    search_fields = ["=event_id", "=courier__id", "error_message"]
+    ordering = ["-last_failed_at"]
+    actions = ["replay"]
+    show_full_result_count = False
+
+    def has_replay_permission(self, request) -> bool:
+        # The rows stay read-only; replaying them writes pings, which needs the change right.
+        return request.user.has_perm("tracking.change_pingdeadletter")
+
+    @admin.action(description="Replay the selected pings", permissions=["replay"])
+    def replay(self, request, queryset):
+        counts = ping_dead_letters_replay(ids=list(queryset.values_list("id", flat=True)))
+        level = messages.WARNING if counts["failed"] else messages.SUCCESS
+        self.message_user(request, f"{counts['replayed']} replayed, {counts['failed']} refused again", level)
 
 
 @admin.register(OrderLastLocation)

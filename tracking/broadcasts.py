@@ -1,16 +1,24 @@
 """The one place that publishes live updates to the Channels layer, after commit.
 
-One group message per moved order or courier per batch (not per ping): the message carries
-the newest position, so a burst of pings costs one message.
+One group message per moved order or courier (not per ping): the message carries the
+newest position, so a burst of pings costs one message. Publishing never holds up the
+caller: `last_locations_publish` (called after commit) hands the ids to one publisher
+thread per process and returns. The thread merges what piled up while it was busy (a
+courier that moved in ten batches is read and sent once), reads the committed rows and
+sends. A publish that fails is logged and dropped: the next move sends the newest state
+again, and the websocket views load the full state on (re)connect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
 import threading
 
 from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection
 
 from tracking.selectors import couriers_with_location, order_public_state_build, orders_with_location
 from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer, PublicOrderStateSerializer
@@ -30,16 +38,8 @@ def orders_publish(*, order_ids: list) -> None:
 
 
 def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
-    if not (courier_ids or order_ids):
-        return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    updates = fleet_updates_build(courier_ids=courier_ids, order_ids=order_ids)
-    try:
-        asyncio.run_coroutine_threadsafe(_publish(layer, updates), _publisher_loop()).result(timeout=PUBLISH_TIMEOUT_S)
-    except Exception:  # a live map must never fail a persisted batch
-        logger.exception("live update publish failed")
+    if courier_ids or order_ids:
+        _publisher().submit(courier_ids=courier_ids, order_ids=order_ids)
 
 
 def fleet_state_build() -> dict:
@@ -63,21 +63,82 @@ def fleet_updates_build(*, courier_ids: list, order_ids: list) -> dict:
 
 
 PUBLISH_TIMEOUT_S = 5
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
+IDLE_DISCONNECT_S = 1
 
 
-def _publisher_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per process, on its own thread, for all publishes. channels_redis
-    keeps its connections per event loop, so `async_to_sync` (a new loop each call) would
-    reconnect to Redis on every batch: ≈ 13 ms a publish against ≈ 2 ms here. Created
-    lazily, so each forked worker process gets its own."""
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.is_closed():
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="live-updates", daemon=True).start()
-        return _loop
+class _Publisher:
+    """One thread per process that sends the pending live updates, coalesced by id. It keeps
+    one event loop for its life: channels_redis keeps its connections per event loop, so a
+    new loop per publish (`async_to_sync`) would reconnect to Redis every time."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._wake = threading.Condition()
+        self._courier_ids: set = set()
+        self._order_ids: set = set()
+        self._submitted = self._sent = 0  # submissions handed over / done with
+        threading.Thread(target=self._run, name="live-updates", daemon=True).start()
+        atexit.register(self.flush, timeout=2)
+
+    def submit(self, *, courier_ids: list, order_ids: list) -> None:
+        with self._wake:
+            self._courier_ids.update(courier_ids)
+            self._order_ids.update(order_ids)
+            self._submitted += 1
+            self._wake.notify_all()
+
+    def flush(self, *, timeout: float) -> bool:
+        """Wait until what was submitted so far has been sent (or dropped on an error)."""
+        with self._wake:
+            target = self._submitted
+            return self._wake.wait_for(lambda: self._sent >= target, timeout=timeout)
+
+    def _pending(self) -> bool:
+        return bool(self._courier_ids or self._order_ids)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            with self._wake:
+                if not self._wake.wait_for(self._pending, timeout=IDLE_DISCONNECT_S):
+                    # Idle: give the database connection back (a server drops idle clients,
+                    # a test run drops its database), and reconnect on the next move.
+                    connection.close()
+                    self._wake.wait_for(self._pending)
+                courier_ids, self._courier_ids = self._courier_ids, set()
+                order_ids, self._order_ids = self._order_ids, set()
+                taken = self._submitted
+            try:
+                layer = get_channel_layer()
+                if layer is not None:
+                    updates = fleet_updates_build(courier_ids=sorted(courier_ids), order_ids=sorted(order_ids))
+                    loop.run_until_complete(asyncio.wait_for(_publish(layer, updates), PUBLISH_TIMEOUT_S))
+            except Exception:  # a live map must never stop the publisher
+                logger.exception("live update publish failed")
+            finally:
+                close_old_connections()  # this thread's own connection: drop it if broken
+                with self._wake:
+                    self._sent = taken
+                    self._wake.notify_all()
+
+
+_instance: _Publisher | None = None
+_instance_lock = threading.Lock()
+
+
+def live_updates_flush(*, timeout: float = 5) -> bool:
+    """Wait until the live updates submitted so far in this process are sent."""
+    return _publisher().flush(timeout=timeout)
+
+
+def _publisher() -> _Publisher:
+    """Created lazily and again after a fork: a forked worker child inherits the object but
+    not its thread."""
+    global _instance
+    with _instance_lock:
+        if _instance is None or _instance.pid != os.getpid():
+            _instance = _Publisher()
+        return _instance
 
 
 async def _publish(layer, updates: dict) -> None:

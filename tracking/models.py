@@ -7,10 +7,12 @@ class Ping(models.Model):
     """One GPS position of a courier, as the app sent it plus what enrichment added.
 
     The table is partitioned by day on `recorded_at` (migration 0001 writes the DDL; the
-    partitions are created ahead by `tracking.services.partitions`). PostgreSQL requires the
-    partition key in every unique key, so the real primary key is (event_id, recorded_at):
-    a resent ping carries the same pair and is stored once. Django only needs a column it
-    can look rows up by, hence `event_id` as its primary key.
+    partitions are created ahead by `tracking.services.partitions`). Its primary key is the
+    natural key (courier_id, recorded_at, event_id): the courier's idempotency key (two
+    couriers may reuse an event id, a resent ping of one courier is stored once) and, led by
+    (courier_id, recorded_at), the index every trail read uses. PostgreSQL requires the
+    partition key in it anyway. Django only needs a column to look rows up by, hence
+    `event_id` as its primary key in the model: it is unique per courier and instant only.
     """
 
     event_id = models.UUIDField(primary_key=True)
@@ -23,15 +25,18 @@ class Ping(models.Model):
         "orders.Order", on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
     )
     location = models.PointField(geography=True, srid=4326)
+    # Compact types on the biggest table: GPS noise is far above float4's precision, a
+    # heading to the degree and a distance to the metre are all anyone reads.
     accuracy_m = models.FloatField(null=True, blank=True)
     speed_mps = models.FloatField(null=True, blank=True)
-    heading_deg = models.FloatField(null=True, blank=True)
-    distance_to_destination_m = models.FloatField(null=True, blank=True)
+    heading_deg = models.SmallIntegerField(null=True, blank=True)
+    distance_to_destination_m = models.IntegerField(null=True, blank=True)
     eta_seconds = models.IntegerField(null=True, blank=True)
     # Set when the position is implausible (see enrichment); such pings are kept for
     # analysis but never move a last location.
     suspect_reason = models.CharField(max_length=32, null=True, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
+    # NULL rather than {} when the app sent none: a NULL costs no bytes.
+    attributes = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.courier_id} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
@@ -65,3 +70,37 @@ class OrderLastLocation(LastLocationFields):
     courier = models.ForeignKey("couriers.Courier", on_delete=models.CASCADE, related_name="+")
     distance_to_destination_m = models.FloatField(null=True, blank=True)
     eta_seconds = models.IntegerField(null=True, blank=True)
+
+
+class PingDeadLetter(models.Model):
+    """A ping the database refused (a number outside its column, a string jsonb rejects),
+    kept with its error so its batch could be stored without it. Replayed, once the cause is
+    fixed, by `manage.py replay_dead_letters` or the admin action.
+
+    One row per ping as sent: a redelivered batch or a second failure updates the row
+    (`failures`, `last_failed_at`) instead of adding one.
+    """
+
+    courier = models.ForeignKey("couriers.Courier", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # The ping's identity as sent (text: the value may be what made it fail).
+    event_id = models.CharField(max_length=64)
+    recorded_at = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    # The ping as the worker received it, in ASCII-escaped JSON text: jsonb would refuse the
+    # very values (a lone surrogate, a NUL) that may have sent it here.
+    ping = models.TextField()
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField()
+    failures = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["courier", "event_id", "recorded_at"], name="ping_dead_letter_unique")
+        ]
+        indexes = [models.Index(fields=["-last_failed_at"], name="ping_dead_letter_last_failed")]
+
+    def __str__(self) -> str:
+        return f"{self.courier_id} {self.event_id} ({self.error_class})"

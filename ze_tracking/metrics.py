@@ -43,6 +43,9 @@ class Metric:
 METRICS: dict[str, Metric] = {
     "PingsAccepted": Metric(Counter("ze_pings_accepted", "Pings accepted by the ingest API"), "Count"),
     "PingsRejected": Metric(Counter("ze_pings_rejected", "Pings rejected by the ingest API"), "Count"),
+    "PingsDeadLettered": Metric(
+        Counter("ze_pings_dead_lettered", "Accepted pings the database refused, kept as dead letters"), "Count"
+    ),
     "BatchLatency": Metric(
         Histogram("ze_ping_batch_latency_seconds", "Time a worker takes to record a batch", buckets=SECONDS_BUCKETS),
         "Seconds",

@@ -1,6 +1,6 @@
 """One settings module, driven by environment variables (12-factor).
 
-Local runs get their variables from `make run` / `make test` (see scripts/env.sh).
+Local runs get their variables from `make run` / `make test` (`.local/env`, written by scripts/setup.sh).
 Production values come from the Elastic Beanstalk environment that `deploy/` defines.
 """
 
@@ -95,9 +95,18 @@ def _database() -> dict:
         if value := env.str(f"DATABASE_{option.upper()}", default=""):
             config.setdefault("OPTIONS", {})[option] = value
     config["ENGINE"] = "django.contrib.gis.db.backends.postgis"
-    config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # The web runs under ASGI, where Django advises against persistent connections (each
+    # request may run on another thread, and idle connections pile up):
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    # Celery workers run tasks on long-lived threads and keep theirs for
+    # DB_WORKER_CONN_MAX_AGE (ze_tracking/celery.py switches it on when a worker starts);
+    # the health check replaces a connection that died between two tasks (a failover).
+    config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     config["CONN_HEALTH_CHECKS"] = True
     return config
+
+
+DB_WORKER_CONN_MAX_AGE = env.int("DB_WORKER_CONN_MAX_AGE", default=600)
 
 
 DATABASES = {"default": _database()}
@@ -177,6 +186,14 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task that fails or hits its hard time limit is never acknowledged as done: a failure is
+# rejected without requeue (SQS's redrive policy then moves it to the dead-letter queue), a
+# timeout requeued. https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-on-failure-or-timeout
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
+# Every task has a time limit; the default fits the notification and maintenance tasks,
+# the ping and partition tasks set their own. Soft raises in the task, hard kills the child.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -184,6 +201,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connections before and after every task (a
+# reconnect per batch) unless this is set, and then every 2 x N tasks. The worker keeps its
+# connection instead and drops it when broken or older than CONN_MAX_AGE, as Django does
+# between requests (ze_tracking/celery.py).
+CELERY_DB_REUSE_MAX = 1_000_000
 # Publishing answers within about 2 s when the broker is down, silent or refusing (the
 # ingest API then answers 503 with Retry-After): each attempt is bounded by
 # BROKER_TIMEOUT_S to connect and to read the reply, and there is one retry, which is what
@@ -193,8 +215,22 @@ BROKER_TIMEOUT_S = env.float("BROKER_TIMEOUT_S", default=0.5)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0, "interval_max": 0.1}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # A message not acked within this window is delivered again (worker died mid-batch).
+    # On SQS the queue's own attribute rules (deploy/ze_infra/messaging.py, 300 s, passed to
+    # the app in this variable); on Redis kombu applies this value.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
 }
+
+# --- Retries of the ping task (ze_tracking/failures.py, docs/RELIABILITY.md).
+# A batch of <= 500 pings takes well under a second; the limits leave room for a slow
+# database and for the split-and-retry of a batch holding a refused ping.
+PING_TASK_SOFT_TIME_LIMIT_S = env.int("PING_TASK_SOFT_TIME_LIMIT_S", default=50)
+PING_TASK_TIME_LIMIT_S = env.int("PING_TASK_TIME_LIMIT_S", default=60)
+# Transient failures: 1, 2, 4 ... s with full jitter, capped at 60 s, retried until the batch
+# is as old as SQS keeps a message (4 days, deploy/ze_infra/messaging.py): each retry is a new
+# message, so without this bound a batch could be retried forever.
+TASK_RETRY_BACKOFF_S = env.int("TASK_RETRY_BACKOFF_S", default=1)
+TASK_RETRY_BACKOFF_MAX_S = env.int("TASK_RETRY_BACKOFF_MAX_S", default=60)
+TASK_RETRY_MAX_AGE_S = env.int("TASK_RETRY_MAX_AGE_S", default=4 * 24 * 3600)
 if CELERY_BROKER_URL.startswith("sqs://"):
     # predefined_queues: the app needs no CreateQueue/ListQueues permission.
     # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/sqs.html
@@ -247,6 +283,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_ensure",
         "schedule": 3600.0,
     },
+    "ping-partitions-pack": {
+        "task": "tracking.tasks.ping_partitions_pack",
+        "schedule": 6 * 3600.0,
+    },
     "ping-partitions-drop-expired": {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,
@@ -270,6 +310,9 @@ TRACKING = {
     "MAX_ATTRIBUTES_BYTES": env.int("TRACKING_MAX_ATTRIBUTES_BYTES", default=2048),
     "MAX_ATTRIBUTES_DEPTH": env.int("TRACKING_MAX_ATTRIBUTES_DEPTH", default=8),
     "PARTITION_DAYS_AHEAD": env.int("TRACKING_PARTITION_DAYS_AHEAD", default=7),
+    # Partition DDL waits this long for a lock, then gives way to ingest and tries again.
+    "PARTITION_LOCK_TIMEOUT_MS": env.int("TRACKING_PARTITION_LOCK_TIMEOUT_MS", default=2000),
+    "PARTITION_DDL_ATTEMPTS": env.int("TRACKING_PARTITION_DDL_ATTEMPTS", default=5),
     # Raw pings stay this long in PostgreSQL; the analytics copy keeps everything.
     "RETENTION_DAYS": env.int("TRACKING_RETENTION_DAYS", default=90),
     # The backoffice map greys out couriers without a ping for this long.
@@ -301,17 +344,32 @@ if NOTIFICATIONS_BACKEND == "webhook" and not (NOTIFICATIONS_WEBHOOK_URL and NOT
     raise ImproperlyConfigured("NOTIFICATIONS_BACKEND=webhook needs NOTIFICATIONS_WEBHOOK_URL and _SECRET.")
 # Delivery retries: Celery's exponential backoff (base, 2x base, 4x base ... capped), then
 # the row is marked failed. https://docs.celeryq.dev/en/stable/userguide/tasks.html#Task.retry_backoff
-NOTIFICATIONS_MAX_RETRIES = env.int("NOTIFICATIONS_MAX_RETRIES", default=8)
+# 5, 10, 20, 40, then 60 s (the cap: see the visibility check below) 12 times: about 13 min.
+NOTIFICATIONS_MAX_RETRIES = env.int("NOTIFICATIONS_MAX_RETRIES", default=16)
 NOTIFICATIONS_RETRY_BACKOFF_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_S", default=5)
-NOTIFICATIONS_RETRY_BACKOFF_MAX_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_MAX_S", default=300)
+NOTIFICATIONS_RETRY_BACKOFF_MAX_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_MAX_S", default=60)
 # A row left pending (or claimed by a worker that died) this long is enqueued again by beat.
 NOTIFICATIONS_STALE_AFTER_S = env.int("NOTIFICATIONS_STALE_AFTER_S", default=600)
+# A retry is a new message that the worker receives at once and holds, unacknowledged, until
+# its countdown ends; it then runs for up to the hard time limit. If that took longer than
+# the visibility timeout, the broker would hand the message to a second worker meanwhile and
+# the task would run twice. 60 s + 60 s = 120 s leaves 180 s of a 300 s visibility for the
+# message to wait behind the worker's prefetched ones. Checked on SQS, where deploy/ passes the
+# queues' own visibility timeout; the Redis defaults agree too (tests shrink them on purpose).
+for _held in (
+    "TASK_RETRY_BACKOFF_MAX_S + PING_TASK_TIME_LIMIT_S",
+    "NOTIFICATIONS_RETRY_BACKOFF_MAX_S + CELERY_TASK_TIME_LIMIT",
+):
+    _held_s = sum(globals()[name] for name in _held.split(" + "))
+    if CELERY_BROKER_URL.startswith("sqs://") and _held_s > CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] / 2:
+        raise ImproperlyConfigured(
+            f"{_held} must stay under half of CELERY_VISIBILITY_TIMEOUT, or a retried task can run twice."
+        )
 ARRIVING_RADIUS_M = env.float("ARRIVING_RADIUS_M", default=300.0)
 ARRIVING_ETA_S = env.int("ARRIVING_ETA_S", default=120)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Requests per client (IP) on the public tracking link, in DRF's rate syntax.
 TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
-MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 

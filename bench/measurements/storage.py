@@ -32,19 +32,30 @@ def bytes_measure(bench: Bench) -> None:
     with bench.phase("bytes", f"bytes per stored ping after {target:,} pings"):
         rows = _rows_count(bench=bench)
         _pings_fill(bench=bench, missing=max(target - rows, 0))
-        with psycopg.connect(bench.env.psycopg_dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE tracking_ping")
-            # sum() of bigints comes back as numeric (Decimal): plain ints for the arithmetic.
-            partitions, heap, indexes, other = (int(v) for v in conn.execute(SIZES_SQL).fetchone())
-            rows = conn.execute("SELECT count(*) FROM tracking_ping").fetchone()[0]
-        bench.results["bytes"] = {
-            "rows": rows,
-            "partitions": partitions,
-            "heap_bytes_per_ping": round(heap / rows, 1),
-            "index_bytes_per_ping": round(indexes / rows, 1),
-            "other_bytes_per_ping": round(other / rows, 1),
-            "bytes_per_ping": round((heap + indexes) / rows, 1),
-        }
+        live = _sizes(bench=bench)
+        # A day's primary key is packed once the day is over (beat's ping_partitions_pack):
+        # pack every day stored here, as the next day would, and measure again.
+        from tracking.services.storage import ping_partitions_pack
+
+        ping_partitions_pack(today=dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2))
+        packed = _sizes(bench=bench)
+        bench.results["bytes"] = {**packed, "live_bytes_per_ping": live["bytes_per_ping"]}
+
+
+def _sizes(*, bench: Bench) -> dict:
+    with psycopg.connect(bench.env.psycopg_dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE tracking_ping")
+        # sum() of bigints comes back as numeric (Decimal): plain ints for the arithmetic.
+        partitions, heap, indexes, other = (int(v) for v in conn.execute(SIZES_SQL).fetchone())
+        rows = conn.execute("SELECT count(*) FROM tracking_ping").fetchone()[0]
+    return {
+        "rows": rows,
+        "partitions": partitions,
+        "heap_bytes_per_ping": round(heap / rows, 1),
+        "index_bytes_per_ping": round(indexes / rows, 1),
+        "other_bytes_per_ping": round(other / rows, 1),
+        "bytes_per_ping": round((heap + indexes) / rows, 1),
+    }
 
 
 def _rows_count(*, bench: Bench) -> int:

@@ -2,7 +2,8 @@
 # Deploy the committed HEAD to one stage's three environments:
 #   deploy/eb/release.sh dev
 # Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
-# <app>-release) rights: a CI deploy role.
+# <app>-release) rights: a CI deploy role; plus CloudFormation read, Redshift Data API and
+# DMS start rights and boto3 for the warehouse step at the end (deploy/warehouse/release.py).
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
 
@@ -36,4 +37,7 @@ for role in web worker scheduler; do
   aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
 done
+# The warehouse last: its tables, views, and the DMS task's first start need the schema
+# the release task just migrated (and the grants it gave DMS's login).
+python3 deploy/warehouse/release.py "$STAGE"
 echo "released $LABEL to $APP"

@@ -4,6 +4,7 @@ import json
 
 from conftest import resources
 from ze_infra import analytics_tables as tables
+from ze_infra.config import STAGES, stage_config
 
 
 def _task(cfn: dict) -> dict:
@@ -64,6 +65,124 @@ def test_replication_instance_and_warehouse_are_private(template):
     template.has_resource_properties(
         "AWS::RedshiftServerless::Workgroup", {"PubliclyAccessible": False, "EnhancedVpcRouting": True}
     )
+
+
+def _settings(cfn: dict) -> dict:
+    return json.loads(_task(cfn)["ReplicationTaskSettings"])
+
+
+def _resolved(value) -> str:
+    """A CloudFormation string with its references replaced by a placeholder."""
+    if isinstance(value, str):
+        return value
+    ((function, args),) = value.items()
+    assert function == "Fn::Join", value
+    return args[0].join(part if isinstance(part, str) else "REF" for part in args[1])
+
+
+def test_full_load_never_drops_or_empties_the_merged_ping_table(cfn):
+    # Every partition is loaded into the one `tracking_ping`: DROP_AND_CREATE or
+    # TRUNCATE_BEFORE_LOAD would wipe it once per partition, and history on any reload.
+    assert _settings(cfn)["FullLoadSettings"]["TargetTablePrepMode"] == "DO_NOTHING"
+
+
+def test_source_drops_truncates_and_alters_leave_the_warehouse_alone(cfn):
+    assert _settings(cfn)["ChangeProcessingDdlHandlingPolicy"] == {
+        "HandleSourceTableDropped": False,
+        "HandleSourceTableTruncated": False,
+        "HandleSourceTableAltered": False,
+    }
+
+
+def test_source_reports_rows_under_their_partition_and_captures_new_partitions(cfn):
+    (source,) = [
+        e["Properties"]
+        for e in resources(cfn, "AWS::DMS::Endpoint").values()
+        if e["Properties"]["EndpointType"] == "source"
+    ]
+    settings = source["PostgreSqlSettings"]
+    assert settings["PluginName"] == "test-decoding"
+    assert settings["CaptureDdls"] is True
+    assert settings["SlotName"].startswith("dms_")
+
+
+def test_the_stack_never_starts_the_task(cfn):
+    task = _task(cfn)
+    assert not {"CdcStartPosition", "CdcStartTime"} & task.keys()
+    (logical_id,) = resources(cfn, "AWS::DMS::ReplicationTask")
+    custom = {
+        k: v
+        for k, v in cfn["Resources"].items()
+        if v["Type"].startswith("Custom::") or v["Type"] == "AWS::CloudFormation::CustomResource"
+    }
+    for resource in custom.values():
+        text = json.dumps(resource)
+        assert logical_id not in text and "StartReplicationTask" not in text
+    # The release step finds the task and the warehouse through the stack's outputs.
+    assert {"AnalyticsTaskArn", "RedshiftWorkgroupName", "RedshiftDatabase", "RedshiftAdminSecretArn"} <= cfn[
+        "Outputs"
+    ].keys()
+
+
+def test_dms_account_roles_exist_only_in_the_stage_that_asks(templates):
+    def role_names(stage: str) -> set[str]:
+        return {
+            r["Properties"].get("RoleName")
+            for r in resources(templates[stage].to_json(), "AWS::IAM::Role").values()
+            if isinstance(r["Properties"].get("RoleName"), str)
+        }
+
+    assert {"dms-vpc-role", "dms-cloudwatch-logs-role"} <= role_names("dev")
+    assert not {"dms-vpc-role", "dms-cloudwatch-logs-role"} & role_names("prod")
+
+
+def test_a_stage_alone_in_its_account_can_ask_for_the_dms_account_roles():
+    assert STAGES["prod"].create_dms_account_roles is False
+    assert stage_config("prod", {"prod.create_dms_account_roles": "true"}).create_dms_account_roles is True
+
+
+def test_privacy_rule_rounds_old_destinations_in_redshift_every_day(cfn):
+    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "cron(30 3 * * ? *)"
+    assert props["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:redshiftdata:batchExecuteStatement"
+    assert "KmsKeyArn" in props
+    batch = json.loads(_resolved(props["Target"]["Input"]))
+    assert batch["Database"] == "analytics"
+    assert batch["WithEvent"] is True
+    statements = batch["Sqls"]
+    updated = {s.split()[1]: s for s in statements}
+    assert set(updated) == {
+        "public.orders_order",
+        "public.orders_orderevent",
+        "public.tracking_orderlastlocation",
+        "public.tracking_ping",
+    }
+    for statement in statements:
+        assert statement.startswith("UPDATE ") and "DELETE" not in statement.upper()
+        assert "DATEADD(day, -90, GETDATE())" in statement
+        assert statement.count(", 3)") == 4  # both coordinates, in the SET and the guard
+    assert "SET destination = " in updated["public.orders_order"]
+    assert "distance_to_destination_m < 500" in updated["public.tracking_ping"]
+
+
+def test_privacy_rule_role_may_only_run_statements_on_the_warehouse(cfn):
+    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    role_id = schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(cfn, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    actions = {
+        a
+        for statements in policies
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert "redshift-data:BatchExecuteStatement" in actions
+    assert not {a for a in actions if a.endswith("*") and not a.startswith("kms:")}
+    assert not {a for a in actions if a.startswith(("dms:", "redshift-data:Execute", "s3:"))}
 
 
 def test_dms_reads_ddl_capture_from_the_admins_schema(cfn):

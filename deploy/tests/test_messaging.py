@@ -58,3 +58,15 @@ def test_topics_are_encrypted(cfn, stage):
     prefix = STAGES[stage].prefix
     assert set(topics) == {f"{prefix}-consumer-notifications", f"{prefix}-alarms"}
     assert all("KmsMasterKeyId" in t for t in topics.values())
+
+
+def test_the_app_is_told_the_queues_visibility_timeout_and_retention(cfn, stage):
+    """Celery's retry delays are checked against the visibility timeout the app is given,
+    and its retries stop at the queue's retention: both must be the queues' own numbers."""
+    prefix = STAGES[stage].prefix
+    pings = _queues(cfn)[f"{prefix}-pings"]
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {o["OptionName"]: o["Value"] for o in env["Properties"]["OptionSettings"]}
+        assert int(options["CELERY_VISIBILITY_TIMEOUT"]) == pings["VisibilityTimeout"]
+        assert int(options["TASK_RETRY_MAX_AGE_S"]) == pings["MessageRetentionPeriod"]
+    assert _queues(cfn)[f"{prefix}-pings-dlq"]["MessageRetentionPeriod"] > pings["MessageRetentionPeriod"]

@@ -71,7 +71,13 @@ def test_a_silent_beat_alarms_after_twice_its_shortest_schedule(cfn, stage):
 def test_silence_breaches_where_silence_means_trouble(cfn, stage):
     prefix = STAGES[stage].prefix
     alarms = _alarms(cfn)
-    for name in ("dms-cdclatencysource", "dms-cdclatencytarget", "web-environment-health", "beat-heartbeat-missing"):
+    for name in (
+        "dms-cdclatencysource",
+        "dms-cdclatencytarget",
+        "web-environment-health",
+        "web-unhealthy-hosts",
+        "beat-heartbeat-missing",
+    ):
         assert alarms[f"{prefix}-{name}"]["TreatMissingData"] == "breaching", name
 
 

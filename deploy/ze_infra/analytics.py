@@ -31,6 +31,9 @@ from aws_cdk import (
     aws_s3 as s3,
 )
 from aws_cdk import (
+    aws_scheduler as scheduler,
+)
+from aws_cdk import (
     aws_secretsmanager as sm,
 )
 from constructs import Construct
@@ -104,7 +107,25 @@ TASK_SETTINGS: dict[str, Any] = {
         "LimitedSizeLobMode": True,
         "LobMaxSize": 64,
     },
-    "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 4},
+    # The warehouse keeps history Aurora no longer has (pings past the 90-day retention),
+    # so DMS never drops or empties a target table. DO_NOTHING is the only safe mode:
+    # every `tracking_ping_p*` partition is loaded as its own table into the one merged
+    # `tracking_ping`, so DROP_AND_CREATE would drop it, and TRUNCATE_BEFORE_LOAD empty
+    # it, once per partition (keeping only the last day loaded), and either would wipe
+    # the older history on any reload. The tables exist before the task first starts,
+    # with our distribution and sort keys (deploy/warehouse/redshift_tables.sql).
+    "FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING", "MaxFullLoadSubTasks": 4},
+    # Source DDL never removes history downstream: dropping an expired partition (after
+    # its DETACH, an ALTER of the excluded parent) leaves the warehouse's rows alone, a
+    # TRUNCATE is not propagated, and an ALTER (a dropped or renamed column) is not
+    # replayed on Redshift either: the warehouse schema changes only through the versioned
+    # files in deploy/warehouse/, applied before the migration that needs them. DDL
+    # capture stays on (the source endpoint) so new daily partitions join the task.
+    "ChangeProcessingDdlHandlingPolicy": {
+        "HandleSourceTableDropped": False,
+        "HandleSourceTableTruncated": False,
+        "HandleSourceTableAltered": False,
+    },
     # Redshift wants few large transactions, and Redshift Serverless bills every wake-up
     # (60 s minimum at the base RPUs): DMS applies changes in batches 10 to 15 minutes
     # apart. Analytics data is that fresh; the live map never reads Redshift.
@@ -280,6 +301,10 @@ class Analytics(Construct):
                 capture_ddls=True,
                 # A schema of the admin login, out of reach of ze_app (deploy/eb/db_bootstrap.py).
                 ddl_artifacts_schema="awsdms",
+                # test_decoding reports a row under the partition that holds it, which is
+                # what the table mappings expect; pglogical (the API's default) would need
+                # the extension in Aurora's shared_preload_libraries and a restart.
+                plugin_name="test-decoding",
                 slot_name=f"dms_{cfg.name}_analytics",
             ),
         )
@@ -315,5 +340,56 @@ class Analytics(Construct):
             table_mappings=json.dumps(table_mappings()),
             replication_task_settings=json.dumps(TASK_SETTINGS),
         )
+        # CloudFormation creates the task and never starts it (AWS::DMS::ReplicationTask has
+        # no start property, and no custom resource starts it here). The release step
+        # (deploy/warehouse/release.py, after the migrations and grants) creates the Redshift
+        # tables the task loads into, then starts it once; later releases resume it.
         # The task's CloudWatch dimension is its resource id, the last field of its ARN.
         self.task_resource_id = Fn.select(6, Fn.split(":", self.task.ref))
+
+        # --- Privacy rule: destinations rounded in the warehouse after 90 days ----------
+        privacy_role = iam.Role(
+            self,
+            "PrivacyRuleRole",
+            role_name=f"{cfg.prefix}-warehouse-privacy",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+        )
+        privacy_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["redshift-data:BatchExecuteStatement"],
+                resources=[self.workgroup.attr_workgroup_workgroup_arn],
+            )
+        )
+        self.admin_secret.grant_read(privacy_role)
+        key.grant_decrypt(privacy_role)
+        self.privacy_schedule = scheduler.CfnSchedule(
+            self,
+            "PrivacyRule",
+            name=f"{cfg.prefix}-warehouse-privacy",
+            description="Round consumers' destinations older than 90 days in Redshift (deploy/warehouse/privacy.sql)",
+            # 03:30 UTC, 00:30 in Sao Paulo: the quietest hour, between DMS's batches.
+            schedule_expression="cron(30 3 * * ? *)",
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            kms_key_arn=key.key_arn,
+            target=scheduler.CfnSchedule.TargetProperty(
+                # EventBridge Scheduler's universal target calls the Redshift Data API itself.
+                arn="arn:aws:scheduler:::aws-sdk:redshiftdata:batchExecuteStatement",
+                role_arn=privacy_role.role_arn,
+                input=stack.to_json_string(
+                    {
+                        "WorkgroupName": self.workgroup.workgroup_name,
+                        "Database": cfg.redshift_database,
+                        "SecretArn": self.admin_secret.secret_arn,
+                        "Sqls": tables.sql_statements(path=tables.WAREHOUSE_SQL / "privacy.sql"),
+                        "StatementName": f"{cfg.prefix}-warehouse-privacy",
+                        # The call returns before the SQL runs: the Data API reports the
+                        # batch's end (FINISHED or FAILED) as an EventBridge event.
+                        "WithEvent": True,
+                    }
+                ),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
+                ),
+            ),
+        )

@@ -2,10 +2,13 @@
 
 Plain data with no CDK import: `deploy/eb/db_bootstrap.py` (which runs on the
 application instances) grants the DMS database user SELECT on exactly these tables,
-and `ze_infra/analytics.py` builds the DMS table mappings from them.
+and `ze_infra/analytics.py` builds the DMS table mappings from them. The Redshift side
+of the same tables is in `deploy/warehouse/`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 SCHEMA = "public"
 
@@ -32,3 +35,14 @@ EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders_order": ("consumer_name", "tracking_code"),
     "couriers_courier": ("name", "user_id"),
 }
+
+# The warehouse's SQL: tables and views (applied by deploy/warehouse/release.py) and the
+# privacy rule (run daily by the schedule in ze_infra/analytics.py).
+WAREHOUSE_SQL = Path(__file__).resolve().parents[1] / "warehouse"
+
+
+def sql_statements(*, path: Path) -> list[str]:
+    """The statements of a SQL file, comment lines left out, one per entry of a Redshift
+    Data API batch (which runs them in one transaction)."""
+    code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]

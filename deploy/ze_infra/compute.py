@@ -1,7 +1,13 @@
 """Elastic Beanstalk: one application, three environments built from one source bundle.
 
+<<<<<<< HEAD
 - `web`: Django behind nginx (REST under gunicorn, websockets under uvicorn) behind an ALB that carries WebSockets;
   health check on /healthz; scales on CPU.
+=======
+- `web`: Django ASGI (uvicorn behind nginx) behind an ALB that carries WebSockets;
+  health check on /healthz; scales on ALB requests per target (workers on the pings
+  queue's backlog and age; see scaling/index.py).
+>>>>>>> main
 - `worker`: Celery workers consuming the three queues; scales on the backlog of the
   pings queue per instance (target tracking on SQS depth / instances in service).
 - `scheduler`: Celery beat, exactly one instance (min = max = 1), so periodic tasks
@@ -42,7 +48,7 @@ from pathlib import Path
 from .common import retention
 from .config import CELERY_QUEUES, METRICS_NAMESPACE, PLATFORM_BRANCHES, StageConfig
 from .data import Cache, Database
-from .messaging import Messaging
+from .messaging import RETENTION_DAYS, VISIBILITY_TIMEOUT_SECONDS, Messaging
 from .network import Network
 from .release import Release
 
@@ -251,6 +257,10 @@ class Compute(Construct):
             "AWS_REGION": stack.region,
             "AWS_DEFAULT_REGION": stack.region,
             "CELERY_BROKER_URL": "sqs://",
+            # The queues' own numbers, which the app checks its retry delays and time limits
+            # against (ze_tracking/settings.py).
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS),
+            "TASK_RETRY_MAX_AGE_S": str(RETENTION_DAYS * 86400),
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
             "NOTIFICATIONS_BACKEND": "sns",
             "NOTIFICATIONS_SNS_TOPIC_ARN": messaging.notifications_topic.topic_arn,

@@ -92,8 +92,11 @@ class StageConfig:
     dms_engine_version: str = "3.6.1"
     dms_multi_az: bool = False
     # DMS needs the account-wide roles `dms-vpc-role` and `dms-cloudwatch-logs-role`
-    # under exactly these names. One stack per account creates them.
-    create_dms_account_roles: bool = True
+    # under exactly these names, and an account holds one of each: only the first stage
+    # deployed to an account creates them (dev here). A second stage in the same account,
+    # or an account where the console or a baseline already made them, leaves this off;
+    # a stage alone in a fresh account turns it on (`-c prod.create_dms_account_roles=true`).
+    create_dms_account_roles: bool = False
     redshift_base_rpu: int = 8
     redshift_database: str = "analytics"
 
@@ -130,7 +133,7 @@ class StageConfig:
 
 
 STAGES: dict[str, StageConfig] = {
-    "dev": StageConfig(name="dev"),
+    "dev": StageConfig(name="dev", create_dms_account_roles=True),
     "prod": StageConfig(
         name="prod",
         vpc_cidr="10.41.0.0/16",
@@ -155,7 +158,6 @@ STAGES: dict[str, StageConfig] = {
         dms_instance_class="dms.r6i.large",
         dms_allocated_storage_gb=100,
         dms_multi_az=True,
-        create_dms_account_roles=True,
         redshift_base_rpu=32,
         log_retention_days=365,
     ),

@@ -30,8 +30,14 @@ from .config import CELERY_QUEUES, LONGEST_TASK_SECONDS, StageConfig
 # this long, so a slow but healthy task is never run twice at once. Celery's
 # `broker_transport_options["visibility_timeout"]` must carry the same number.
 VISIBILITY_TIMEOUT_SECONDS = 5 * LONGEST_TASK_SECONDS
-# A message that failed this many receives (worker crash, poison payload) moves to the DLQ.
+# A message received this many times without being deleted moves to the DLQ: a worker
+# that crashed on it each time, or a task that rejected it (Celery `Reject(requeue=False)`,
+# which kombu leaves to this redrive policy).
 MAX_RECEIVE_COUNT = 5
+# How long a message waits for a worker. The app stops retrying a transiently failing batch
+# once it is this old (TASK_RETRY_MAX_AGE_S); the DLQ keeps messages longer for operators.
+RETENTION_DAYS = 4
+DLQ_RETENTION_DAYS = 14
 LONG_POLL_SECONDS = 20
 
 
@@ -48,7 +54,7 @@ class Messaging(Construct):
                 encryption=sqs.QueueEncryption.KMS,
                 encryption_master_key=key,
                 data_key_reuse=Duration.hours(1),
-                retention_period=Duration.days(14),
+                retention_period=Duration.days(DLQ_RETENTION_DAYS),
                 enforce_ssl=True,
             )
             queue = sqs.Queue(
@@ -61,7 +67,7 @@ class Messaging(Construct):
                 data_key_reuse=Duration.hours(1),
                 visibility_timeout=Duration.seconds(VISIBILITY_TIMEOUT_SECONDS),
                 receive_message_wait_time=Duration.seconds(LONG_POLL_SECONDS),
-                retention_period=Duration.days(4),
+                retention_period=Duration.days(RETENTION_DAYS),
                 dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
                 enforce_ssl=True,
             )

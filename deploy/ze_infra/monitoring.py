@@ -252,6 +252,9 @@ class Monitoring(Construct):
             0,
             "At least one web instance fails the /healthz check.",
             periods=5,
+            # The target group always reports this metric: silence means the query sees no
+            # load balancer (tags for telemetry off, or the ALB gone), which is trouble too.
+            missing=cw.TreatMissingData.BREACHING,
         )
         for role, eb_env in (("web", compute.web), ("worker", compute.worker), ("scheduler", compute.scheduler)):
             name = eb_env.environment_name or f"{cfg.prefix}-{role}"
@@ -359,7 +362,7 @@ class Monitoring(Construct):
                 [pings.metric_approximate_number_of_messages_visible(period=minute, statistic="Maximum")],
             ),
             graph(
-                "Batch latency and queue lag (ms / s, p50 and p99)",
+                "Batch latency and queue lag (s, p50 and p99)",
                 [app("BatchLatency", "p50"), app("BatchLatency", "p99")],
                 [app("QueueLag", "p50"), app("QueueLag", "p99")],
             ),

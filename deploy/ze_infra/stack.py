@@ -94,3 +94,8 @@ class ZeTrackingStack(Stack):
         CfnOutput(self, "WebEnvironmentUrl", value=self.compute.web.attr_endpoint_url)
         CfnOutput(self, "NotificationsTopicArn", value=self.messaging.notifications_topic.topic_arn)
         CfnOutput(self, "RedshiftEndpoint", value=self.analytics.workgroup.attr_workgroup_endpoint_address)
+        # Read by the warehouse release step (deploy/warehouse/release.py).
+        CfnOutput(self, "RedshiftWorkgroupName", value=self.analytics.workgroup.workgroup_name)
+        CfnOutput(self, "RedshiftDatabase", value=cfg.redshift_database)
+        CfnOutput(self, "RedshiftAdminSecretArn", value=self.analytics.admin_secret.secret_arn)
+        CfnOutput(self, "AnalyticsTaskArn", value=self.analytics.task.ref)

@@ -1,7 +1,7 @@
 """AWS WAF in front of the public load balancer.
 
 Elastic Beanstalk creates the ALB, so its ARN is read from the web environment at
-deploy time (as compute.py reads the worker Auto Scaling group) and the web ACL is
+deploy time and the web ACL is
 associated with it. Rules, first match wins:
 
 0. a rate limit per client address (the ALB hands WAF the real peer address, so a

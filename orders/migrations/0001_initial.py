@@ -52,7 +52,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='OrderEvent',
             fields=[
-                ('event_id', models.UUIDField(primary_key=True, serialize=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event_id', models.UUIDField()),
                 ('type', models.CharField(choices=[('assigned', 'Assigned'), ('started', 'Started'), ('delivered', 'Delivered'), ('cancelled', 'Cancelled')], max_length=16)),
                 ('status_after', models.CharField(choices=[('pending', 'Pending'), ('assigned', 'Assigned'), ('in_transit', 'In Transit'), ('delivered', 'Delivered'), ('cancelled', 'Cancelled')], max_length=16)),
                 ('recorded_at', models.DateTimeField()),
@@ -82,5 +83,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='orderevent',
             index=models.Index(fields=['order', 'recorded_at'], name='orders_orde_order_i_122ad0_idx'),
+        ),
+        migrations.AddConstraint(
+            model_name='orderevent',
+            constraint=models.UniqueConstraint(fields=('courier', 'event_id'), name='order_event_once_per_courier', nulls_distinct=False),
         ),
     ]

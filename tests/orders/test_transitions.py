@@ -11,7 +11,7 @@ from django.utils import timezone
 from orders.models import Notification, Order, OrderEvent
 from orders.signals import order_event_recorded
 from tests.conftest import client_for, order_act
-from tests.factories import CourierFactory
+from tests.factories import CourierFactory, OrderFactory
 from tracking.models import OrderLastLocation, Ping
 
 
@@ -102,6 +102,31 @@ def test_same_event_id_gets_the_same_answer_and_is_applied_once(courier_api, ord
     assert again.status_code == first.status_code == 201
     assert again.json() == first.json()
     assert OrderEvent.objects.filter(order=order).count() == 1
+
+
+def test_two_couriers_events_with_the_same_event_id_both_apply(courier_api, other_courier_api, courier, other_courier):
+    first_order, second_order = OrderFactory(), OrderFactory()
+    event_id = uuid.uuid4()
+
+    assert event(courier_api, first_order, "assigned", event_id=event_id).status_code == 201
+    assert event(other_courier_api, second_order, "assigned", event_id=event_id).status_code == 201
+
+    first_order.refresh_from_db()
+    second_order.refresh_from_db()
+    assert (first_order.courier, second_order.courier) == (courier, other_courier)
+    assert OrderEvent.objects.filter(event_id=event_id).count() == 2
+    assert Ping.objects.filter(event_id=event_id).count() == 2
+
+
+def test_staff_cancellations_record_an_event_without_a_courier(staff_api, courier_api, order):
+    event(courier_api, order, "assigned")
+    other = Order.objects.create(consumer_name="Zé", destination=order.destination)
+
+    staff_api.post(f"/api/v1/orders/{order.id}/cancel")
+    staff_api.post(f"/api/v1/orders/{other.id}/cancel")
+
+    cancellations = OrderEvent.objects.filter(type="cancelled")
+    assert cancellations.count() == 2 and not cancellations.filter(courier__isnull=False).exists()
 
 
 def test_event_id_reused_for_another_action_is_409(courier_api, order):

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import order_act, ping
+from tracking.broadcasts import live_updates_flush
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
 
@@ -35,6 +36,9 @@ act = database_sync_to_async(order_act)
 
 
 def run(scenario):
+    # Live updates leave after commit from a publisher thread: those of the actions taken
+    # before the socket connects are sent first, so the socket only hears what follows.
+    assert live_updates_flush(timeout=5)
     async_to_sync(scenario)()
 
 

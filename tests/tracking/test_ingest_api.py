@@ -151,6 +151,28 @@ def test_resent_ping_counts_as_accepted_and_is_stored_once(courier_api):
     assert Ping.objects.filter(event_id=first["event_id"]).count() == 1
 
 
+def test_two_couriers_sending_the_same_event_id_at_the_same_instant_are_both_stored(
+    courier_api, other_courier_api, courier, other_courier
+):
+    shared = ping()
+
+    assert post(courier_api, [shared]).status_code == 202
+    assert post(other_courier_api, [shared]).status_code == 202
+
+    owners = set(Ping.objects.filter(event_id=shared["event_id"]).values_list("courier_id", flat=True))
+    assert owners == {courier.id, other_courier.id}
+
+
+def test_same_event_id_at_two_instants_in_one_batch_is_stored_as_two_pings_like_in_two_batches(courier_api):
+    first = ping(seconds_ago=20)
+    second = {**ping(seconds_ago=10), "event_id": first["event_id"]}
+
+    assert post(courier_api, [first, second]).json()["accepted"] == 2
+    post(courier_api, [first, second])
+
+    assert Ping.objects.filter(event_id=first["event_id"]).count() == 2
+
+
 def test_older_ping_does_not_move_last_location_back(courier_api, courier, in_transit_order):
     newer = ping(seconds_ago=10, lat=-23.5600)
     older = ping(seconds_ago=60, lat=-23.5650)

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from django.db import connections as db_connections
 from django.utils import timezone
 
-from tests.conftest import ping
+from tests.conftest import ping, wait_for
+from tests.factories import CourierFactory
 from tracking.services.ingest import ping_batch_record
 from tracking.services.partitions import ping_partitions_drop_expired, ping_partitions_ensure
 
@@ -62,3 +67,141 @@ def test_days_the_ingest_still_accepts_are_never_dropped(settings):
     ping_partitions_drop_expired(today=today)
 
     assert f"tracking_ping_p{today - dt.timedelta(days=7):%Y%m%d}" in partitions()
+
+
+# The lifecycle across a day boundary, with the clock given to the services (`today`).
+
+
+def ping_table(event_id: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM tracking_ping WHERE event_id = %s", [event_id])
+        return cursor.fetchone()[0]
+
+
+def at_utc(day: dt.date, time: str) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(time), tzinfo=dt.UTC)
+
+
+@pytest.mark.django_db
+def test_tomorrows_partition_exists_before_midnight_and_pings_either_side_land_in_their_day(courier):
+    day = timezone.now().date() + dt.timedelta(days=60)
+    ping_partitions_ensure(today=day)  # beat's run during `day`
+    before, after = ping(), ping()
+    before["recorded_at"] = at_utc(day, "23:59:59.999999").isoformat()
+    after["recorded_at"] = at_utc(day + dt.timedelta(days=1), "00:00:00").isoformat()
+
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[before, after])
+
+    assert ping_table(before["event_id"]) == f"tracking_ping_p{day:%Y%m%d}"
+    assert ping_table(after["event_id"]) == f"tracking_ping_p{day + dt.timedelta(days=1):%Y%m%d}"
+
+
+@pytest.mark.django_db
+def test_a_ping_for_a_day_without_partition_is_kept_and_moves_into_the_day_when_it_is_created(courier):
+    # A day no partition covers yet: the ping waits in the default partition, then creating its
+    # day (beat, once the day is within reach) moves it there instead of failing.
+    day = timezone.now().date() + dt.timedelta(days=100)
+    early = ping()
+    early["recorded_at"] = at_utc(day, "08:00:00").isoformat()
+
+    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[early]) == 1
+    assert ping_table(early["event_id"]) == "tracking_ping_default"
+
+    assert f"tracking_ping_p{day:%Y%m%d}" in ping_partitions_ensure(today=day - dt.timedelta(days=1))
+
+    assert ping_table(early["event_id"]) == f"tracking_ping_p{day:%Y%m%d}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tracking_ping_default")
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dropping_expired_partitions_behind_a_long_reader_does_not_hold_up_ingest(settings):
+    """A report reading the ping table holds a lock that DETACH must wait for; while DETACH
+    waits, every insert queues behind it. The drop must give way instead."""
+    settings.TRACKING = {**settings.TRACKING, "PARTITION_LOCK_TIMEOUT_MS": 500, "PARTITION_DDL_ATTEMPTS": 3}
+    expired_day = timezone.now().date() - dt.timedelta(days=settings.TRACKING["RETENTION_DAYS"] + 30)
+    ping_partitions_ensure(today=expired_day)
+    courier = CourierFactory()
+    reader = psycopg.connect(psycopg_conninfo())
+    reader.execute("SELECT count(*) FROM tracking_ping")  # the transaction stays open
+
+    def drop() -> None:
+        try:
+            ping_partitions_drop_expired()
+        except OperationalError:
+            pass  # gave way; beat tries again later
+        finally:
+            db_connections.close_all()
+
+    def ingest() -> None:
+        try:
+            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping()])
+        finally:
+            db_connections.close_all()
+
+    dropping = threading.Thread(target=drop)
+    ingesting = threading.Thread(target=ingest)
+    try:
+        dropping.start()
+        wait_for(detach_waiting, timeout=10, message="the detach to wait for the reader's lock")
+        ingesting.start()
+        ingesting.join(timeout=10)
+        assert not ingesting.is_alive(), "ingest waited behind the partition drop"
+    finally:
+        reader.close()
+        dropping.join(timeout=30)
+        ingesting.join(timeout=30)
+
+    # Once the reader is gone, the drop goes through (on a retry or on the next run).
+    ping_partitions_drop_expired()
+    assert f"tracking_ping_p{expired_day:%Y%m%d}" not in partitions()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tracking_ping")
+        assert cursor.fetchone()[0] == 1
+
+
+def psycopg_conninfo() -> str:
+    db = connection.settings_dict
+    info = f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
+    return info + (f" password={db['PASSWORD']}" if db.get("PASSWORD") else "")
+
+
+def detach_waiting() -> bool:
+    with psycopg.connect(psycopg_conninfo(), autocommit=True) as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
+                "AND relation = 'tracking_ping'::regclass"
+            ).fetchone()
+        )
+
+
+@pytest.fixture
+def long_reader():
+    """Another connection in the middle of a transaction that read the ping table: it holds
+    a lock that partition DDL needs until it ends."""
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as reader:
+        reader.execute("SELECT count(*) FROM tracking_ping")
+        yield reader
+
+
+@pytest.mark.django_db
+def test_dropping_a_partition_gives_way_to_a_long_reader_and_succeeds_once_it_ends(settings, long_reader):
+    settings.TRACKING = {
+        **settings.TRACKING, "RETENTION_DAYS": 3, "MAX_AGE_S": 86400,
+        "PARTITION_LOCK_TIMEOUT_MS": 50, "PARTITION_DDL_ATTEMPTS": 3,
+    }  # fmt: skip
+    today = timezone.now().date()
+    expired = f"tracking_ping_p{today - dt.timedelta(days=4):%Y%m%d}"
+    started = time.monotonic()
+
+    with pytest.raises(OperationalError, match="lock timeout"):
+        ping_partitions_drop_expired(today=today)
+
+    assert time.monotonic() - started < 5  # three waits of 50 ms and two pauses, not forever
+    assert expired in partitions()
+    long_reader.rollback()
+    assert expired in ping_partitions_drop_expired(today=today)
+    assert expired not in partitions()

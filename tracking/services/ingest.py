@@ -5,7 +5,9 @@ ONE Celery task for the accepted pings, answer. The request never writes pings i
 
 Worker (`ping_batch_record`): enrich, store, upsert last locations, then broadcast, all in
 one transaction so a worker killed mid-batch leaves nothing half-done; the redelivered
-message is then applied exactly once thanks to the idempotent writes below it.
+message is then applied exactly once thanks to the idempotent writes below it. A ping the
+database refuses is dead-lettered (`tracking/services/dead_letters.py`) without its
+neighbours; what else fails is for the task to retry or reject (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from orders.notifications import notifications_create
 from orders.selectors import courier_active_orders
 from tracking import broadcasts
 from tracking.serializers import PingInputSerializer, ping_validate_fast
+from tracking.services import dead_letters
 from tracking.services.enrichment import EnrichedPing, pings_enrich
-from tracking.services.last_location import last_locations_upsert
+from tracking.services.last_location import LastLocationsMoved, last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
+from ze_tracking.failures import Failure, failure_classify
 from ze_tracking.logging import log_context_bind
 from ze_tracking.metrics import metric_record
 
@@ -62,7 +66,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
     received_at = received_at or timezone.now()
     active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
     result = IngestResult()
-    accepted: dict[str, dict] = {}
+    accepted: dict[tuple, dict] = {}  # keyed like tracking_ping's key; the courier is the batch's
     # One serializer for the whole batch: building DRF fields costs more than validating
     # with them (≈ 630 µs a ping when instantiated per ping, against ≈ 150 µs reused).
     validator = PingInputSerializer(context={"active_order_ids": active_order_ids})
@@ -82,7 +86,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
             result.rejected.append(rejection)
             continue
         result.accepted += 1
-        accepted[str(data["event_id"])] = {k: v for k, v in data.items() if v is not None and v != {}}
+        accepted[data["event_id"], data["recorded_at"]] = {k: v for k, v in data.items() if v is not None and v != {}}
     if accepted:
         ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
     metric_record(name="PingsAccepted", value=result.accepted)
@@ -132,22 +136,91 @@ def ping_batch_record(
     (1 statement), write "arriving" notifications (1 insert, only when a ping is close),
     broadcast what moved after commit, plus `changed_order_ids` (orders whose status the
     caller changed, which must reach the live views even if their position did not move).
-    Returns the number of new pings."""
+
+    When the database refuses a ping's data (a number outside its column, a string jsonb
+    rejects), the transaction is rolled back and the batch recorded again in halves, each in
+    its own savepoint, down to the single pings at fault, which are dead-lettered in the same
+    transaction: the good pings, their last-location update and notifications are stored.
+    Any other error is raised for the task to retry or reject. Returns the number of new pings."""
     courier_id = uuid.UUID(str(courier_id))
     if isinstance(received_at, str):
         received_at = dt.datetime.fromisoformat(received_at)
+    try:
+        with transaction.atomic():
+            stored, moved, enriched = _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
+            _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
+    except Exception as exc:
+        if failure_classify(exc=exc) is not Failure.DATA:
+            raise
+        error = exc
+    else:
+        _freshness_record(pings=enriched)
+        return stored
     with transaction.atomic():
-        enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
-        stored = pings_store(pings=enriched)
-        moved = last_locations_upsert(pings=enriched)
-        notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
-        order_ids = sorted({*moved.order_ids, *changed_order_ids})
-        transaction.on_commit(
-            lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids)
+        refused: list[tuple[dict, BaseException]] = []
+        stored, moved, enriched = _pings_record_splitting(
+            courier_id=courier_id, received_at=received_at, pings=pings, error=error, refused=refused
         )
-    stored_at = timezone.now()
-    metric_record(name="Freshness", value=[(stored_at - p.recorded_at).total_seconds() for p in enriched])
+        dead_letters.ping_dead_letters_record(courier_id=courier_id, received_at=received_at, failures=refused)
+        _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
+    logger.warning(
+        "dead-lettered %d of %d pings of courier %s: %s",
+        len(refused), len(pings), courier_id, "; ".join(sorted({type(exc).__name__ for _, exc in refused})),
+    )  # fmt: skip
+    metric_record(name="PingsDeadLettered", value=len(refused))
+    _freshness_record(pings=enriched)
     return stored
+
+
+def _pings_record(
+    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]
+) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
+    enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
+    stored = pings_store(pings=enriched)
+    moved = last_locations_upsert(pings=enriched)
+    notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
+    return stored, moved, enriched
+
+
+def _pings_record_splitting(
+    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], error: BaseException, refused: list
+) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
+    """`pings` failed with the data error `error`: record each half in its own savepoint and
+    split again each half that fails, down to the single pings at fault, which go to
+    `refused` (about 2·log2(n) savepoints for one bad ping in n). The halves keep the batch's
+    order, so the older half's last location is in place when the newer half is enriched."""
+    if len(pings) == 1:
+        refused.append((pings[0], error))
+        return 0, LastLocationsMoved([], []), []
+    stored, courier_ids, order_ids, enriched = 0, set(), set(), []
+    middle = len(pings) // 2
+    for half in (pings[:middle], pings[middle:]):
+        try:
+            with transaction.atomic():
+                half_stored, moved, half_enriched = _pings_record(
+                    courier_id=courier_id, received_at=received_at, pings=half
+                )
+        except Exception as exc:
+            if failure_classify(exc=exc) is not Failure.DATA:
+                raise
+            half_stored, moved, half_enriched = _pings_record_splitting(
+                courier_id=courier_id, received_at=received_at, pings=half, error=exc, refused=refused
+            )
+        stored += half_stored
+        courier_ids.update(moved.courier_ids)
+        order_ids.update(moved.order_ids)
+        enriched += half_enriched
+    return stored, LastLocationsMoved(courier_ids=sorted(courier_ids), order_ids=sorted(order_ids)), enriched
+
+
+def _freshness_record(*, pings: list[EnrichedPing]) -> None:
+    stored_at = timezone.now()
+    metric_record(name="Freshness", value=[(stored_at - p.recorded_at).total_seconds() for p in pings])
+
+
+def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> None:
+    order_ids = sorted({*moved.order_ids, *changed_order_ids})
+    transaction.on_commit(lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids))
 
 
 def arriving_order_ids(*, pings: list[EnrichedPing]) -> list[uuid.UUID]:

@@ -1,21 +1,29 @@
-"""Raw ping storage: one statement per batch into the day-partitioned `tracking_ping`."""
+"""Raw ping storage: one statement per batch into the day-partitioned `tracking_ping`,
+and the packing of a day's key once the day is over."""
 
 from __future__ import annotations
+
+import datetime as dt
+import logging
 
 import psycopg
 from django.db import connection
 from psycopg.types.json import Jsonb
 
 from tracking.services.enrichment import EnrichedPing
+from tracking.services.partitions import DAILY_PARTITION, ping_partition_name
+
+logger = logging.getLogger(__name__)
 
 # Arrays go as binary parameters (%b): psycopg builds text arrays in a slow Python loop.
-# ON CONFLICT DO NOTHING makes a resent ping (same event_id and recorded_at), a retried
-# task or a batch redelivered after a worker died a no-op instead of a duplicate.
+# ON CONFLICT DO NOTHING on the key (courier_id, recorded_at, event_id) makes a resent ping,
+# a retried task or a batch redelivered after a worker died a no-op instead of a duplicate,
+# while another courier's ping that reuses the event id is still stored.
 INSERT_SQL = """
 INSERT INTO tracking_ping (
     event_id, recorded_at, received_at, courier_id, order_id, location, accuracy_m, speed_mps,
     heading_deg, distance_to_destination_m, eta_seconds, suspect_reason, attributes)
-SELECT e, r, rc, c, o, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, d, eta, sr, x
+SELECT e, r, rc, c, o, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h::int2, d::int4, eta, sr, x
 FROM unnest(%b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::uuid[], %b::uuid[], %b::float8[],
             %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::int4[], %b::text[],
             %b::jsonb[])
@@ -43,7 +51,7 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
         [leg.distance_to_destination_m if leg else None for leg in legs],
         [leg.eta_seconds if leg else None for leg in legs],
         [p.suspect_reason for p in pings],
-        [Jsonb(p.attributes) for p in pings],
+        [Jsonb(p.attributes) if p.attributes else None for p in pings],
     ]
     return binary_execute(INSERT_SQL, columns).rowcount
 
@@ -56,3 +64,40 @@ def binary_execute(sql: str, params: list | dict):
     cursor = connection._prepare_cursor(psycopg.Cursor(connection.connection))
     cursor.execute(sql, params)
     return cursor
+
+
+# The primary key of each closed day not packed yet (its fillfactor is the mark).
+UNPACKED_KEYS_SQL = """
+SELECT c.relname, i.indexrelid::regclass::text
+FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE h.inhparent = 'tracking_ping'::regclass AND c.relname < %s
+  AND NOT coalesce(ic.reloptions @> ARRAY['fillfactor=100'], false)
+ORDER BY c.relname
+"""
+
+
+def ping_partitions_pack(*, today: dt.date | None = None) -> list[str]:
+    """Rebuild the primary key of each day before `today` (UTC), full to the brim; return
+    the partitions packed.
+
+    While a day takes pings, each courier inserts at the end of its own key range, so
+    every leaf page that splits is left half full for good (PostgreSQL keeps split pages
+    full only for narrow keys): the key costs about twice its size. Once the day is over,
+    its pings barely change (a late ping now and then), so a rebuild at fillfactor 100
+    halves it. REINDEX CONCURRENTLY blocks neither reads nor late inserts; it must run
+    outside a transaction."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    packed = []
+    with connection.cursor() as cursor:
+        cursor.execute(UNPACKED_KEYS_SQL, [ping_partition_name(day=today)])
+        for partition, key in cursor.fetchall():
+            if not DAILY_PARTITION.match(partition):
+                continue  # the default partition stays empty
+            cursor.execute(f'ALTER INDEX "{key}" SET (fillfactor = 100)')
+            cursor.execute(f'REINDEX INDEX CONCURRENTLY "{key}"')
+            packed.append(partition)
+    if packed:
+        logger.info("packed the keys of ping partitions %s", ", ".join(packed))
+    return packed

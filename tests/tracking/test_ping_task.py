@@ -1,0 +1,140 @@
+"""What the ping task does with a failure the service raises: a transient one is retried
+until it succeeds, anything else is rejected (never acknowledged as done). Run in process
+with `apply`, which runs each retry at once; tests/e2e covers the real worker and broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from celery import states
+from celery.exceptions import Reject
+from celery.signals import task_retry
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import ROOT, ping
+from tracking.models import Ping
+from tracking.tasks import ping_batch_record
+
+
+def run_task(courier, pings, *, received_at=None):
+    received_at = received_at or timezone.now()
+    return ping_batch_record.apply(
+        kwargs={"courier_id": str(courier.id), "received_at": received_at.isoformat(), "pings": pings}
+    )
+
+
+@pytest.fixture
+def on_retry():
+    """Call the given function when the task schedules a retry (between two attempts)."""
+    receivers = []
+
+    def connect(fn):
+        def receiver(**kwargs):
+            fn()
+
+        receivers.append(receiver)
+        task_retry.connect(receiver, sender=ping_batch_record, weak=False)
+
+    yield connect
+    for receiver in receivers:
+        task_retry.disconnect(receiver, sender=ping_batch_record)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_turned_read_only_by_a_failover_is_retried_until_it_takes_the_batch(courier, on_retry):
+    attempts = []
+
+    def failover_ends():
+        attempts.append("retry")
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+
+    on_retry(failover_ends)
+    with connection.cursor() as cursor:
+        # What a connection left on a demoted writer answers: 25006, read-only transaction.
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        result = run_task(courier, [ping(seconds_ago=1)])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+
+    assert result.successful(), result.traceback
+    assert attempts == ["retry"]
+    assert Ping.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_held_past_the_lock_timeout_is_retried_until_it_is_released(courier, on_retry):
+    from tracking.services.ingest import ping_batch_record as record
+
+    record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+        blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
+        on_retry(blocker.rollback)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            result = run_task(courier, [ping(seconds_ago=1)])
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+
+    assert result.successful(), result.traceback
+    assert result.get() == 1
+    assert Ping.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_failure_of_a_batch_older_than_the_queue_keeps_messages_is_rejected(courier, settings):
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        old = timezone.now() - dt.timedelta(seconds=settings.TASK_RETRY_MAX_AGE_S + 60)
+        result = run_task(courier, [ping(seconds_ago=1)], received_at=old)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+
+    assert result.state == states.REJECTED
+    assert isinstance(result.result, Reject) and result.result.requeue is False
+
+
+@pytest.mark.django_db
+def test_a_failure_that_is_neither_transient_nor_one_pings_data_is_rejected_not_acknowledged(courier):
+    # A schema the code does not match (a deploy gone wrong): 42P01, undefined table.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tracking_courierlastlocation RENAME TO tracking_courierlastlocation_moved")
+
+    result = run_task(courier, [ping(seconds_ago=1)])
+
+    assert result.state == states.REJECTED
+    assert isinstance(result.result, Reject) and result.result.requeue is False
+
+
+def test_settings_refuse_retry_delays_the_visibility_timeout_could_not_hold():
+    """A retried message is held unacknowledged for its countdown, then runs: if that could
+    pass the visibility timeout, the broker would deliver it to a second worker."""
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": "sqs://",
+        **{f"SQS_{name}_QUEUE_URL": "https://sqs.example/q" for name in ("PINGS", "NOTIFICATIONS", "MAINTENANCE")},
+        "CELERY_VISIBILITY_TIMEOUT": "120",
+        "TASK_RETRY_BACKOFF_MAX_S": "60",
+    }
+    started = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert started.returncode != 0
+    assert "TASK_RETRY_BACKOFF_MAX_S + PING_TASK_TIME_LIMIT_S must stay under half" in started.stderr
+    env["CELERY_VISIBILITY_TIMEOUT"] = "300"  # the queues' (deploy/ze_infra/messaging.py)
+    assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env).returncode == 0
+    assert ping_batch_record.soft_time_limit < ping_batch_record.time_limit

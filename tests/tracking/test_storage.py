@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tracking.models import Ping
+from tracking.selectors import order_trail_list
+from tracking.services.enrichment import EnrichedPing
+from tracking.services.storage import ping_partitions_pack, pings_store
+
+
+def key_pages(day: dt.date) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_size(%s::regclass) / 8192", [f"tracking_ping_p{day:%Y%m%d}_pkey"])
+        return cursor.fetchone()[0]
+
+
+def day_of_uploads(*, day: dt.date, couriers: list[uuid.UUID], uploads: int) -> None:
+    """Each courier's pings arrive in uploads of 50, interleaved with the other couriers'."""
+    start = dt.datetime.combine(day, dt.time(8), tzinfo=dt.UTC)
+    for upload in range(uploads):
+        for n, courier_id in enumerate(couriers):
+            pings_store(
+                pings=[
+                    EnrichedPing(
+                        event_id=uuid.uuid4(), courier_id=courier_id, received_at=timezone.now(),
+                        recorded_at=start + dt.timedelta(seconds=4 * (upload * 50 + i)),
+                        lat=-23.56 + n * 0.01, lon=-46.65 + i * 0.0001, accuracy_m=5.0,
+                    )
+                    for i in range(50)
+                ]
+            )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_packing_a_finished_day_keeps_every_ping_and_shrinks_its_key():
+    today = timezone.now().astimezone(dt.UTC).date()
+    finished, current = today - dt.timedelta(days=2), today
+    couriers = [uuid.uuid4() for _ in range(20)]
+    day_of_uploads(day=finished, couriers=couriers, uploads=10)
+    day_of_uploads(day=current, couriers=couriers[:2], uploads=1)
+    before = key_pages(finished)
+
+    packed = ping_partitions_pack(today=today)
+
+    assert f"tracking_ping_p{finished:%Y%m%d}" in packed and f"tracking_ping_p{current:%Y%m%d}" not in packed
+    assert key_pages(finished) < before * 0.7
+    assert Ping.objects.filter(recorded_at__date=finished).count() == 20 * 10 * 50
+    assert ping_partitions_pack(today=today) == []  # packed once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trail_reads_the_courier_key_not_the_whole_day(courier):
+    from tests.factories import OrderFactory
+
+    now = timezone.now()
+    order = OrderFactory(courier=courier, status="in_transit", assigned_at=now - dt.timedelta(minutes=30))
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index it would use
+        query, params = order_trail_list(order=order).query.sql_with_params()
+        cursor.execute(f"EXPLAIN {query}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+
+    assert "_pkey" in plan and "courier_id" in plan

@@ -1,0 +1,111 @@
+"""The pings the database refused, kept so nothing a courier sent is lost silently.
+
+`ping_batch_record` writes them (inside its own transaction, so a dead letter commits with
+the good pings of its batch or not at all); operators replay them once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tracking.models import PingDeadLetter
+from tracking.services import ingest
+
+# One statement for the batch's refused pings. A redelivered message, or a replay that fails
+# again, meets its row: the failure is counted, the newest error kept. A row already
+# replayed is left alone: the ping is stored, and an old copy of the message failing again
+# says nothing new.
+UPSERT_SQL = """
+INSERT INTO tracking_pingdeadletter AS t (
+    courier_id, event_id, recorded_at, received_at, ping, error_class, error_message, failures,
+    first_failed_at, last_failed_at)
+SELECT %s, e, r, %s, p, c, m, 1, %s, %s
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(e, r, p, c, m)
+ON CONFLICT (courier_id, event_id, recorded_at) DO UPDATE SET
+    error_class = EXCLUDED.error_class, error_message = EXCLUDED.error_message,
+    failures = t.failures + 1, last_failed_at = EXCLUDED.last_failed_at
+WHERE t.replayed_at IS NULL
+"""
+
+
+def _text(value, *, limit: int | None = None) -> str:
+    """Text PostgreSQL always accepts: no NUL, no lone surrogate."""
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    elif not isinstance(value, str):
+        value = str(value) if isinstance(value, uuid.UUID) else _json(value)
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
+
+
+def _json(value) -> str:
+    # ensure_ascii: every character outside ASCII (a lone surrogate included) as an escape.
+    return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, dt.datetime) else str(v))
+
+
+def ping_dead_letters_record(
+    *, courier_id: uuid.UUID, received_at: dt.datetime, failures: list[tuple[dict, BaseException]]
+) -> None:
+    """Keep each refused ping with its error (one statement). Runs in the caller's transaction."""
+    if not failures:
+        return
+    now = timezone.now()
+    pings = [ping if isinstance(ping, dict) else {"ping": ping} for ping, _ in failures]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            UPSERT_SQL,
+            [
+                courier_id,
+                received_at,
+                now,
+                now,
+                [_text(p.get("event_id"), limit=64) for p in pings],
+                [_text(p.get("recorded_at"), limit=64) for p in pings],
+                [_json(p) for p in pings],
+                [_text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200) for _, exc in failures],
+                [_text(str(exc), limit=4000) for _, exc in failures],
+            ],
+        )
+
+
+def ping_dead_letters_replay(
+    *, ids: list[int] | None = None, progress: Callable[[PingDeadLetter, str], None] | None = None
+) -> dict[str, int]:
+    """Replay the rows not yet replayed (all of them, or `ids`) through `ping_batch_record`,
+    one ping per transaction. A ping stored (or found already stored) marks its row replayed
+    in that transaction, so a replay that dies half-way or runs twice stores each ping once;
+    a ping refused again stays, with its new error. Returns counts by outcome."""
+    pending = PingDeadLetter.objects.filter(replayed_at__isnull=True).order_by("id")
+    if ids is not None:
+        pending = pending.filter(id__in=ids)
+    counts = {"replayed": 0, "failed": 0}
+    for letter_id in list(pending.values_list("id", flat=True)):
+        with transaction.atomic():
+            # Two operators replaying at once: the second skips the row the first holds.
+            letter = (
+                PingDeadLetter.objects.select_for_update(skip_locked=True)
+                .filter(id=letter_id, replayed_at__isnull=True)
+                .first()
+            )
+            if letter is None:
+                continue
+            ingest.ping_batch_record(
+                courier_id=letter.courier_id, received_at=letter.received_at, pings=[json.loads(letter.ping)]
+            )
+            failures = letter.failures
+            letter.refresh_from_db(fields=["failures"])
+            if letter.failures > failures:  # the service dead-lettered it again
+                outcome = "failed"
+            else:
+                letter.replayed_at = timezone.now()
+                letter.save(update_fields=["replayed_at"])
+                outcome = "replayed"
+        counts[outcome] += 1
+        if progress:
+            progress(letter, outcome)
+    return counts
