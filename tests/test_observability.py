@@ -53,7 +53,7 @@ def test_request_log_line_is_json_with_request_id_and_courier_id(courier_api, co
 
 
 @pytest.mark.django_db(transaction=True)
-def test_under_asgi_the_request_line_also_carries_both_ids(courier, log_lines):
+def test_under_asgi_the_request_line_also_carries_both_ids(worker, courier, log_lines):
     """Production serves through ASGI, where the sync view runs on another thread."""
     from asgiref.sync import async_to_sync
     from django.test import AsyncClient
@@ -68,6 +68,11 @@ def test_under_asgi_the_request_line_also_carries_both_ids(courier, log_lines):
     assert response.status_code == 202 and response["X-Request-ID"] == "asgi-request-0001"
     (access,) = [json.loads(line) for line in log_lines() if "ze_tracking.request" in line]
     assert access["request_id"] == "asgi-request-0001" and access["courier_id"] == str(courier.id)
+    # The batch went to the real broker: let the worker store it before the database is
+    # emptied for the next test, so the two never race.
+    from tracking.models import Ping
+
+    wait_for(lambda: Ping.objects.filter(courier_id=courier.id).exists(), timeout=30, message="the batch stored")
 
 
 def test_a_forged_request_id_is_replaced(anonymous_api, log_lines):

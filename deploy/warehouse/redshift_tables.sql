@@ -28,21 +28,23 @@
 --   * couriers are a small dimension: copied to every node (DISTSTYLE ALL).
 
 CREATE TABLE IF NOT EXISTS public.tracking_ping (
-    event_id VARCHAR(36) NOT NULL,
+    -- Aurora's column order (fixed-width columns first, for alignment there).
     recorded_at TIMESTAMP NOT NULL,
     received_at TIMESTAMP NOT NULL,
-    courier_id VARCHAR(36) NOT NULL,
-    order_id VARCHAR(36),
-    location VARCHAR(100) NOT NULL,
     accuracy_m REAL,
     speed_mps REAL,
-    heading_deg REAL,
-    distance_to_destination_m REAL,
+    distance_to_destination_m INTEGER,
     eta_seconds INTEGER,
+    heading_deg SMALLINT,
+    location VARCHAR(100) NOT NULL,
+    courier_id VARCHAR(36) NOT NULL,
+    event_id VARCHAR(36) NOT NULL,
+    order_id VARCHAR(36),
     suspect_reason VARCHAR(32),
     -- Bounded by TRACKING_MAX_ATTRIBUTES_BYTES (2048) in the app; JSON_PARSE() it to query.
     attributes VARCHAR(4096),
-    PRIMARY KEY (event_id, recorded_at)
+    -- A ping's key is its courier's (courier-scoped idempotency), as in Aurora.
+    PRIMARY KEY (courier_id, recorded_at, event_id)
 )
 DISTKEY (courier_id)
 -- recorded_at first: every metric is over a time range. courier_id second: within a day,
@@ -68,6 +70,7 @@ DISTKEY (id)
 SORTKEY (created_at);
 
 CREATE TABLE IF NOT EXISTS public.orders_orderevent (
+    id BIGINT NOT NULL,
     event_id VARCHAR(36) NOT NULL,
     type VARCHAR(16) NOT NULL,
     status_after VARCHAR(16) NOT NULL,
@@ -77,7 +80,7 @@ CREATE TABLE IF NOT EXISTS public.orders_orderevent (
     accuracy_m DOUBLE PRECISION,
     courier_id VARCHAR(36),
     order_id VARCHAR(36) NOT NULL,
-    PRIMARY KEY (event_id)
+    PRIMARY KEY (id)
 )
 DISTKEY (order_id)
 SORTKEY (recorded_at);
