@@ -16,7 +16,10 @@ case "${ZE_PROCESS:-web}" in
     trap 'kill 0' TERM INT
     uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8001 --proxy-headers --no-server-header \
       --no-access-log &
-    gunicorn ze_tracking.wsgi:application --bind 127.0.0.1:8000 --workers "${WEB_CONCURRENCY:-2}" \
+    # Sync workers serve one request at a time on one thread: persistent database
+    # connections are safe there (https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections)
+    # and save a connection per request; the ASGI server keeps the default (closed after each).
+    DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} gunicorn ze_tracking.wsgi:application --bind 127.0.0.1:8000 --workers "${WEB_CONCURRENCY:-2}" \
       --worker-class sync --graceful-timeout 20 &
     # One of the two exiting stops the other; Elastic Beanstalk then restarts the pair.
     wait -n
