@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema bench lock audit
+.PHONY: setup run test lint schema bench bench-deps chaos soak lock audit
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -18,10 +18,22 @@ test: setup
 ## Benchmarks: start the stack, measure, stop it, write docs/PERFORMANCE.md (see bench/run.py).
 ## A subset: make bench ONLY=api,worker; more options: make bench ARGS="--quick" (or --soak).
 bench: export BENCH_COMMAND = make bench$(if $(ONLY), ONLY=$(ONLY))$(if $(ARGS), ARGS="$(ARGS)")
-bench: setup
+bench: bench-deps
+	@bash -c 'source .local/env && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'
+
+bench-deps: setup
 	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
-	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; } \
-	  && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'
+	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; }'
+
+## Fault scenarios under a steady load (bench/chaos/): prints the table, writes it into docs/,
+## exits non-zero when an accepted ping is lost or duplicated. A subset: make chaos ONLY=worker_kill.
+## The web listens on CHAOS_PORT (default 8320), the run's own Redis on CHAOS_PORT+1.
+chaos: bench-deps
+	@bash -c 'source .local/env && python -m bench.chaos.run $(if $(ONLY),--only $(ONLY)) $(ARGS)'
+
+## 30 minutes at 1,000 pings/s, watching memory (not in CI): make soak ARGS="--soak-minutes 5".
+soak: bench-deps
+	@bash -c 'source .local/env && python -m bench.chaos.run --soak $(ARGS)'
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -40,13 +40,15 @@ def database_migrate() -> None:
 
 
 def courier_token_create(*, user_id: int) -> str:
-    """The courier app's credential for the ingest API (DRF tokens today)."""
-    from rest_framework.authtoken.models import Token
+    """The courier app's credential for the ingest API, made as a login makes it."""
+    from django.contrib.auth import get_user_model
 
-    return Token.objects.create(user_id=user_id).key
+    from couriers.services import api_token_create
+
+    return api_token_create(user=get_user_model().objects.get(id=user_id), device="bench")[1]
 
 
-def fleet_create(*, couriers: int) -> Fleet:
+def fleet_create(*, couriers: int, prefix: str = "bench") -> Fleet:
     """Steps, per courier: create it, give it a token, create an order, then assign and
     start the order through the courier's actions (as the app would), at its start point."""
     from couriers.services import courier_create
@@ -58,7 +60,9 @@ def fleet_create(*, couriers: int) -> Fleet:
     fleet = Fleet(courier_ids=[], order_ids=[], tokens=[], device_origin=device_origin)
     for index in range(couriers):
         lat, lon = courier_start(index=index)
-        courier = courier_create(name=f"Bench Courier {index}", username=f"bench-{index}", password=uuid.uuid4().hex)
+        courier = courier_create(
+            name=f"{prefix.title()} Courier {index}", username=f"{prefix}-{index}", password=uuid.uuid4().hex
+        )
         order = order_create(consumer_name=f"Bench consumer {index}", lat=lat - DESTINATION_OFFSET_DEG, lon=lon)
         for offset, action in enumerate((OrderEventType.ASSIGNED, OrderEventType.STARTED)):
             order_transition(

@@ -66,11 +66,13 @@ def bench_env_build(*, web_port: int) -> BenchEnv:
 
 
 def bench_database_recreate(*, env: BenchEnv) -> None:
-    """A fresh database per run: bytes per ping and row counts see only this run's rows."""
-    admin = urlunsplit(urlsplit(env.psycopg_dsn)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    """A fresh database per run (the one `env` names): bytes per ping and row counts see
+    only this run's rows."""
+    url = urlsplit(env.psycopg_dsn)
+    name = url.path.lstrip("/")
+    with psycopg.connect(urlunsplit(url._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def procfile_commands() -> dict[str, str]:
@@ -85,6 +87,7 @@ def procfile_commands() -> dict[str, str]:
 @dataclass
 class Stack:
     env: BenchEnv
+    logs: Path = LOGS
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Where each process's log stood when it was started: readiness is read after it.
     log_offsets: dict[str, int] = field(default_factory=dict)
@@ -92,12 +95,12 @@ class Stack:
     def start(self, *names: str) -> None:
         """Start Procfile processes (all but the simulator when no name is given) and wait
         until each is ready."""
-        LOGS.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
         commands = procfile_commands()
         for name in names or tuple(commands):
             if name in self.processes:
                 continue
-            log = open(LOGS / f"{name}.log", "ab")
+            log = open(self.logs / f"{name}.log", "ab")
             self.log_offsets[name] = log.tell()
             # Its own session: stopping it ends its children (uvicorn reloaders, celery pool).
             self.processes[name] = subprocess.Popen(
@@ -141,11 +144,11 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited at start; see {LOGS / name}.log")
+                raise RuntimeError(f"{name} exited at start; see {self.logs / name}.log")
             if self._is_ready(name=name):
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s; see {LOGS / name}.log")
+        raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s; see {self.logs / name}.log")
 
     def _is_ready(self, *, name: str) -> bool:
         if name == "web":
@@ -155,7 +158,7 @@ class Stack:
             except OSError:
                 return False
         if name == "worker":
-            with open(LOGS / f"{name}.log", "rb") as log:
+            with open(self.logs / f"{name}.log", "rb") as log:
                 log.seek(self.log_offsets[name])
                 return b" ready." in log.read()
         return True

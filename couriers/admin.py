@@ -2,11 +2,25 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 
-from couriers.models import Courier, User
-from couriers.services import courier_token_reset
+from couriers.models import ApiToken, Courier, User
+from couriers.services import courier_token_reset, user_tokens_revoke
 
-admin.site.register(User, UserAdmin)
+
+class PasswordChangeRevokingTokensForm(AdminPasswordChangeForm):
+    """The admin's "change password" form: a new password also logs the user out of the API."""
+
+    def save(self, commit=True):
+        user = super().save(commit=commit)
+        if commit:
+            user_tokens_revoke(user_id=user.id)
+        return user
+
+
+@admin.register(User)
+class ProjectUserAdmin(UserAdmin):
+    change_password_form = PasswordChangeRevokingTokensForm
 
 
 @admin.register(Courier)
@@ -17,8 +31,27 @@ class CourierAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     actions = ["reset_tokens"]
 
-    @admin.action(description="Log out of the app (reset API token)")
+    @admin.action(description="Log out of the app (revoke every API token)")
     def reset_tokens(self, request, queryset):
         for courier in queryset:
             courier_token_reset(courier=courier)
         messages.success(request, f"{queryset.count()} courier(s) must log in again.")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Who is logged in where, and a way to revoke one device (delete). Only the token's
+    first characters and digest are stored, so nothing here can be used as a token; tokens
+    are made by logging in, never here."""
+
+    list_display = ["user", "device", "created", "expiry", "token_key"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "device"]
+    fields = ["user", "device", "created", "expiry", "token_key"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,15 +1,78 @@
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import parsers, serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from couriers.models import Courier
-from couriers.services import courier_create
-from ze_tracking.api import IsStaff
+from couriers.services import api_token_create, courier_create, user_tokens_revoke
+from ze_tracking.api import IsStaff, Pagination
+from ze_tracking.parsers import JSONParser
+from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle
+
+THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
+
+
+class TokenCreateApi(APIView):
+    """Log in: a new token for this device. Send it as `Authorization: Token <token>`. It
+    expires after a day without use (each use extends it) and after 30 days in any case;
+    a new login from the same named `device` revokes that device's previous token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, parsers.FormParser]
+    throttle_classes = [LoginUsernameThrottle, LoginAddressThrottle]
+
+    class TokenCreateInputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+        device = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+
+    class TokenOutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+        expiry = serializers.DateTimeField()
+
+    @extend_schema(
+        request=TokenCreateInputSerializer,
+        responses={200: TokenOutputSerializer, 400: OpenApiResponse(description="Wrong credentials."), 429: THROTTLED},
+        auth=[],
+    )
+    def post(self, request):
+        data = self.TokenCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        user = authenticate(request, username=values["username"], password=values["password"])
+        if user is None:
+            raise serializers.ValidationError({"non_field_errors": ["Unable to log in with provided credentials."]})
+        stored, token = api_token_create(user=user, device=values["device"])
+        return Response(self.TokenOutputSerializer({"token": token, "expiry": stored.expiry}).data)
+
+
+class TokenDeleteApi(APIView):
+    """Log out this device: the token of this request stops working."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        if request.auth is not None:  # a browser session has no token to revoke
+            request.auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenDeleteAllApi(APIView):
+    """Log out everywhere: every token of this user stops working."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        user_tokens_revoke(user_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CourierOutputSerializer(serializers.ModelSerializer):
@@ -22,6 +85,7 @@ class CourierOutputSerializer(serializers.ModelSerializer):
 
 class CourierCreateApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = Pagination
 
     class CourierCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
@@ -45,5 +109,6 @@ class CourierCreateApi(APIView):
 
     @extend_schema(responses={200: CourierOutputSerializer(many=True)})
     def get(self, request):
-        couriers = Courier.objects.select_related("user").order_by("name")[:1000]
-        return Response(CourierOutputSerializer(couriers, many=True).data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(Courier.objects.select_related("user").order_by("name"), request, view=self)
+        return paginator.get_paginated_response(CourierOutputSerializer(page, many=True).data)

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from knox.models import AbstractAuthToken
 
 
 class User(AbstractUser):
@@ -34,3 +35,17 @@ class Courier(models.Model):
     @property
     def first_name(self) -> str:
         return name_first_word(self.name)
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token of one device (django-rest-knox keeps only the SHA-512 digest of the
+    token and its first 15 characters to find it; the rest, 196 random bits, is never stored).
+    `device` is the name the app gave at login: a new login from it replaces its old token."""
+
+    device = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "device"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.device or 'device'} ({self.token_key[:4]}…)"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
-from couriers.models import Courier, name_first_word
+from couriers.models import ApiToken, Courier, name_first_word
 
 
 def courier_create(*, name: str, username: str, password: str) -> Courier:
@@ -19,6 +20,40 @@ def courier_create(*, name: str, username: str, password: str) -> Courier:
         return Courier.objects.create(user=user, name=name)
 
 
+def api_token_create(*, user, device: str = "") -> tuple[ApiToken, str]:
+    """Steps: drop the user's expired tokens, and the old token of this device if it is
+    named; keep at most API_TOKENS_PER_USER_MAX live tokens (the oldest go); create the new
+    one. Returns the row and the token, which exists only in this answer."""
+    with transaction.atomic():
+        tokens = ApiToken.objects.filter(user=user)
+        tokens.filter(expiry__lt=timezone.now()).delete()
+        if device:
+            tokens.filter(device=device).delete()
+        keep = settings.API_TOKENS_PER_USER_MAX - 1
+        oldest = tokens.order_by("-created").values_list("digest", flat=True)[keep:]
+        ApiToken.objects.filter(digest__in=list(oldest)).delete()
+        return ApiToken.objects.create(user, device=device)
+
+
+def user_tokens_revoke(*, user_id: int) -> int:
+    """Log the user out of every device: the next API request needs a new login."""
+    deleted, _ = ApiToken.objects.filter(user_id=user_id).delete()
+    return deleted
+
+
 def courier_token_reset(*, courier: Courier) -> None:
-    """Log the courier out of every device: the next request needs a new login."""
-    Token.objects.filter(user_id=courier.user_id).delete()
+    user_tokens_revoke(user_id=courier.user_id)
+
+
+def user_password_set(*, user, password: str | None) -> None:
+    """Every password change goes through here (the admin's form too): the new password is
+    saved and every API token of the user is revoked, in one transaction. Django itself
+    ends the other browser sessions (their stored password hash no longer matches).
+    `None` makes the password unusable."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        user_tokens_revoke(user_id=user.id)

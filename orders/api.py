@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from django.db import IntegrityError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,30 +10,60 @@ from couriers.serializers import CourierRefSerializer
 from orders.models import NotificationStatus, Order, OrderEventType, OrderStatus
 from orders.selectors import order_get_for, order_notifications_list, orders_visible_to
 from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, order_create, order_transition
-from ze_tracking.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier
+from ze_tracking.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier, Pagination
 from ze_tracking.serializers import EventLocationInputSerializer, PointInputSerializer, RecordedAtField
+
+# What a courier sees of an order it may take but does not carry: enough to decide to take
+# it (where, roughly; since when), not who the consumer is or the exact address.
+OFFER_FIELDS = ("id", "status", "destination_area", "created_at")
+# Rounded to 0.01°: about 1.1 km north-south in São Paulo, a neighbourhood, not a door.
+AREA_DECIMALS = 2
 
 
 class OrderOutputSerializer(serializers.ModelSerializer):
+    """Staff see everything; the courier carrying the order sees all but the tracking code
+    (the consumer's secret); another courier sees a pending order's `OFFER_FIELDS` only,
+    the others null."""
+
     destination = serializers.SerializerMethodField()
+    destination_area = serializers.SerializerMethodField()
     courier = CourierRefSerializer(allow_null=True)
+    # Not read-only, so that the schema does not list it as always present: only staff see it.
+    tracking_code = serializers.CharField(required=False, help_text="Staff only: the consumer's tracking code.")
 
     class Meta:
         model = Order
         fields = [
-            "id", "external_id", "status", "tracking_code", "consumer_name", "destination", "courier",
-            "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
+            "id", "external_id", "status", "tracking_code", "consumer_name", "destination", "destination_area",
+            "courier", "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
         ]  # fmt: skip
+        extra_kwargs = {"external_id": {"allow_null": True}, "consumer_name": {"allow_null": True}}
 
-    def get_destination(self, order) -> dict:
+    def get_destination(self, order) -> dict | None:
         return order.destination_latlon
+
+    def get_destination_area(self, order) -> dict:
+        return {k: round(v, AREA_DECIMALS) for k, v in order.destination_latlon.items()}
 
     def to_representation(self, order):
         data = super().to_representation(order)
         request = self.context.get("request")
-        if not (request and request.user.is_staff):
-            data.pop("tracking_code")  # the consumer's secret, not the courier's business
+        if request and request.user.is_staff:
+            return data
+        data.pop("tracking_code")  # the consumer's secret, not the courier's business
+        courier = getattr(request.user, "courier", None) if request else None
+        if courier is None or order.courier_id != courier.id:
+            data.update({field: None for field in data if field not in OFFER_FIELDS})
         return data
+
+
+class OrderPageSerializer(serializers.Serializer):
+    """One page of orders, as LimitOffsetPagination answers it."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = OrderOutputSerializer(many=True)
 
 
 def transition_conflict(exc: TransitionNotAllowed) -> Conflict:
@@ -42,6 +71,8 @@ def transition_conflict(exc: TransitionNotAllowed) -> Conflict:
 
 
 class OrderCreateListApi(APIView):
+    pagination_class = Pagination
+
     def get_permissions(self):
         return [IsStaff()] if self.request.method == "POST" else [IsStaffOrCourier()]
 
@@ -50,7 +81,13 @@ class OrderCreateListApi(APIView):
         destination = PointInputSerializer()
         external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
 
-    @extend_schema(request=OrderCreateInputSerializer, responses={201: OrderOutputSerializer})
+    @extend_schema(
+        request=OrderCreateInputSerializer,
+        responses={
+            201: OrderOutputSerializer,
+            409: OpenApiResponse(description="An order with this external_id exists; the body names it."),
+        },
+    )
     def post(self, request):
         data = self.OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -68,8 +105,14 @@ class OrderCreateListApi(APIView):
         return Response(OrderOutputSerializer(order, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", enum=OrderStatus.values)],
-        responses={200: OrderOutputSerializer(many=True)},
+        # A page object rather than a list: spectacular would name it a retrieve.
+        operation_id="v1_orders_list",
+        parameters=[
+            OpenApiParameter("status", enum=OrderStatus.values),
+            OpenApiParameter("limit", int, description="Orders per page (100 by default)."),
+            OpenApiParameter("offset", int, description="Orders to skip."),
+        ],
+        responses={200: OrderPageSerializer},
     )
     def get(self, request):
         orders = orders_visible_to(user=request.user).order_by("-created_at")
@@ -77,8 +120,7 @@ class OrderCreateListApi(APIView):
             if request.query_params["status"] not in OrderStatus.values:
                 raise serializers.ValidationError({"status": [f"Must be one of {', '.join(OrderStatus.values)}."]})
             orders = orders.filter(status=request.query_params["status"])
-        paginator = LimitOffsetPagination()
-        paginator.default_limit = 100
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(
             OrderOutputSerializer(page, many=True, context={"request": request}).data
@@ -112,12 +154,19 @@ class OrderEventCreateApi(APIView):
         status = serializers.CharField(source="status_after")
         recorded_at = serializers.DateTimeField()
 
-    @extend_schema(request=OrderEventInputSerializer, responses={201: OrderEventOutputSerializer})
+    @extend_schema(
+        request=OrderEventInputSerializer,
+        responses={
+            201: OrderEventOutputSerializer,
+            409: OpenApiResponse(description="The status does not allow this action, or the event id was used."),
+        },
+    )
     def post(self, request, order_id):
+        # Another courier's order is 404 before the body is even read.
+        order_get_for(user=request.user, order_id=order_id, include_pending=True)
         data = self.OrderEventInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        order_get_for(user=request.user, order_id=order_id, include_pending=True)
         try:
             result = order_transition(
                 order_id=order_id,
@@ -139,7 +188,13 @@ class OrderEventCreateApi(APIView):
 class OrderCancelApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=None, responses={200: OrderOutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OrderOutputSerializer,
+            409: OpenApiResponse(description="The order's status does not allow it; the body says which it is."),
+        },
+    )
     def post(self, request, order_id):
         order_get_for(user=request.user, order_id=order_id)
         try:

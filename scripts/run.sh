@@ -11,6 +11,8 @@ PORT=${PORT:-8000}
 export PORT
 export ZE_WSGI_PORT=$((PORT + 1)) ZE_ASGI_PORT=$((PORT + 2))
 export WEB_CONCURRENCY=${WEB_CONCURRENCY:-$(nproc)}
+# nginx (below) is the one proxy in front: the client is the address it appends.
+export DRF_NUM_PROXIES=${DRF_NUM_PROXIES:-1}
 mkdir -p .local/nginx
 # The local twin of .platform/nginx/conf.d/elasticbeanstalk/10_ze_tracking.conf.
 cat > .local/nginx/nginx.conf <<NGINX

@@ -22,7 +22,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
@@ -219,6 +218,23 @@ def celery_worker_process(django_db_setup, django_db_blocker, sns_emulator):
     celery_worker_stop(process)
 
 
+@pytest.fixture(autouse=True)
+def celery_in_process_unless_a_real_worker(request):
+    """A test that runs no real worker runs each task where it is sent (Celery's eager mode,
+    inside the test's transaction). Otherwise its message would wait in the test broker for
+    the session's worker, which would run it later against another test's data. Tests that
+    go through a real worker (`celery_worker_process` in their fixtures) or exercise the
+    broker itself (`@pytest.mark.real_broker`) keep the broker."""
+    from ze_tracking.celery import app
+
+    if "celery_worker_process" in request.fixturenames or request.node.get_closest_marker("real_broker"):
+        yield
+        return
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(task_always_eager=False, task_eager_propagates=False)
+
+
 @pytest.fixture
 def worker(celery_worker_process, transactional_db):
     """Tests that run through the worker commit for real, so the worker sees their rows."""
@@ -251,8 +267,10 @@ def sqs_env(sns_emulator):
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        from couriers.services import api_token_create
+
+        _, token = api_token_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
@@ -347,7 +365,9 @@ def asgi_server(celery_worker_process):
     }
     log = open(OUTPUT / "asgi-server.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        # As Procfile.dev: nothing stands in front, so no X-Forwarded-For is trusted.
+        [sys.executable, "-m", "uvicorn", "ze_tracking.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
@@ -372,6 +392,19 @@ def page(browser, asgi_server, worker, request):
     context = browser.new_context(base_url=asgi_server, viewport={"width": width, "height": height})
     yield context.new_page()
     context.close()
+
+
+def csp_violations_watch(page) -> list[str]:
+    """Chromium reports each thing the Content-Security-Policy blocked on the console."""
+    seen: list[str] = []
+    page.on("console", lambda message: seen.append(message.text) if "Content Security Policy" in message.text else None)
+    return seen
+
+
+@pytest.fixture
+def csp_violations(page):
+    """What the page's policy blocked; a test asserts it stays empty."""
+    return csp_violations_watch(page)
 
 
 @pytest.fixture(scope="module")

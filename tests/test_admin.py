@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from couriers.models import ApiToken
+from couriers.services import api_token_create
 from orders.models import Order
 from tests.conftest import ping
 from tracking.services.ingest import ping_batch_record
@@ -44,13 +45,14 @@ def test_order_page_draws_the_trail_and_destination_on_a_map(admin_client_, cour
 
 
 def test_cancel_action_and_token_reset_action(admin_client_, courier, in_transit_order):
-    Token.objects.create(user=courier.user)
+    api_token_create(user=courier.user, device="phone")
+    api_token_create(user=courier.user, device="tablet")
 
     admin_client_.post("/admin/orders/order/", {"action": "cancel_orders", "_selected_action": [in_transit_order.id]})
     admin_client_.post("/admin/couriers/courier/", {"action": "reset_tokens", "_selected_action": [courier.id]})
 
     assert Order.objects.get(id=in_transit_order.id).status == "cancelled"
-    assert not Token.objects.filter(user=courier.user).exists()
+    assert not ApiToken.objects.filter(user=courier.user).exists()
 
 
 def test_admin_needs_staff(client, courier):

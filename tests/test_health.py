@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+import redis
+from django.conf import settings
 
 from tests.conftest import ping
 from ze_tracking.celery import app as celery_app
@@ -31,11 +33,34 @@ def test_readyz_is_200_when_database_redis_and_broker_answer(client):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_the_broker_when_it_is_down(client, broker_down):
+def test_readyz_tells_anonymous_callers_only_not_ready_and_staff_what_failed(client, staff, broker_down, caplog):
     response = client.get("/readyz")
 
     assert response.status_code == 503
-    assert list(response.json()["failed"]) == ["broker"]
+    assert response.json() == {"status": "not ready"}
+    assert "broker" in caplog.text  # the operator finds the reason in the logs
+
+    client.force_login(staff)
+    detail = client.get("/readyz").json()
+    assert detail["status"] == "not ready" and list(detail["failed"]) == ["broker"]
+
+
+@pytest.mark.django_db
+def test_readyz_answers_anonymous_callers_only_ready(client):
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+@pytest.mark.django_db
+def test_readyz_reuses_its_connections(client):
+    """A probe every few seconds must not open a Redis (cache, broker) connection per call."""
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    client.get("/readyz")
+    opened = server.info("stats")["total_connections_received"]
+
+    for _ in range(5):
+        assert client.get("/readyz").status_code == 200
+
+    assert server.info("stats")["total_connections_received"] - opened <= 1  # this count's own
 
 
 def test_ingest_answers_503_with_retry_after_when_the_broker_is_down(courier_api, broker_down):

@@ -57,12 +57,13 @@ def test_under_asgi_the_request_line_also_carries_both_ids(worker, courier, log_
     """Production serves through ASGI, where the sync view runs on another thread."""
     from asgiref.sync import async_to_sync
     from django.test import AsyncClient
-    from rest_framework.authtoken.models import Token
 
-    token, _ = Token.objects.get_or_create(user=courier.user)
+    from couriers.services import api_token_create
+
+    _, token = api_token_create(user=courier.user)
     response = async_to_sync(AsyncClient().post)(
         LOCATIONS, {"pings": [ping()]}, content_type="application/json",
-        headers={"Authorization": f"Token {token.key}", "X-Request-ID": "asgi-request-0001"},
+        headers={"Authorization": f"Token {token}", "X-Request-ID": "asgi-request-0001"},
     )  # fmt: skip
 
     assert response.status_code == 202 and response["X-Request-ID"] == "asgi-request-0001"

@@ -3,13 +3,11 @@ location and trail, a courier's last location, the consumer's tracking link)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from orders.selectors import order_get_for
@@ -25,6 +23,9 @@ from tracking.services.ingest import pings_ingest
 from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
 from ze_tracking.parsers import ItemsJSONParser
 from ze_tracking.renderers import JSONRenderer
+from ze_tracking.throttles import IngestCourierThrottle, TrackingAddressThrottle, TrackingCodeThrottle
+
+THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
 
 
 class PingBatchCreateApi(APIView):
@@ -34,6 +35,7 @@ class PingBatchCreateApi(APIView):
     permission_classes = [IsCourier]
     parser_classes = [ItemsJSONParser]
     renderer_classes = [JSONRenderer]
+    throttle_classes = [IngestCourierThrottle]
 
     class PingBatchInputSerializer(serializers.Serializer):
         # Items are validated one by one in the service, so one bad ping rejects only itself.
@@ -49,7 +51,8 @@ class PingBatchCreateApi(APIView):
         pings = PingInputSerializer(many=True)
 
     @extend_schema(
-        request=PingBatchSerializer, responses={202: PingBatchResultSerializer, 400: PingBatchResultSerializer}
+        request=PingBatchSerializer,
+        responses={202: PingBatchResultSerializer, 400: PingBatchResultSerializer, 429: THROTTLED},
     )
     def post(self, request):
         data = self.PingBatchInputSerializer(data=request.data)
@@ -88,30 +91,18 @@ class CourierLocationGetApi(APIView):
         return Response(CourierLocationSerializer(courier_with_location_get(courier_id=courier_id)).data)
 
 
-class TrackingLinkThrottle(SimpleRateThrottle):
-    """Per client address, at TRACKING_LINK_RATE, counted in the shared Redis cache."""
-
-    scope = "tracking_link"
-
-    def get_rate(self) -> str:
-        return settings.TRACKING_LINK_RATE
-
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
 class TrackingLinkGetApi(APIView):
     """No login: the tracking code is the consumer's secret."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [TrackingLinkThrottle]
+    throttle_classes = [TrackingCodeThrottle, TrackingAddressThrottle]
 
     @extend_schema(
         responses={
             200: PublicOrderStateSerializer,
             404: OpenApiResponse(description="Unknown tracking code."),
-            429: OpenApiResponse(description="Too many requests from this client; see Retry-After."),
+            429: THROTTLED,
         },
         auth=[],
     )

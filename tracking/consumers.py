@@ -3,22 +3,65 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.sessions.backends.base import SessionBase
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
 
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.selectors import order_public_state_get
 from tracking.serializers import PublicOrderStateSerializer
+from ze_tracking.throttles import TrackingAddressThrottle, TrackingCodeThrottle
+
+# Closed because the user is not (or no longer) signed-in staff.
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+# Refused at connect: too many attempts from this address (or at this code); retry later.
+CLOSE_THROTTLED = 4429
+
+
+def session_is_staff(*, session_key: str | None) -> bool:
+    """Whether the session still belongs to an active staff user, read afresh: a logout
+    deletes the session, a password change invalidates its hash, the admin may remove the
+    staff right. Django's own `get_user` checks the first two."""
+    if not session_key:
+        return False
+    store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
+    user = get_user(SimpleNamespace(session=store))
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def socket_throttled(*, scope, tracking_code: str) -> bool:
+    """The tracking link's throttles, applied to a websocket connect: the peer address and
+    X-Forwarded-For as the HTTP request would carry them."""
+    headers = dict(scope.get("headers") or [])
+    request = HttpRequest()
+    request.method = "GET"
+    request.META["REMOTE_ADDR"] = (scope.get("client") or [""])[0]
+    if b"x-forwarded-for" in headers:
+        request.META["HTTP_X_FORWARDED_FOR"] = headers[b"x-forwarded-for"].decode("latin-1")
+    request.resolver_match = SimpleNamespace(kwargs={"tracking_code": tracking_code})
+    throttles = [TrackingCodeThrottle(), TrackingAddressThrottle()]
+    return not all([throttle.allow_request(request, None) for throttle in throttles])
 
 
 class FleetConsumer(AsyncJsonWebsocketConsumer):
     """`/ws/fleet/`, staff only: every active courier and order, then each change."""
 
+    checked_at = 0.0
+
     async def connect(self):
         user = self.scope.get("user")
         if not (user and user.is_authenticated and user.is_staff):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.checked_at = time.monotonic()
         # Join before reading the state, so no change falls between the two; clients keep
         # the newest `recorded_at` per marker, so an update older than the state is harmless.
         await self.channel_layer.group_add(FLEET_GROUP, self.channel_name)
@@ -28,22 +71,41 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
 
+    async def still_staff(self) -> bool:
+        """Re-read the session before forwarding, at most every FLEET_SOCKET_RECHECK_S:
+        nothing reaches a user who logged out or lost staff rights after that, and an idle
+        socket costs no query. A user found out is disconnected."""
+        if time.monotonic() - self.checked_at < settings.FLEET_SOCKET_RECHECK_S:
+            return True
+        session = self.scope.get("session")
+        if await database_sync_to_async(session_is_staff)(session_key=getattr(session, "session_key", None)):
+            self.checked_at = time.monotonic()
+            return True
+        await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
+        await self.close(code=CLOSE_FORBIDDEN)
+        return False
+
     async def courier_moved(self, event):
-        await self.send_json({"type": "courier", "courier": event["courier"]})
+        if await self.still_staff():
+            await self.send_json({"type": "courier", "courier": event["courier"]})
 
     async def order_moved(self, event):
-        await self.send_json({"type": "order", "order": event["order"]})
+        if await self.still_staff():
+            await self.send_json({"type": "order", "order": event["order"]})
 
 
 class TrackConsumer(AsyncJsonWebsocketConsumer):
     """`/ws/track/<tracking_code>/`, for the consumer: that order's public state only."""
 
     async def connect(self):
-        state = await database_sync_to_async(order_public_state_get)(
-            tracking_code=self.scope["url_route"]["kwargs"]["tracking_code"]
-        )
+        code = self.scope["url_route"]["kwargs"]["tracking_code"]
+        # Before any lookup, so guessing codes over sockets costs the same budget as over HTTP.
+        if await database_sync_to_async(socket_throttled)(scope=self.scope, tracking_code=code):
+            await self.close(code=CLOSE_THROTTLED)
+            return
+        state = await database_sync_to_async(order_public_state_get)(tracking_code=code)
         if state is None:
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = order_group(state.order_id)  # built from the database id, never from input
         await self.channel_layer.group_add(self.group, self.channel_name)

@@ -8,6 +8,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
@@ -70,7 +71,7 @@ class PublicOrderState:
     eta_seconds: int | None
     courier_first_name: str | None
     location: dict | None
-    destination: dict
+    destination: dict | None
     updated_at: dt.datetime | None
 
 
@@ -94,7 +95,14 @@ def order_public_state_get(*, tracking_code: str) -> PublicOrderState | None:
 def order_public_state_build(*, order: Order) -> PublicOrderState:
     """Privacy: the courier's first name only while assigned or in transit, the courier's
     position (and the ETA) only while in transit; never the courier's id, full name, phone
-    or trail."""
+    or trail. TRACKING_LINK_TTL_AFTER_END_S after delivery or cancellation, the status only
+    (a forwarded or leaked link stops pointing at the consumer's door)."""
+    ended_at = order.trail_ends_at
+    if ended_at and timezone.now() - ended_at > dt.timedelta(seconds=settings.TRACKING_LINK_TTL_AFTER_END_S):
+        return PublicOrderState(
+            order_id=order.id, status=order.status, status_label=STATUS_LABELS[order.status], eta_seconds=None,
+            courier_first_name=None, location=None, destination=None, updated_at=None,
+        )  # fmt: skip
     in_transit = order.status == OrderStatus.IN_TRANSIT
     # A missing reverse one-to-one raises a DoesNotExist that is also an AttributeError.
     last = getattr(order, "last_location", None) if in_transit else None

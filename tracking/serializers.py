@@ -150,9 +150,9 @@ class PublicOrderStateSerializer(serializers.Serializer):
         allow_null=True,
     )
     destination = inline_serializer(
-        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}
+        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}, allow_null=True
     )
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(allow_null=True)
 
 
 def order_track_geojson(*, order, trail) -> dict:

@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 @shared_task(
     bind=True,
     acks_late=True,
+    # No count of its own: ze_tracking.failures retries a transient failure until the batch
+    # is TASK_RETRY_MAX_AGE_S old (Celery's default would give up after three).
+    max_retries=None,
     soft_time_limit=settings.PING_TASK_SOFT_TIME_LIMIT_S,
     time_limit=settings.PING_TASK_TIME_LIMIT_S,
 )

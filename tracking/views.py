@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from tracking.api import TrackingLinkThrottle
 from tracking.selectors import order_public_state_get
 from tracking.serializers import PublicOrderStateSerializer
+from ze_tracking.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 
 
 @staff_member_required(login_url=settings.LOGIN_URL)
@@ -20,21 +22,15 @@ def backoffice_map(request):
     return render(
         request,
         "tracking/backoffice.html",
-        {"tile_url": settings.MAP_TILE_URL, "stale_after_s": settings.TRACKING["STALE_AFTER_S"]},
+        {"config": {"tileUrl": settings.MAP_TILE_URL, "staleAfterS": settings.TRACKING["STALE_AFTER_S"]}},
     )
 
 
 @require_GET
 @never_cache
+# Same budgets as the tracking link: the page answers 404 for unknown codes too.
+@throttled(TrackingCodeThrottle, TrackingAddressThrottle)
 def order_tracking_page(request, tracking_code: str):
-    # Same budget as the tracking link: the page answers 404 for unknown codes too.
-    throttle = TrackingLinkThrottle()
-    if not throttle.allow_request(request, None):
-        return HttpResponse(
-            "Muitas tentativas. Tente de novo em instantes.",
-            status=429,
-            headers={"Retry-After": str(int(throttle.wait() or 1))},
-        )
     state = order_public_state_get(tracking_code=tracking_code)
     if state is None:
         raise Http404("Pedido não encontrado.")
@@ -43,9 +39,13 @@ def order_tracking_page(request, tracking_code: str):
         "tracking/track.html",
         {
             "state": PublicOrderStateSerializer(state).data,
-            "tracking_code": tracking_code,
-            "map_tile_url": settings.MAP_TILE_URL,
-            "map_tile_attribution": settings.MAP_TILE_ATTRIBUTION,
-            "poll_ms": int(settings.TRACKING_PAGE_POLL_S * 1000),
+            "config": {
+                "stateUrl": reverse("tracking-link", kwargs={"tracking_code": tracking_code}),
+                "socketUrl": f"/ws/track/{tracking_code}/",  # the converter admits URL-safe characters only
+                "tileUrl": settings.MAP_TILE_URL,
+                "tileAttribution": settings.MAP_TILE_ATTRIBUTION,
+                "intervalMs": int(settings.TRACKING_PAGE_POLL_S * 1000),
+                "iconPath": static("vendor/leaflet/images/"),
+            },
         },
     )

@@ -1,20 +1,30 @@
-"""Cross-app API plumbing: permissions and the error shape."""
+"""Cross-app API plumbing: permissions, pagination and the error shape."""
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, parsers, permissions, status
-from rest_framework.authtoken.views import ObtainAuthToken
+from django.db import InterfaceError, OperationalError
+from rest_framework import exceptions, permissions, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ze_tracking.parsers import JSONParser
+logger = logging.getLogger(__name__)
 
 
-class TokenCreateApi(ObtainAuthToken):
-    """`POST /api/v1/auth/token`: DRF's login, with the project's JSON parser."""
+class Pagination(LimitOffsetPagination):
+    """Every list: `?limit=&offset=`, never more than API_PAGE_MAX items a page."""
 
-    parser_classes = [JSONParser, parsers.FormParser]
+    @property
+    def default_limit(self) -> int:
+        return settings.API_PAGE_DEFAULT
+
+    @property
+    def max_limit(self) -> int:
+        return settings.API_PAGE_MAX
 
 
 class IsCourier(permissions.BasePermission):
@@ -65,4 +75,13 @@ def exception_handler(exc, context):
         return Response({"detail": str(exc)}, status=413)
     if isinstance(exc, ServiceUnavailable):
         return Response({"detail": exc.detail}, status=503, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database cannot answer (down, failing over, out of connections): the client
+        # retries later. What failed, and where, goes to the log, never to the client.
+        logger.warning("database unavailable for %s: %r", context["request"].path, exc)
+        return Response(
+            {"detail": "The service is unavailable right now; nothing was stored. Retry later."},
+            status=503,
+            headers={"Retry-After": str(ServiceUnavailable.retry_after_s)},
+        )
     return drf_exception_handler(exc, context)

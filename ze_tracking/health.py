@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+
+import redis
 from django.db import connection
 from django.http import JsonResponse
 from django_redis import get_redis_connection
 
 from ze_tracking.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -14,7 +20,12 @@ def healthz(request):
 
 
 def readyz(request):
-    """200 only when the database, Redis and the broker answer; else 503 naming what failed."""
+    """200 "ready" only when the database, Redis and the broker answer; else 503 "not
+    ready". What failed, and why, goes to the log and to signed-in staff only: the error
+    text can name hosts and the database user.
+
+    Each check reuses a pooled connection: the request's database connection (kept for
+    CONN_MAX_AGE), django-redis's pool, and one small pool per broker URL."""
     failed = {}
     checks = {
         "database": lambda: connection.cursor().execute("SELECT 1"),
@@ -24,13 +35,28 @@ def readyz(request):
     for name, check in checks.items():
         try:
             check()
-        except Exception as exc:  # any failure means not ready; the reason is reported
+        except Exception as exc:  # any failure means not ready; the reason is logged
             failed[name] = str(exc)[:200] or exc.__class__.__name__
     if failed:
-        return JsonResponse({"status": "unavailable", "failed": failed}, status=503)
-    return JsonResponse({"status": "ok"})
+        logger.warning("not ready: %s", failed)
+    body: dict = {"status": "not ready" if failed else "ready"}
+    if failed and request.user.is_authenticated and request.user.is_staff:
+        body["failed"] = failed
+    return JsonResponse(body, status=503 if failed else 200)
 
 
 def _broker_check() -> None:
-    with celery_app.connection_for_write() as conn:
+    """A Redis broker answers a PING over the probe's own pooled client (never a channel of
+    Celery's, which may be mid-command in another thread); another broker (SQS) gets a
+    connection from Celery's pool."""
+    url = celery_app.conf.broker_url  # CELERY_BROKER_URL from the environment first
+    if url.startswith(("redis://", "rediss://")):
+        _redis_client(url).ping()
+        return
+    with celery_app.pool.acquire(block=True, timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

@@ -6,9 +6,12 @@ Production values come from the Elastic Beanstalk environment that `deploy/` def
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from ze_tracking.logging import logging_config, sentry_init
@@ -32,9 +35,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "rest_framework_gis",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "couriers",
     "orders",
@@ -51,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "ze_tracking.urls"
@@ -156,7 +161,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -165,16 +170,69 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ze_tracking.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # Behind the load balancer, the client is the Nth address from the right of
-    # X-Forwarded-For (throttling keys on it). https://www.django-rest-framework.org/api-guide/throttling/
-    "NUM_PROXIES": env.int("DRF_NUM_PROXIES", default=None),
+    "DEFAULT_PAGINATION_CLASS": "ze_tracking.api.Pagination",
+    # The proxies in front of the app that append to X-Forwarded-For; throttles key on the
+    # address the outermost trusted one saw. 0 (local): the peer address, and the header a
+    # client writes is ignored (None would trust that header: never). deploy/ sets 2, the
+    # load balancer and nginx. https://www.django-rest-framework.org/api-guide/throttling/
+    "NUM_PROXIES": env.int("DRF_NUM_PROXIES", default=0),
+}
+# The longest page any list answers (`?limit=` above it is cut to it); 100 by default.
+API_PAGE_DEFAULT = env.int("API_PAGE_DEFAULT", default=100)
+API_PAGE_MAX = env.int("API_PAGE_MAX", default=500)
+
+# --- API tokens (django-rest-knox): only a SHA-512 digest is stored; each login makes a
+# new token for its device; a token expires API_TOKEN_TTL_H after its last use (sliding:
+# the courier app stays logged in while it is used), and never lives past
+# API_TOKEN_MAX_TTL_DAYS. https://jazzband.github.io/django-rest-knox/settings/
+KNOX_TOKEN_MODEL = "couriers.ApiToken"
+# knox's migrations would create its own token table beside ours (they ignore the swap).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",  # the header existing apps send: `Authorization: Token …`
+    "TOKEN_TTL": dt.timedelta(hours=env.int("API_TOKEN_TTL_H", default=24)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": dt.timedelta(days=env.int("API_TOKEN_MAX_TTL_DAYS", default=30)),
+    "MIN_REFRESH_INTERVAL": 60,  # at most one write per token a minute
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+}
+# Logins beyond this many live tokens per user drop the oldest.
+API_TOKENS_PER_USER_MAX = env.int("API_TOKENS_PER_USER_MAX", default=10)
+
+# --- Throttles (DRF's rate syntax, counted in the Redis cache; see ze_tracking/throttles.py)
+THROTTLE_RATES = {
+    # Brute force: per account from anywhere, and per address whatever the account.
+    "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/min"),
+    "login_address": env.str("THROTTLE_LOGIN_ADDRESS", default="30/min"),
+    # The app sends a batch every few seconds; this only stops a runaway client.
+    "ingest_courier": env.str("THROTTLE_INGEST_COURIER", default="300/min"),
+    # One phone polls its link every 5 s; a carrier NAT puts many phones behind one address,
+    # so the address budget is far more generous than the per-code one.
+    "tracking_link_code": env.str("THROTTLE_TRACKING_LINK_CODE", default="60/min"),
+    "tracking_link_address": env.str("THROTTLE_TRACKING_LINK_ADDRESS", default="1200/min"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Zé tracking API",
-    "DESCRIPTION": "Courier locations in, order locations and tracking out.",
+    "DESCRIPTION": (
+        "Courier locations in, order locations and tracking out.\n\n"
+        "**Log in** with `POST /api/v1/auth/token` (`username`, `password`, optional `device`); send the token "
+        "as `Authorization: Token <token>`. Only its digest is stored. It expires after a day without use (each "
+        "use extends it; 30 days at most), and is revoked by `POST /api/v1/auth/logout` (this device), "
+        "`/api/v1/auth/logout-all`, a password change, or staff. **Lists** take `limit` (at most 500) and "
+        "`offset`. **Throttled** requests (logins, ping batches, tracking links) answer 429 with `Retry-After`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files from the drf-spectacular-sidecar package, served by the app.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The default enum hook, then the error answers every operation can give.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ze_tracking.openapi.error_responses_document",
+    ],
 }
 
 # --- Celery: https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -368,8 +426,11 @@ for _held in (
 ARRIVING_RADIUS_M = env.float("ARRIVING_RADIUS_M", default=300.0)
 ARRIVING_ETA_S = env.int("ARRIVING_ETA_S", default=120)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
-# Requests per client (IP) on the public tracking link, in DRF's rate syntax.
-TRACKING_LINK_RATE = env.str("TRACKING_LINK_RATE", default="60/min")
+# After delivery or cancellation, the tracking link shows the status only once this passed.
+TRACKING_LINK_TTL_AFTER_END_S = env.int("TRACKING_LINK_TTL_AFTER_END_S", default=6 * 3600)
+# The fleet socket re-reads its user's session and staff rights at most this often, before
+# forwarding an update: a logout or a lost staff right closes it within this time.
+FLEET_SOCKET_RECHECK_S = env.float("FLEET_SOCKET_RECHECK_S", default=5.0)
 TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 
@@ -384,6 +445,24 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts and styles only from this site, no inline
+# code; map tiles from the tile server; sockets to this site.
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+_tiles = urlsplit(MAP_TILE_URL)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *([f"{_tiles.scheme}://{_tiles.netloc}"] if _tiles.netloc else [])],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # On Elastic Beanstalk the GeoDjango libraries live outside the loader's path (deploy/eb).
 GDAL_LIBRARY_PATH = env.str("GDAL_LIBRARY_PATH", default=None)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from couriers.api import CourierCreateApi
+from couriers.api import CourierCreateApi, TokenCreateApi, TokenDeleteAllApi, TokenDeleteApi
 from orders.api import OrderCancelApi, OrderCreateListApi, OrderEventCreateApi, OrderGetApi, OrderNotificationListApi
 from tracking.api import (
     CourierLocationGetApi,
@@ -14,13 +15,17 @@ from tracking.api import (
     TrackingLinkGetApi,
 )
 from tracking.views import backoffice_map, order_tracking_page
-from ze_tracking.api import TokenCreateApi
 from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from ze_tracking.health import healthz, readyz
 from ze_tracking.metrics import metrics_view
+from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle, throttled
+
+login_throttled = throttled(LoginUsernameThrottle, LoginAddressThrottle)
 
 api_v1 = [
     path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
+    path("auth/logout", TokenDeleteApi.as_view(), name="auth-logout"),
+    path("auth/logout-all", TokenDeleteAllApi.as_view(), name="auth-logout-all"),
     path("couriers", CourierCreateApi.as_view(), name="couriers"),
     path("couriers/<uuid:courier_id>/location", CourierLocationGetApi.as_view(), name="courier-location"),
     path("orders", OrderCreateListApi.as_view(), name="orders"),
@@ -41,8 +46,16 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("t/<tracking_code:tracking_code>", order_tracking_page, name="tracking-page"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves its start-up script as a file: the page runs no inline code.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # The admin's login, throttled like every login; listed before the admin's own routes.
+    path("admin/login/", login_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Only log in and out: passwords are set by staff in the admin (no e-mail reset here).
+    path("accounts/login/", login_throttled(auth_views.LoginView.as_view()), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("backoffice/", backoffice_map, name="backoffice"),
 ]
+
+# Unknown URLs under /api/ answer JSON, like every other API error.
+handler404 = "ze_tracking.openapi.not_found"

@@ -219,3 +219,10 @@ def test_every_database_client_verifies_auroras_certificate(cfn):
     variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
     assert variables["DATABASE_SSLMODE"] == "verify-full"
     assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE
+
+
+def test_the_app_trusts_exactly_the_two_proxies_in_front_of_it(cfn):
+    """ALB then nginx each append to X-Forwarded-For: the client is the second entry from the
+    right. Fewer would key the throttles on the load balancer; more, on what the client wrote."""
+    for env in _envs(cfn).values():
+        assert env[("aws:elasticbeanstalk:application:environment", "DRF_NUM_PROXIES")] == "2"

@@ -1,7 +1,8 @@
 // Backoffice live map: state and changes arrive over /ws/fleet/; details come from the REST API.
 (function () {
   "use strict";
-  const cfg = window.BACKOFFICE;
+  // Options come as JSON from the page (the Content-Security-Policy allows no inline script).
+  const cfg = JSON.parse(document.getElementById("backoffice-config").textContent);
   const map = L.map("map").setView([-23.5505, -46.6333], 12);
   L.tileLayer(cfg.tileUrl, {maxZoom: 19, attribution: "&copy; OpenStreetMap"}).addTo(map);
 

@@ -28,6 +28,13 @@
     if (state.updated_at) {
       el("updated").textContent = "Atualizado às " + new Date(state.updated_at).toLocaleTimeString("pt-BR");
     }
+    if (page.map && !state.destination) {
+      // Long after the end the link shows the status only: no map.
+      page.map.remove();
+      page.map = null;
+      page.courierMarker = null;
+      el("map").hidden = true;
+    }
     if (page.map) {
       var home = [state.destination.lat, state.destination.lon];
       page.homeMarker.setLatLng(home);
@@ -82,7 +89,8 @@
   function start(options) {
     page.options = options;
     var state = options.initialState;
-    if (global.L) {
+    if (!state.destination) el("map").hidden = true;
+    if (global.L && state.destination) {
       L.Icon.Default.imagePath = options.iconPath;
       page.map = L.map("map", { zoomControl: true });
       L.tileLayer(options.tileUrl, { maxZoom: 19, attribution: options.tileAttribution }).addTo(page.map);
@@ -101,4 +109,12 @@
     applyState: applyState,
     courierLatLng: function () { return page.courierMarker ? page.courierMarker.getLatLng() : null; },
   };
+
+  // The page passes its options as JSON (the Content-Security-Policy allows no inline script).
+  var config = document.getElementById("track-config");
+  if (config) {
+    var options = JSON.parse(config.textContent);
+    options.initialState = JSON.parse(document.getElementById("initial-state").textContent);
+    start(options);
+  }
 })(window);

@@ -19,7 +19,9 @@ def log_in(page, username: str, password: str) -> None:
     page.wait_for_url("**/backoffice/")
 
 
-def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(page, courier, in_transit_order):
+def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
+    page, csp_violations, courier, in_transit_order
+):
     UserFactory(username="ops", is_staff=True, password="ops-pass-123456")
     courier.name = 'Ana <img id="injected" src="x">'  # any staff member can name a courier
     courier.save()
@@ -49,9 +51,10 @@ def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(page
     assert "2 pontos" in page.inner_text("#trail-info")
     assert page.url.endswith("/backoffice/")  # no reload happened
     page.screenshot(path=str(OUTPUT / "backoffice-map.png"))
+    assert csp_violations == []
 
 
-def test_the_map_sends_anonymous_users_and_couriers_to_the_login(page, courier):
+def test_the_map_sends_anonymous_users_and_couriers_to_the_login(page, csp_violations, courier):
     page.goto("/backoffice/")
     assert "/accounts/login/" in page.url
 
@@ -63,3 +66,4 @@ def test_the_map_sends_anonymous_users_and_couriers_to_the_login(page, courier):
     page.wait_for_load_state()
     page.goto("/backoffice/")
     assert "/accounts/login/" in page.url
+    assert csp_violations == []

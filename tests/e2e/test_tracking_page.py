@@ -11,7 +11,7 @@ def courier_marker(page):
     return page.evaluate("(() => { const p = ZeTrack.courierLatLng(); return p && p.lat; })()")
 
 
-def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, order):
+def test_the_marker_shows_only_while_in_transit_and_moves_live(page, csp_violations, courier, order):
     order_act(order, courier, "assigned", seconds_ago=600, lat=-23.5750, lon=-46.6560)
 
     page.goto(f"/t/{order.tracking_code}")
@@ -31,3 +31,4 @@ def test_the_marker_shows_only_while_in_transit_and_moves_live(page, courier, or
     order_act(order, courier, "delivered", seconds_ago=0, lat=-23.5690, lon=-46.6560)
     wait_for(lambda: courier_marker(page) is None, timeout=10, message="the marker to disappear after delivery")
     assert "entregue" in page.inner_text("#status").lower()
+    assert csp_violations == []

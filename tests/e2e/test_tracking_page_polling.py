@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from orders.models import Order
-from tests.conftest import OUTPUT
+from tests.conftest import OUTPUT, csp_violations_watch
 from tests.factories import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
 
@@ -70,6 +70,7 @@ def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_tran
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
             page.on("request", lambda request: requested.append(request.url))
+            blocked = csp_violations_watch(page)
             page.goto(f"{live_server.url}/t/{in_transit.tracking_code}")
 
             expect(page.locator("#status")).to_have_text("Saiu para entrega")
@@ -85,6 +86,7 @@ def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_tran
             expect(page.locator("#courier")).to_be_hidden()
             expect(page.locator(".leaflet-marker-icon")).to_have_count(0)
             page.screenshot(path=str(OUTPUT / "tracking-page-delivered.png"))
+            assert blocked == []
         finally:
             browser.close()
     assert other_sessions() <= before, "a connection opened by the test was left behind"

@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from tests.conftest import order_act, ping
@@ -133,3 +133,57 @@ def test_track_socket_gets_the_status_even_when_the_action_is_older_than_the_las
         await ws.disconnect()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("revocation", ["staff_rights_removed", "logged_out", "password_changed"])
+def test_fleet_socket_closes_when_its_user_loses_staff_rights_or_logs_out(staff, courier, in_transit_order, revocation):
+    client = Client()
+    client.force_login(staff)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"),
+               (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]  # fmt: skip
+
+    def revoke():
+        if revocation == "staff_rights_removed":
+            staff.is_staff = False
+            staff.save()
+        elif revocation == "logged_out":
+            client.post("/accounts/logout/")
+        else:
+            from couriers.services import user_password_set
+
+            user_password_set(user=staff, password="a-brand-new-pass-789")
+
+    async def scenario():
+        ws = socket("/ws/fleet/", headers)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from(timeout=5))["type"] == "state"
+
+        await database_sync_to_async(revoke)()
+        await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5601)])
+
+        closed = await ws.receive_output(timeout=5)
+        assert (closed["type"], closed.get("code")) == ("websocket.close", 4403), closed
+
+    with override_settings(FLEET_SOCKET_RECHECK_S=0):
+        run(scenario)
+
+
+def test_track_socket_is_rate_limited_per_code_and_address(order):
+    from django.test import override_settings as override
+
+    async def scenario():
+        results = []
+        for _ in range(3):
+            ws = WebsocketCommunicator(application, f"/ws/track/{order.tracking_code}/", headers=session_of(None))
+            connected, code = await ws.connect()
+            if connected:
+                await ws.receive_json_from(timeout=5)
+                await ws.disconnect()
+                results.append("open")
+            else:
+                results.append(code)
+        return results
+
+    with override(THROTTLE_RATES={**settings.THROTTLE_RATES, "tracking_link_code": "2/min"}):
+        assert async_to_sync(scenario)() == ["open", "open", 4429]

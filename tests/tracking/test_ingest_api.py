@@ -9,18 +9,8 @@ from django.utils import timezone
 from tests.conftest import ping
 from tests.factories import OrderFactory
 from tracking.models import CourierLastLocation, OrderLastLocation, Ping
-from ze_tracking.celery import app as celery_app
 
 URL = "/api/v1/locations"
-
-
-@pytest.fixture(autouse=True)
-def _batch_task_in_process():
-    """The HTTP contract only: the batch's task runs in this process (Celery's eager mode),
-    inside the test's transaction. tests/e2e/test_pipeline.py runs it through a real worker."""
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
 
 
 def post(api, pings):

@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.contrib.staticfiles import finders
 from django.db import connection
@@ -98,7 +99,7 @@ def test_the_tracking_link_ignores_credentials(courier_api, staff_api, courier):
 
 
 @pytest.mark.django_db
-@override_settings(TRACKING_LINK_RATE="3/min")
+@override_settings(THROTTLE_RATES={**settings.THROTTLE_RATES, "tracking_link_address": "3/min"})
 def test_the_tracking_link_is_rate_limited_per_client(courier):
     order = order_in("assigned", courier)
     one, other = APIClient(REMOTE_ADDR="203.0.113.7"), APIClient(REMOTE_ADDR="203.0.113.8")
@@ -163,7 +164,7 @@ def test_an_unknown_tracking_page_is_404(client):
 
 
 @pytest.mark.django_db
-@override_settings(TRACKING_LINK_RATE="2/min")
+@override_settings(THROTTLE_RATES={**settings.THROTTLE_RATES, "tracking_link_address": "2/min"})
 def test_the_tracking_page_shares_the_links_rate_limit(client, courier):
     code = order_in("assigned", courier).tracking_code
 

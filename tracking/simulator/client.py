@@ -16,11 +16,19 @@ class ApiError(Exception):
     pass
 
 
-def session_login(*, base_url: str, username: str, password: str) -> requests.Session:
+def session_login(*, base_url: str, username: str, password: str, attempts: int = 5) -> requests.Session:
+    """Log in as the app does (one token per simulated device); a throttled login (429) waits
+    as long as Retry-After says, a few times."""
     session = requests.Session()
-    response = session.post(
-        f"{base_url}/api/v1/auth/token", json={"username": username, "password": password}, timeout=HTTP_TIMEOUT_S
-    )
+    for _ in range(attempts):
+        response = session.post(
+            f"{base_url}/api/v1/auth/token",
+            json={"username": username, "password": password, "device": f"simulator-{username}"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        if response.status_code != 429:
+            break
+        time.sleep(retry_after_s(response, 1.0))
     if response.status_code != 200:
         raise ApiError(f"Login as {username} failed: {response.status_code} {response.text[:200]}")
     session.headers["Authorization"] = f"Token {response.json()['token']}"

@@ -121,8 +121,8 @@ class Simulation:
         on purpose slowly, and many couriers would otherwise take minutes to set up."""
         secret = simulator_accounts_prepare(couriers=self.config.couriers)
         self.staff = session_login(base_url=self.url, username=STAFF_USERNAME, password=secret)
-        response = self.staff.get(f"{self.url}/api/v1/couriers", timeout=HTTP_TIMEOUT_S)
-        existing = {c["username"]: c["id"] for c in checked(response, 200, "couriers")}
+        response = self.staff.get(f"{self.url}/api/v1/couriers", params={"limit": 500}, timeout=HTTP_TIMEOUT_S)
+        existing = {c["username"]: c["id"] for c in checked(response, 200, "couriers")["results"]}
         plans = [
             (n, secret, existing.get(COURIER_USERNAME.format(n=n)), self.rng.random(), self._random_start())
             for n in range(1, self.config.couriers + 1)

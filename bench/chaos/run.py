@@ -1,0 +1,174 @@
+"""`make chaos`: start the stack as `make run` does (DJANGO_DEBUG=0, its own database and a
+Redis that fsyncs every write), run each fault scenario under a steady load, print the
+table, write it into the docs, and exit non-zero when any invariant failed.
+`make soak` runs the long steady load instead.
+
+    python -m bench.chaos.run [--only worker_kill,postgres_stop,...] [--soak [--soak-minutes 30]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.chaos import faults
+from bench.chaos.report import report_write, section_render, table_render
+from bench.chaos.scenarios import ROOT, Chaos, Fault, Outcome, Plan, scenario_run
+from bench.chaos.services import ChaosRedis, PostgresCluster
+from bench.chaos.soak import soak_watch
+from bench.fixtures import database_migrate, django_setup
+from bench.stack import BenchEnv, Stack, bench_database_recreate, bench_env_build
+
+LOCAL = ROOT / ".local" / "chaos"
+DATABASE = "ze_chaos"
+# A dead worker's messages come back after the visibility timeout: 300 s in production,
+# shortened here so that they do within the run. The retry cap and task time limit shrink
+# with it, keeping the ratio the settings enforce (a retry waits well inside the timeout).
+STACK_SETTINGS = {
+    "CELERY_VISIBILITY_TIMEOUT": "40",
+    "TASK_RETRY_BACKOFF_MAX_S": "5",
+    "PING_TASK_SOFT_TIME_LIMIT_S": "12",
+    "PING_TASK_TIME_LIMIT_S": "15",
+}
+
+
+@dataclass
+class ChaosEnv(BenchEnv):
+    def variables(self) -> dict[str, str]:
+        return {**super().variables(), **STACK_SETTINGS, "DJANGO_SETTINGS_MODULE": "bench.chaos.settings"}
+
+
+SCENARIOS = ("worker_kill", "postgres_stop", "redis_restart", "broker_unreachable", "poison_ping")
+
+
+def scenario_table(*, chaos: Chaos) -> dict:
+    plan = chaos.plan
+    return {
+        "worker_kill": lambda: scenario_run(
+            chaos=chaos, name="worker_kill", title="worker SIGKILLed mid-batch, restarted", seconds=25,
+            fault=faults.worker_kill,
+        ),
+        "postgres_stop": lambda: scenario_run(
+            chaos=chaos, name="postgres_stop", title=f"PostgreSQL stopped {faults.POSTGRES_DOWN_S:.0f} s",
+            seconds=40, fault=faults.postgres_stop,
+        ),
+        "redis_restart": lambda: scenario_run(
+            chaos=chaos, name="redis_restart", title="Redis (broker) crashed and restarted", seconds=25,
+            fault=faults.redis_restart,
+        ),
+        "broker_unreachable": lambda: scenario_run(
+            chaos=chaos, name="broker_unreachable",
+            title=f"broker unreachable {faults.BROKER_FROZEN_S:.0f} s (connections hang)", seconds=30,
+            fault=faults.broker_frozen, expect=faults.broker_frozen_expectations,
+        ),
+        "poison_ping": lambda: scenario_run(
+            chaos=chaos, name="poison_ping", title="poison pings in batches, dead-lettered, replayed", seconds=20,
+            fault=lambda chaos, started: Fault(), after=faults.poison_then_replay,
+            client={"poison_event_ids": poison_ids(dsn=chaos.env.psycopg_dsn, count=3)},
+        ),
+        "soak": lambda: scenario_run(
+            chaos=chaos, name="soak", title=f"soak {plan.soak_s / 60:.0f} min at {plan.rate:,.0f} pings/s",
+            seconds=plan.soak_s, fault=soak_watch(seconds=plan.soak_s),
+        ),
+    }  # fmt: skip
+
+
+def poison_ids(*, dsn: str, count: int) -> list[str]:
+    import uuid
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    faults.poison_arm(dsn=dsn, event_ids=ids)
+    return ids
+
+
+def arguments_parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    parser.add_argument("--soak", action="store_true", help="the long steady load instead of the faults")
+    parser.add_argument("--soak-minutes", type=float, default=30.0)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CHAOS_PORT", "8320")))
+    parser.add_argument("--no-report", action="store_true", help="print the table, leave docs/ alone")
+    args = parser.parse_args(argv)
+    args.chosen = ["soak"] if args.soak else [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    unknown = set(args.chosen) - {*SCENARIOS, "soak"}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def stack_heal(*, chaos: Chaos) -> None:
+    """Whatever a failed scenario left broken is repaired before the next one."""
+    if chaos.postgres.data_directory and not chaos.postgres.answering():
+        chaos.postgres.start()
+    if chaos.redis.pid is None:
+        chaos.redis.start()
+    else:
+        chaos.redis.thaw()
+    for name in ("web", "worker", "beat"):
+        if name not in chaos.stack.running():
+            chaos.stack.processes.pop(name, None)
+            chaos.stack.start(name)
+
+
+def main(argv: list[str]) -> int:
+    args = arguments_parse(argv)
+    # Stopped from outside (CI's timeout): still run `finally`, which restores what was broken.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    redis = ChaosRedis(port=args.port + 1, folder=LOCAL / "redis")
+    redis.start(fresh=True)
+    env = bench_env_build(web_port=args.port)
+    database = urlunsplit(urlsplit(env.database_url)._replace(path=f"/{DATABASE}"))
+    env = ChaosEnv(database_url=database, redis_url=redis.url, web_port=env.web_port)
+    plan = Plan(couriers=50, rate=1000.0, batch=50, soak_s=args.soak_minutes * 60) if args.soak else Plan()
+    print(f"==> chaos database {DATABASE}, Redis {redis.url}, web on {env.web_url}, logs in {LOCAL}", flush=True)
+    bench_database_recreate(env=env)
+    django_setup(env=env)
+    database_migrate()
+    stack = Stack(env=env, logs=LOCAL / "logs")
+    chaos = Chaos(
+        env=env, stack=stack, redis=redis, postgres=PostgresCluster(dsn=env.psycopg_dsn), plan=plan, workdir=LOCAL
+    )
+    chaos.postgres.discover()
+    outcomes: list[Outcome] = []
+    began = time.time()
+    try:
+        stack.start("web", "worker", "beat")
+        table = scenario_table(chaos=chaos)
+        for name in args.chosen:
+            stack_heal(chaos=chaos)
+            try:
+                outcomes.append(table[name]())
+            except Exception as exc:  # noqa: BLE001 (the harness's own failure is a failed scenario)
+                outcomes.append(Outcome(name=name, title=name, failures=[f"harness error {type(exc).__name__}: {exc}"]))
+    finally:
+        stack_heal(chaos=chaos)
+        faults.poison_disarm(dsn=env.psycopg_dsn)
+        stack.stop()
+        redis.stop()
+    print(f"\n{table_render(outcomes=outcomes)}\n\n({time.time() - began:.0f} s)")
+    if not args.no_report:
+        command = "make soak" if args.soak else "make chaos"
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        setup = (
+            f"{plan.couriers} couriers, {plan.rate:,.0f} pings/s in batches of {plan.batch}; the stack runs "
+            f"with CELERY_VISIBILITY_TIMEOUT={STACK_SETTINGS['CELERY_VISIBILITY_TIMEOUT']} s (production: 300 s) "
+            "and kombu's unacked-message sweep every 5 s (bench/chaos/settings.py), so that a dead worker's "
+            "messages come back within the run; its broker is a Redis with appendfsync always (production: SQS)."
+        )
+        title = "## Soak results" if args.soak else "## Chaos results"
+        section = section_render(
+            title=title, outcomes=outcomes, command=command, commit=commit.stdout.strip(), setup=setup
+        )
+        page = report_write(title=title, section=section)
+        print(f"==> wrote {page.relative_to(ROOT)}")
+    return 0 if outcomes and all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

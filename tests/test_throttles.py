@@ -1,0 +1,115 @@
+"""Throttles: login by username and by address, ingest by courier, the tracking link by
+code and address; every one answers 429 with Retry-After, and keys on the address the
+trusted proxies saw, never on a header the client writes."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tests.conftest import client_for, ping
+from tests.factories import OrderFactory
+
+
+def rates(**changes) -> override_settings:
+    return override_settings(THROTTLE_RATES={**settings.THROTTLE_RATES, **changes})
+
+
+def assert_throttled(response) -> None:
+    assert response.status_code == 429, response.content
+    assert int(response["Retry-After"]) > 0
+
+
+def login(client: APIClient, username: str, password: str = "wrong-password"):
+    return client.post("/api/v1/auth/token", {"username": username, "password": password}, format="json")
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_username_from_any_address(courier):
+    with rates(login_username="3/min"):
+        statuses = [
+            login(APIClient(REMOTE_ADDR=f"198.51.100.{n}"), courier.user.username).status_code for n in range(3)
+        ]
+        assert statuses == [400, 400, 400]
+        # Even the right password waits: the attacker cannot tell a hit from the limit.
+        assert_throttled(login(APIClient(REMOTE_ADDR="198.51.100.99"), courier.user.username, "s3cret-pass-123"))
+        assert login(APIClient(REMOTE_ADDR="198.51.100.99"), "someone-else").status_code == 400
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_address_whatever_the_username(db):
+    with rates(login_address="3/min"):
+        client = APIClient(REMOTE_ADDR="198.51.100.7")
+        assert [login(client, f"user-{n}").status_code for n in range(3)] == [400, 400, 400]
+        assert_throttled(login(client, "user-4"))
+        assert login(APIClient(REMOTE_ADDR="198.51.100.8"), "user-4").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_rotated_x_forwarded_for_does_not_bypass_the_limit(db):
+    """No proxy is trusted locally (NUM_PROXIES = 0): the raw peer address is the key."""
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0
+    with rates(login_address="3/min"):
+        client = APIClient(REMOTE_ADDR="198.51.100.7")
+        statuses = [
+            client.post(
+                "/api/v1/auth/token", {"username": f"u{n}", "password": "x"}, format="json",
+                HTTP_X_FORWARDED_FOR=f"10.0.0.{n}",
+            ).status_code
+            for n in range(4)
+        ]  # fmt: skip
+        assert statuses[:3] == [400, 400, 400] and statuses[3] == 429
+
+
+@pytest.mark.django_db
+@override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "NUM_PROXIES": 2})
+def test_behind_two_proxies_the_client_is_the_second_address_from_the_right(db):
+    with rates(login_address="2/min"):
+
+        def attempt(forwarded: str):
+            return APIClient(REMOTE_ADDR="10.0.0.1").post(
+                "/api/v1/auth/token", {"username": "u", "password": "x"}, format="json", HTTP_X_FORWARDED_FOR=forwarded
+            )
+
+        # The client may prepend anything; the load balancer appends what it saw.
+        assert attempt("1.1.1.1, 203.0.113.5, 10.0.0.2").status_code == 400
+        assert attempt("2.2.2.2, 203.0.113.5, 10.0.0.2").status_code == 400
+        assert_throttled(attempt("3.3.3.3, 203.0.113.5, 10.0.0.2"))
+        assert attempt("3.3.3.3, 203.0.113.6, 10.0.0.2").status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_the_login_pages_share_the_limits(client, courier, path):
+    with rates(login_username="2/min"):
+        for _ in range(2):
+            assert client.post(path, {"username": courier.user.username, "password": "nope"}).status_code == 200
+        assert_throttled(client.post(path, {"username": courier.user.username, "password": "nope"}))
+        assert client.get(path).status_code == 200  # showing the form costs nothing
+
+
+@pytest.mark.django_db
+def test_ingest_is_limited_per_courier(courier, other_courier):
+    with rates(ingest_courier="2/min"):
+        api = client_for(courier.user)
+        for _ in range(2):
+            assert api.post("/api/v1/locations", {"pings": [ping()]}, format="json").status_code == 202
+        assert_throttled(api.post("/api/v1/locations", {"pings": [ping()]}, format="json"))
+        other = client_for(other_courier.user)
+        assert other.post("/api/v1/locations", {"pings": [ping()]}, format="json").status_code == 202
+
+
+@pytest.mark.django_db
+def test_the_tracking_link_is_limited_per_code_and_address_and_more_generously_per_address(db):
+    first, second = OrderFactory(), OrderFactory()
+    with rates(tracking_link_code="2/min", tracking_link_address="5/min"):
+        phone = APIClient(REMOTE_ADDR="203.0.113.7")
+        assert [phone.get(f"/api/v1/track/{first.tracking_code}").status_code for _ in range(2)] == [200, 200]
+        assert_throttled(phone.get(f"/api/v1/track/{first.tracking_code}"))
+        # Another consumer behind the same carrier NAT follows another order.
+        assert [phone.get(f"/api/v1/track/{second.tracking_code}").status_code for _ in range(2)] == [200, 200]
+        # The address budget is spent (5 requests): guesses are throttled too.
+        assert_throttled(phone.get("/api/v1/track/some-guess"))
+        assert APIClient(REMOTE_ADDR="203.0.113.8").get(f"/api/v1/track/{first.tracking_code}").status_code == 200
