@@ -10,7 +10,7 @@ mkdir -p "$LOCAL"
 
 PG_PORT=${ZE_PG_PORT:-54329}
 REDIS_PORT=${ZE_REDIS_PORT:-63799}
-APT_PACKAGES="postgresql-15 postgresql-15-postgis-3 gdal-bin libgdal-dev libgeos-dev libproj-dev binutils redis-server chromium python3-venv jq"
+APT_PACKAGES="postgresql-15 postgresql-15-postgis-3 gdal-bin libgdal-dev libgeos-dev libproj-dev binutils redis-server chromium python3-venv jq nginx-light"
 
 sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

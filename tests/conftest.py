@@ -250,6 +250,29 @@ def worker(celery_worker_process, transactional_db):
     return celery_worker_process
 
 
+@pytest.fixture
+def sqs_env(sns_emulator):
+    """The environment deploy/ gives the app: sqs:// broker and one URL per Celery queue."""
+    if not sns_emulator.running:
+        sns_emulator.start()
+    sqs = sns_emulator.client("sqs")
+    suffix = uuid.uuid4().hex[:6]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{sns_emulator.port}",
+        "SQS_IS_SECURE": "0",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    for name in ("pings", "notifications", "maintenance"):
+        url = sqs.create_queue(QueueName=f"ze-tracking-test-{name}-{suffix}")["QueueUrl"]
+        env[f"SQS_{name.upper()}_QUEUE_URL"] = url
+    return env
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:

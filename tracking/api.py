@@ -21,6 +21,8 @@ from tracking.serializers import (
 )
 from tracking.services.ingest import pings_ingest
 from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
+from ze_tracking.parsers import ItemsJSONParser
+from ze_tracking.renderers import JSONRenderer
 from ze_tracking.throttles import IngestCourierThrottle, TrackingAddressThrottle, TrackingCodeThrottle
 
 THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
@@ -31,11 +33,13 @@ class PingBatchCreateApi(APIView):
     each rejected one is listed with its index and errors."""
 
     permission_classes = [IsCourier]
+    parser_classes = [ItemsJSONParser]
+    renderer_classes = [JSONRenderer]
     throttle_classes = [IngestCourierThrottle]
 
     class PingBatchInputSerializer(serializers.Serializer):
         # Items are validated one by one in the service, so one bad ping rejects only itself.
-        pings = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=500)
+        pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1, max_length=500)
 
     class PingBatchResultSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()

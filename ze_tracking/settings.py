@@ -264,8 +264,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # connection instead and drops it when broken or older than CONN_MAX_AGE, as Django does
 # between requests (ze_tracking/celery.py).
 CELERY_DB_REUSE_MAX = 1_000_000
-# The ingest request answers 503 quickly instead of blocking on a broker that is down.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# Publishing answers within about 2 s when the broker is down, silent or refusing (the
+# ingest API then answers 503 with Retry-After): each attempt is bounded by
+# BROKER_TIMEOUT_S to connect and to read the reply, and there is one retry, which is what
+# a pooled connection that died with a restarted broker needs.
+# https://docs.celeryq.dev/en/stable/userguide/calling.html#retry-policy
+BROKER_TIMEOUT_S = env.float("BROKER_TIMEOUT_S", default=0.5)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0, "interval_max": 0.1}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # A message not acked within this window is delivered again (worker died mid-batch).
     # On SQS the queue's own attribute rules (deploy/ze_infra/messaging.py, 300 s, passed to
@@ -296,10 +301,22 @@ if CELERY_BROKER_URL.startswith("sqs://"):
                 name: {"url": env.str(f"SQS_{name.upper()}_QUEUE_URL")}
                 for name in ("pings", "notifications", "maintenance")
             },
+            # boto3's client for publish, ack and visibility changes: botocore's defaults
+            # (60 s timeouts, retries with backoff) would hold a request for minutes. The
+            # worker's long polls go through kombu's own HTTP client, which this leaves
+            # alone. https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+            "client-config": {
+                "connect_timeout": BROKER_TIMEOUT_S,
+                "read_timeout": BROKER_TIMEOUT_S,
+                "retries": {"total_max_attempts": 1},
+            },
         }
     )
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = 2
+    # A publish waits at most this long for Redis; the worker's BRPOP is read by the event
+    # loop and is not bound by it. https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
 
 # Exactly one beat: celery-redbeat keeps the schedule in Redis and holds a lock there; a
 # second beat (a deploy or platform update starts the new one before stopping the old)
@@ -349,6 +366,7 @@ TRACKING = {
     # A task message must stay inside SQS's 256 KiB limit (the broker adds an envelope).
     "MAX_TASK_PAYLOAD_BYTES": env.int("TRACKING_MAX_TASK_PAYLOAD_BYTES", default=192 * 1024),
     "MAX_ATTRIBUTES_BYTES": env.int("TRACKING_MAX_ATTRIBUTES_BYTES", default=2048),
+    "MAX_ATTRIBUTES_DEPTH": env.int("TRACKING_MAX_ATTRIBUTES_DEPTH", default=8),
     "PARTITION_DAYS_AHEAD": env.int("TRACKING_PARTITION_DAYS_AHEAD", default=7),
     # Partition DDL waits this long for a lock, then gives way to ingest and tries again.
     "PARTITION_LOCK_TIMEOUT_MS": env.int("TRACKING_PARTITION_LOCK_TIMEOUT_MS", default=2000),

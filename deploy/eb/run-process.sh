@@ -5,12 +5,25 @@ set -euo pipefail
 
 case "${ZE_PROCESS:-web}" in
   web)
-    # nginx (port 80) proxies HTTP and the /ws/ upgrades to uvicorn on 8000.
-    # /metrics (staff only) adds up the uvicorn workers' values from this folder.
+    # REST, admin and pages under WSGI (gunicorn, sync workers, a process per core; no
+    # access log: tracking links carry their secret in the path); only the websockets
+    # (/ws/, which nginx routes to 8001: .platform/nginx/conf.d/elasticbeanstalk/) under
+    # ASGI (uvicorn). A sync Django view under ASGI pays thread hand-offs on every request:
+    # the ingest costs about a third more CPU per request there.
+    # /metrics (staff only) adds up the workers' values from this folder.
     export PROMETHEUS_MULTIPROC_DIR=/tmp/ze-prometheus
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-    exec uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8000 \
-      --workers "${WEB_CONCURRENCY:-2}" --proxy-headers --no-server-header
+    trap 'kill 0' TERM INT
+    uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8001 --proxy-headers --no-server-header \
+      --no-access-log &
+    # Sync workers serve one request at a time on one thread: persistent database
+    # connections are safe there (https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections)
+    # and save a connection per request; the ASGI server keeps the default (closed after each).
+    DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} gunicorn ze_tracking.wsgi:application --bind 127.0.0.1:8000 --workers "${WEB_CONCURRENCY:-2}" \
+      --worker-class sync --graceful-timeout 20 &
+    # One of the two exiting stops the other; Elastic Beanstalk then restarts the pair.
+    wait -n
+    kill 0
     ;;
   worker)
     exec celery -A ze_tracking worker -Q pings,notifications,maintenance \

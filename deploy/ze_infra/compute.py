@@ -1,8 +1,8 @@
 """Elastic Beanstalk: one application, three environments built from one source bundle.
 
-- `web`: Django ASGI (uvicorn behind nginx) behind an ALB that carries WebSockets;
-  health check on /healthz; scales on ALB requests per target (workers on the pings
-  queue's backlog and age; see scaling/index.py).
+- `web`: Django behind nginx (REST under gunicorn, websockets under uvicorn) behind an ALB
+  that carries WebSockets; health check on /healthz; scales on ALB requests per target
+  (workers on the pings queue's backlog and age; see scaling/index.py).
 - `worker`: Celery workers consuming the three queues; scales on the backlog of the
   pings queue per instance (target tracking on SQS depth / instances in service).
 - `scheduler`: Celery beat, exactly one instance (min = max = 1), so periodic tasks

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -14,7 +13,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ROOT, database_url, ping, wait_for
+from tests.conftest import ROOT, ping, wait_for
 from tracking.models import OrderLastLocation, Ping
 
 PUBLISH = """
@@ -24,29 +23,6 @@ from tracking.services.ingest import pings_ingest
 result = pings_ingest(courier_id=uuid.UUID(sys.argv[1]), pings=json.loads(sys.argv[2]))
 print(result.accepted, result.rejected)
 """
-
-
-@pytest.fixture
-def sqs_env(sns_emulator):
-    """The environment deploy/ gives the app: sqs:// broker and one URL per Celery queue."""
-    if not sns_emulator.running:
-        sns_emulator.start()
-    sqs = sns_emulator.client("sqs")
-    suffix = uuid.uuid4().hex[:6]
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DB_CONN_MAX_AGE": "0",
-        "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{sns_emulator.port}",
-        "SQS_IS_SECURE": "0",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    for name in ("pings", "notifications", "maintenance"):
-        url = sqs.create_queue(QueueName=f"ze-tracking-test-{name}-{suffix}")["QueueUrl"]
-        env[f"SQS_{name.upper()}_QUEUE_URL"] = url
-    return env
 
 
 def test_a_batch_published_to_sqs_is_stored_by_a_worker_reading_sqs(

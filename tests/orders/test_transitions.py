@@ -198,3 +198,49 @@ def test_late_event_time_outside_the_window_is_400(courier_api, order):
 
     assert response.status_code == 400
     assert "recorded_at" in response.json()
+
+
+@pytest.mark.parametrize(
+    "location, field",
+    [
+        ({"lat": -23.56, "lon": -46.65, "accuracy_m": 1e39}, "accuracy_m"),  # past single precision
+        ({"lat": -23.56, "lon": -46.65, "accuracy_m": 1e6}, "accuracy_m"),  # not a GPS fix
+        ({"lat": 1e39, "lon": -46.65}, "lat"),
+    ],
+)
+def test_event_location_that_cannot_be_stored_is_400_and_changes_nothing(courier_api, order, location, field):
+    response = courier_api.post(
+        f"/api/v1/orders/{order.id}/events",
+        {"type": "assigned", "event_id": str(uuid.uuid4()), "recorded_at": timezone.now().isoformat(),
+         "location": location},
+        format="json",
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()["location"]
+    order.refresh_from_db()
+    assert order.status == "pending" and not OrderEvent.objects.exists()
+
+
+def test_event_with_text_that_is_not_unicode_is_400_not_500(courier_api, order):
+    response = courier_api.post(
+        f"/api/v1/orders/{order.id}/events",
+        '{"type": "\\ud800", "event_id": "\\udfff", "recorded_at": "\\ud800", "location": {"lat": 1, "lon": 1}}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["detail"]
+
+
+def test_event_location_accuracy_below_single_precision_is_stored_as_zero(courier_api, order):
+    response = courier_api.post(
+        f"/api/v1/orders/{order.id}/events",
+        {"type": "assigned", "event_id": str(uuid.uuid4()), "recorded_at": timezone.now().isoformat(),
+         "location": {"lat": -23.56, "lon": -46.65, "accuracy_m": 1e-50}},
+        format="json",
+    )  # fmt: skip
+
+    assert response.status_code == 201, response.content
+    assert OrderEvent.objects.get().accuracy_m == 0
+    assert Ping.objects.get().accuracy_m == 0

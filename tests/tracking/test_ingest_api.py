@@ -271,3 +271,91 @@ def test_json_nested_too_deeply_is_400_not_500(courier_api, anonymous_api):
     assert courier_api.post(URL, '{"pings": ' + deep + "}", content_type="application/json").status_code == 400
     token = anonymous_api.post("/api/v1/auth/token", '{"username": ' + deep + "}", content_type="application/json")
     assert token.status_code == 400
+
+
+def test_numbers_outside_what_a_ping_can_store_are_rejected_per_ping(courier_api):
+    bad = [
+        ping(accuracy_m=1e39),  # overflows single precision: the batch insert would fail
+        ping(speed_mps=1e39),
+        ping(accuracy_m=100_001),  # not a GPS fix
+        ping(speed_mps=1001),  # faster than any courier
+    ]
+    good = ping()
+
+    response = post(courier_api, [*bad, good])
+
+    assert response.status_code == 202, response.content
+    errors = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    assert set(errors) == {0, 1, 2, 3}
+    assert "accuracy_m" in errors[0] and "speed_mps" in errors[1]
+    assert "accuracy_m" in errors[2] and "speed_mps" in errors[3]
+    assert stored(good["event_id"]) and Ping.objects.count() == 1
+
+
+def test_numbers_too_small_for_single_precision_are_stored_as_zero(courier_api):
+    p = ping(accuracy_m=1e-50, speed_mps=1e-40, heading_deg=5e-324)
+
+    response = post(courier_api, [p])
+
+    assert response.status_code == 202, response.content
+    assert Ping.objects.filter(event_id=p["event_id"]).values_list("accuracy_m", "speed_mps", "heading_deg").get() == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_unpaired_surrogates_in_attributes_are_rejected_per_ping(courier_api):
+    body = (
+        '{"pings": [' + json.dumps(ping(attributes={"k": "\ud800"})) + ", "
+        + json.dumps(ping(attributes={"\udfff": 1})) + ", "
+        + json.dumps(ping(attributes={"list": [{"deep": "x\ud83d"}]})) + ", "
+        + json.dumps(ping(attributes={"emoji": "\U0001f600"})) + "]}"
+    )  # fmt: skip
+
+    response = courier_api.post(URL, body, content_type="application/json")
+
+    assert response.status_code == 202, response.content
+    errors = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    assert set(errors) == {0, 1, 2}
+    assert all("surrogate" in e["attributes"][0] for e in errors.values())
+    assert Ping.objects.get().attributes == {"emoji": "\U0001f600"}
+
+
+def test_attributes_nested_deeper_than_the_limit_are_rejected_per_ping(courier_api):
+    nested: dict = {"v": 1}
+    for _ in range(20):
+        nested = {"n": nested}
+
+    response = post(courier_api, [ping(attributes=nested), ping(attributes={"a": {"b": [1, {"c": 2}]}})])
+
+    assert response.status_code == 202, response.content
+    assert [r["index"] for r in response.json()["rejected"]] == [0]
+    assert "deep" in response.json()["rejected"][0]["errors"]["attributes"][0]
+
+
+def test_an_unprintable_event_id_is_rejected_without_being_echoed(courier_api):
+    body = '{"pings": [{"event_id": "\\ud800", "lat": 1, "lon": 1}]}'
+
+    response = courier_api.post(URL, body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    assert "event_id" in response.json()["rejected"][0]["errors"]
+
+
+def test_device_times_with_offsets_no_time_zone_has_are_rejected_per_ping(courier_api):
+    now = timezone.now()
+    odd = [
+        now.astimezone(dt.timezone(dt.timedelta(seconds=1, microseconds=1))).isoformat(),
+        now.astimezone(dt.timezone(dt.timedelta(hours=20))).isoformat(),
+    ]
+    good = ping(recorded_at=now.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=45))).isoformat())
+
+    response = post(courier_api, [*(ping(recorded_at=at) for at in odd), good])
+
+    assert response.status_code == 202, response.content
+    assert [(r["index"], list(r["errors"])) for r in response.json()["rejected"]] == [
+        (0, ["recorded_at"]),
+        (1, ["recorded_at"]),
+    ]
+    assert stored(good["event_id"])

@@ -1,0 +1,91 @@
+"""A broker that cannot take the batch (down, silent, refusing) is a quick 503 with
+Retry-After and nothing stored, for Redis and for SQS. Each case runs the ingest API in a
+process started with that broker's settings, as the web process would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests.conftest import ROOT, database_url, free_port, ping
+from tracking.models import Ping
+
+# The answer must come within the publish budget (about 2 s) plus this process's overhead.
+ANSWER_WITHIN_S = 2.5
+
+POST = """
+import django, json, sys, time
+django.setup()
+from django.test import Client
+client = Client(HTTP_AUTHORIZATION="Token " + sys.argv[1])
+client.get("/healthz")  # load the URLs and apps before the clock starts
+start = time.monotonic()
+response = client.post("/api/v1/locations", sys.argv[2], content_type="application/json")
+print(json.dumps({"status": response.status_code, "retry_after": response.get("Retry-After"),
+                  "elapsed_s": time.monotonic() - start}))
+"""
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel completes them) and never answers, like
+    a broker that hangs or a network path that drops replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+def ingest_in_process(*, env: dict, courier) -> dict:
+    token, _ = Token.objects.get_or_create(user=courier.user)
+    env = {**env, "DJANGO_ALLOWED_HOSTS": "testserver", "DB_CONN_MAX_AGE": "0", "DATABASE_URL": database_url()}
+    done = subprocess.run(
+        [sys.executable, "-c", POST, token.key, json.dumps({"pings": [ping(), ping()]})],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_quick_503(answer: dict) -> None:
+    assert answer["status"] == 503, answer
+    assert int(answer["retry_after"]) > 0
+    assert answer["elapsed_s"] < ANSWER_WITHIN_S, answer
+    assert not Ping.objects.exists()
+
+
+@pytest.mark.parametrize("broker", ["closed", "silent"])
+def test_redis_broker_down_or_silent_is_a_quick_503(transactional_db, courier, silent_port, broker):
+    port = free_port() if broker == "closed" else silent_port
+    env = {**os.environ, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
+
+    assert_quick_503(ingest_in_process(env=env, courier=courier))
+
+
+@pytest.mark.parametrize("broker", ["closed", "silent"])
+def test_sqs_down_or_silent_is_a_quick_503(transactional_db, courier, sqs_env, silent_port, broker):
+    port = free_port() if broker == "closed" else silent_port
+    env = {**sqs_env, "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{port}"}
+
+    assert_quick_503(ingest_in_process(env=env, courier=courier))
+
+
+def test_sqs_refusing_the_message_is_a_quick_503(transactional_db, courier, sqs_env):
+    # The queue is gone: SQS answers with an error (as it does when throttling or when KMS
+    # refuses the key), which botocore raises as ClientError.
+    env = {**sqs_env, "SQS_PINGS_QUEUE_URL": sqs_env["SQS_PINGS_QUEUE_URL"] + "-deleted"}
+
+    assert_quick_503(ingest_in_process(env=env, courier=courier))
+
+
+def test_sqs_that_works_takes_the_batch(transactional_db, courier, sqs_env):
+    """The same harness with a healthy broker: 202 (so the cases above fail for the right reason)."""
+    answer = ingest_in_process(env=sqs_env, courier=courier)
+
+    assert answer["status"] == 202, answer
