@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from couriers.services import api_token_create
 from tests.conftest import ROOT, database_url, free_port, ping
 from tracking.models import Ping
 
@@ -43,10 +43,10 @@ def silent_port():
 
 
 def ingest_in_process(*, env: dict, courier) -> dict:
-    token, _ = Token.objects.get_or_create(user=courier.user)
+    _, token = api_token_create(user=courier.user)
     env = {**env, "DJANGO_ALLOWED_HOSTS": "testserver", "DB_CONN_MAX_AGE": "0", "DATABASE_URL": database_url()}
     done = subprocess.run(
-        [sys.executable, "-c", POST, token.key, json.dumps({"pings": [ping(), ping()]})],
+        [sys.executable, "-c", POST, token, json.dumps({"pings": [ping(), ping()]})],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
