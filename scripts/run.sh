@@ -9,37 +9,6 @@ source .local/env
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
 PORT=${PORT:-8000}
 export PORT
-export ZE_WSGI_PORT=$((PORT + 1)) ZE_ASGI_PORT=$((PORT + 2))
-export WEB_CONCURRENCY=${WEB_CONCURRENCY:-$(nproc)}
-# nginx (below) is the one proxy in front: the client is the address it appends.
-export DRF_NUM_PROXIES=${DRF_NUM_PROXIES:-1}
-mkdir -p .local/nginx
-# The local twin of .platform/nginx/conf.d/elasticbeanstalk/10_ze_tracking.conf.
-cat > .local/nginx/nginx.conf <<NGINX
-pid $(pwd)/.local/nginx/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_max_body_size 2m;
-  client_body_buffer_size 2m;
-  client_body_temp_path $(pwd)/.local/nginx/body;
-  proxy_temp_path $(pwd)/.local/nginx/proxy;
-  proxy_set_header Host \$http_host;
-  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-  server {
-    listen 127.0.0.1:$PORT;
-    location /ws/ {
-      proxy_pass http://127.0.0.1:$ZE_ASGI_PORT;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_read_timeout 300s;
-    }
-    location / { proxy_pass http://127.0.0.1:$ZE_WSGI_PORT; }
-  }
-}
-NGINX
 # honcho gives each process its own PORT (PORT+100, +200…); the simulator needs the web's.
 export ZE_API_URL="http://127.0.0.1:$PORT"
 # Every process (uvicorn, Celery children) writes its metrics here; /metrics adds them up.
@@ -60,6 +29,6 @@ cat <<TXT
 TXT
 # honcho stops everything when one process exits, so "off" means not starting it at all.
 if [ "${ZE_SIMULATOR:-1}" = "0" ]; then
-  exec honcho -f Procfile.dev start web wsgi asgi worker beat
+  exec honcho -f Procfile.dev start web worker beat
 fi
 exec honcho -f Procfile.dev start
