@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
+# The two servers behind nginx take the next two ports.
 WSGI_PORT=$((PORT + 1))
 ASGI_PORT=$((PORT + 2))
 # nginx is the one proxy in front: the client is the address it appends to X-Forwarded-For.

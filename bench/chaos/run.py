@@ -120,7 +120,8 @@ def main(argv: list[str]) -> int:
     args = arguments_parse(argv)
     # Stopped from outside (CI's timeout): still run `finally`, which restores what was broken.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    redis = ChaosRedis(port=args.port + 1, folder=LOCAL / "redis")
+    # PORT+1 and PORT+2 are the web tier's own servers (scripts/web.sh).
+    redis = ChaosRedis(port=args.port + 3, folder=LOCAL / "redis")
     redis.start(fresh=True)
     env = bench_env_build(web_port=args.port)
     database = urlunsplit(urlsplit(env.database_url)._replace(path=f"/{DATABASE}"))
