@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
 _RETENTION = {
@@ -14,3 +16,26 @@ _RETENTION = {
 def retention(days: int) -> logs.RetentionDays:
     """CloudWatch Logs retention for a number of days (one of 7, 14, 30, 90, 365)."""
     return _RETENTION[days]
+
+
+# What reading the resources Elastic Beanstalk built for an environment needs.
+EB_RESOURCE_DESCRIBES = [
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeLaunchConfigurations",
+    "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
+    "elasticloadbalancing:DescribeLoadBalancers",
+]
+
+
+def eb_resources_read_statements(*, stack: Stack, describes: list[str]) -> list[iam.PolicyStatement]:
+    """DescribeEnvironmentResources reads the environment's CloudFormation stack
+    (awseb-<environment id>-stack) and describes what is in it: read-only describes, which
+    take no resource ARN."""
+    return [
+        iam.PolicyStatement(
+            actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
+            resources=[stack.format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")],
+        ),
+        iam.PolicyStatement(actions=describes, resources=["*"]),
+    ]

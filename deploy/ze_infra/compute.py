@@ -40,7 +40,7 @@ from constructs import Construct
 
 from pathlib import Path
 
-from .common import retention
+from .common import EB_RESOURCE_DESCRIBES, eb_resources_read_statements, retention
 from .config import CELERY_QUEUES, METRICS_NAMESPACE, PLATFORM_BRANCHES, StageConfig
 from .data import Cache, Database
 from .messaging import RETENTION_DAYS, VISIBILITY_TIMEOUT_SECONDS, Messaging
@@ -673,28 +673,10 @@ class Compute(Construct):
                 ],
             )
         )
-        # DescribeEnvironmentResources reads the environment's CloudFormation stack
-        # (awseb-<environment id>-stack) and what is in it.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
-                resources=[stack.format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "ec2:DescribeInstances",
-                    "ec2:DescribeLaunchTemplates",
-                    "elasticloadbalancing:DescribeLoadBalancers",
-                    "elasticloadbalancing:DescribeTargetGroups",
-                ],
-                # Read-only describes, which take no resource ARN.
-                resources=["*"],
-            )
-        )
+        for statement in eb_resources_read_statements(
+            stack=stack, describes=[*EB_RESOURCE_DESCRIBES, "elasticloadbalancing:DescribeTargetGroups"]
+        ):
+            role.add_to_principal_policy(statement)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["autoscaling:PutScalingPolicy", "autoscaling:EnableMetricsCollection"],

@@ -25,7 +25,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from .common import retention
+from .common import EB_RESOURCE_DESCRIBES, eb_resources_read_statements, retention
 from .config import StageConfig
 
 MANAGED_RULE_GROUPS: tuple[tuple[str, list[str]], ...] = (
@@ -138,21 +138,7 @@ class Waf(Construct):
                             )
                         ],
                     ),
-                    iam.PolicyStatement(
-                        actions=["cloudformation:DescribeStackResources", "cloudformation:DescribeStackResource"],
-                        resources=[stack.format_arn(service="cloudformation", resource="stack", resource_name="awseb-*")],
-                    ),
-                    # Read-only describes, which take no resource ARN.
-                    iam.PolicyStatement(
-                        actions=[
-                            "autoscaling:DescribeAutoScalingGroups",
-                            "autoscaling:DescribeLaunchConfigurations",
-                            "ec2:DescribeInstances",
-                            "ec2:DescribeLaunchTemplates",
-                            "elasticloadbalancing:DescribeLoadBalancers",
-                        ],
-                        resources=["*"],
-                    ),
+                    *eb_resources_read_statements(stack=stack, describes=EB_RESOURCE_DESCRIBES),
                 ]
             ),
             install_latest_aws_sdk=False,
