@@ -14,7 +14,7 @@ import pytest
 from celery import states
 from celery.exceptions import Reject
 from celery.signals import task_retry
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from tests.conftest import ROOT, ping
@@ -90,6 +90,26 @@ def test_a_lock_held_past_the_lock_timeout_is_retried_until_it_is_released(couri
     assert result.successful(), result.traceback
     assert result.get() == 1
     assert Ping.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_batch_is_retried_past_celerys_default_of_three_until_the_database_answers(courier):
+    # The task sets no retry count of its own (Celery's default would give up after three):
+    # it is retried for as long as the batch is young enough.
+    failures = {"left": 5}  # the database is away for five tries
+
+    def flaky(execute, sql, params, many, context):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    batch = ping()
+    with connection.execute_wrapper(flaky):
+        run_task(courier, [batch])
+
+    assert failures["left"] == 0
+    assert Ping.objects.filter(event_id=batch["event_id"]).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
