@@ -97,7 +97,8 @@ def test_every_ping_is_either_rejected_by_index_or_stored(courier_api, in_transi
     body = body_encode(pings)
     if body is None:
         return
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    # Tasks already run in process here (tests/conftest.py); a worker-side failure fails the example.
+    celery_app.conf.update(task_eager_propagates=True)
     try:
         # Each example in its own savepoint, rolled back: examples stay independent.
         with transaction.atomic():
@@ -126,7 +127,7 @@ def test_every_ping_is_either_rejected_by_index_or_stored(courier_api, in_transi
                         assert math.isclose(kept, sent, rel_tol=1e-6, abs_tol=1e-30), (name, sent, kept)
             transaction.set_rollback(True)
     finally:
-        celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
+        celery_app.conf.update(task_eager_propagates=False)
 
 
 ACTIVE_ORDER = uuid.UUID("00000000-0000-4000-8000-000000000001")
