@@ -54,38 +54,29 @@ def postgres_stop(chaos: Chaos, started: float) -> Fault:
     why = chaos.postgres.discover()
     if why:
         return Fault(failures=[f"PostgreSQL cannot be stopped here: {why}"])
-    _sleep_until(started + FAULT_AT_S)
-    fault = Fault()
-    chaos.postgres.stop()
-    fault.began = time.time()
-    time.sleep(POSTGRES_DOWN_S)
-    chaos.postgres.start()
-    fault.repaired = time.time()
-    return fault
+    return _outage(started=started, begin=chaos.postgres.stop, end=chaos.postgres.start, seconds=POSTGRES_DOWN_S)
 
 
 def redis_restart(chaos: Chaos, started: float) -> Fault:
     """Redis (broker, cache, channel layer) crashes and comes back REDIS_DOWN_S later from
     its append-only file."""
-    _sleep_until(started + FAULT_AT_S)
-    fault = Fault()
-    chaos.redis.kill()
-    fault.began = time.time()
-    time.sleep(REDIS_DOWN_S)
-    chaos.redis.start()
-    fault.repaired = time.time()
-    return fault
+    return _outage(started=started, begin=chaos.redis.kill, end=chaos.redis.start, seconds=REDIS_DOWN_S)
 
 
 def broker_frozen(chaos: Chaos, started: float) -> Fault:
     """The broker stops answering for BROKER_FROZEN_S (connections hang instead of being
     refused). The API must say 503 with Retry-After quickly; slow answers are failures here."""
+    return _outage(started=started, begin=chaos.redis.freeze, end=chaos.redis.thaw, seconds=BROKER_FROZEN_S)
+
+
+def _outage(*, started: float, begin, end, seconds: float) -> Fault:
+    """At FAULT_AT_S into the load, break something for `seconds`, then repair it."""
     _sleep_until(started + FAULT_AT_S)
     fault = Fault()
-    chaos.redis.freeze()
+    begin()
     fault.began = time.time()
-    time.sleep(BROKER_FROZEN_S)
-    chaos.redis.thaw()
+    time.sleep(seconds)
+    end()
     fault.repaired = time.time()
     return fault
 
