@@ -116,12 +116,13 @@ def bytes_plot(*, data: dict, out: Path) -> str | None:
     if not result:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    heap, index = result["heap_bytes_per_ping"], result["index_bytes_per_ping"]
+    heap, index, other = result["heap_bytes_per_ping"], result["index_bytes_per_ping"], result["other_bytes_per_ping"]
     ax.barh(["per stored ping"], [heap], label=f"heap {heap:.0f} B", color="tab:blue")
     ax.barh(["per stored ping"], [index], left=[heap], label=f"indexes {index:.0f} B", color="tab:orange")
+    ax.barh(["per stored ping"], [other], left=[heap + index], label=f"TOAST and maps {other:.1f} B", color="tab:gray")
     ax.axvline(200, color="tab:red", ls=":", label="target 200 B")
     ax.set_xlabel(f"bytes on disk per ping ({result['rows']:,} rows)")
-    ax.set_title("Bytes per stored ping (heap + indexes)")
+    ax.set_title("Bytes per stored ping (heap + indexes + TOAST)")
     ax.legend(loc="lower right", fontsize=8)
     return figure_save(fig, path=out / "bytes.png", command=data["command"])
 
