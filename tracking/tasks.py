@@ -13,6 +13,7 @@ from tracking.services.partitions import ping_partitions_drop_expired as ping_pa
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
 from tracking.services.storage import ping_partitions_pack as ping_partitions_pack_service
 from ze_tracking.failures import Failure, failure_classify, request_retry_or_reject
+from ze_tracking.logging import log_context_bind
 from ze_tracking.metrics import metric_record
 from ze_tracking.task_groups import ACK, GroupedRequest, GroupedTask
 
@@ -62,6 +63,7 @@ def ping_batches_settle(*, task: GroupedTask, requests: list[GroupedRequest]) ->
                 logger.info("batches recorded", extra={"batches": len(requests), "stored": stored})
                 return [ACK] * len(requests)
         for index, request in enumerate(requests):
+            log_context_bind(courier_id=request.kwargs.get("courier_id"))
             try:
                 stored = ping_batch_record_service(**request.kwargs)
             except Exception as exc:

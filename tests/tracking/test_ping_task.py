@@ -238,3 +238,13 @@ def test_a_batch_that_fails_otherwise_is_rejected_alone_and_the_rest_of_its_grou
     assert {str(e) for e in Ping.objects.values_list("event_id", flat=True)} == {
         b["pings"][0]["event_id"] for b in good
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_delivered_twice_into_one_group_is_stored_once(courier, in_transit_order):
+    batch = batch_of(courier, [ping(seconds_ago=2 - i, lat=-23.57 + i * 0.0001) for i in range(2)])
+
+    assert ping_batch_record(grouped(batch, batch)) == [ACK, ACK]
+
+    assert Ping.objects.count() == 2
+    assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(-23.5699)
