@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from bench.measurements.base import Bench
 
 TOP_N = 25
-TASK_TRACER = "trace_task (celery/app/trace.py)"  # build_tracer.<locals>.trace_task
+# Where a task's own frames start: Celery's tracer (build_tracer.<locals>.trace_task), or
+# the call of a grouped task (ze_tracking/task_groups.py).
+TASK_TRACERS = ("trace_task (celery/app/trace.py)", "group_run (ze_tracking/task_groups.py)")
 OUTSIDE_TASKS = "(outside any task: waiting for work, acknowledging)"
 LINE_NUMBER = re.compile(r":\d+\)$")
 
@@ -79,7 +81,7 @@ def profile_summarize(*, path: Path) -> dict[str, list[tuple[str, float]]]:
         total += n
         # One line per function, whatever the line number it was on.
         frames = [LINE_NUMBER.sub(")", frame.strip()) for frame in stack.split(";")]
-        tracer = [i for i, frame in enumerate(frames) if frame.endswith(TASK_TRACER)]
+        tracer = [i for i, frame in enumerate(frames) if frame.endswith(TASK_TRACERS)]
         frames = frames[tracer[-1] + 1 :] if tracer else []
         if not frames:
             frames = [OUTSIDE_TASKS]

@@ -13,11 +13,12 @@ import enum
 import logging
 
 from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
+
+from ze_tracking.task_groups import REJECT, GroupedRequest, request_retry
 
 logger = logging.getLogger(__name__)
 
@@ -68,29 +69,27 @@ def failure_classify(*, exc: BaseException) -> Failure:
     return Failure.OTHER
 
 
-def task_retry_or_reject(*, task: Task, exc: BaseException, since: dt.datetime) -> Exception:
-    """What a task does with a failure, for `raise task_retry_or_reject(...)`: a transient
-    one is retried with exponential backoff and full jitter, capped at TASK_RETRY_BACKOFF_MAX_S,
-    for as long as the work is younger than TASK_RETRY_MAX_AGE_S (counted from `since`, when
-    it was first accepted); anything else, or work that old, is rejected without requeue:
-    never acknowledged as done. On SQS the queue's redrive policy then moves the message to
-    its dead-letter queue; on Redis (local runs) the message is dropped, with this log line
-    as its only trace. See docs/RELIABILITY.md."""
+def request_retry_or_reject(*, task: Task, request: GroupedRequest, exc: BaseException, since: dt.datetime) -> str:
+    """What a grouped task (ze_tracking/task_groups.py) does with one message that failed: a
+    transient failure is retried with exponential backoff and full jitter, capped at
+    TASK_RETRY_BACKOFF_MAX_S, for as long as the work is younger than TASK_RETRY_MAX_AGE_S
+    (counted from `since`, when it was first accepted); anything else, or work that old, is
+    rejected without requeue: never acknowledged as done. On SQS the queue's redrive policy
+    then moves the message to its dead-letter queue; on Redis (local runs) the message is
+    dropped, with this log line as its only trace. See docs/RELIABILITY.md. Returns the
+    message's outcome."""
     kind = failure_classify(exc=exc)
     age_s = (timezone.now() - since).total_seconds()
     if kind is Failure.TRANSIENT and age_s < settings.TASK_RETRY_MAX_AGE_S:
-        countdown = get_exponential_backoff_interval(
-            factor=settings.TASK_RETRY_BACKOFF_S,
-            retries=task.request.retries,
+        # A new message with this countdown, the current one acknowledged; the worker holds
+        # the new one unacknowledged until it runs, so the countdown must stay well under the
+        # broker's visibility timeout (checked in settings).
+        return request_retry(
+            task=task, request=request, exc=exc, factor=settings.TASK_RETRY_BACKOFF_S,
             maximum=settings.TASK_RETRY_BACKOFF_MAX_S,
-            full_jitter=True,
-        )
-        # Celery publishes a new message with this countdown and acknowledges the current
-        # one; the worker holds the new one unacknowledged until it runs, so the countdown
-        # must stay well under the broker's visibility timeout (checked in settings).
-        return task.retry(exc=exc, countdown=countdown, max_retries=None)
+        )  # fmt: skip
     logger.error(
         "rejecting %s[%s] after %d retries (%s failure, %.0f s old): %r",
-        task.name, task.request.id, task.request.retries, kind.value, age_s, exc,
+        task.name, request.id, request.retries, kind.value, age_s, exc,
     )  # fmt: skip
-    return Reject(exc, requeue=False)
+    return REJECT

@@ -65,19 +65,29 @@ def eta_seconds_estimate(*, distance_m: float) -> int:
     return round(distance_m * ROAD_FACTOR / settings.TRACKING["DEFAULT_SPEED_MPS"])
 
 
-def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> list[EnrichedPing]:
-    """Steps: judge each position against the courier's fixes around it (one query, see
-    `plausibility.py`; a stored fix it reinstates as the newest joins the batch as a resent
-    ping); load the courier's orders (active ones and any the pings name) in one query;
-    attach orders with distance and ETA. Returns the pings sorted by `recorded_at`."""
+@dataclass
+class PingBatch:
+    """One batch as the API queued it: a courier's validated pings and when they arrived."""
+
+    courier_id: uuid.UUID
+    received_at: dt.datetime
+    pings: list[dict]
+
+
+def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
+    """Steps: judge each position against its courier's fixes around it (one query for all
+    the batches, see `plausibility.py`; a stored fix it reinstates as the newest joins the
+    pings as a resent ping); load the couriers' orders (active ones and any the pings name)
+    in one query; attach orders with distance and ETA. Returns the pings of every batch
+    sorted by `recorded_at`."""
     enriched = [
         EnrichedPing(
             event_id=uuid.UUID(str(p["event_id"])),
-            courier_id=courier_id,
+            courier_id=batch.courier_id,
             recorded_at=dt.datetime.fromisoformat(p["recorded_at"])
             if isinstance(p["recorded_at"], str)
             else p["recorded_at"],
-            received_at=received_at,
+            received_at=batch.received_at,
             lat=p["lat"],
             lon=p["lon"],
             accuracy_m=p.get("accuracy_m"),
@@ -86,31 +96,45 @@ def pings_enrich(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list
             attributes=p.get("attributes") or {},
             explicit_order_id=uuid.UUID(str(p["order_id"])) if p.get("order_id") else None,
         )
-        for p in pings
+        for batch in batches
+        for p in batch.pings
     ]
     enriched.sort(key=lambda p: p.recorded_at)
-    resent = pings_judge(courier_id=courier_id, pings=enriched)
+    resent = pings_judge(pings=enriched)
     if resent:
+        received_at = {batch.courier_id: batch.received_at for batch in batches}
         enriched += [
-            EnrichedPing(event_id=f.key[0], courier_id=courier_id, recorded_at=f.recorded_at, received_at=received_at,
-                         lat=f.lat, lon=f.lon, accuracy_m=f.accuracy_m, speed_mps=f.speed_mps,
-                         heading_deg=f.heading_deg)
-            for f in resent
+            EnrichedPing(event_id=f.key[0], courier_id=courier_id, recorded_at=f.recorded_at,
+                         received_at=received_at[courier_id], lat=f.lat, lon=f.lon, accuracy_m=f.accuracy_m,
+                         speed_mps=f.speed_mps, heading_deg=f.heading_deg)
+            for courier_id, f in resent
         ]  # fmt: skip
         enriched.sort(key=lambda p: p.recorded_at)
+    courier_ids = {batch.courier_id for batch in batches}
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
-    orders = list(
-        Order.objects.filter(Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id=courier_id).values_list(
-            "id", "status", "destination", "started_at"
-        )
-    )
-    active = [o for o in orders if o[1] in ACTIVE_STATUSES]
+    # Each destination read out of GEOS once: its coordinate getters cost more per ping than
+    # the distance itself.
+    orders = [
+        (order_id, courier_id, status, destination.y, destination.x, started_at)
+        for order_id, courier_id, status, destination, started_at in Order.objects.filter(
+            Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id__in=courier_ids
+        ).values_list("id", "courier_id", "status", "destination", "started_at")
+    ]
+    active: dict[uuid.UUID, list[tuple]] = {}
+    for order in orders:
+        if order[2] in ACTIVE_STATUSES:
+            active.setdefault(order[1], []).append(order)
     by_id = {o[0]: o for o in orders}
 
     for ping in enriched:
-        chosen = [by_id[ping.explicit_order_id]] if ping.explicit_order_id in by_id else active
-        for order_id, status, destination, started_at in chosen:
-            distance = haversine_m(ping.lat, ping.lon, destination.y, destination.x)
+        named_order = by_id.get(ping.explicit_order_id)
+        # An order the ping names counts only if it is its courier's.
+        if named_order is not None and named_order[1] == ping.courier_id:
+            chosen = [named_order]
+        else:
+            chosen = active.get(ping.courier_id, [])
+        for order_id, _, status, destination_lat, destination_lon, started_at in chosen:
+            distance = haversine_m(ping.lat, ping.lon, destination_lat, destination_lon)
             ping.legs.append(
                 OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance), started_at)
             )

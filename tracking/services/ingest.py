@@ -32,7 +32,7 @@ from orders.selectors import courier_active_orders
 from tracking import broadcasts
 from tracking.serializers import PingInputSerializer, ping_validate_fast
 from tracking.services import dead_letters
-from tracking.services.enrichment import EnrichedPing, pings_enrich
+from tracking.services.enrichment import EnrichedPing, PingBatch, pings_enrich
 from tracking.services.last_location import LastLocationsMoved, last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
@@ -147,7 +147,7 @@ def ping_batch_record(
         received_at = dt.datetime.fromisoformat(received_at)
     try:
         with transaction.atomic():
-            stored, moved, enriched = _pings_record(courier_id=courier_id, received_at=received_at, pings=pings)
+            stored, moved, enriched = _pings_record(batches=[PingBatch(courier_id, received_at, pings)])
             _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
     except Exception as exc:
         if failure_classify(exc=exc) is not Failure.DATA:
@@ -172,10 +172,33 @@ def ping_batch_record(
     return stored
 
 
-def _pings_record(
-    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]
-) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
-    enriched = pings_enrich(courier_id=courier_id, received_at=received_at, pings=pings)
+def ping_batches_record(*, batches: list[dict]) -> int:
+    """Several queued batches (each the keyword arguments of one task message: courier_id,
+    received_at, pings) in one transaction, with the statements of one batch: enrich (2
+    reads for all couriers), store (1 insert), upsert last locations (1 statement), write
+    "arriving" notifications (1 insert, only when a ping is close), one commit; broadcast
+    what moved after it. Raises whatever fails, with nothing stored: the caller then records
+    each batch on its own with `ping_batch_record`, which isolates a refused ping. Returns
+    the number of new pings."""
+    group = [
+        PingBatch(
+            courier_id=uuid.UUID(str(b["courier_id"])),
+            received_at=dt.datetime.fromisoformat(b["received_at"])
+            if isinstance(b["received_at"], str)
+            else b["received_at"],
+            pings=b["pings"],
+        )
+        for b in batches
+    ]
+    with transaction.atomic():
+        stored, moved, enriched = _pings_record(batches=group)
+        _broadcast_on_commit(moved=moved, changed_order_ids=())
+    _freshness_record(pings=enriched)
+    return stored
+
+
+def _pings_record(*, batches: list[PingBatch]) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
+    enriched = pings_enrich(batches=batches)
     stored = pings_store(pings=enriched)
     moved = last_locations_upsert(pings=enriched)
     notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
@@ -197,9 +220,7 @@ def _pings_record_splitting(
     for half in (pings[:middle], pings[middle:]):
         try:
             with transaction.atomic():
-                half_stored, moved, half_enriched = _pings_record(
-                    courier_id=courier_id, received_at=received_at, pings=half
-                )
+                half_stored, moved, half_enriched = _pings_record(batches=[PingBatch(courier_id, received_at, half)])
         except Exception as exc:
             if failure_classify(exc=exc) is not Failure.DATA:
                 raise

@@ -7,7 +7,7 @@ wherever the glitch sits: the courier's first fix ever, the first fix after an o
 a batch of late pings, or in a batch that arrives before older ones.
 
 The rule, applied to the batch together with the courier's stored fixes around it in device
-time (one query per batch):
+time (one query per batch, or per group of batches):
 
 1. A fix on a null coordinate (exactly 0 latitude or longitude) is `null_island`.
 2. Two fixes agree when the implied speed between them, after an allowance for both
@@ -49,31 +49,33 @@ from tracking.geo import haversine_m
 NULL_ISLAND = "null_island"
 IMPLIED_SPEED = "implied_speed"
 
-# Stored fixes around each stretch of the batch (stretches split at offline gaps, so a
-# batch holding a days-old ping and a fresh one reads two small windows, not days of pings).
-# The (courier_id, recorded_at) index serves both halves; LIMIT bounds each.
+# Stored fixes around each stretch of each courier's pings (stretches split at offline gaps,
+# so a batch holding a days-old ping and a fresh one reads two small windows, not days of
+# pings). The (courier_id, recorded_at) index serves both halves; LIMIT bounds each.
 CONTEXT_SQL = """
-SELECT DISTINCT p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg, p.suspect_reason
-FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(lo, hi)
+SELECT DISTINCT w.c, p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg,
+       p.suspect_reason
+FROM unnest(%(courier)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(c, lo, hi)
 CROSS JOIN LATERAL (
     (SELECT event_id, recorded_at, ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
             accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = %(courier)s AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
+     WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
      ORDER BY recorded_at DESC LIMIT %(k)s)
     UNION ALL
     (SELECT event_id, recorded_at, ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, speed_mps,
             heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = %(courier)s AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
+     WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
      ORDER BY recorded_at LIMIT %(k)s)
 ) AS p
 """
 
 REFLAG_SQL = """
 UPDATE tracking_ping AS p SET suspect_reason = u.reason
-FROM unnest(%(event_id)s::uuid[], %(recorded_at)s::timestamptz[], %(reason)s::text[]) AS u(e, r, reason)
-WHERE p.courier_id = %(courier)s AND p.event_id = u.e AND p.recorded_at = u.r
+FROM unnest(%(courier)s::uuid[], %(event_id)s::uuid[], %(recorded_at)s::timestamptz[], %(reason)s::text[])
+     AS u(c, e, r, reason)
+WHERE p.courier_id = u.c AND p.event_id = u.e AND p.recorded_at = u.r
 """
 
 
@@ -159,45 +161,85 @@ def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
     return trusted
 
 
-def pings_judge(*, courier_id: uuid.UUID, pings: list) -> list[Fix]:
-    """Set `suspect_reason` on the batch's pings (sorted by `recorded_at`). Steps: flag null
-    fixes; load the courier's stored fixes around the batch (one query); judge batch and
-    stored fixes together; re-flag stored fixes whose verdict changed (one statement, only
-    when one did).
+def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
+    """Set `suspect_reason` on the pings (sorted by `recorded_at`; of one courier or several,
+    each judged on its own). Steps: flag null fixes; load each courier's stored fixes around
+    its pings (one query for all); judge each courier's pings and stored fixes together;
+    re-flag stored fixes whose verdict changed (one statement for all, only when one did).
 
-    Returns the stored fix the last location must now stand on, when the batch demoted a
-    trusted stored fix (possibly the current last location) and the newest trusted fix is a
-    stored one outside the batch: the caller carries it through the batch again, as a resent
-    ping (stored once: storage ignores a ping it already holds)."""
+    Returns, per courier, the stored fix the last location must now stand on, when the pings
+    demoted a trusted stored fix (possibly the current last location) and the newest trusted
+    fix is a stored one outside them: the caller carries it through the batch again, as a
+    resent ping (stored once: storage ignores a ping it already holds)."""
     rules = settings.TRACKING
+    candidates: dict[uuid.UUID, list] = {}
     for ping in pings:
         ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
-    candidates = [p for p in pings if not p.suspect_reason]
+        if not ping.suspect_reason:
+            candidates.setdefault(ping.courier_id, []).append(ping)
     if not candidates:
         return []
 
     gap = dt.timedelta(seconds=rules["PLAUSIBILITY_GAP_S"])
-    lo, hi = [candidates[0].recorded_at], [candidates[0].recorded_at]
-    for ping in candidates[1:]:
-        if ping.recorded_at - hi[-1] > gap:
-            lo.append(ping.recorded_at)
-            hi.append(ping.recorded_at)
-        else:
-            hi[-1] = ping.recorded_at
+    windows: list[tuple[uuid.UUID, dt.datetime, dt.datetime]] = []
+    for courier_id, courier_pings in candidates.items():
+        lo, hi = courier_pings[0].recorded_at, courier_pings[0].recorded_at
+        for ping in courier_pings[1:]:
+            if ping.recorded_at - hi > gap:
+                windows.append((courier_id, lo, hi))
+                lo = ping.recorded_at
+            hi = ping.recorded_at
+        windows.append((courier_id, lo, hi))
     with connection.cursor() as cursor:
         cursor.execute(
             CONTEXT_SQL,
-            {"lo": lo, "hi": hi, "courier": courier_id, "gap": gap, "k": rules["PLAUSIBILITY_CONTEXT_PINGS"]},
+            {
+                "courier": [w[0] for w in windows],
+                "lo": [w[1] for w in windows],
+                "hi": [w[2] for w in windows],
+                "gap": gap,
+                "k": rules["PLAUSIBILITY_CONTEXT_PINGS"],
+            },
         )
-        stored = cursor.fetchall()
+        stored: dict[uuid.UUID, list[tuple]] = {}
+        for row in cursor.fetchall():
+            stored.setdefault(row[0], []).append(row[1:])
 
+    changed: list[tuple[uuid.UUID, uuid.UUID, dt.datetime, str | None]] = []
+    resent: list[tuple[uuid.UUID, Fix]] = []
+    for courier_id, courier_pings in candidates.items():
+        courier_changed, reference = _courier_judge(pings=courier_pings, stored=stored.get(courier_id, []))
+        changed += [(courier_id, *c) for c in courier_changed]
+        if reference is not None:
+            resent.append((courier_id, reference))
+    if changed:
+        # In key order, so two transactions re-flagging the same rows lock them in the same
+        # order.
+        changed.sort(key=lambda c: (str(c[0]), c[2], str(c[1])))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                REFLAG_SQL,
+                {
+                    "courier": [c[0] for c in changed],
+                    "event_id": [c[1] for c in changed],
+                    "recorded_at": [c[2] for c in changed],
+                    "reason": [c[3] for c in changed],
+                },
+            )
+    return resent
+
+
+def _courier_judge(*, pings: list, stored: list[tuple]) -> tuple[list[tuple], Fix | None]:
+    """One courier's candidate pings judged with its stored fixes around them: sets their
+    `suspect_reason`; returns the stored fixes whose verdict changed (event id, recorded_at,
+    reason) and the stored fix to carry through as a resent ping, if any."""
     fixes: dict[tuple[uuid.UUID, dt.datetime], Fix] = {}
     for event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, reason in stored:
         if reason == NULL_ISLAND:
             continue
         key = (event_id, recorded_at)
         fixes[key] = Fix(recorded_at, lat, lon, accuracy_m, key, speed_mps, heading_deg, reason, stored=True)
-    for ping in candidates:
+    for ping in pings:
         key = (ping.event_id, ping.recorded_at)
         known = fixes.get(key)
         if known is None:
@@ -214,22 +256,8 @@ def pings_judge(*, courier_id: uuid.UUID, pings: list) -> list[Fix]:
             ping.suspect_reason = reason
         if fix.stored and fix.stored_reason != reason:
             changed.append((*fix.key, reason))
-    if changed:
-        # In key order, so two batches of one courier re-flagging the same rows lock them in
-        # the same order.
-        changed.sort(key=lambda c: (c[1], str(c[0])))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                REFLAG_SQL,
-                {
-                    "event_id": [c[0] for c in changed],
-                    "recorded_at": [c[1] for c in changed],
-                    "reason": [c[2] for c in changed],
-                    "courier": courier_id,
-                },
-            )
     demoted = any(reason is not None for *_, reason in changed)
     newest = next((f for f, trusted in zip(reversed(ordered), reversed(verdicts), strict=True) if trusted), None)
     if demoted and newest is not None and not newest.pings:
-        return [newest]
-    return []
+        return changed, newest
+    return changed, None

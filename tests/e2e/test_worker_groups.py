@@ -1,0 +1,147 @@
+"""A deep queue through a real prefork worker and broker: the worker takes the queued batches
+in groups, one transaction each, and acknowledges each message only after the commit that
+stored it; a killed worker's group comes back whole and is stored once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import OUTPUT, ROOT, database_url, ping, wait_for
+from tests.factories import CourierFactory
+from tracking.models import CourierLastLocation, Ping, PingDeadLetter
+
+# Publishes each batch given as JSON ([courier_id, pings] pairs) as its own message, in order.
+PUBLISH = """
+import django, json, sys
+django.setup()
+from django.utils import timezone
+from tracking.services.ingest import ping_batch_enqueue
+for courier_id, pings in json.loads(sys.argv[1]):
+    ping_batch_enqueue(courier_id=courier_id, received_at=timezone.now(), pings=pings)
+"""
+
+
+@pytest.fixture
+def groups_env():
+    """Its own Redis db, so the session's worker never sees these messages, and a short
+    visibility timeout, so a dead worker's messages come back quickly."""
+    broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/11"
+    redis.Redis.from_url(broker).flushdb()
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
+
+
+def publish(env: dict, batches: list[tuple]) -> None:
+    payload = json.dumps([[str(courier.id), pings] for courier, pings in batches])
+    done = subprocess.run([sys.executable, "-c", PUBLISH, payload], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def broker_empty(env: dict) -> bool:
+    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    return broker.llen("pings") == 0 and broker.hlen("unacked") == 0
+
+
+def group_sizes(name: str) -> list[int]:
+    """The group sizes the worker logged ("batches recorded", one line per group of two or more)."""
+    sizes = []
+    for line in Path(OUTPUT / f"celery-{name}.log").read_text().splitlines():
+        if '"batches recorded"' in line:
+            sizes.append(json.loads(line)["batches"])
+    return sizes
+
+
+def test_a_deep_queue_is_stored_in_groups_and_every_message_acknowledged(
+    groups_env, spawn_celery_worker, transactional_db
+):
+    couriers = [CourierFactory() for _ in range(5)]
+    batches = [(couriers[i % 5], [ping(seconds_ago=60 - i, lat=-23.57 + i * 0.0001)]) for i in range(40)]
+    batches[7][1][0]["accuracy_m"] = 1e39  # past real: the database refuses it, dead-lettered alone
+    publish(groups_env, batches)
+
+    spawn_celery_worker(env=groups_env, name="grouping", queues="pings", pool="prefork", concurrency=1)
+
+    wait_for(lambda: Ping.objects.count() == 39, timeout=60, message="every batch but the refused ping")
+    wait_for(lambda: broker_empty(groups_env), timeout=10, message="every message acknowledged")
+    assert PingDeadLetter.objects.get().event_id == batches[7][1][0]["event_id"]
+    assert max(group_sizes("grouping"), default=1) > 1
+    for courier in couriers:
+        newest = max((p for c, pings in batches if c == courier for p in pings), key=lambda p: p["recorded_at"])
+        assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(newest["lat"])
+
+
+def test_the_group_of_a_worker_killed_mid_transaction_comes_back_whole_and_is_stored_once(
+    groups_env, spawn_celery_worker, transactional_db, courier
+):
+    from tracking.services.ingest import ping_batch_record
+
+    others = [CourierFactory() for _ in range(3)]
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=120)])
+    # The first message runs alone on the idle worker; the others queue behind it and are
+    # taken in groups once it is done, the first group holding the courier's batch blocks.
+    batches = [(c, [ping(seconds_ago=20 - i)]) for i in range(3) for c in (*others, courier)]
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+        # Hold the courier's last-location row: every transaction of the worker that holds a
+        # batch of this courier waits on it, and is killed there.
+        blocker.execute("SELECT 1 FROM tracking_courierlastlocation WHERE courier_id = %s FOR UPDATE", [courier.id])
+        publish(groups_env, batches)
+        doomed = spawn_celery_worker(env=groups_env, name="doomed-group", queues="pings", pool="prefork",
+                                     concurrency=1)  # fmt: skip
+
+        def worker_waits_on_lock():
+            blocker.execute("SELECT pg_stat_clear_snapshot()")
+            return blocker.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
+                [db["NAME"]],
+            ).fetchone()[0]
+
+        wait_for(worker_waits_on_lock, timeout=30, message="the worker to block mid-batch")
+        for pid in [*process_children(doomed.pid), doomed.pid]:
+            os.kill(pid, signal.SIGKILL)
+        doomed.wait(timeout=10)
+        blocker.rollback()
+
+    # The killed transaction left nothing of its group behind.
+    assert Ping.objects.filter(courier=courier).count() == 1
+    unacked = redis.Redis.from_url(groups_env["CELERY_BROKER_URL"])
+    wait_for(
+        lambda: (
+            (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
+            and all(score < time.time() - 3 for _, score in scores)
+        ),
+        timeout=30,
+        message="the dead worker's messages to be overdue",
+    )
+    spawn_celery_worker(env=groups_env, name="heir-group", queues="pings", pool="prefork", concurrency=1)
+    wait_for(lambda: Ping.objects.count() == 1 + len(batches), timeout=60, message="every redelivered batch")
+    wait_for(lambda: broker_empty(groups_env), timeout=10, message="every message acknowledged")
+    sent = [p["event_id"] for _, pings in batches for p in pings]
+    assert Ping.objects.filter(event_id__in=sent).count() == len(sent)  # each once
+
+
+def process_children(pid: int) -> list[int]:
+    """The pool processes of a worker (Linux: /proc lists a thread's children)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children
