@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ze_tracking.logging import logging_config, sentry_init
 
@@ -322,8 +324,13 @@ else:
 # second beat (a deploy or platform update starts the new one before stopping the old)
 # waits for the lock instead of scheduling everything twice.
 # https://redbeat.readthedocs.io/en/latest/config.html
-CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+# ze_tracking/beat.py's scheduler is redbeat's, surviving a Redis that restarts or hangs.
+CELERY_BEAT_SCHEDULER = "ze_tracking.beat.Scheduler"
 CELERY_REDBEAT_REDIS_URL = REDIS_URL
+# Beat's Redis calls give up on a silent Redis after 2 s and are retried once (redis-py's
+# default, 10 retries with backoff, would hold a tick for half a minute); a tick that fails
+# is tried again at the next one.
+CELERY_REDBEAT_REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2, "retry": Retry(NoBackoff(), 1)}
 CELERY_REDBEAT_KEY_PREFIX = env.str("REDBEAT_KEY_PREFIX", default="redbeat")
 # The lock expires this long after its holder stops renewing it (a killed beat), so a
 # standby beat takes over within it; beat renews it on every tick (max_interval below).
