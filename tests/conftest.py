@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
+from ze_tracking.breakers import Breaker
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -60,10 +61,27 @@ def _clean_throttles():
     cache.delete_pattern("throttle_*")
 
 
+@pytest.fixture(autouse=True)
+def _breakers_closed():
+    """A dependency one test made fail must not make the next test's requests fail fast."""
+    for breaker in Breaker.instances:
+        breaker.reset()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel completes them) and never answers, like
+    a Redis or broker that hangs or a network path that drops replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
 
 
 class SnsEmulator:

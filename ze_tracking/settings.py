@@ -120,11 +120,17 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The cache holds the throttles' counters, read and written on the request path: a Redis
+# that does not answer within this is out, and the request a 503 (ze_tracking/throttles.py).
+REDIS_TIMEOUT_S = env.float("REDIS_TIMEOUT_S", default=0.5)
+# After Redis or the broker failed, a web process answers 503 without trying for this long
+# (ze_tracking/breakers.py).
+BREAKER_OPEN_S = env.float("BREAKER_OPEN_S", default=2.0)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_S, "SOCKET_TIMEOUT": REDIS_TIMEOUT_S},
     }
 }
 CHANNEL_LAYERS = {
