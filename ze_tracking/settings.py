@@ -325,6 +325,8 @@ else:
     # loop and is not bound by it. https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
+    # kombu's Redis transport, with a fix that keeps a worker alive when Redis restarts.
+    CELERY_BROKER_TRANSPORT = "ze_tracking.broker:Transport"
 
 # Exactly one beat: celery-redbeat keeps the schedule in Redis and holds a lock there; a
 # second beat (a deploy or platform update starts the new one before stopping the old)

@@ -5,15 +5,12 @@ free, and schedules again."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import uuid
 
 import pytest
 import redis
 
-from tests.conftest import OUTPUT, free_port, wait_for
+from tests.conftest import wait_for
 from tests.e2e.test_beat_lock import beat_start
 
 # Long enough for a tick (CELERY_BEAT_MAX_LOOP_INTERVAL, 5 s) that waits out its Redis
@@ -21,57 +18,6 @@ from tests.e2e.test_beat_lock import beat_start
 TICK_WITHIN_S = 20
 SENT = "Sending due task beat-heartbeat"
 UNREACHABLE = "beat: Redis failed"
-
-
-class OwnRedis:
-    """A redis-server on its own port, started and crashed by the test."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(OUTPUT / f"redis-{self.port}.log", "a")  # noqa: SIM115 (the child owns it)
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for(self.answering, timeout=10, message="the test's Redis to answer")
-
-    def answering(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except redis.RedisError:
-            return False
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=1, decode_responses=True)
-
-    def crash(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def freeze(self) -> None:
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.thaw()
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis():
-    server = OwnRedis()
-    OUTPUT.mkdir(exist_ok=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
