@@ -27,7 +27,7 @@ bench-deps: setup
 
 ## Fault scenarios under a steady load (bench/chaos/): prints the table, writes it into docs/,
 ## exits non-zero when an accepted ping is lost or duplicated. A subset: make chaos ONLY=worker_kill.
-## The web listens on CHAOS_PORT (default 8320), the run's own Redis on CHAOS_PORT+1.
+## The web listens on CHAOS_PORT (default 8320), the run's own Redis on CHAOS_PORT+3, moto's SQS on +4.
 chaos: bench-deps
 	@bash -c 'source .local/env && python -m bench.chaos.run $(if $(ONLY),--only $(ONLY)) $(ARGS)'
 

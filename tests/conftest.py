@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
+from ze_tracking.breakers import Breaker
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -60,10 +62,79 @@ def _clean_throttles():
     cache.delete_pattern("throttle_*")
 
 
+@pytest.fixture(autouse=True)
+def _breakers_closed():
+    """A dependency one test made fail must not make the next test's requests fail fast."""
+    for breaker in Breaker.instances:
+        breaker.reset()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel completes them) and never answers, like
+    a Redis or broker that hangs or a network path that drops replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server on its own port (no persistence, like the checkout's), started,
+    frozen and crashed by the test."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(OUTPUT / f"redis-{self.port}.log", "a")  # noqa: SIM115 (the child owns it)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for(self.answering, timeout=10, message="the test's Redis to answer")
+
+    def answering(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=1, decode_responses=True)
+
+    def crash(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis():
+    server = OwnRedis()
+    OUTPUT.mkdir(exist_ok=True)
+    server.start()
+    yield server
+    server.stop()
 
 
 class SnsEmulator:

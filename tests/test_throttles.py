@@ -4,13 +4,17 @@ trusted proxies saw, never on a header the client writes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.conf import settings
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from tests.conftest import client_for, ping
+from tests.conftest import client_for, free_port, ping, wait_for
 from tests.factories import OrderFactory
+from tracking.models import Ping
+from ze_tracking.breakers import CACHE
 
 
 def rates(**changes) -> override_settings:
@@ -113,3 +117,66 @@ def test_the_tracking_link_is_limited_per_code_and_address_and_more_generously_p
         # The address budget is spent (5 requests): guesses are throttled too.
         assert_throttled(phone.get("/api/v1/track/some-guess"))
         assert APIClient(REMOTE_ADDR="203.0.113.8").get(f"/api/v1/track/{first.tracking_code}").status_code == 200
+
+
+# --- Redis out: every throttle fails closed, quickly (docs/SECURITY.md, "Throttles").
+
+# The cache's timeout (REDIS_TIMEOUT_S) plus this process's overhead, well inside "about 2 s".
+ANSWER_WITHIN_S = 1.5
+
+
+def cache_at(port: int) -> override_settings:
+    return override_settings(
+        CACHES={"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+    )
+
+
+def timed(call) -> tuple:
+    start = time.monotonic()
+    response = call()
+    return response, time.monotonic() - start
+
+
+def throttled_routes(*, courier, order) -> dict:
+    """One request to each throttled route, as an attacker would send it."""
+    anonymous, api = Client(), client_for(courier.user)
+    return {
+        "ingest": lambda: api.post("/api/v1/locations", {"pings": [ping()]}, format="json"),
+        "login API": lambda: APIClient().post("/api/v1/auth/token", {"username": "u", "password": "x"}, format="json"),
+        "login page": lambda: anonymous.post("/accounts/login/", {"username": "u", "password": "x"}),
+        "admin login": lambda: anonymous.post("/admin/login/", {"username": "u", "password": "x"}),
+        "tracking link": lambda: APIClient().get(f"/api/v1/track/{order.tracking_code}"),
+        "tracking page": lambda: anonymous.get(f"/t/{order.tracking_code}"),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("redis_state", ["closed", "silent"])
+def test_while_redis_is_out_every_throttled_route_answers_503_with_retry_after(
+    courier, order, silent_port, redis_state
+):
+    routes = throttled_routes(courier=courier, order=order)
+    with cache_at(free_port() if redis_state == "closed" else silent_port):
+        for name, call in routes.items():
+            CACHE.reset()  # each route meets Redis itself, not the breaker another one tripped
+            response, elapsed = timed(call)
+
+            assert response.status_code == 503, (name, response.content)
+            assert int(response["Retry-After"]) > 0, name
+            assert elapsed < ANSWER_WITHIN_S, (name, elapsed)
+    assert not Ping.objects.exists()
+
+
+@pytest.mark.django_db
+def test_after_redis_failed_requests_get_503_at_once_then_try_again(courier, silent_port):
+    api = client_for(courier.user)
+    post = lambda: api.post("/api/v1/locations", {"pings": [ping()]}, format="json")  # noqa: E731
+    with cache_at(silent_port):
+        first, waited = timed(post)
+        answers = [timed(post) for _ in range(3)]
+
+    assert first.status_code == 503 and waited >= settings.REDIS_TIMEOUT_S
+    assert [r.status_code for r, _ in answers] == [503] * 3
+    assert max(elapsed for _, elapsed in answers) < 0.1, answers
+    # Redis answers again: after BREAKER_OPEN_S a request tries it and goes through.
+    wait_for(lambda: post().status_code == 202, timeout=settings.BREAKER_OPEN_S + 5, message="a 202")

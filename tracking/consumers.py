@@ -17,13 +17,16 @@ from django.utils.module_loading import import_string
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.selectors import order_public_state_get
 from tracking.serializers import PublicOrderStateSerializer
-from ze_tracking.throttles import TrackingAddressThrottle, TrackingCodeThrottle
+from ze_tracking.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle
 
 # Closed because the user is not (or no longer) signed-in staff.
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 # Refused at connect: too many attempts from this address (or at this code); retry later.
 CLOSE_THROTTLED = 4429
+# Refused at connect: the throttles cannot count (their Redis is out); the standard "Try
+# Again Later". https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1 (IANA registry)
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 def session_is_staff(*, session_key: str | None) -> bool:
@@ -100,7 +103,12 @@ class TrackConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         code = self.scope["url_route"]["kwargs"]["tracking_code"]
         # Before any lookup, so guessing codes over sockets costs the same budget as over HTTP.
-        if await database_sync_to_async(socket_throttled)(scope=self.scope, tracking_code=code):
+        try:
+            throttled = await database_sync_to_async(socket_throttled)(scope=self.scope, tracking_code=code)
+        except ThrottleUnavailable:
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        if throttled:
             await self.close(code=CLOSE_THROTTLED)
             return
         state = await database_sync_to_async(order_public_state_get)(tracking_code=code)

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ze_tracking.logging import logging_config, sentry_init
 
@@ -118,11 +120,17 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The cache holds the throttles' counters, read and written on the request path: a Redis
+# that does not answer within this is out, and the request a 503 (ze_tracking/throttles.py).
+REDIS_TIMEOUT_S = env.float("REDIS_TIMEOUT_S", default=0.5)
+# After Redis or the broker failed, a web process answers 503 without trying for this long
+# (ze_tracking/breakers.py).
+BREAKER_OPEN_S = env.float("BREAKER_OPEN_S", default=2.0)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_S, "SOCKET_TIMEOUT": REDIS_TIMEOUT_S},
     }
 }
 CHANNEL_LAYERS = {
@@ -323,13 +331,20 @@ else:
     # loop and is not bound by it. https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
+    # kombu's Redis transport, with a fix that keeps a worker alive when Redis restarts.
+    CELERY_BROKER_TRANSPORT = "ze_tracking.broker:Transport"
 
 # Exactly one beat: celery-redbeat keeps the schedule in Redis and holds a lock there; a
 # second beat (a deploy or platform update starts the new one before stopping the old)
 # waits for the lock instead of scheduling everything twice.
 # https://redbeat.readthedocs.io/en/latest/config.html
-CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+# ze_tracking/beat.py's scheduler is redbeat's, surviving a Redis that restarts or hangs.
+CELERY_BEAT_SCHEDULER = "ze_tracking.beat.Scheduler"
 CELERY_REDBEAT_REDIS_URL = REDIS_URL
+# Beat's Redis calls give up on a silent Redis after 2 s and are retried once (redis-py's
+# default, 10 retries with backoff, would hold a tick for half a minute); a tick that fails
+# is tried again at the next one.
+CELERY_REDBEAT_REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2, "retry": Retry(NoBackoff(), 1)}
 CELERY_REDBEAT_KEY_PREFIX = env.str("REDBEAT_KEY_PREFIX", default="redbeat")
 # The lock expires this long after its holder stops renewing it (a killed beat), so a
 # standby beat takes over within it; beat renews it on every tick (max_interval below).

@@ -1,7 +1,11 @@
 """DRF throttles counted in the Redis cache, with their rates in `settings.THROTTLE_RATES`
 (read at each request, so one setting changes them everywhere). Every one answers 429 with
 Retry-After. The client address is the one the trusted proxies saw (`NUM_PROXIES`), never
-an X-Forwarded-For entry the client wrote."""
+an X-Forwarded-For entry the client wrote.
+
+A throttle that cannot count fails closed: while its Redis is out the request is refused
+with 503 and Retry-After, never let through uncounted (a login could otherwise be guessed
+at without limit by whoever can slow Redis down). See docs/SECURITY.md, "Throttles"."""
 
 from __future__ import annotations
 
@@ -9,14 +13,49 @@ import hashlib
 from functools import wraps
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
+from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
+
+from ze_tracking.api import ServiceUnavailable
+from ze_tracking.breakers import CACHE
+
+
+class ThrottleUnavailable(ServiceUnavailable):
+    """The throttle's Redis is out: the request is refused, not counted. 503."""
+
+    detail = "This cannot be done right now. Retry later."
+
+
+class CountingCache:
+    """The Redis cache as the throttles use it (DRF reads and writes one key per request):
+    failing within REDIS_TIMEOUT_S, then at once while the cache's breaker is open."""
+
+    def get(self, key, default=None):
+        return self._call(cache.get, key, default)
+
+    def set(self, key, value, timeout=None):
+        return self._call(cache.set, key, value, timeout)
+
+    @staticmethod
+    def _call(method, *args):
+        if not CACHE.allows():
+            raise ThrottleUnavailable()
+        try:
+            return method(*args)
+        # django-redis raises redis-py's errors; a socket error may come bare.
+        except (RedisError, OSError) as exc:
+            CACHE.trip(exc)
+            raise ThrottleUnavailable() from exc
 
 
 class RateThrottle(SimpleRateThrottle):
     """A throttle whose rate is `settings.THROTTLE_RATES[scope]` and whose key is `ident()`
     (None: the request is not counted by this throttle)."""
+
+    cache = CountingCache()
 
     def get_rate(self) -> str:
         return settings.THROTTLE_RATES[self.scope]
@@ -94,7 +133,13 @@ def throttled(*throttle_classes):
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            waits = [t.wait() for t in (cls() for cls in throttle_classes) if not t.allow_request(request, None)]
+            try:
+                waits = [t.wait() for t in (cls() for cls in throttle_classes) if not t.allow_request(request, None)]
+            except ThrottleUnavailable as exc:
+                return HttpResponse(
+                    "Indisponível no momento. Tente de novo em instantes.\n", status=503,
+                    headers={"Retry-After": str(exc.retry_after_s)}, content_type="text/plain; charset=utf-8",
+                )  # fmt: skip
             if waits:
                 retry_after = max(1, int(max(w or 1 for w in waits)))
                 return HttpResponse(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.chaos import checks
 from bench.chaos.client import ClientSpec
-from bench.chaos.services import ChaosRedis, PostgresCluster
+from bench.chaos.services import ChaosRedis, PostgresCluster, SqsEmulator
 from bench.fixtures import Fleet, fleet_create
 from bench.stack import BenchEnv, Stack
 
@@ -38,6 +38,7 @@ class Chaos:
     postgres: PostgresCluster
     plan: Plan
     workdir: Path
+    sqs: SqsEmulator | None = None
 
 
 @dataclass

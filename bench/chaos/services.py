@@ -9,6 +9,11 @@ meaningful question: does the app lose what the broker had accepted?
 
 PostgreSQL: the cluster `scripts/setup.sh` started for this checkout, stopped with
 `pg_ctl stop -m fast` and started again with the options it was running with.
+
+SQS: moto's server, for the scenario where Redis is not a faithful stand-in. kombu's Redis
+transport takes a message off its list (BRPOP) before it records it as unacknowledged, so a
+worker killed between the two loses that message; SQS only hides a received message until
+it is deleted, and gives it back after the visibility timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +113,66 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+@dataclass
+class SqsEmulator:
+    """moto's server on its own port, with the three Celery queues (`queues_create`)."""
+
+    port: int
+    folder: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "moto.log", "ab")  # noqa: SIM115 (the child owns it)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"moto's server on port {self.port} does not answer; see {self.folder}/moto.log")
+
+    def queues_create(self, *, prefix: str, visibility_timeout_s: int) -> dict[str, str]:
+        """Fresh queues with this visibility timeout; returns the app's broker variables,
+        as deploy/ passes them (sqs:// broker, one URL per queue)."""
+        import boto3
+
+        sqs = boto3.session.Session().client(
+            "sqs", region_name="us-east-1", endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        variables = {
+            "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{self.port}",
+            "SQS_IS_SECURE": "0",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        for name in ("pings", "notifications", "maintenance"):
+            url = sqs.create_queue(
+                QueueName=f"{prefix}-{name}", Attributes={"VisibilityTimeout": str(visibility_timeout_s)}
+            )["QueueUrl"]
+            variables[f"SQS_{name.upper()}_QUEUE_URL"] = url
+        return variables
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.process = None
 
 
 @dataclass

@@ -32,7 +32,7 @@ case "${ZE_PROCESS:-web}" in
   scheduler)
     # Beat alone; workers run the tasks. The Redis lock (celery-redbeat) keeps a second
     # beat, started by an immutable deploy or platform update, waiting until this one stops.
-    exec celery -A ze_tracking beat --scheduler redbeat.RedBeatScheduler --loglevel INFO
+    exec celery -A ze_tracking beat --loglevel INFO
     ;;
   *)
     echo "unknown ZE_PROCESS=${ZE_PROCESS}" >&2

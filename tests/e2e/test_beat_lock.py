@@ -15,8 +15,8 @@ from django.conf import settings
 from tests.conftest import OUTPUT, ROOT, wait_for
 
 
-def beat_start(*, name: str, prefix: str) -> tuple[subprocess.Popen, object]:
-    env = {**os.environ, "REDBEAT_KEY_PREFIX": prefix, "LOG_LEVEL": "DEBUG"}
+def beat_start(*, name: str, prefix: str, env: dict | None = None) -> tuple[subprocess.Popen, object]:
+    env = {**os.environ, **(env or {}), "REDBEAT_KEY_PREFIX": prefix, "LOG_LEVEL": "DEBUG"}
     log_path = OUTPUT / f"beat-{name}.log"
     log = open(log_path, "w")  # noqa: SIM115
     process = subprocess.Popen(

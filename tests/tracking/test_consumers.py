@@ -187,3 +187,17 @@ def test_track_socket_is_rate_limited_per_code_and_address(order):
 
     with override(THROTTLE_RATES={**settings.THROTTLE_RATES, "tracking_link_code": "2/min"}):
         assert async_to_sync(scenario)() == ["open", "open", 4429]
+
+
+def test_track_socket_is_refused_while_its_throttles_cannot_count(order, silent_port):
+    """Fail closed, as over HTTP: no guessing of codes while Redis is out."""
+    from django.test import override_settings as override
+
+    async def scenario():
+        ws = WebsocketCommunicator(application, f"/ws/track/{order.tracking_code}/", headers=session_of(None))
+        connected, code = await ws.connect()
+        return connected, code
+
+    cache = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{silent_port}/0"}
+    with override(CACHES={"default": cache}):
+        assert async_to_sync(scenario)() == (False, 1013)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -25,32 +24,27 @@ django.setup()
 from django.test import Client
 client = Client(HTTP_AUTHORIZATION="Token " + sys.argv[1])
 client.get("/healthz")  # load the URLs and apps before the clock starts
-start = time.monotonic()
-response = client.post("/api/v1/locations", sys.argv[2], content_type="application/json")
-print(json.dumps({"status": response.status_code, "retry_after": response.get("Retry-After"),
-                  "elapsed_s": time.monotonic() - start}))
+answers = []
+for _ in range(int(sys.argv[3])):
+    start = time.monotonic()
+    response = client.post("/api/v1/locations", sys.argv[2], content_type="application/json")
+    answers.append({"status": response.status_code, "retry_after": response.get("Retry-After"),
+                    "elapsed_s": time.monotonic() - start})
+print(json.dumps(answers))
 """
 
 
-@pytest.fixture
-def silent_port():
-    """A port that accepts connections (the kernel completes them) and never answers, like
-    a broker that hangs or a network path that drops replies."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield listener.getsockname()[1]
-
-
-def ingest_in_process(*, env: dict, courier) -> dict:
+def ingest_in_process(*, env: dict, courier, requests: int = 1) -> dict | list[dict]:
+    """The answer to one batch, or to `requests` batches posted one after the other."""
     _, token = api_token_create(user=courier.user)
     env = {**env, "DJANGO_ALLOWED_HOSTS": "testserver", "DB_CONN_MAX_AGE": "0", "DATABASE_URL": database_url()}
     done = subprocess.run(
-        [sys.executable, "-c", POST, token, json.dumps({"pings": [ping(), ping()]})],
+        [sys.executable, "-c", POST, token, json.dumps({"pings": [ping(), ping()]}), str(requests)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    return answers[0] if requests == 1 else answers
 
 
 def assert_quick_503(answer: dict) -> None:
@@ -66,6 +60,21 @@ def test_redis_broker_down_or_silent_is_a_quick_503(transactional_db, courier, s
     env = {**os.environ, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
 
     assert_quick_503(ingest_in_process(env=env, courier=courier))
+
+
+def test_after_the_broker_failed_the_next_batches_get_503_at_once(transactional_db, courier, silent_port):
+    """A web process waits out the broker's timeouts once, then answers 503 without trying
+    for BREAKER_OPEN_S: with a few sync workers, batches that each waited a second on a
+    silent broker queued behind one another for many seconds."""
+    env = {**os.environ, "CELERY_BROKER_URL": f"redis://127.0.0.1:{silent_port}/0"}
+
+    first, *then = ingest_in_process(env=env, courier=courier, requests=4)
+
+    assert_quick_503(first)
+    assert first["elapsed_s"] > 0.5, "the first one tried the broker"
+    for answer in then:
+        assert_quick_503(answer)
+        assert answer["elapsed_s"] < 0.2, then
 
 
 @pytest.mark.parametrize("broker", ["closed", "silent"])

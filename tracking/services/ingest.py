@@ -36,6 +36,7 @@ from tracking.services.enrichment import EnrichedPing, PingBatch, pings_enrich
 from tracking.services.last_location import LastLocationsMoved, last_locations_upsert
 from tracking.services.storage import pings_store
 from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
+from ze_tracking.breakers import BROKER
 from ze_tracking.failures import Failure, failure_classify
 from ze_tracking.logging import log_context_bind
 from ze_tracking.metrics import metric_record
@@ -108,6 +109,8 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
             f"The accepted pings take {size} bytes; at most {settings.TRACKING['MAX_TASK_PAYLOAD_BYTES']} fit in "
             "one batch. Send fewer pings per request or smaller attributes."
         )
+    if not BROKER.allows():
+        raise BrokerUnavailable("the broker failed moments ago")
     try:
         task.apply_async(
             kwargs=kwargs,
@@ -122,6 +125,7 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
     # which kombu does not treat as a connection error: it is just as much a 503.
     except (BrokerError, ClientError, BotoCoreError) as exc:
         logger.warning("The broker did not take a batch of %d pings: %r", len(pings), exc)
+        BROKER.trip(exc)
         raise BrokerUnavailable(str(exc)) from exc
 
 
