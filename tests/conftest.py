@@ -19,6 +19,7 @@ import boto3
 import pytest
 import redis
 import requests
+from channels.layers import channel_layers
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -67,6 +68,17 @@ def _breakers_closed():
     """A dependency one test made fail must not make the next test's requests fail fast."""
     for breaker in Breaker.instances:
         breaker.reset()
+
+
+@pytest.fixture(autouse=True)
+def _channel_layer_per_test():
+    """Each test's event loop gets its own channel layer. channels_redis binds its receive
+    lock to the loop of the first socket waiting on it; a socket a test left waiting would
+    keep the shared layer bound to that test's closed loop ("bound to a different event
+    loop" in the next test's sockets). A server has one loop, so this is the tests' own."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 def free_port() -> int:
