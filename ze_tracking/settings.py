@@ -161,7 +161,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "couriers.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -348,6 +348,12 @@ CELERY_BEAT_SCHEDULE = {
     "ping-partitions-drop-expired": {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,
+    },
+    # Requests refuse expired tokens without looking at the user's others; logins and this
+    # delete them (couriers.authentication).
+    "api-tokens-expired-delete": {
+        "task": "couriers.tasks.api_tokens_expired_delete",
+        "schedule": 3600.0,
     },
     # Covers a broker that lost (or never got) the message published after commit.
     "notifications-pending-resend": {
