@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.settings import knox_settings
@@ -48,3 +49,9 @@ class ApiTokenAuthentication(TokenAuthentication):
         if knox_settings.AUTO_REFRESH and found.expiry:
             self.renew_token(found)
         return self.validate_user(found)
+
+
+class ApiTokenScheme(KnoxTokenScheme):
+    """The OpenAPI security scheme of knox's check (`knoxApiToken`), for this subclass of it."""
+
+    target_class = ApiTokenAuthentication
