@@ -69,3 +69,22 @@ def test_a_reverse_one_to_one_is_cached_whether_or_not_it_exists(courier):
         assert not hasattr(users.get(staff.username), "courier")
 
     assert len(queries.captured_queries) == 2
+
+
+def executions_of_prepared_order_reads() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ['SELECT "orders_order"."id"%'],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_its_statement_is_prepared_once_per_connection_and_reused(order):
+    ORDER.get(order.id)
+    [before] = executions_of_prepared_order_reads()  # one statement on this connection
+    for _ in range(3):
+        ORDER.get(order.id)
+
+    assert executions_of_prepared_order_reads() == [before + 3]
