@@ -4,13 +4,18 @@ trusted proxies saw, never on a header the client writes."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.test import override_settings
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 
 from tests.conftest import client_for, ping
 from tests.factories import OrderFactory
+from ze_tracking.throttles import TrackingAddressThrottle
 
 
 def rates(**changes) -> override_settings:
@@ -113,3 +118,59 @@ def test_the_tracking_link_is_limited_per_code_and_address_and_more_generously_p
         # The address budget is spent (5 requests): guesses are throttled too.
         assert_throttled(phone.get("/api/v1/track/some-guess"))
         assert APIClient(REMOTE_ADDR="203.0.113.8").get(f"/api/v1/track/{first.tracking_code}").status_code == 200
+
+
+def redis_calls() -> dict[str, int]:
+    """Commands Redis has run, by name (its own count, whoever sent them)."""
+    stats = cache.client.get_client(write=True).info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+def redis_calls_during(call) -> dict[str, int]:
+    before = redis_calls()
+    call()
+    after = redis_calls()
+    # INFO is how this counts, not what the call sent.
+    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0) and name != "info"}
+
+
+@pytest.mark.django_db
+def test_parallel_requests_get_no_more_than_the_limit(db):
+    """Each check counts and records in one atomic step: concurrent requests cannot all see
+    the same count and each slip through."""
+    factory = APIRequestFactory()
+    with rates(tracking_link_address="20/min"):
+        start = threading.Barrier(8)
+
+        def attempts() -> list[bool]:
+            start.wait()
+            request = factory.get("/api/v1/track/x", REMOTE_ADDR="203.0.113.9")
+            return [TrackingAddressThrottle().allow_request(request, None) for _ in range(10)]
+
+        with ThreadPoolExecutor(8) as pool:
+            allowed = [a for result in pool.map(lambda _: attempts(), range(8)) for a in result]
+
+    assert sum(allowed) == 20
+
+
+@pytest.mark.django_db
+def test_a_throttle_costs_one_redis_round_trip(courier, in_transit_order):
+    link = APIClient(REMOTE_ADDR="203.0.113.10")
+    url = f"/api/v1/track/{in_transit_order.tracking_code}"
+    link.get(url)  # the first call loads the script into Redis
+
+    # Two throttles (per code and address, per address): one script call each, nothing else
+    # sent (the commands a script runs inside Redis are counted under their own names).
+    calls = redis_calls_during(lambda: link.get(url))
+    assert calls.get("evalsha") == 2 and not {"get", "set", "setex"} & set(calls), calls
+
+    api = client_for(courier.user)
+    api.post("/api/v1/locations", {"pings": [ping()]}, format="json")
+    calls = redis_calls_during(lambda: api.post("/api/v1/locations", {"pings": [ping()]}, format="json"))
+    assert calls.get("evalsha") == 1, calls
+
+
+@pytest.mark.django_db
+def test_a_rate_of_zero_refuses_everything_with_a_full_wait(db):
+    with rates(tracking_link_address="0/min"):
+        assert_throttled(APIClient(REMOTE_ADDR="203.0.113.11").get("/api/v1/track/guess"))
