@@ -109,6 +109,8 @@ def _table(*, results: dict) -> list[str]:
          _ok_below(f5.get("send_to_visible_ms", {}).get("p99", "x"), 1000) if f5 else "—", _fresh_note(f5)),
         ("Read path, GET location req/s vs bare view", "≥ 50 % of bare", _reads(results),
          _ok(reads.get("share_of_bare_pct"), 50), _latency_note(reads)),
+        ("… a consumer's tracking link (GET /track/{code}) vs bare view", "—", _reads(results, name="read-link"),
+         "—", _latency_note(results.get("read-link", {}))),
         ("Bytes per stored ping (heap + indexes)", "≤ 200", _n(size.get("bytes_per_ping")),
          _ok_below(size.get("bytes_per_ping", "x"), 200),
          f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f}, "
@@ -125,7 +127,7 @@ def _table(*, results: dict) -> list[str]:
 
 def _row_results(results: dict) -> list[dict]:
     """The load behind each row of the table, for its error count."""
-    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "bytes", "soak"]
+    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "read-link", "bytes", "soak"]
     return [results.get(name, {}) for name in names]
 
 
@@ -188,8 +190,8 @@ def _fresh_note(result: dict) -> str:
     )
 
 
-def _reads(results: dict) -> str:
-    bare, located = results.get("read-bare"), results.get("read-location")
+def _reads(results: dict, *, name: str = "read-location") -> str:
+    bare, located = results.get("read-bare"), results.get(name)
     if not (bare and located):
         return "—"
     return f"{located['requests_per_s']:,.0f} vs {bare['requests_per_s']:,.0f} ({located.get('share_of_bare_pct')} %)"
