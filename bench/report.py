@@ -31,6 +31,9 @@ HOW = """\
   A batch never seen before the drain deadline counts as infinitely late.
 - **Read path**: closed loop, 16 connections, each courier reading its own order with its
   token, against a bare Django JSON view (`bench/urls.py`) on the same server and middleware.
+  The tracking link is read the same way, each connection polling its couriers' orders'
+  codes without a token; its two throttles count every request in Redis (rates raised so
+  that they never refuse).
 - **Bytes per ping**: after at least a million rows (the loads' plus rows written in bulk by
   `pings_store`, as the worker writes them), heap and indexes of the ping partitions over the
   row count, after `VACUUM ANALYZE`.
