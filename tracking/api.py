@@ -23,12 +23,17 @@ from tracking.services.ingest import pings_ingest
 from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
 from ze_tracking.parsers import ItemsJSONParser
 from ze_tracking.renderers import JSONRenderer
-from ze_tracking.throttles import IngestCourierThrottle, TrackingAddressThrottle, TrackingCodeThrottle
+from ze_tracking.throttles import (
+    IngestCourierThrottle,
+    OneCallThrottles,
+    TrackingAddressThrottle,
+    TrackingCodeThrottle,
+)
 
 THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
 
 
-class PingBatchCreateApi(APIView):
+class PingBatchCreateApi(OneCallThrottles, APIView):
     """A courier's batch of GPS pings. Accepted pings are queued and stored by a worker;
     each rejected one is listed with its index and errors."""
 
@@ -95,7 +100,7 @@ class CourierLocationGetApi(APIView):
         return Response(CourierLocationSerializer(courier_with_location_get(courier_id=courier_id)).data)
 
 
-class TrackingLinkGetApi(APIView):
+class TrackingLinkGetApi(OneCallThrottles, APIView):
     """No login: the tracking code is the consumer's secret."""
 
     authentication_classes: list = []
