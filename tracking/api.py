@@ -106,6 +106,8 @@ class TrackingLinkGetApi(OneCallThrottles, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [TrackingCodeThrottle, TrackingAddressThrottle]
+    renderer_classes = [JSONRenderer]
+    output = PublicOrderStateSerializer()  # one for every request, as OrderLocationGetApi's
 
     @extend_schema(
         responses={
@@ -119,4 +121,4 @@ class TrackingLinkGetApi(OneCallThrottles, APIView):
         state = order_public_state_get(tracking_code=tracking_code)
         if state is None:
             raise Http404("No such order.")
-        return Response(PublicOrderStateSerializer(state).data, headers={"Cache-Control": "no-store"})
+        return Response(self.output.to_representation(state), headers={"Cache-Control": "no-store"})
