@@ -88,3 +88,20 @@ def test_its_statement_is_prepared_once_per_connection_and_reused(order):
         ORDER.get(order.id)
 
     assert executions_of_prepared_order_reads() == [before + 3]
+
+
+@pytest.mark.django_db
+def test_a_batch_with_a_refused_ping_is_stored_once_after_a_prepared_read(courier, in_transit_order):
+    """The worker's split-and-retry rolls back to savepoints on the same connection as the
+    prepared reads: each good ping is stored once, the bad one dead-lettered once."""
+    from tracking.models import Ping, PingDeadLetter
+
+    ORDER.get(in_transit_order.id)
+    batch = [ping(seconds_ago=10 - i, lat=-23.5700 + i * 0.0001) for i in range(7)]
+    batch[3]["accuracy_m"] = 1e39  # outside float4: the database refuses it
+
+    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=batch) == 6
+    stored = list(Ping.objects.values_list("event_id", flat=True))
+    assert sorted(str(e) for e in stored) == sorted(p["event_id"] for i, p in enumerate(batch) if i != 3)
+    assert PingDeadLetter.objects.count() == 1
+    ORDER.get(in_transit_order.id)

@@ -34,10 +34,25 @@ from django.utils.asyncio import async_unsafe
 
 
 class PreparingCursor(ServerBindingCursor):
-    """psycopg's server-side binding cursor, preparing every statement it executes."""
+    """psycopg's server-side binding cursor, preparing every statement it executes.
+
+    Django disables psycopg's prepared statements (`prepare_threshold` None), and psycopg
+    then refuses even an explicit `prepare=True`. The threshold is set only while this
+    cursor executes: everywhere else psycopg keeps no statement cache, so nothing else is
+    prepared, and other statements never make it drop these (it does on a ROLLBACK
+    command, which the worker's savepoints send)."""
 
     def execute(self, query, params=None, **kwargs):
-        return super().execute(query, params, prepare=True, **kwargs)
+        connection = self.connection
+        threshold, connection.prepare_threshold = connection.prepare_threshold, PREPARE_ON_REQUEST_ONLY
+        try:
+            return super().execute(query, params, prepare=True, **kwargs)
+        finally:
+            connection.prepare_threshold = threshold
+
+
+# A threshold no statement reaches: only `prepare=True` prepares.
+PREPARE_ON_REQUEST_ONLY = 2**31 - 1
 
 
 class DatabaseOperations(PostGISOperations):
@@ -50,14 +65,6 @@ class DatabaseOperations(PostGISOperations):
 
 class DatabaseWrapper(PostGISDatabaseWrapper):
     ops_class = DatabaseOperations
-
-    def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
-        # Django disables preparing (None) to keep poolers working; psycopg then refuses even
-        # an explicit `prepare=True`. A threshold no statement reaches prepares only those.
-        if connection.prepare_threshold is None:
-            connection.prepare_threshold = 2**31 - 1
-        return connection
 
     @async_unsafe
     def prepared_cursor(self) -> CursorWrapper:
