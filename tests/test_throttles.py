@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient, APIRequestFactory
 
-from tests.conftest import client_for, ping
+from tests.conftest import client_for, free_port, ping
 from tests.factories import OrderFactory
 from ze_tracking.throttles import TrackingAddressThrottle
 
@@ -174,3 +174,18 @@ def test_a_routes_throttles_cost_one_redis_round_trip(courier, in_transit_order)
 def test_a_rate_of_zero_refuses_everything_with_a_full_wait(db):
     with rates(tracking_link_address="0/min"):
         assert_throttled(APIClient(REMOTE_ADDR="203.0.113.11").get("/api/v1/track/guess"))
+
+
+@pytest.mark.django_db
+def test_a_throttled_route_is_503_with_retry_after_while_redis_cannot_count(courier, in_transit_order):
+    """A limit that cannot be counted refuses the request for now (never lets it through
+    uncounted), and says when to come back: a 503, as for every dependency that is down."""
+    closed = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    with override_settings(CACHES={"default": closed}):
+        link = APIClient().get(f"/api/v1/track/{in_transit_order.tracking_code}")
+        page = APIClient().get(f"/t/{in_transit_order.tracking_code}")
+        batch = client_for(courier.user).post("/api/v1/locations", {"pings": [ping()]}, format="json")
+
+    for response in (link, page, batch):
+        assert response.status_code == 503, response.content
+        assert int(response["Retry-After"]) > 0

@@ -6,6 +6,7 @@ an X-Forwarded-For entry the client wrote."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -16,6 +17,10 @@ from django.core.cache import cache
 from django.http import HttpResponse
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
+
+from ze_tracking.api import REDIS_UNAVAILABLE, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 # DRF's sliding window (at most N requests in any `duration`), checked and recorded in one
 # step inside Redis: the requests of a window are a sorted set scored by time. DRF reads a
@@ -166,7 +171,15 @@ def throttled(*throttle_classes):
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            waits = throttles_check(request=request, view=None, throttles=[cls() for cls in throttle_classes])
+            try:
+                waits = throttles_check(request=request, view=None, throttles=[cls() for cls in throttle_classes])
+            except REDIS_UNAVAILABLE as exc:
+                logger.warning("throttles unavailable for %s: %r", request.path, exc)
+                return HttpResponse(
+                    "Serviço indisponível no momento. Tente de novo em instantes.\n", status=503,
+                    headers={"Retry-After": str(ServiceUnavailable.retry_after_s)},
+                    content_type="text/plain; charset=utf-8",
+                )  # fmt: skip
             if waits:
                 retry_after = max(1, math.ceil(max(waits)))
                 return HttpResponse(
