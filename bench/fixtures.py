@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.loadgen import courier_start
 from bench.stack import BenchEnv
@@ -23,6 +23,8 @@ class Fleet:
     tokens: list[str]
     # Device time at which every courier stood at `courier_start` (the load walks from there).
     device_origin: float
+    # Each order's tracking code: what its consumer's phone polls.
+    tracking_codes: list[str] = field(default_factory=list)
 
 
 def django_setup(*, env: BenchEnv) -> None:
@@ -76,5 +78,6 @@ def fleet_create(*, couriers: int, prefix: str = "bench") -> Fleet:
             )
         fleet.courier_ids.append(str(courier.id))
         fleet.order_ids.append(str(order.id))
+        fleet.tracking_codes.append(order.tracking_code)
         fleet.tokens.append(courier_token_create(user_id=courier.user_id))
     return fleet

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class LoadSpec:
-    """One load run. `url` may contain `{order_id}`, filled with the courier's order.
+    """One load run. `url` may contain `{order_id}` or `{tracking_code}`, filled with the
+    courier's order's.
 
     closed: `connections` clients each send their next request when the last one answered.
     open: requests start on a fixed schedule (`rate` pings/s, or requests/s without a body),
@@ -29,6 +30,7 @@ class LoadSpec:
     method: str
     tokens: list[str]
     order_ids: list[str]
+    tracking_codes: list[str] = field(default_factory=list)
     mode: str = "closed"
     connections: int = 16
     seconds: float = 30.0

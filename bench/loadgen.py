@@ -80,7 +80,10 @@ def bodies_generate(*, spec: LoadSpec) -> list[list[Body]]:
 
 async def request_send(*, run: Run, session: aiohttp.ClientSession, body: Body, scheduled: float) -> None:
     spec = run.spec
-    url = spec.url.format(order_id=spec.order_ids[body.courier]) if "{order_id}" in spec.url else spec.url
+    url = spec.url
+    if "{" in url:
+        codes = spec.tracking_codes
+        url = url.format(order_id=spec.order_ids[body.courier], tracking_code=codes[body.courier] if codes else "")
     headers = {"Authorization": f"Token {spec.tokens[body.courier]}"}
     if body.payload is not None:
         headers["Content-Type"] = "application/json"

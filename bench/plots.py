@@ -153,7 +153,10 @@ def reads_plot(*, data: dict, out: Path) -> str | None:
     fig, ax = plt.subplots(figsize=(7, 3.2))
     labels = ["bare JSON view", "GET /orders/{id}/location"]
     values = [bare["requests_per_s"], located["requests_per_s"]]
-    ax.barh(labels, values, color=["#999", "tab:blue"])
+    if link := data["results"].get("read-link"):
+        labels.append("GET /track/{code}")
+        values.append(link["requests_per_s"])
+    ax.barh(labels, values, color=["#999", "tab:blue", "tab:cyan"][: len(values)])
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:,.0f}", va="center")
     ax.axvline(bare["requests_per_s"] / 2, color="tab:red", ls=":", label="target: 50 % of bare")

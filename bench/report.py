@@ -31,6 +31,9 @@ HOW = """\
   A batch never seen before the drain deadline counts as infinitely late.
 - **Read path**: closed loop, 16 connections, each courier reading its own order with its
   token, against a bare Django JSON view (`bench/urls.py`) on the same server and middleware.
+  The tracking link is read the same way, each connection polling its couriers' orders'
+  codes without a token; its two throttles count every request in Redis (rates raised so
+  that they never refuse).
 - **Bytes per ping**: after at least a million rows (the loads' plus rows written in bulk by
   `pings_store`, as the worker writes them), all the ping partitions take on disk (heap,
   indexes, TOAST, free-space and visibility maps) over the row count, after `VACUUM ANALYZE`.
@@ -109,6 +112,8 @@ def _table(*, results: dict) -> list[str]:
          _ok_below(f5.get("send_to_visible_ms", {}).get("p99", "x"), 1000) if f5 else "—", _fresh_note(f5)),
         ("Read path, GET location req/s vs bare view", "≥ 50 % of bare", _reads(results),
          _ok(reads.get("share_of_bare_pct"), 50), _latency_note(reads)),
+        ("… a consumer's tracking link (GET /track/{code}) vs bare view", "—", _reads(results, name="read-link"),
+         "—", _latency_note(results.get("read-link", {}))),
         ("Bytes per stored ping (heap + indexes + TOAST)", "≤ 200", _n(size.get("bytes_per_ping")),
          _ok_below(size.get("bytes_per_ping", "x"), 200),
          f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f} "
@@ -126,7 +131,7 @@ def _table(*, results: dict) -> list[str]:
 
 def _row_results(results: dict) -> list[dict]:
     """The load behind each row of the table, for its error count."""
-    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "bytes", "soak"]
+    names = ["e2e", "naive", "api", "worker", "fresh-1000", "fresh-5000", "read-location", "read-link", "bytes", "soak"]
     return [results.get(name, {}) for name in names]
 
 
@@ -189,8 +194,8 @@ def _fresh_note(result: dict) -> str:
     )
 
 
-def _reads(results: dict) -> str:
-    bare, located = results.get("read-bare"), results.get("read-location")
+def _reads(results: dict, *, name: str = "read-location") -> str:
+    bare, located = results.get("read-bare"), results.get(name)
     if not (bare and located):
         return "—"
     return f"{located['requests_per_s']:,.0f} vs {bare['requests_per_s']:,.0f} ({located.get('share_of_bare_pct')} %)"

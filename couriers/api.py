@@ -12,12 +12,12 @@ from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
 from ze_tracking.api import IsStaff, Pagination
 from ze_tracking.parsers import JSONParser
-from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle
+from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
 
 THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
 
 
-class TokenCreateApi(APIView):
+class TokenCreateApi(OneCallThrottles, APIView):
     """Log in: a new token for this device. Send it as `Authorization: Token <token>`. It
     expires after a day without use (each use extends it) and after 30 days in any case;
     a new login from the same named `device` revokes that device's previous token."""

@@ -6,6 +6,10 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
+from ze_tracking.queries import OneRowQuery
+
+# An order with its courier and last location (tracking's, named by its relation only).
+_ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")
 
 
 def orders_visible_to(*, user) -> QuerySet[Order]:
@@ -21,7 +25,7 @@ def orders_visible_to(*, user) -> QuerySet[Order]:
 
 def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
     """The order if `user` may act on it, else 404 (never reveal another courier's order)."""
-    order = Order.objects.select_related("courier", "last_location").filter(id=order_id).first()
+    order = _ORDER.get(order_id)
     if order is not None:
         if user.is_staff:
             return order

@@ -4,17 +4,21 @@ trusted proxies saw, never on a header the client writes."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client, override_settings
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 
 from tests.conftest import client_for, free_port, ping, wait_for
 from tests.factories import OrderFactory
 from tracking.models import Ping
 from ze_tracking.breakers import CACHE
+from ze_tracking.throttles import TrackingAddressThrottle
 
 
 def rates(**changes) -> override_settings:
@@ -180,3 +184,74 @@ def test_after_redis_failed_requests_get_503_at_once_then_try_again(courier, sil
     assert max(elapsed for _, elapsed in answers) < 0.1, answers
     # Redis answers again: after BREAKER_OPEN_S a request tries it and goes through.
     wait_for(lambda: post().status_code == 202, timeout=settings.BREAKER_OPEN_S + 5, message="a 202")
+
+
+def redis_calls() -> dict[str, int]:
+    """Commands Redis has run, by name (its own count, whoever sent them)."""
+    stats = cache.client.get_client(write=True).info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+def redis_calls_during(call) -> dict[str, int]:
+    before = redis_calls()
+    call()
+    after = redis_calls()
+    # INFO is how this counts, not what the call sent.
+    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0) and name != "info"}
+
+
+@pytest.mark.django_db
+def test_parallel_requests_get_no_more_than_the_limit(db):
+    """Each check counts and records in one atomic step: concurrent requests cannot all see
+    the same count and each slip through."""
+    factory = APIRequestFactory()
+    with rates(tracking_link_address="20/min"):
+        start = threading.Barrier(8)
+
+        def attempts() -> list[bool]:
+            start.wait()
+            request = factory.get("/api/v1/track/x", REMOTE_ADDR="203.0.113.9")
+            return [TrackingAddressThrottle().allow_request(request, None) for _ in range(10)]
+
+        with ThreadPoolExecutor(8) as pool:
+            allowed = [a for result in pool.map(lambda _: attempts(), range(8)) for a in result]
+
+    assert sum(allowed) == 20
+
+
+@pytest.mark.django_db
+def test_a_routes_throttles_cost_one_redis_round_trip(courier, in_transit_order):
+    link = APIClient(REMOTE_ADDR="203.0.113.10")
+    url = f"/api/v1/track/{in_transit_order.tracking_code}"
+    link.get(url)  # the first call loads the script into Redis
+
+    # Two throttles (per code and address, per address), one script call, nothing else sent
+    # (the commands a script runs inside Redis are counted under their own names).
+    calls = redis_calls_during(lambda: link.get(url))
+    assert calls.get("evalsha") == 1 and not {"get", "set", "setex"} & set(calls), calls
+
+    api = client_for(courier.user)
+    api.post("/api/v1/locations", {"pings": [ping()]}, format="json")
+    calls = redis_calls_during(lambda: api.post("/api/v1/locations", {"pings": [ping()]}, format="json"))
+    assert calls.get("evalsha") == 1, calls
+
+
+@pytest.mark.django_db
+def test_a_rate_of_zero_refuses_everything_with_a_full_wait(db):
+    with rates(tracking_link_address="0/min"):
+        assert_throttled(APIClient(REMOTE_ADDR="203.0.113.11").get("/api/v1/track/guess"))
+
+
+@pytest.mark.django_db
+def test_a_throttled_route_is_503_with_retry_after_while_redis_cannot_count(courier, in_transit_order):
+    """A limit that cannot be counted refuses the request for now (never lets it through
+    uncounted), and says when to come back: a 503, as for every dependency that is down."""
+    closed = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    with override_settings(CACHES={"default": closed}):
+        link = APIClient().get(f"/api/v1/track/{in_transit_order.tracking_code}")
+        page = APIClient().get(f"/t/{in_transit_order.tracking_code}")
+        batch = client_for(courier.user).post("/api/v1/locations", {"pings": [ping()]}, format="json")
+
+    for response in (link, page, batch):
+        assert response.status_code == 503, response.content
+        assert int(response["Retry-After"]) > 0

@@ -23,12 +23,17 @@ from tracking.services.ingest import pings_ingest
 from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
 from ze_tracking.parsers import ItemsJSONParser
 from ze_tracking.renderers import JSONRenderer
-from ze_tracking.throttles import IngestCourierThrottle, TrackingAddressThrottle, TrackingCodeThrottle
+from ze_tracking.throttles import (
+    IngestCourierThrottle,
+    OneCallThrottles,
+    TrackingAddressThrottle,
+    TrackingCodeThrottle,
+)
 
 THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
 
 
-class PingBatchCreateApi(APIView):
+class PingBatchCreateApi(OneCallThrottles, APIView):
     """A courier's batch of GPS pings. Accepted pings are queued and stored by a worker;
     each rejected one is listed with its index and errors."""
 
@@ -64,10 +69,14 @@ class PingBatchCreateApi(APIView):
 
 class OrderLocationGetApi(APIView):
     permission_classes = [IsStaffOrCourier]
+    renderer_classes = [JSONRenderer]
+    # One serializer for every request: building DRF's fields costs more than using them
+    # (to_representation keeps no state).
+    output = OrderLocationSerializer()
 
     @extend_schema(responses={200: OrderLocationSerializer})
     def get(self, request, order_id):
-        return Response(OrderLocationSerializer(order_get_for(user=request.user, order_id=order_id)).data)
+        return Response(self.output.to_representation(order_get_for(user=request.user, order_id=order_id)))
 
 
 class OrderTrackGetApi(APIView):
@@ -91,12 +100,14 @@ class CourierLocationGetApi(APIView):
         return Response(CourierLocationSerializer(courier_with_location_get(courier_id=courier_id)).data)
 
 
-class TrackingLinkGetApi(APIView):
+class TrackingLinkGetApi(OneCallThrottles, APIView):
     """No login: the tracking code is the consumer's secret."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [TrackingCodeThrottle, TrackingAddressThrottle]
+    renderer_classes = [JSONRenderer]
+    output = PublicOrderStateSerializer()  # one for every request, as OrderLocationGetApi's
 
     @extend_schema(
         responses={
@@ -110,4 +121,4 @@ class TrackingLinkGetApi(APIView):
         state = order_public_state_get(tracking_code=tracking_code)
         if state is None:
             raise Http404("No such order.")
-        return Response(PublicOrderStateSerializer(state).data, headers={"Cache-Control": "no-store"})
+        return Response(self.output.to_representation(state), headers={"Cache-Control": "no-store"})

@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.selectors import order_public_state_get
 from tracking.serializers import PublicOrderStateSerializer
-from ze_tracking.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle
+from ze_tracking.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle, throttles_check
 
 # Closed because the user is not (or no longer) signed-in staff.
 CLOSE_FORBIDDEN = 4403
@@ -50,8 +50,9 @@ def socket_throttled(*, scope, tracking_code: str) -> bool:
     if b"x-forwarded-for" in headers:
         request.META["HTTP_X_FORWARDED_FOR"] = headers[b"x-forwarded-for"].decode("latin-1")
     request.resolver_match = SimpleNamespace(kwargs={"tracking_code": tracking_code})
-    throttles = [TrackingCodeThrottle(), TrackingAddressThrottle()]
-    return not all([throttle.allow_request(request, None) for throttle in throttles])
+    return bool(
+        throttles_check(request=request, view=None, throttles=[TrackingCodeThrottle(), TrackingAddressThrottle()])
+    )
 
 
 class FleetConsumer(AsyncJsonWebsocketConsumer):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from couriers.models import Courier
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from tracking.models import Ping
+from ze_tracking.queries import OneRowQuery
 
 TRACK_MAX_POINTS = 5000
 FLEET_MAX = 5000
@@ -75,6 +76,9 @@ class PublicOrderState:
     updated_at: dt.datetime | None
 
 
+# The order a consumer's tracking link opens (every poll of the link and the page reads it).
+_ORDER_BY_CODE = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="tracking_code")
+
 # Stands in for a missing order so that an unknown code costs the same work as a known one.
 _NO_ORDER = Order(tracking_code="", status=OrderStatus.PENDING, destination=Point(0, 0, srid=4326))
 
@@ -84,7 +88,7 @@ def order_public_state_get(*, tracking_code: str) -> PublicOrderState | None:
 
     An unknown code runs the same query and builds the same state before it is refused, and
     the codes are compared in constant time: the answer time says nothing."""
-    found = Order.objects.select_related("courier", "last_location").filter(tracking_code=tracking_code[:64]).first()
+    found = _ORDER_BY_CODE.get(tracking_code[:64])
     order = found or _NO_ORDER
     state = order_public_state_build(order=order)
     if not hmac.compare_digest(order.tracking_code.encode(), tracking_code.encode()) or found is None:

@@ -101,7 +101,8 @@ def _database() -> dict:
     for option in ("sslmode", "sslrootcert"):
         if value := env.str(f"DATABASE_{option.upper()}", default=""):
             config.setdefault("OPTIONS", {})[option] = value
-    config["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+    # PostGIS's backend with a health check that costs no round trip (ze_tracking/database).
+    config["ENGINE"] = "ze_tracking.database"
     # The web runs under ASGI, where Django advises against persistent connections (each
     # request may run on another thread, and idle connections pile up):
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
@@ -169,7 +170,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "couriers.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -369,6 +370,12 @@ CELERY_BEAT_SCHEDULE = {
     "ping-partitions-drop-expired": {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,
+    },
+    # Requests refuse expired tokens without looking at the user's others; logins and this
+    # delete them (couriers.authentication).
+    "api-tokens-expired-delete": {
+        "task": "couriers.tasks.api_tokens_expired_delete",
+        "schedule": 3600.0,
     },
     # Covers a broker that lost (or never got) the message published after commit.
     "notifications-pending-resend": {

@@ -58,6 +58,7 @@ class Bench:
             method="POST",
             tokens=self.fleet.tokens,
             order_ids=self.fleet.order_ids,
+            tracking_codes=self.fleet.tracking_codes,
             connections=plan.connections,
             seconds=seconds,
             batch=plan.batch,

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from knox.crypto import hash_token
 from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
@@ -74,6 +75,14 @@ def test_logout_needs_a_token(anonymous_api):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Token caf\u00e9", "Token " + "0" * 64, "Token", "Token a b"])
+def test_a_malformed_or_unknown_token_is_401(anonymous_api, header):
+    anonymous_api.credentials(HTTP_AUTHORIZATION=header)
+
+    assert anonymous_api.get("/api/v1/orders").status_code == 401
+
+
+@pytest.mark.django_db
 def test_a_token_expires_unless_used_and_each_use_pushes_the_expiry(courier):
     with override_settings(REST_KNOX={**_knox(), "TOKEN_TTL": dt.timedelta(hours=1), "MIN_REFRESH_INTERVAL": 0}):
         token = login(courier.user.username)["token"]
@@ -85,6 +94,31 @@ def test_a_token_expires_unless_used_and_each_use_pushes_the_expiry(courier):
 
         ApiToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
         assert orders_status(token) == 401
+
+
+@pytest.mark.django_db
+def test_expired_tokens_are_deleted_at_the_next_login_or_by_the_hourly_task(courier, other_courier):
+    from django.conf import settings
+
+    from couriers.tasks import api_tokens_expired_delete
+
+    live = login(courier.user.username)["token"]
+    for user in (courier.user, other_courier.user):
+        for _ in range(2):
+            login(user.username)
+    expired = ApiToken.objects.exclude(digest=hash_token(live)).filter(user=courier.user)
+    ApiToken.objects.filter(pk__in=[t.pk for t in expired]).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+    ApiToken.objects.filter(user=other_courier.user).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+
+    assert orders_status(live) == 200
+    assert ApiToken.objects.count() == 5  # a request leaves the user's other tokens alone
+    login(courier.user.username)
+    assert ApiToken.objects.filter(user=courier.user).count() == 2  # the live one and the new one
+
+    assert api_tokens_expired_delete.delay().get() == 2
+    assert ApiToken.objects.filter(user=other_courier.user).count() == 0
+    assert orders_status(live) == 200
+    assert settings.CELERY_BEAT_SCHEDULE["api-tokens-expired-delete"]["schedule"] == 3600.0
 
 
 @pytest.mark.django_db
