@@ -20,7 +20,7 @@ from tracking.serializers import (
     order_track_geojson,
 )
 from tracking.services.ingest import pings_ingest
-from ze_tracking.api import IsCourier, IsStaff, IsStaffOrCourier
+from ze_tracking.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
 from ze_tracking.parsers import ItemsJSONParser
 from ze_tracking.renderers import JSONRenderer
 from ze_tracking.throttles import (
@@ -40,6 +40,7 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
     permission_classes = [IsCourier]
     parser_classes = [ItemsJSONParser]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
     throttle_classes = [IngestCourierThrottle]
 
     class PingBatchInputSerializer(serializers.Serializer):
@@ -70,6 +71,7 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 class OrderLocationGetApi(APIView):
     permission_classes = [IsStaffOrCourier]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
     # One serializer for every request: building DRF's fields costs more than using them
     # (to_representation keeps no state).
     output = OrderLocationSerializer()
@@ -107,6 +109,7 @@ class TrackingLinkGetApi(OneCallThrottles, APIView):
     permission_classes = [AllowAny]
     throttle_classes = [TrackingCodeThrottle, TrackingAddressThrottle]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
     output = PublicOrderStateSerializer()  # one for every request, as OrderLocationGetApi's
 
     @extend_schema(

@@ -1,6 +1,8 @@
-"""Queries per request on the hot routes, held constant: a query added to the token check,
-the permission check or the read fails here. Each figure is what the route needs: the
-token with its user and courier profile in one query, then the route's own read."""
+"""The hot routes (an order's location, the tracking link, a ping batch): queries per
+request held constant (a query added to the token check, the permission check or the read
+fails here; each figure is what the route needs: the token with its user and courier
+profile in one query, then the route's own read), and what they answer whatever the client
+asks for."""
 
 from __future__ import annotations
 
@@ -74,3 +76,24 @@ def test_a_token_check_reads_the_token_table_once(courier_api):
     # knox also read every other token of the user on each request (to drop expired ones):
     # logins and an hourly task do that now.
     assert sum("couriers_apitoken" in q for q in queries) == 1, queries
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "*/*", ""])
+def test_the_hot_routes_answer_json_whatever_the_accept_header(courier_api, in_transit_order, accept):
+    """They have one renderer: DRF's negotiation (reading the query string, parsing Accept)
+    took half of DRF's own time per request, to answer 406 to a client that wants no JSON."""
+    courier_api.credentials(HTTP_AUTHORIZATION=courier_api._credentials["HTTP_AUTHORIZATION"], HTTP_ACCEPT=accept)
+    for response in (
+        courier_api.get(f"/api/v1/orders/{in_transit_order.id}/location"),
+        courier_api.get(f"/api/v1/track/{in_transit_order.tracking_code}"),
+        courier_api.post("/api/v1/locations", {"pings": [ping()]}, format="json"),
+    ):
+        assert response.status_code < 300 and response["Content-Type"] == "application/json", response.content
+
+
+@pytest.mark.django_db
+def test_a_ping_batch_that_is_not_json_is_still_415(courier_api):
+    response = courier_api.post("/api/v1/locations", "pings=1", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
