@@ -70,6 +70,16 @@ def _breakers_closed():
         breaker.reset()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The live updates a test caused are sent before its fixtures go: the publisher thread
+    reads the database, which the test's teardown empties (a read racing the TRUNCATE can
+    deadlock it)."""
+    from tracking.broadcasts import live_updates_flush
+
+    live_updates_flush(timeout=5)
+
+
 @pytest.fixture(autouse=True)
 def _channel_layer_per_test():
     """Each test's event loop gets its own channel layer. channels_redis binds its receive

@@ -115,11 +115,13 @@ class _Publisher:
                     loop.run_until_complete(asyncio.wait_for(_publish(layer, updates), PUBLISH_TIMEOUT_S))
             except Exception:  # a live map must never stop the publisher
                 logger.exception("live update publish failed")
-            finally:
+            try:
                 close_old_connections()  # this thread's own connection: drop it if broken
-                with self._wake:
-                    self._sent = taken
-                    self._wake.notify_all()
+            except Exception:  # nor a database it cannot even check
+                logger.exception("live update publisher could not check its database connection")
+            with self._wake:
+                self._sent = taken
+                self._wake.notify_all()
 
 
 _instance: _Publisher | None = None
