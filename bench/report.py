@@ -42,6 +42,34 @@ HOW = """\
 """
 
 
+LIMITS = """\
+## What limits the targets missed, and the next step
+
+Profiled with py-spy on commit `3e739f3` (2026-11-26); rerun the profile when the code moves.
+
+- **One worker (target 25,000 pings/s)** and **end to end (10,000)**: the worker's main
+  process. Each message costs it one Redis round trip to fetch (BRPOP) and one pipeline to
+  mark it unacknowledged, about half of its CPU; while it is the bottleneck the pool
+  processes wait for work (60 % of their samples in the profile below) and groups shrink towards one or
+  two batches. Inside a task, the live-update publisher thread (one send per courier and per
+  order) is the largest share after the database. End to end, web (≈ 0.5 core), worker
+  (≈ 0.55), PostgreSQL and Redis share the two cores. Next: fetch several messages per round
+  trip (SQS's 10 per receive in production; `RPOP key count` on Redis), poll fewer priority
+  keys, and coalesce the live updates of a group into fewer sends.
+- **Read path (50 % of the bare view)**: about 0.6 ms of Python per read above the bare
+  view, spread over the two reads through Django's cursor (token with user and courier; the
+  order), building the instances, DRF and the serializer. Next: the token and the order in
+  one round trip.
+- **Bytes per ping (200)**: the row is 143 B with no padding and shrinks only in steps of
+  8 B; `location` as two float8 columns measured 194.5 B, which changes what the warehouse
+  receives (docs/ARCHITECTURE.md, "Bytes per ping").
+- **The naive baseline** swings with what ran before it: after the other loads (tables full,
+  16 connections updating 50 orders' rows in the request) it can fall to a few dozen pings/s;
+  alone on a fresh database (`make bench ONLY=naive`) it reached 484 pings/s. Read the ratio
+  against that higher figure too.
+"""
+
+
 def report_write(*, data: dict, out: Path) -> Path:
     """Write PERFORMANCE.md beside `out`, the folder of its plots."""
     results = data["results"]
@@ -55,7 +83,7 @@ def report_write(*, data: dict, out: Path) -> Path:
         ("Memory over time", plots.memory_plot(data=data, out=out)),
         ("API alone: throughput", plots.throughput_plot(data=data, out=out, name="api.png", phase="api")),
     ]
-    lines = [*_header(data=data), *_table(results=results), ""]
+    lines = [*_header(data=data), *_table(results=results), "", LIMITS]
     for title, path in figures:
         if path:
             lines += [f"### {title}", "", f"![{title}]({path})", ""]
