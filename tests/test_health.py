@@ -88,3 +88,20 @@ def test_the_committed_openapi_schema_matches_the_code(tmp_path):
     call_command("spectacular", "--file", str(generated), "--validate", "--fail-on-warn")
 
     assert generated.read_text() == (ROOT / "docs" / "openapi.yaml").read_text(), "run `make schema`"
+
+
+def test_every_operation_documents_the_503_a_dependency_outage_gives():
+    """The database, or the Redis behind throttles and the queue, out: every API operation can
+    answer 503 with Retry-After, so a client generated from the schema expects it."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    schema = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
+
+    assert operations
+    for path, method, operation in operations:
+        answer = operation["responses"].get("503")
+        assert answer is not None, (method, path)
+        assert "Retry-After" in answer["headers"] and "application/json" in answer["content"], (method, path)

@@ -4,7 +4,9 @@ then knows each status it may meet, and tests/test_api_fuzz.py holds the API to 
 
 Which errors an operation documents follows from how it is built: credentials are checked
 (401), a permission can refuse (403), a path names an object (404), a body or a query is
-validated (400). All share one shape, DRF's: `{"detail": ...}` or field -> messages.
+validated (400); any of them may meet a dependency that cannot answer (503, with
+Retry-After: the database, or the Redis that counts throttles and carries the batches).
+All share one shape, DRF's: `{"detail": ...}` or field -> messages.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ REASONS = {
     "401": "Missing or invalid credentials.",
     "403": "These credentials may not do this.",
     "404": "No such object, or not one these credentials may see.",
+    "503": "A dependency cannot answer now; nothing was stored. Retry after `Retry-After` seconds.",
 }
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
 
 
 def _error(description: str) -> dict:
@@ -63,6 +67,7 @@ def error_responses_document(result: dict, generator, request, public) -> dict:
                 statuses.append("403")
             if any(p["in"] == "path" for p in parameters):
                 statuses.append("404")
+            statuses.append("503")
             for status in statuses:
                 documented = responses.get(status)
                 if documented is None:
@@ -78,6 +83,7 @@ def error_responses_document(result: dict, generator, request, public) -> dict:
                 # Errors a view names without a body shape (404, 409, 429) have DRF's.
                 if status >= "400" and "content" not in documented:
                     documented["content"] = _error("")["content"]
+            responses["503"].setdefault("headers", RETRY_AFTER)
             operation["responses"] = dict(sorted(responses.items()))
     return result
 
