@@ -51,6 +51,21 @@ def database_url() -> str:
     return f"postgis://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+def private_broker_env(*, redis_db: int) -> dict:
+    """The environment of processes that test a worker's failures: a Redis db of their own,
+    emptied, so the session's worker never sees their messages, and a short visibility
+    timeout, so a dead worker's messages come back quickly."""
+    broker = settings.REDIS_URL.rsplit("/", 1)[0] + f"/{redis_db}"
+    redis.Redis.from_url(broker).flushdb()
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_broker():
     """Drop messages a previous, interrupted run may have left in the test Redis db."""

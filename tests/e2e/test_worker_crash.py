@@ -4,7 +4,6 @@ visibility timeout) and the batch is stored exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,10 +12,9 @@ import time
 import psycopg
 import pytest
 import redis
-from django.conf import settings
 from django.db import connection
 
-from tests.conftest import ROOT, database_url, ping, wait_for
+from tests.conftest import ROOT, ping, private_broker_env, wait_for
 from tracking.models import CourierLastLocation, Ping
 from tracking.services.ingest import ping_batch_record
 
@@ -30,17 +28,8 @@ print(pings_ingest(courier_id=uuid.UUID(sys.argv[1]), pings=json.loads(sys.argv[
 
 @pytest.fixture
 def crash_env():
-    """Its own Redis db, so the session's worker never sees these messages, and a short
-    visibility timeout, so the dead worker's message comes back quickly."""
-    broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/10"
-    redis.Redis.from_url(broker).flushdb()
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DB_CONN_MAX_AGE": "0",
-        "CELERY_BROKER_URL": broker,
-        "CELERY_VISIBILITY_TIMEOUT": "3",
-    }
+    """The worker-failure environment (tests.conftest.private_broker_env), on Redis db 10."""
+    return private_broker_env(redis_db=10)
 
 
 def test_batch_of_a_worker_killed_mid_transaction_is_stored_once_by_the_next_worker(

@@ -15,11 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import OUTPUT, ROOT, database_url, ping, wait_for
+from tests.conftest import OUTPUT, ROOT, ping, private_broker_env, wait_for
 from tests.factories import CourierFactory
 from tracking.models import CourierLastLocation, Ping, PingDeadLetter
 
@@ -36,17 +35,8 @@ for courier_id, pings in json.loads(sys.argv[1]):
 
 @pytest.fixture
 def groups_env():
-    """Its own Redis db, so the session's worker never sees these messages, and a short
-    visibility timeout, so a dead worker's messages come back quickly."""
-    broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/11"
-    redis.Redis.from_url(broker).flushdb()
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DB_CONN_MAX_AGE": "0",
-        "CELERY_BROKER_URL": broker,
-        "CELERY_VISIBILITY_TIMEOUT": "3",
-    }
+    """The worker-failure environment (tests.conftest.private_broker_env), on Redis db 11."""
+    return private_broker_env(redis_db=11)
 
 
 def publish(env: dict, batches: list[tuple]) -> None:
