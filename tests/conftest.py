@@ -66,6 +66,20 @@ def private_broker_env(*, redis_db: int) -> dict:
     }
 
 
+def unacked_overdue_wait(env: dict) -> None:
+    """Wait until the broker holds a dead worker's unacknowledged messages past their
+    visibility timeout: a worker that starts then takes them back."""
+    unacked = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    wait_for(
+        lambda: (
+            (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
+            and all(score < time.time() - int(env["CELERY_VISIBILITY_TIMEOUT"]) for _, score in scores)
+        ),
+        timeout=30,
+        message="the dead worker's messages to be overdue",
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_broker():
     """Drop messages a previous, interrupted run may have left in the test Redis db."""

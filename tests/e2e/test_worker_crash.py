@@ -7,14 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
-import redis
 from django.db import connection
 
-from tests.conftest import ROOT, ping, private_broker_env, wait_for
+from tests.conftest import ROOT, ping, private_broker_env, unacked_overdue_wait, wait_for
 from tracking.models import CourierLastLocation, Ping
 from tracking.services.ingest import ping_batch_record
 
@@ -66,15 +64,7 @@ def test_batch_of_a_worker_killed_mid_transaction_is_stored_once_by_the_next_wor
     assert Ping.objects.count() == 1  # the killed transaction left nothing behind
     # The broker holds the unacked message until its visibility timeout passes; a worker
     # that starts after that takes it back.
-    unacked = redis.Redis.from_url(crash_env["CELERY_BROKER_URL"])
-    wait_for(
-        lambda: (
-            (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
-            and all(score < time.time() - 3 for _, score in scores)
-        ),
-        timeout=30,
-        message="the dead worker's message to be overdue",
-    )
+    unacked_overdue_wait(crash_env)
     spawn_celery_worker(env=crash_env, name="heir", queues="pings", pool="solo", concurrency=1)
     wait_for(lambda: Ping.objects.count() == 4, timeout=60, message="the redelivered batch")
     assert Ping.objects.filter(event_id__in=[p["event_id"] for p in batch]).count() == 3

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -18,7 +17,7 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import OUTPUT, ROOT, ping, private_broker_env, wait_for
+from tests.conftest import OUTPUT, ROOT, ping, private_broker_env, unacked_overdue_wait, wait_for
 from tests.factories import CourierFactory
 from tracking.models import CourierLastLocation, Ping, PingDeadLetter
 
@@ -113,15 +112,7 @@ def test_the_group_of_a_worker_killed_mid_transaction_comes_back_whole_and_is_st
 
     # The killed transaction left nothing of its group behind.
     assert Ping.objects.filter(courier=courier).count() == 1
-    unacked = redis.Redis.from_url(groups_env["CELERY_BROKER_URL"])
-    wait_for(
-        lambda: (
-            (scores := unacked.zrange("unacked_index", 0, -1, withscores=True))
-            and all(score < time.time() - 3 for _, score in scores)
-        ),
-        timeout=30,
-        message="the dead worker's messages to be overdue",
-    )
+    unacked_overdue_wait(groups_env)
     spawn_celery_worker(env=groups_env, name="heir-group", queues="pings", pool="prefork", concurrency=1)
     wait_for(lambda: Ping.objects.count() == 1 + len(batches), timeout=60, message="every redelivered batch")
     wait_for(lambda: broker_empty(groups_env), timeout=10, message="every message acknowledged")
