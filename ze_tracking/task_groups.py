@@ -99,11 +99,13 @@ class GroupedTask(Task):
         rate limits, revocation and events, which this project does not use); then the request
         waits in the buffer (with an ETA, in the timer first) until the pool can take it."""
         self._pool = consumer.pool
-        hostname, eventer, qos = consumer.hostname, consumer.event_dispatcher, consumer.qos
+        # consumer.qos is read when used, as Celery's strategy does: it is None until the
+        # consumer first connects and replaced on every reconnection.
+        hostname, eventer = consumer.hostname, consumer.event_dispatcher
         Request = create_request_cls(symbol_by_name(task.Request), task, consumer.pool, hostname, eventer, app=app)  # noqa: N806
 
         def eta_reached(request) -> None:
-            qos.decrement_eventually()
+            consumer.qos.decrement_eventually()
             self._buffer.put(request)
             self._flush()
 
@@ -128,7 +130,7 @@ class GroupedTask(Task):
                     logger.exception("unreadable ETA %r; rejecting %s", request.eta, request.id)
                     request.reject(requeue=False)
                     return
-                qos.increment_eventually()
+                consumer.qos.increment_eventually()
                 consumer.timer.call_at(eta, eta_reached, (request,), priority=6)
                 return
             self._buffer.put(request)

@@ -126,3 +126,35 @@ def process_children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(child) for child in (task / "children").read_text().split()]
     return children
+
+
+# Publishes one batch ([courier_id, pings]) to run `countdown` seconds from now, as a retry does.
+PUBLISH_LATER = """
+import django, json, sys
+django.setup()
+import orjson
+from django.utils import timezone
+from tracking.tasks import ping_batch_record
+courier_id, pings = json.loads(sys.argv[1])
+kwargs = orjson.loads(orjson.dumps({"courier_id": courier_id, "received_at": timezone.now(), "pings": pings}))
+ping_batch_record.apply_async(kwargs=kwargs, countdown=2)
+"""
+
+
+def test_a_retried_batch_runs_at_its_countdown_and_the_worker_lives_on(
+    groups_env, spawn_celery_worker, transactional_db, courier
+):
+    # A transient failure (the database restarting) retries a batch with a countdown: the
+    # worker holds that message until then. It must neither crash on it nor lose it.
+    worker = spawn_celery_worker(env=groups_env, name="retrying", queues="pings", pool="prefork", concurrency=1)
+    pings = [ping(seconds_ago=30)]
+    payload = json.dumps([str(courier.id), pings])
+    done = subprocess.run([sys.executable, "-c", PUBLISH_LATER, payload], cwd=ROOT, env=groups_env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    wait_for(lambda: Ping.objects.filter(courier=courier).count() == 1, timeout=60, message="the retried batch")
+    wait_for(lambda: broker_empty(groups_env), timeout=10, message="its message acknowledged")
+    publish(groups_env, [(courier, [ping(seconds_ago=10)])])
+    wait_for(lambda: Ping.objects.filter(courier=courier).count() == 2, timeout=60, message="the next batch")
+    assert worker.poll() is None
