@@ -66,6 +66,20 @@ def private_broker_env(*, redis_db: int) -> dict:
     }
 
 
+def lock_waiter_wait(*, blocker, message: str) -> None:
+    """Wait until a session of the test database waits on a lock (the one `blocker`, a
+    connection of the test's own, holds)."""
+    name = settings.DATABASES["default"]["NAME"]
+
+    def someone_waits():
+        blocker.execute("SELECT pg_stat_clear_snapshot()")
+        return blocker.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s", [name]
+        ).fetchone()[0]
+
+    wait_for(someone_waits, timeout=30, message=message)
+
+
 def unacked_overdue_wait(env: dict) -> None:
     """Wait until the broker holds a dead worker's unacknowledged messages past their
     visibility timeout: a worker that starts then takes them back."""

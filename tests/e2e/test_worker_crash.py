@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.conftest import ROOT, ping, private_broker_env, unacked_overdue_wait, wait_for
+from tests.conftest import ROOT, lock_waiter_wait, ping, private_broker_env, unacked_overdue_wait, wait_for
 from tracking.models import CourierLastLocation, Ping
 from tracking.services.ingest import ping_batch_record
 
@@ -49,14 +49,7 @@ def test_batch_of_a_worker_killed_mid_transaction_is_stored_once_by_the_next_wor
         )  # fmt: skip
         assert published.stdout.strip() == "3", published.stderr
 
-        def worker_waits_on_lock():
-            blocker.execute("SELECT pg_stat_clear_snapshot()")
-            return blocker.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-                [db["NAME"]],
-            ).fetchone()[0]
-
-        wait_for(worker_waits_on_lock, timeout=30, message="the worker to block mid-batch")
+        lock_waiter_wait(blocker=blocker, message="the worker to block mid-batch")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         blocker.rollback()

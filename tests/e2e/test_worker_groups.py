@@ -17,7 +17,7 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import OUTPUT, ROOT, ping, private_broker_env, unacked_overdue_wait, wait_for
+from tests.conftest import OUTPUT, ROOT, lock_waiter_wait, ping, private_broker_env, unacked_overdue_wait, wait_for
 from tests.factories import CourierFactory
 from tracking.models import CourierLastLocation, Ping, PingDeadLetter
 
@@ -97,14 +97,7 @@ def test_the_group_of_a_worker_killed_mid_transaction_comes_back_whole_and_is_st
         doomed = spawn_celery_worker(env=groups_env, name="doomed-group", queues="pings", pool="prefork",
                                      concurrency=1)  # fmt: skip
 
-        def worker_waits_on_lock():
-            blocker.execute("SELECT pg_stat_clear_snapshot()")
-            return blocker.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-                [db["NAME"]],
-            ).fetchone()[0]
-
-        wait_for(worker_waits_on_lock, timeout=30, message="the worker to block mid-batch")
+        lock_waiter_wait(blocker=blocker, message="the worker to block mid-batch")
         for pid in [*process_children(doomed.pid), doomed.pid]:
             os.kill(pid, signal.SIGKILL)
         doomed.wait(timeout=10)
