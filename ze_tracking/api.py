@@ -7,9 +7,6 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, permissions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
@@ -62,11 +59,6 @@ class IsStaffOrCourier(permissions.BasePermission):
         return IsStaff().has_permission(request, view) or IsCourier().has_permission(request, view)
 
 
-# Redis (the throttles' counts, the cache) cannot answer: what `exception_handler` and the
-# throttled page views answer 503 for.
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionInterrupted)
-
-
 class ServiceUnavailable(Exception):
     """A dependency (the broker) cannot take the request now; nothing was stored. 503."""
 
@@ -94,12 +86,11 @@ def exception_handler(exc, context):
         return Response({"detail": str(exc)}, status=413)
     if isinstance(exc, ServiceUnavailable):
         return Response({"detail": exc.detail}, status=503, headers={"Retry-After": str(exc.retry_after_s)})
-    if isinstance(exc, (OperationalError, InterfaceError, *REDIS_UNAVAILABLE)):
-        # The database cannot answer (down, failing over, out of connections), or Redis, so
-        # that a throttle cannot count the request (it is refused, never let through
-        # uncounted): the client retries later. What failed, and where, goes to the log,
-        # never to the client.
-        logger.warning("dependency unavailable for %s: %r", context["request"].path, exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database cannot answer (down, failing over, out of connections): the client
+        # retries later. What failed, and where, goes to the log, never to the client. (Redis
+        # out is the throttles' ThrottleUnavailable, a ServiceUnavailable: above.)
+        logger.warning("database unavailable for %s: %r", context["request"].path, exc)
         return Response(
             {"detail": "The service is unavailable right now; nothing was stored. Retry later."},
             status=503,

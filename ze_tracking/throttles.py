@@ -18,11 +18,12 @@ from functools import wraps
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
+from django_redis.exceptions import ConnectionInterrupted
 from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
-from ze_tracking.api import REDIS_UNAVAILABLE, ServiceUnavailable
+from ze_tracking.api import ServiceUnavailable
 from ze_tracking.breakers import CACHE
 
 
@@ -99,16 +100,16 @@ def throttles_check(*, request, view, throttles: list[RateThrottle]) -> list[flo
     args = [repr(now), f"{now!r}:{os.urandom(6).hex()}"]
     for throttle, _ in counted:
         args += [throttle.duration, throttle.num_requests]
-    # The cache's own keys (prefix and version), as the cache API would write them.
-    # redis-py sends the script's digest (EVALSHA), and the script when Redis lost it.
     # Within REDIS_TIMEOUT_S, then at once while the cache's breaker is open.
     if not CACHE.allows():
         raise ThrottleUnavailable()
     try:
+        # The cache's own keys (prefix and version), as the cache API would write them.
+        # redis-py sends the script's digest (EVALSHA), and the script when Redis lost it.
         script = cache.client.get_client(write=True).register_script(SLIDING_WINDOWS)
         answers = script(keys=[cache.make_key(key) for _, key in counted], args=args)
     # redis-py's errors, django-redis's wrapper of them, or a bare socket error.
-    except (RedisError, OSError, *REDIS_UNAVAILABLE) as exc:
+    except (RedisError, OSError, ConnectionInterrupted) as exc:
         CACHE.trip(exc)
         raise ThrottleUnavailable() from exc
     waits = []
