@@ -73,6 +73,13 @@ class PingBatch:
     received_at: dt.datetime
     pings: list[dict]
 
+    @classmethod
+    def of(cls, *, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict]) -> PingBatch:
+        """From a task message's plain JSON (ids and times as text) or from Python values."""
+        if isinstance(received_at, str):
+            received_at = dt.datetime.fromisoformat(received_at)
+        return cls(courier_id=uuid.UUID(str(courier_id)), received_at=received_at, pings=pings)
+
 
 def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
     """Steps: judge each position against its courier's fixes around it (one query for all

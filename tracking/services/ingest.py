@@ -146,12 +146,11 @@ def ping_batch_record(
     its own savepoint, down to the single pings at fault, which are dead-lettered in the same
     transaction: the good pings, their last-location update and notifications are stored.
     Any other error is raised for the task to retry or reject. Returns the number of new pings."""
-    courier_id = uuid.UUID(str(courier_id))
-    if isinstance(received_at, str):
-        received_at = dt.datetime.fromisoformat(received_at)
+    batch = PingBatch.of(courier_id=courier_id, received_at=received_at, pings=pings)
+    courier_id, received_at = batch.courier_id, batch.received_at
     try:
         with transaction.atomic():
-            stored, moved, enriched = _pings_record(batches=[PingBatch(courier_id, received_at, pings)])
+            stored, moved, enriched = _pings_record(batches=[batch])
             _broadcast_on_commit(moved=moved, changed_order_ids=changed_order_ids)
     except Exception as exc:
         if failure_classify(exc=exc) is not Failure.DATA:
@@ -184,16 +183,7 @@ def ping_batches_record(*, batches: list[dict]) -> int:
     what moved after it. Raises whatever fails, with nothing stored: the caller then records
     each batch on its own with `ping_batch_record`, which isolates a refused ping. Returns
     the number of new pings."""
-    group = [
-        PingBatch(
-            courier_id=uuid.UUID(str(b["courier_id"])),
-            received_at=dt.datetime.fromisoformat(b["received_at"])
-            if isinstance(b["received_at"], str)
-            else b["received_at"],
-            pings=b["pings"],
-        )
-        for b in batches
-    ]
+    group = [PingBatch.of(**b) for b in batches]
     with transaction.atomic():
         stored, moved, enriched = _pings_record(batches=group)
         _broadcast_on_commit(moved=moved, changed_order_ids=())
