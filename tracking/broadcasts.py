@@ -3,9 +3,11 @@
 One group message per moved order or courier (not per ping): the message carries the
 newest position, so a burst of pings costs one message. Publishing never holds up the
 caller: `last_locations_publish` (called after commit) hands the ids to one publisher
-thread per process and returns. The thread merges what piled up while it was busy (a
-courier that moved in ten batches is read and sent once), reads the committed rows and
-sends. A publish that fails is logged and dropped: the next move sends the newest state
+thread per process and returns. The thread sends at most once per
+`LIVE_UPDATE_INTERVAL_S` and merges what piled up meanwhile (a courier that moved in ten
+batches is read and sent once), reads the committed rows and sends: under load its cost
+follows the moved couriers per interval, not the batches. After a quiet spell the first
+move leaves at once. A publish that fails is logged and dropped: the next move sends the newest state
 again, and the websocket views load the full state on (re)connect.
 """
 
@@ -16,8 +18,10 @@ import atexit
 import logging
 import os
 import threading
+import time
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from tracking.selectors import couriers_with_location, order_public_state_build, orders_with_location
@@ -55,10 +59,12 @@ def fleet_updates_build(*, courier_ids: list, order_ids: list) -> dict:
     same serializers as the REST API)."""
     orders = orders_with_location(ids=order_ids) if order_ids else []
     couriers = couriers_with_location(ids=courier_ids) if courier_ids else []
+    # One serializer per list: a serializer copies its fields when it is made.
+    public = PublicOrderStateSerializer([order_public_state_build(order=o) for o in orders], many=True).data
     return {
         "couriers": CourierLocationSerializer(couriers, many=True).data,
         "orders": OrderLocationSerializer(orders, many=True).data,
-        "public": {str(o.id): PublicOrderStateSerializer(order_public_state_build(order=o)).data for o in orders},
+        "public": {str(o.id): state for o, state in zip(orders, public, strict=True)},
     }
 
 
@@ -98,6 +104,7 @@ class _Publisher:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        last_sent_at = float("-inf")
         while True:
             with self._wake:
                 if not self._wake.wait_for(self._pending, timeout=IDLE_DISCONNECT_S):
@@ -105,6 +112,10 @@ class _Publisher:
                     # a test run drops its database), and reconnect on the next move.
                     connection.close()
                     self._wake.wait_for(self._pending)
+            # What moves until the interval since the last send is over goes out with it.
+            time.sleep(max(0.0, last_sent_at + settings.LIVE_UPDATE_INTERVAL_S - time.monotonic()))
+            last_sent_at = time.monotonic()
+            with self._wake:
                 courier_ids, self._courier_ids = self._courier_ids, set()
                 order_ids, self._order_ids = self._order_ids, set()
                 taken = self._submitted

@@ -459,6 +459,10 @@ TRACKING_LINK_TTL_AFTER_END_S = env.int("TRACKING_LINK_TTL_AFTER_END_S", default
 # The fleet socket re-reads its user's session and staff rights at most this often, before
 # forwarding an update: a logout or a lost staff right closes it within this time.
 FLEET_SOCKET_RECHECK_S = env.float("FLEET_SOCKET_RECHECK_S", default=5.0)
+# Live updates (the fleet map, the tracking page's socket) leave a worker or web process at
+# most this often, each with the newest state of whatever moved meanwhile
+# (tracking/broadcasts.py): the map's markers glide for longer than this anyway.
+LIVE_UPDATE_INTERVAL_S = env.float("LIVE_UPDATE_INTERVAL_S", default=0.2)
 TRACKING_PAGE_POLL_S = env.float("TRACKING_PAGE_POLL_S", default=5.0)
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap")
 

@@ -82,6 +82,34 @@ def test_fleet_socket_sends_the_state_first_then_one_message_per_moved_order_per
     run(scenario)
 
 
+@override_settings(LIVE_UPDATE_INTERVAL_S=2)
+def test_fleet_socket_gets_the_moves_of_one_interval_as_one_message_with_the_newest_position(
+    staff, courier, in_transit_order
+):
+    headers = session_of(staff)
+
+    async def scenario():
+        ws = socket("/ws/fleet/", headers)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from(timeout=5))["type"] == "state"
+
+        await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5600)])
+        first = [await ws.receive_json_from(timeout=5) for _ in range(2)]
+        assert sorted(m["type"] for m in first) == ["courier", "order"]
+
+        # Two more batches inside the interval that follows a publish: sent together, once.
+        for seconds_ago, lat in ((20, -23.5605), (10, -23.5610)):
+            await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=seconds_ago, lat=lat)])
+        second = [await ws.receive_json_from(timeout=5) for _ in range(2)]
+        assert sorted(m["type"] for m in second) == ["courier", "order"]
+        order = next(m["order"] for m in second if m["type"] == "order")
+        assert order["location"]["lat"] == pytest.approx(-23.5610)
+        assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+
+    run(scenario)
+
+
 def test_track_socket_refuses_unknown_codes(db):
     async def scenario():
         connected, _ = await socket("/ws/track/not-a-code/").connect()
