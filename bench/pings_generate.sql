@@ -6,14 +6,15 @@
 -- couriers around São Paulo; they belong to no order. Never run it against production.
 \set ON_ERROR_STOP on
 INSERT INTO tracking_ping (
-    event_id, recorded_at, received_at, courier_id, location, accuracy_m, speed_mps,
+    event_id, recorded_at, received_at, courier_id, lat, lon, accuracy_m, speed_mps,
     heading_deg, attributes)
 SELECT
     gen_random_uuid(),
     g.recorded_at,
     g.recorded_at + make_interval(secs => 1 + random() * 10),
     md5('courier ' || (g.i % 500))::uuid,
-    ST_SetSRID(ST_MakePoint(-46.70 + random() * 0.1, -23.60 + random() * 0.1), 4326)::geography,
+    -23.60 + random() * 0.1,
+    -46.70 + random() * 0.1,
     (3 + random() * 30)::real,
     (random() * 15)::real,
     (random() * 360)::real,

@@ -60,9 +60,6 @@ Profiled with py-spy on commit `3e739f3` (2026-11-26); rerun the profile when th
   view, spread over the two reads through Django's cursor (token with user and courier; the
   order), building the instances, DRF and the serializer. Next: the token and the order in
   one round trip.
-- **Bytes per ping (200)**: the row is 143 B with no padding and shrinks only in steps of
-  8 B; `location` as two float8 columns measured 194.5 B, which changes what the warehouse
-  receives (docs/ARCHITECTURE.md, "Bytes per ping").
 - **The naive baseline** swings with what ran before it: after the other loads (tables full,
   16 connections updating 50 orders' rows in the request) it can fall to a few dozen pings/s;
   alone on a fresh database (`make bench ONLY=naive`) it reached 484 pings/s. Read the ratio

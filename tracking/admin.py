@@ -135,7 +135,7 @@ class OrderWithTrailAdmin(OrderAdmin):
         data = {
             "tile_url": settings.MAP_TILE_URL,
             "destination": [order.destination.y, order.destination.x],
-            "trail": [[p["location"].y, p["location"].x] for p in order_trail_list(order=order)],
+            "trail": [[p["lat"], p["lon"]] for p in order_trail_list(order=order)],
         }
         # Files only, no inline script or style: the Content-Security-Policy allows none.
         return format_html(

@@ -136,5 +136,5 @@ def order_trail_list(*, order: Order) -> QuerySet:
             suspect_reason__isnull=True,
         )
         .order_by("recorded_at")
-        .values("event_id", "recorded_at", "location", "accuracy_m", "speed_mps", "heading_deg")[:TRACK_MAX_POINTS]
+        .values("event_id", "recorded_at", "lat", "lon", "accuracy_m", "speed_mps", "heading_deg")[:TRACK_MAX_POINTS]
     )

@@ -161,7 +161,7 @@ def order_track_geojson(*, order, trail) -> dict:
     features = [
         {
             "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [p["location"].x, p["location"].y]},
+            "geometry": {"type": "Point", "coordinates": [p["lon"], p["lat"]]},
             "properties": {
                 "event_id": str(p["event_id"]),
                 "recorded_at": p["recorded_at"].isoformat(),

@@ -2,7 +2,7 @@
 scenario's couriers are exactly the accepted ones (no loss, no duplicate, nothing that was
 never accepted), and each order's last location is its courier's newest accepted ping.
 
-Only `tracking_ping`'s event_id, courier_id, recorded_at and location, and
+Only `tracking_ping`'s event_id, courier_id and recorded_at, and
 `tracking_orderlastlocation`'s order_id, recorded_at and location are read: columns every
 version of the schema has.
 """

@@ -18,16 +18,12 @@ from tracking.models import OrderLastLocation, Ping
 
 
 class NaivePingSerializer(serializers.ModelSerializer):
-    lat = serializers.FloatField(write_only=True, min_value=-90, max_value=90)
-    lon = serializers.FloatField(write_only=True, min_value=-180, max_value=180)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lon = serializers.FloatField(min_value=-180, max_value=180)
 
     class Meta:
         model = Ping
         fields = ["event_id", "recorded_at", "lat", "lon", "accuracy_m", "speed_mps", "heading_deg"]
-
-    def create(self, validated_data: dict) -> Ping:
-        lat, lon = validated_data.pop("lat"), validated_data.pop("lon")
-        return Ping.objects.create(location=Point(lon, lat, srid=4326), **validated_data)
 
 
 class NaivePingBatchCreateApi(APIView):
@@ -45,7 +41,7 @@ class NaivePingBatchCreateApi(APIView):
                     order=order,
                     defaults={
                         "courier": courier,
-                        "location": ping.location,
+                        "location": Point(ping.lon, ping.lat, srid=4326),
                         "accuracy_m": ping.accuracy_m,
                         "speed_mps": ping.speed_mps,
                         "heading_deg": ping.heading_deg,

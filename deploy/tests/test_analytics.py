@@ -164,6 +164,8 @@ def test_privacy_rule_rounds_old_destinations_in_redshift_every_day(cfn):
         assert statement.count(", 3)") == 4  # both coordinates, in the SET and the guard
     assert "SET destination = " in updated["public.orders_order"]
     assert "distance_to_destination_m < 500" in updated["public.tracking_ping"]
+    # A ping's position is two plain columns there, rounded as they are.
+    assert "SET lat = ROUND(lat, 3), lon = ROUND(lon, 3)" in updated["public.tracking_ping"]
 
 
 def test_privacy_rule_role_may_only_run_statements_on_the_warehouse(cfn):

@@ -11,10 +11,12 @@
 --   orders_order.destination                      the address itself;
 --   orders_orderevent.location                    the courier's actions (delivered at the door);
 --   tracking_orderlastlocation.location           the trip's last position (the door);
---   tracking_ping.location where the ping was within 500 m of its order's destination
+--   tracking_ping.lat, .lon where the ping was within 500 m of its order's destination
 --                                                 (the end of the trail points at the door;
 --                                                 the rest of the trail is kept exact, so
 --                                                 distances driven stay right).
+-- The first three are hex EWKB text, rounded through a point; a ping's position is two
+-- DOUBLE PRECISION columns, rounded as they are.
 --
 -- Run daily by EventBridge Scheduler through the Redshift Data API
 -- (deploy/ze_infra/analytics.py `Analytics`); each statement is one entry of a batch, run in
@@ -50,10 +52,8 @@ WHERE recorded_at < DATEADD(day, -90, GETDATE())
         ROUND(ST_X(ST_GeomFromEWKB(location)), 3), ROUND(ST_Y(ST_GeomFromEWKB(location)), 3)), 4326));
 
 UPDATE public.tracking_ping
-SET location = ST_AsHexEWKB(ST_SetSRID(ST_MakePoint(
-        ROUND(ST_X(ST_GeomFromEWKB(location)), 3), ROUND(ST_Y(ST_GeomFromEWKB(location)), 3)), 4326))
+SET lat = ROUND(lat, 3), lon = ROUND(lon, 3)
 WHERE recorded_at < DATEADD(day, -90, GETDATE())
   AND recorded_at >= DATEADD(day, -97, GETDATE())
   AND distance_to_destination_m < 500
-  AND location <> ST_AsHexEWKB(ST_SetSRID(ST_MakePoint(
-        ROUND(ST_X(ST_GeomFromEWKB(location)), 3), ROUND(ST_Y(ST_GeomFromEWKB(location)), 3)), 4326));
+  AND (lat <> ROUND(lat, 3) OR lon <> ROUND(lon, 3));

@@ -11,9 +11,11 @@
 --   * No DISTINCT ON, no LATERAL, no VALUES list in FROM, no named WINDOW clause, window
 --     frames are ROWS only (no RANGE ... EXCLUDE GROUP): ROW_NUMBER(), GROUP BY joins,
 --     CASE, repeated OVER (...) and a per-upload running maximum replace them.
---   * Positions arrive as hex EWKB text: ST_GeomFromEWKB() reads them, and
---     ST_DistanceSphere() measures in metres on a sphere (PostGIS's geography distance is
---     on the spheroid: the two differ by up to ~0.3 %).
+--   * A ping's position arrives as two DOUBLE PRECISION columns, lat and lon:
+--     ST_SetSRID(ST_MakePoint(lon, lat), 4326) builds the point (other positions arrive as
+--     hex EWKB text, which ST_GeomFromEWKB() reads), and ST_DistanceSphere() measures in
+--     metres on a sphere (PostGIS's geography distance is on the spheroid: the two differ
+--     by up to ~0.3 %).
 -- Loaded after the tables by deploy/warehouse/release.py; every statement is CREATE OR
 -- REPLACE VIEW. The views are bound to their tables on purpose: Redshift then refuses a
 -- DROP TABLE under them (without CASCADE), one more guard on the history.
@@ -46,8 +48,11 @@ WITH steps AS (
         DATEDIFF(ms, LAG(recorded_at) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id), recorded_at)
             / 1000.0 AS gap_s,
         ST_DistanceSphere(
-            ST_GeomFromEWKB(LAG(location) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id)),
-            ST_GeomFromEWKB(location)
+            ST_SetSRID(ST_MakePoint(
+                LAG(lon) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id),
+                LAG(lat) OVER (PARTITION BY courier_id ORDER BY recorded_at, event_id)
+            ), 4326),
+            ST_SetSRID(ST_MakePoint(lon, lat), 4326)
         ) AS step_m
     FROM public.tracking_ping
     WHERE suspect_reason IS NULL

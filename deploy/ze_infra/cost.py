@@ -38,7 +38,7 @@ LOAD = {
     "aurora_pings_per_s_per_acu": 150,
     # I/O requests per ping: the row and its indexes, the last-location upsert, DMS's WAL reads.
     "aurora_io_per_ping": 1.0,
-    "aurora_bytes_per_ping": 254,  # measured (make bench): heap + indexes while a day takes pings; 203 once packed
+    "aurora_bytes_per_ping": 247,  # measured (make bench): heap + indexes while a day takes pings; 196 once packed
     "aurora_retention_days": 90,
     "aurora_base_gb": 10,
     # Redshift: DMS applies every 15 min (96 a day), each at least the 60 s minimum plus

@@ -68,10 +68,10 @@ def day(db):
     with connection.cursor() as cursor:
         for recorded, received, north, accuracy, distance, eta, suspect in pings:
             cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, location, "
+                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, lat, lon, "
                 "accuracy_m, distance_to_destination_m, eta_seconds, suspect_reason) VALUES "
-                "(%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s, %s, %s, %s)",
-                [uuid.uuid4(), at(recorded), at(received), ana.id, a.id, SAO_PAULO[1], SAO_PAULO[0] + north / 1000,
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [uuid.uuid4(), at(recorded), at(received), ana.id, a.id, SAO_PAULO[0] + north / 1000, SAO_PAULO[1],
                  accuracy, distance, eta, suspect],
             )  # fmt: skip
     return {"ana": ana, "a": a, "b": b, "c": c}

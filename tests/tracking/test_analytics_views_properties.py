@@ -28,9 +28,9 @@ def pings_insert(*, courier_id, order_id=None, pings: list[tuple[dt.datetime, dt
     with connection.cursor() as cursor:
         for recorded, received in pings:
             cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, location) "
-                "VALUES (%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography)",
-                [uuid.uuid4(), recorded, received, courier_id, order_id, SAO_PAULO[1], SAO_PAULO[0]],
+                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, lat, lon) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [uuid.uuid4(), recorded, received, courier_id, order_id, SAO_PAULO[0], SAO_PAULO[1]],
             )
 
 

@@ -46,10 +46,10 @@ def pings(db):
     with connection.cursor() as cursor:
         for n, recorded, lat, lon, accuracy, order, eta, suspect, attributes in rows:
             cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, location, "
+                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, lat, lon, "
                 "accuracy_m, eta_seconds, suspect_reason, attributes) VALUES "
-                "(%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s, %s, %s, %s)",
-                [event(n), at(recorded), at(recorded) + dt.timedelta(seconds=2), COURIER, order, lon, lat,
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [event(n), at(recorded), at(recorded) + dt.timedelta(seconds=2), COURIER, order, lat, lon,
                  accuracy, eta, suspect, attributes],
             )  # fmt: skip
 

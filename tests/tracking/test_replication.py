@@ -204,9 +204,9 @@ def test_dropping_an_expired_partition_deletes_nothing_downstream(warehouse):
         for hour in range(3):
             recorded = dt.datetime.combine(expired_day, dt.time(hour), tzinfo=dt.UTC)
             cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, location) "
-                "VALUES (%s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography)",
-                [uuid.uuid4(), recorded, recorded, courier.id, SAO_PAULO[1], SAO_PAULO[0]],
+                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, lat, lon) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [uuid.uuid4(), recorded, recorded, courier.id, SAO_PAULO[0], SAO_PAULO[1]],
             )
     warehouse.wait_in_sync()
     expired = f"(recorded_at AT TIME ZONE 'UTC')::date = '{expired_day}'"

@@ -5,20 +5,24 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-# Columns ordered widest alignment first, so the tuple carries no padding. The primary key
+# Columns ordered widest alignment first, so the tuple carries no padding. The position is
+# two float8 columns rather than a geography point (16 bytes instead of 29; see
+# docs/ARCHITECTURE.md, "Bytes per ping"); their range checks cost no bytes. The primary key
 # (courier_id, recorded_at, event_id) is both the courier-scoped idempotency key and the
 # trail index; a BRIN index (a few pages per million rows) serves the time-window reads
 # (the admin's newest pings, "what arrived since") since rows land in time order.
+# Migration 0005 brings a table created before the float columns to this layout.
 PING_TABLE_SQL = """
 CREATE TABLE tracking_ping (
     recorded_at timestamptz NOT NULL,
     received_at timestamptz NOT NULL,
+    lat float8 NOT NULL CONSTRAINT tracking_ping_lat_range CHECK (lat >= -90 AND lat <= 90),
+    lon float8 NOT NULL CONSTRAINT tracking_ping_lon_range CHECK (lon >= -180 AND lon <= 180),
     accuracy_m real NULL,
     speed_mps real NULL,
     distance_to_destination_m integer NULL,
     eta_seconds integer NULL,
     heading_deg smallint NULL,
-    location geography(Point, 4326) NOT NULL,
     courier_id uuid NOT NULL,
     event_id uuid NOT NULL,
     order_id uuid NULL,
@@ -90,7 +94,8 @@ class Migration(migrations.Migration):
                         ('event_id', models.UUIDField(primary_key=True, serialize=False)),
                         ('recorded_at', models.DateTimeField()),
                         ('received_at', models.DateTimeField()),
-                        ('location', django.contrib.gis.db.models.fields.PointField(geography=True, srid=4326)),
+                        ('lat', models.FloatField()),
+                        ('lon', models.FloatField()),
                         ('accuracy_m', models.FloatField(blank=True, null=True)),
                         ('speed_mps', models.FloatField(blank=True, null=True)),
                         ('heading_deg', models.SmallIntegerField(blank=True, null=True)),
@@ -101,6 +106,12 @@ class Migration(migrations.Migration):
                         ('courier', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='couriers.courier')),
                         ('order', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='orders.order')),
                     ],
+                    options={
+                        'constraints': [
+                            models.CheckConstraint(condition=models.Q(('lat__gte', -90), ('lat__lte', 90)), name='tracking_ping_lat_range'),
+                            models.CheckConstraint(condition=models.Q(('lon__gte', -180), ('lon__lte', 180)), name='tracking_ping_lon_range'),
+                        ],
+                    },
                 ),
             ],
             database_operations=[migrations.RunSQL(PING_TABLE_SQL, "DROP TABLE tracking_ping CASCADE")],

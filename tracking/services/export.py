@@ -19,7 +19,7 @@ from django.db import connection, transaction
 FORMATS = ("parquet", "csv")
 CHUNK_ROWS = 50_000
 
-# Positions as plain lat/lon degrees (WGS84): every tool reads them, no GIS library needed.
+# Positions as plain lat/lon degrees (WGS84), as stored: every tool reads them, no GIS library needed.
 SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -42,7 +42,7 @@ SCHEMA = pa.schema(
 # One day at a time, in a stable order (a file's content depends only on the data).
 DAY_SQL = """
 SELECT event_id::text, recorded_at, received_at, courier_id::text, order_id::text,
-       ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, speed_mps, heading_deg,
+       lat, lon, accuracy_m, speed_mps, heading_deg,
        distance_to_destination_m, eta_seconds, suspect_reason, attributes::text
 FROM tracking_ping
 WHERE recorded_at >= %s AND recorded_at < %s

@@ -57,14 +57,12 @@ SELECT DISTINCT w.c, p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.sp
        p.suspect_reason
 FROM unnest(%(courier)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(c, lo, hi)
 CROSS JOIN LATERAL (
-    (SELECT event_id, recorded_at, ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
-            accuracy_m, speed_mps, heading_deg, suspect_reason
+    (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
      WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
      ORDER BY recorded_at DESC LIMIT %(k)s)
     UNION ALL
-    (SELECT event_id, recorded_at, ST_Y(location::geometry), ST_X(location::geometry), accuracy_m, speed_mps,
-            heading_deg, suspect_reason
+    (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
      WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
      ORDER BY recorded_at LIMIT %(k)s)

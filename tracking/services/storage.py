@@ -21,13 +21,13 @@ logger = logging.getLogger(__name__)
 # while another courier's ping that reuses the event id is still stored.
 INSERT_SQL = """
 INSERT INTO tracking_ping (
-    event_id, recorded_at, received_at, courier_id, order_id, location, accuracy_m, speed_mps,
+    event_id, recorded_at, received_at, courier_id, order_id, lat, lon, accuracy_m, speed_mps,
     heading_deg, distance_to_destination_m, eta_seconds, suspect_reason, attributes)
-SELECT e, r, rc, c, o, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h::int2, d::int4, eta, sr, x
+SELECT e, r, rc, c, o, la, lo, a, s, h::int2, d::int4, eta, sr, x
 FROM unnest(%b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::uuid[], %b::uuid[], %b::float8[],
             %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::int4[], %b::text[],
             %b::jsonb[])
-     AS t(e, r, rc, c, o, lo, la, a, s, h, d, eta, sr, x)
+     AS t(e, r, rc, c, o, la, lo, a, s, h, d, eta, sr, x)
 ON CONFLICT DO NOTHING
 """
 
@@ -43,8 +43,8 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
         [p.received_at for p in pings],
         [p.courier_id for p in pings],
         [leg.order_id if leg else None for leg in legs],
-        [p.lon for p in pings],
         [p.lat for p in pings],
+        [p.lon for p in pings],
         [p.accuracy_m for p in pings],
         [p.speed_mps for p in pings],
         [p.heading_deg for p in pings],

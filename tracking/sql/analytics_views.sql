@@ -10,6 +10,8 @@
 --     device times of the courier's actions; `created_at` is the server's.
 --   * Pings flagged by enrichment (`suspect_reason IS NOT NULL`, an implausible jump) are
 --     left out of every position-based metric: the product never moves a marker with them.
+--   * A ping's position is two float8 columns, `lat` and `lon` (WGS84 degrees); a distance
+--     builds the geography point, ST_MakePoint(lon, lat)::geography (SRID 4326).
 --   * A courier's position on a trip is the courier's pings, not only the pings filed under
 --     the order: a courier carrying two orders files each ping under one of them.
 --
@@ -57,7 +59,7 @@ WITH steps AS (
         p.courier_id,
         p.recorded_at,
         extract(epoch FROM p.recorded_at - lag(p.recorded_at) OVER w) AS gap_s,
-        ST_Distance(p.location, lag(p.location) OVER w) AS step_m
+        ST_Distance(ST_MakePoint(p.lon, p.lat)::geography, lag(ST_MakePoint(p.lon, p.lat)::geography) OVER w) AS step_m
     FROM tracking_ping p
     WHERE p.suspect_reason IS NULL
     WINDOW w AS (PARTITION BY p.courier_id ORDER BY p.recorded_at, p.event_id)
