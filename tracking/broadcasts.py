@@ -1,6 +1,7 @@
 """The one place that publishes live updates to the Channels layer, after commit.
 
-One group message per moved order or courier (not per ping): the message carries the
+One group message per publish for the fleet map, listing every courier and order that
+moved, and one per moved order for its tracking page (not per ping): each carries the
 newest position, so a burst of pings costs one message. Publishing never holds up the
 caller: `last_locations_publish` (called after commit) hands the ids to one publisher
 thread per process and returns. The thread sends at most once per
@@ -155,9 +156,12 @@ def _publisher() -> _Publisher:
 
 
 async def _publish(layer, updates: dict) -> None:
-    # Sent concurrently: each group_send is a Redis round trip or more.
-    sends = [layer.group_send(FLEET_GROUP, {"type": "courier.moved", "courier": c}) for c in updates["couriers"]]
-    sends += [layer.group_send(FLEET_GROUP, {"type": "order.moved", "order": o}) for o in updates["orders"]]
+    # The fleet map's share in one message; each order's own group gets its own. Sent
+    # concurrently: each group_send is a Redis round trip or more.
+    sends = []
+    if updates["couriers"] or updates["orders"]:
+        fleet = {"type": "fleet.moved", "couriers": updates["couriers"], "orders": updates["orders"]}
+        sends.append(layer.group_send(FLEET_GROUP, fleet))
     sends += [
         layer.group_send(order_group(order_id), {"type": "order.public", "state": state})
         for order_id, state in updates["public"].items()

@@ -89,13 +89,14 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_FORBIDDEN)
         return False
 
-    async def courier_moved(self, event):
+    async def fleet_moved(self, event):
+        """What moved in one publish (`tracking.broadcasts`): one message per courier and
+        per order on the socket, as the map reads them."""
         if await self.still_staff():
-            await self.send_json({"type": "courier", "courier": event["courier"]})
-
-    async def order_moved(self, event):
-        if await self.still_staff():
-            await self.send_json({"type": "order", "order": event["order"]})
+            for courier in event["couriers"]:
+                await self.send_json({"type": "courier", "courier": courier})
+            for order in event["orders"]:
+                await self.send_json({"type": "order", "order": order})
 
 
 class TrackConsumer(AsyncJsonWebsocketConsumer):

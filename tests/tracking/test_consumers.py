@@ -9,7 +9,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from tests.conftest import order_act, ping
-from tracking.broadcasts import live_updates_flush
+from tests.factories import CourierFactory
+from tracking.broadcasts import last_locations_publish, live_updates_flush
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
 
@@ -105,6 +106,24 @@ def test_fleet_socket_gets_the_moves_of_one_interval_as_one_message_with_the_new
         order = next(m["order"] for m in second if m["type"] == "order")
         assert order["location"]["lat"] == pytest.approx(-23.5610)
         assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_fleet_socket_gets_every_courier_of_a_publish_even_beyond_its_channel_capacity(staff):
+    # A channel holds at most `capacity` messages (channels_redis: 100); a fleet publish
+    # for more couriers than that must not overflow the socket's channel.
+    couriers = CourierFactory.create_batch(150, user__password=None)  # no hashing: quick
+    headers = session_of(staff)
+
+    async def scenario():
+        ws = socket("/ws/fleet/", headers)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from(timeout=5))["type"] == "state"
+        await database_sync_to_async(last_locations_publish)(courier_ids=[c.id for c in couriers], order_ids=[])
+        received = [await ws.receive_json_from(timeout=5) for _ in couriers]
+        assert {m["courier"]["courier_id"] for m in received} == {str(c.id) for c in couriers}
         await ws.disconnect()
 
     run(scenario)
