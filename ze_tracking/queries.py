@@ -9,6 +9,8 @@ value and builds the instances as Django's `ModelIterable` does: the same conver
 (PostGIS geometries) and the same `select_related` caches. PostgreSQL too plans the
 statement once per connection: it is prepared (`ze_tracking.database`). Nothing is cached
 but the SQL and the plan: every call reads the database.
+
+`binary_execute` runs the worker's hand-written batch statements (arrays in, binary rows out).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections
+import psycopg
+from django.db import connection, connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
@@ -80,3 +83,18 @@ class OneRowQuery:
         for populator in compiled.populators:
             populator.populate(row, instance)
         return instance
+
+
+def binary_execute(sql: str, params: list | dict, *, binary_rows: bool = False):
+    """Run one statement with server-side binding on Django's connection (and so inside its
+    transaction): Django's own cursors bind on the client, where %b is not allowed, and
+    quote every array element in Python. The cursor is wrapped like Django's, so query
+    counting and execute wrappers still see it. `binary_rows`: rows come back in binary,
+    read without parsing text (times, uuids, floats); Django's converters do not run."""
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    if binary_rows:
+        raw.format = psycopg.pq.Format.BINARY
+    cursor = connection._prepare_cursor(raw)
+    cursor.execute(sql, params)
+    return cursor

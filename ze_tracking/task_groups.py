@@ -29,6 +29,7 @@ from functools import cached_property
 from queue import Empty, SimpleQueue
 from typing import Any
 
+import orjson
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import current_app, signals
 from celery._state import _task_stack
@@ -66,6 +67,11 @@ class GroupedRequest:
     def kwargs(self) -> dict:
         if self.content_type is None:  # decoded already (run eagerly, or an old protocol)
             return self.body[1]
+        if self.content_type == "application/json":
+            # orjson: several times kombu's json.loads, which was a seventh of a group's time.
+            # It reads plain JSON only: kombu's {"__type__": ...} markers stay dicts, and the
+            # project's tasks send plain values.
+            return orjson.loads(self.body)[1]
         accept = prepare_accept_content(current_app.conf.accept_content)
         return loads(self.body, self.content_type, self.content_encoding, accept=accept)[1]
 

@@ -14,11 +14,19 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Q
 
-from orders.models import ACTIVE_STATUSES, Order, OrderStatus
+from orders.models import ACTIVE_STATUSES, OrderStatus
 from tracking.geo import haversine_m
 from tracking.services.plausibility import pings_judge
+from ze_tracking.queries import binary_execute
+
+# The couriers' orders a batch may belong to: their active ones and any the pings name, with
+# the destination as plain numbers (no geometry object to build per order).
+ORDERS_SQL = """
+SELECT id, courier_id, status, ST_Y(destination::geometry), ST_X(destination::geometry), started_at
+FROM orders_order
+WHERE courier_id = ANY(%(courier)s::uuid[]) AND (status = ANY(%(active)s::text[]) OR id = ANY(%(named)s::uuid[]))
+"""
 
 # Streets are not straight lines: great-circle distance times this is a fair urban estimate.
 ROAD_FACTOR = 1.3
@@ -119,14 +127,9 @@ def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
         enriched.sort(key=lambda p: p.recorded_at)
     courier_ids = {batch.courier_id for batch in batches}
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
-    # Each destination read out of GEOS once: its coordinate getters cost more per ping than
-    # the distance itself.
-    orders = [
-        (order_id, courier_id, status, destination.y, destination.x, started_at)
-        for order_id, courier_id, status, destination, started_at in Order.objects.filter(
-            Q(status__in=ACTIVE_STATUSES) | Q(id__in=named), courier_id__in=courier_ids
-        ).values_list("id", "courier_id", "status", "destination", "started_at")
-    ]
+    orders = binary_execute(
+        ORDERS_SQL, {"courier": list(courier_ids), "active": list(ACTIVE_STATUSES), "named": list(named)}, binary_rows=True
+    ).fetchall()
     active: dict[uuid.UUID, list[tuple]] = {}
     for order in orders:
         if order[2] in ACTIVE_STATUSES:

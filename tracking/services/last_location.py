@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from tracking.services.enrichment import EnrichedPing, OrderLeg
-from tracking.services.storage import binary_execute
+from ze_tracking.queries import binary_execute
 
 UPSERT_SQL = """
 WITH courier_rows AS (

@@ -45,6 +45,7 @@ from django.conf import settings
 from django.db import connection
 
 from tracking.geo import haversine_m
+from ze_tracking.queries import binary_execute
 
 NULL_ISLAND = "null_island"
 IMPLIED_SPEED = "implied_speed"
@@ -188,20 +189,16 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
                 lo = ping.recorded_at
             hi = ping.recorded_at
         windows.append((courier_id, lo, hi))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            CONTEXT_SQL,
-            {
-                "courier": [w[0] for w in windows],
-                "lo": [w[1] for w in windows],
-                "hi": [w[2] for w in windows],
-                "gap": gap,
-                "k": rules["PLAUSIBILITY_CONTEXT_PINGS"],
-            },
-        )
-        stored: dict[uuid.UUID, list[tuple]] = {}
-        for row in cursor.fetchall():
-            stored.setdefault(row[0], []).append(row[1:])
+    context = {
+        "courier": [w[0] for w in windows],
+        "lo": [w[1] for w in windows],
+        "hi": [w[2] for w in windows],
+        "gap": gap,
+        "k": rules["PLAUSIBILITY_CONTEXT_PINGS"],
+    }
+    stored: dict[uuid.UUID, list[tuple]] = {}
+    for row in binary_execute(CONTEXT_SQL, context, binary_rows=True).fetchall():
+        stored.setdefault(row[0], []).append(row[1:])
 
     changed: list[tuple[uuid.UUID, uuid.UUID, dt.datetime, str | None]] = []
     resent: list[tuple[uuid.UUID, Fix]] = []

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import psycopg
 from django.db import connection
 from psycopg.types.json import Jsonb
 
 from tracking.services.enrichment import EnrichedPing
 from tracking.services.partitions import DAILY_PARTITION, ping_partition_name
+from ze_tracking.queries import binary_execute
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,6 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
     ]
     return binary_execute(INSERT_SQL, columns).rowcount
 
-
-def binary_execute(sql: str, params: list | dict):
-    """Run one statement with server-side binding on Django's connection (and so inside its
-    transaction): Django's own cursors bind on the client, where %b is not allowed. The
-    cursor is wrapped like Django's, so query counting and execute wrappers still see it."""
-    connection.ensure_connection()
-    cursor = connection._prepare_cursor(psycopg.Cursor(connection.connection))
-    cursor.execute(sql, params)
-    return cursor
 
 
 # The primary key of each closed day not packed yet (its fillfactor is the mark).
