@@ -70,6 +70,7 @@ def fleet_updates_build(*, courier_ids: list, order_ids: list) -> dict:
 
 
 PUBLISH_TIMEOUT_S = 5
+PUBLISH_CONCURRENCY = 20
 IDLE_DISCONNECT_S = 1
 
 
@@ -157,13 +158,21 @@ def _publisher() -> _Publisher:
 
 async def _publish(layer, updates: dict) -> None:
     # The fleet map's share in one message; each order's own group gets its own. Sent
-    # concurrently: each group_send is a Redis round trip or more.
-    sends = []
+    # concurrently, each group_send being a Redis round trip or more, but at most
+    # PUBLISH_CONCURRENCY at once: each holds one of the layer's pooled connections (100).
+    messages = []
     if updates["couriers"] or updates["orders"]:
-        fleet = {"type": "fleet.moved", "couriers": updates["couriers"], "orders": updates["orders"]}
-        sends.append(layer.group_send(FLEET_GROUP, fleet))
-    sends += [
-        layer.group_send(order_group(order_id), {"type": "order.public", "state": state})
+        messages.append(
+            (FLEET_GROUP, {"type": "fleet.moved", "couriers": updates["couriers"], "orders": updates["orders"]})
+        )
+    messages += [
+        (order_group(order_id), {"type": "order.public", "state": state})
         for order_id, state in updates["public"].items()
     ]
-    await asyncio.gather(*sends)
+    slots = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    async def send(group: str, message: dict) -> None:
+        async with slots:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send(group, message) for group, message in messages))

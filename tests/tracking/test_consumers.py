@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client, override_settings
 from django.utils import timezone
 
 from tests.conftest import order_act, ping
-from tests.factories import CourierFactory
-from tracking.broadcasts import last_locations_publish, live_updates_flush
+from tests.factories import CourierFactory, OrderFactory
+from tracking.broadcasts import last_locations_publish, live_updates_flush, order_group
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
 
@@ -100,7 +103,9 @@ def test_fleet_socket_gets_the_moves_of_one_interval_as_one_message_with_the_new
 
         # Two more batches inside the interval that follows a publish: sent together, once.
         for seconds_ago, lat in ((20, -23.5605), (10, -23.5610)):
-            await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=seconds_ago, lat=lat)])
+            await record(
+                courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=seconds_ago, lat=lat)]
+            )
         second = [await ws.receive_json_from(timeout=5) for _ in range(2)]
         assert sorted(m["type"] for m in second) == ["courier", "order"]
         order = next(m["order"] for m in second if m["type"] == "order")
@@ -125,6 +130,25 @@ def test_fleet_socket_gets_every_courier_of_a_publish_even_beyond_its_channel_ca
         received = [await ws.receive_json_from(timeout=5) for _ in couriers]
         assert {m["courier"]["courier_id"] for m in received} == {str(c.id) for c in couriers}
         await ws.disconnect()
+
+    run(scenario)
+
+
+def test_every_tracking_page_of_a_publish_gets_its_update_even_for_more_orders_than_redis_connections(db):
+    # Each moved order has a group of its own (its tracking pages); a publish for more orders
+    # than the channel layer's connection pool holds (redis-py: 100) must still reach all.
+    orders = OrderFactory.create_batch(150)
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+
+    async def scenario():
+        channels = {}
+        for order in orders:
+            channels[order.id] = await layer.new_channel()
+            await layer.group_add(order_group(order.id), channels[order.id])
+        await database_sync_to_async(last_locations_publish)(courier_ids=[], order_ids=[o.id for o in orders])
+        for order in orders:
+            message = await asyncio.wait_for(layer.receive(channels[order.id]), timeout=5)
+            assert message["type"] == "order.public" and message["state"]["status"] == order.status
 
     run(scenario)
 

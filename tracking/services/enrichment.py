@@ -128,7 +128,9 @@ def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
     courier_ids = {batch.courier_id for batch in batches}
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
     orders = binary_execute(
-        ORDERS_SQL, {"courier": list(courier_ids), "active": list(ACTIVE_STATUSES), "named": list(named)}, binary_rows=True
+        ORDERS_SQL,
+        {"courier": list(courier_ids), "active": list(ACTIVE_STATUSES), "named": list(named)},
+        binary_rows=True,
     ).fetchall()
     active: dict[uuid.UUID, list[tuple]] = {}
     for order in orders:

@@ -56,7 +56,6 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
     return binary_execute(INSERT_SQL, columns).rowcount
 
 
-
 # The primary key of each closed day not packed yet (its fillfactor is the mark).
 UNPACKED_KEYS_SQL = """
 SELECT c.relname, i.indexrelid::regclass::text
