@@ -137,7 +137,15 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="ze")},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env.str("CHANNELS_PREFIX", default="ze"),
+            # Messages waiting per channel; the sockets of one server process share one
+            # (channels_redis's process-specific channels), so a publish for many moved orders
+            # must fit in it while the process reads them. Unread messages expire in 60 s.
+            # https://github.com/django/channels_redis#capacity
+            "capacity": env.int("CHANNELS_CAPACITY", default=2000),
+        },
     }
 }
 
