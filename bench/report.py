@@ -47,15 +47,18 @@ LIMITS = """\
 
 Profiled with py-spy on commit `3e739f3` (2026-11-26); rerun the profile when the code moves.
 
-- **One worker (target 25,000 pings/s)** and **end to end (10,000)**: the worker's main
-  process. Each message costs it one Redis round trip to fetch (BRPOP) and one pipeline to
-  mark it unacknowledged, about half of its CPU; while it is the bottleneck the pool
-  processes wait for work (60 % of their samples in the profile below) and groups shrink towards one or
-  two batches. Inside a task, the live-update publisher thread (one send per courier and per
-  order) is the largest share after the database. End to end, web (≈ 0.5 core), worker
-  (≈ 0.55), PostgreSQL and Redis share the two cores. Next: fetch several messages per round
-  trip (SQS's 10 per receive in production; `RPOP key count` on Redis), poll fewer priority
-  keys, and coalesce the live updates of a group into fewer sends.
+- **One worker (target 25,000 pings/s)** and **end to end (10,000)**: CPU. The worker's main
+  process is no longer the bottleneck: it fetches up to 32 messages per BRPOP and one script
+  call that records them as unacknowledged (`ze_tracking/broker.py`), where kombu's transport
+  took two round trips per message, half of its CPU; its CPU per ping fell from ≈ 19 to
+  ≈ 9.5 µs, and groups grew from ≈ 8 to ≈ 9–13 batches. Draining a full queue now costs
+  ≈ 100 µs of CPU per ping in all (pool processes ≈ 66, main process ≈ 9.5, PostgreSQL ≈ 20,
+  Redis ≈ 4; it was ≈ 115), so two cores hold one worker near 20,000 pings/s, less while
+  other work shares them. Inside a task, the live-update publisher thread (one send per
+  courier and per order) is the largest share after the database. End to end (measured
+  before the fetch change), web (≈ 0.5 core), worker (≈ 0.55), PostgreSQL and Redis share
+  the two cores. Next: less CPU per ping in the pool processes (coalesce the live updates
+  of a group into fewer sends), and poll fewer priority keys.
 - **Read path (50 % of the bare view)**: about 0.6 ms of Python per read above the bare
   view, spread over the two reads through Django's cursor (token with user and courier; the
   order), building the instances, DRF and the serializer. Next: the token and the order in
