@@ -54,9 +54,18 @@ def test_staff_reading_an_order_location_with_a_token_costs_two_queries(staff_ap
 
 
 @pytest.mark.django_db
-def test_a_ping_batch_costs_two_queries_whatever_its_size(courier_api, courier, in_transit_order):
+def test_a_ping_batch_costs_one_query_whatever_its_size(courier_api, courier, in_transit_order):
     for size in (1, 50):
         body = {"pings": [ping(seconds_ago=size - i) for i in range(size)]}
+        queries = queries_of(lambda body=body: courier_api.post("/api/v1/locations", body, format="json"))
+
+        assert len(queries) == 1, queries  # the token (user, courier)
+
+
+@pytest.mark.django_db
+def test_a_ping_batch_naming_an_order_costs_two_queries_whatever_its_size(courier_api, courier, in_transit_order):
+    for size in (1, 50):
+        body = {"pings": [ping(seconds_ago=size - i, order_id=str(in_transit_order.id)) for i in range(size)]}
         queries = queries_of(lambda body=body: courier_api.post("/api/v1/locations", body, format="json"))
 
         assert len(queries) == 2, queries  # the token (user, courier), the courier's active orders

@@ -61,11 +61,15 @@ class IngestResult:
 
 
 def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
-    """Steps: load the courier's active orders (one query); validate each ping on its own;
-    drop repeats inside the batch; publish one task with the accepted pings."""
+    """Steps: load the courier's active orders (one query, only when a ping names an order:
+    apps that leave orders to enrichment save it); validate each ping on its own; drop
+    repeats inside the batch; publish one task with the accepted pings."""
     log_context_bind(courier_id=courier_id)
     received_at = received_at or timezone.now()
-    active_order_ids = set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True))
+    names_an_order = any(isinstance(raw, dict) and raw.get("order_id") is not None for raw in pings)
+    active_order_ids = (
+        set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True)) if names_an_order else set()
+    )
     result = IngestResult()
     accepted: dict[tuple, dict] = {}  # keyed like tracking_ping's key; the courier is the batch's
     # One serializer for the whole batch: building DRF fields costs more than validating
