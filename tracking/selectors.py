@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.gis.geos import Point
-from django.db.models import Prefetch, Q, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -40,9 +41,10 @@ def orders_with_location(*, ids=None) -> list[Order]:
 
 
 def couriers_with_location(*, ids=None) -> list[Courier]:
-    couriers = Courier.objects.select_related("last_location").prefetch_related(
-        Prefetch("orders", queryset=Order.objects.filter(status__in=ACTIVE_STATUSES), to_attr="active_orders")
-    )
+    """With `active_order_ids` (oldest first) read in the same statement: no order instances."""
+    active = Order.objects.filter(courier_id=OuterRef("id"), status__in=ACTIVE_STATUSES).order_by("created_at")
+    couriers = Courier.objects.select_related("last_location")
+    couriers = couriers.annotate(active_order_ids=ArraySubquery(active.values("id")))
     if ids is None:
         # Couriers seen recently or carrying an order; the rest are off shift.
         since = timezone.now() - dt.timedelta(hours=FLEET_WINDOW_HOURS)

@@ -130,10 +130,10 @@ class CourierLocationSerializer(serializers.Serializer):
     active_order_ids = serializers.SerializerMethodField()
 
     def get_active_order_ids(self, courier) -> list[str]:
-        orders = getattr(courier, "active_orders", None)
-        if orders is None:
-            orders = courier.orders.filter(status__in=ACTIVE_STATUSES)
-        return [str(o.id) for o in orders]
+        ids = getattr(courier, "active_order_ids", None)  # read with the courier (`couriers_with_location`)
+        if ids is None:
+            ids = courier.orders.filter(status__in=ACTIVE_STATUSES).order_by("created_at").values_list("id", flat=True)
+        return [str(i) for i in ids]
 
 
 # Shapes `tracking.selectors.PublicOrderState` for REST, the page and `/ws/track/<code>/` alike.
