@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from couriers.models import Courier
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
+from tracking.geo import Latitude, Longitude
 from tracking.models import Ping
 from ze_tracking.queries import OneRowQuery
 
@@ -29,6 +30,23 @@ def courier_with_location_get(*, courier_id: uuid.UUID) -> Courier:
     if not courier:
         raise Http404("No such courier.")
     return courier[0]
+
+
+# What `GET /orders/{id}/location` shows of an order (`OrderLocationSerializer`, rendered by
+# `order_location_payload`), plus its courier's id for the ownership check: plain values and
+# coordinates, read with the caller's token in one statement (see the API). No instances and
+# no geometry objects: the route is polled by every courier app and the backoffice.
+ORDER_LOCATION = OneRowQuery(
+    lambda: Order.objects.values(
+        "id", "status", "courier_id", "courier__name",
+        "last_location__accuracy_m", "last_location__recorded_at", "last_location__updated_at",
+        "last_location__distance_to_destination_m", "last_location__eta_seconds",
+    ).annotate(
+        destination_lat=Latitude("destination"), destination_lon=Longitude("destination"),
+        lat=Latitude("last_location__location"), lon=Longitude("last_location__location"),
+    ),
+    field="id",
+)  # fmt: skip
 
 
 def orders_with_location(*, ids=None) -> list[Order]:
