@@ -17,8 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from orders.models import Order
 from tests.factories import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
+from tracking.selectors import order_public_state_build, order_public_state_get
 
 STATUS_LABELS = {
     "pending": "Pedido recebido",
@@ -185,3 +187,20 @@ def test_the_page_assets_are_vendored():
 def test_codes_outside_the_tracking_code_alphabet_are_404(client, code):
     assert client.get(f"/api/v1/track/{code}").status_code == 404
     assert client.get(f"/t/{code}").status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["pending", "assigned", "in_transit", "delivered", "cancelled"])
+@pytest.mark.parametrize("ended_long_ago", [False, True])
+def test_the_link_shows_what_the_live_updates_show(courier, status, ended_long_ago):
+    """The link reads plain values by code; the live updates build the state from the
+    orders they hold: the same rules give the same state."""
+    order = order_in(status, courier)
+    if ended_long_ago and status in ("delivered", "cancelled"):
+        ended = timezone.now() - dt.timedelta(seconds=settings.TRACKING_LINK_TTL_AFTER_END_S + 60)
+        Order.objects.filter(id=order.id).update(**{f"{status}_at": ended})
+    held = Order.objects.select_related("courier", "last_location").get(id=order.id)
+
+    state = order_public_state_get(tracking_code=order.tracking_code)
+
+    assert state == order_public_state_build(order=held)
