@@ -70,10 +70,10 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED if result.accepted else status.HTTP_400_BAD_REQUEST)
 
 
+# Polled by every courier app and the backoffice: the order is read in the statement of the
+# token check (one round trip), as plain values written out without DRF's fields. A comment,
+# not a docstring: the docstring would become the schema's description.
 class OrderLocationGetApi(APIView):
-    """Polled by every courier app and the backoffice: the order is read in the statement
-    of the token check (one round trip), as plain values rendered without DRF's fields."""
-
     permission_classes = [IsStaffOrCourier]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
