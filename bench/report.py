@@ -59,10 +59,20 @@ Profiled with py-spy on commit `3e739f3` (2026-11-26); rerun the profile when th
   before the fetch change), web (≈ 0.5 core), worker (≈ 0.55), PostgreSQL and Redis share
   the two cores. Next: less CPU per ping in the pool processes (coalesce the live updates
   of a group into fewer sends), and poll fewer priority keys.
-- **Read path (50 % of the bare view)**: about 0.6 ms of Python per read above the bare
-  view, spread over the two reads through Django's cursor (token with user and courier; the
-  order), building the instances, DRF and the serializer. Next: the token and the order in
-  one round trip.
+- **Read path (50 % of the bare view)**: met with room (59–64 %) while the machine is
+  otherwise quiet, near the line under a load average of 4–6 from other work (45–52 %; 36 %
+  once, as it rose to 7); measured on `01e7796`. An
+  order's location is one statement (the token with its user and courier, and the order as
+  plain values: `ReadWithToken`) and a payload written out. The web spends about 0.85–0.9 ms
+  of CPU per read against the bare view's 0.5 (0.45 against 0.17 with the WSGI handler
+  called in a loop): DRF's request, authentication and response ≈ 0.05 ms, the statement
+  ≈ 0.14 (psycopg's and Django's cursor layers, Django's timestamptz loader in Python at
+  ≈ 3 µs a column, the user and courier instances), the payload ≈ 0.04; and while it waits
+  on PostgreSQL a sync worker serves nothing. The tracking link adds its throttles' Redis
+  round trip. Next: psycopg's timestamp loader in C (Django's `create_cursor` reads the
+  loader's `timezone`, which the C class cannot carry), a lighter response than DRF's for
+  the two routes, and on the tracking link the Redis count and the PostgreSQL read at once
+  (the read has no effect).
 - **The naive baseline** swings with what ran before it: after the other loads (tables full,
   16 connections updating 50 orders' rows in the request) it can fall to a few dozen pings/s;
   alone on a fresh database (`make bench ONLY=naive`) it reached 484 pings/s. Read the ratio

@@ -26,15 +26,22 @@ def orders_visible_to(*, user) -> QuerySet[Order]:
 def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
     """The order if `user` may act on it, else 404 (never reveal another courier's order)."""
     order = _ORDER.get(order_id)
-    if order is not None:
-        if user.is_staff:
-            return order
-        courier = getattr(user, "courier", None)
-        if courier is not None and order.courier_id == courier.id:
-            return order
-        if courier is not None and include_pending and order.status == OrderStatus.PENDING:
-            return order
-    raise Http404("No such order.")
+    if order is None or not order_is_visible_to(
+        user=user, courier_id=order.courier_id, status=order.status, include_pending=include_pending
+    ):
+        raise Http404("No such order.")
+    return order
+
+
+def order_is_visible_to(*, user, courier_id: uuid.UUID | None, status: str, include_pending: bool = False) -> bool:
+    """Whether `user` may act on an order carried by `courier_id` in `status`: staff on any,
+    a courier on its own (and, with `include_pending`, on the pending ones it may take)."""
+    if user.is_staff:
+        return True
+    courier = getattr(user, "courier", None)
+    if courier is None:
+        return False
+    return courier_id == courier.id or (include_pending and status == OrderStatus.PENDING)
 
 
 def courier_active_orders(*, courier_id) -> QuerySet[Order]:

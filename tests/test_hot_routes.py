@@ -1,8 +1,8 @@
 """The hot routes (an order's location, the tracking link, a ping batch): queries per
 request held constant (a query added to the token check, the permission check or the read
 fails here; each figure is what the route needs: the token with its user and courier
-profile in one query, then the route's own read), and what they answer whatever the client
-asks for."""
+profile in one query, then the route's own read, or both in one statement for an order's
+location), and what they answer whatever the client asks for."""
 
 from __future__ import annotations
 
@@ -40,17 +40,29 @@ def queries_of(call) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_a_courier_reading_its_order_location_costs_two_queries(courier_api, in_transit_order):
+def test_a_courier_reading_its_order_location_costs_one_query(courier_api, in_transit_order):
     queries = queries_of(lambda: courier_api.get(f"/api/v1/orders/{in_transit_order.id}/location"))
 
-    assert len(queries) == 2, queries  # the token (user, courier), the order (courier, last location)
+    # The token (user, courier) and the order (courier, last location): one statement.
+    assert len(queries) == 1, queries
+    assert "couriers_apitoken" in queries[0] and "tracking_orderlastlocation" in queries[0]
 
 
 @pytest.mark.django_db
-def test_staff_reading_an_order_location_with_a_token_costs_two_queries(staff_api, in_transit_order):
+def test_staff_reading_an_order_location_with_a_token_costs_one_query(staff_api, in_transit_order):
     queries = queries_of(lambda: staff_api.get(f"/api/v1/orders/{in_transit_order.id}/location"))
 
-    assert len(queries) == 2, queries
+    assert len(queries) == 1, queries
+
+
+@pytest.mark.django_db
+def test_another_courier_is_refused_an_order_location_after_the_same_one_query(other_courier_api, in_transit_order):
+    url = f"/api/v1/orders/{in_transit_order.id}/location"
+    other_courier_api.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert other_courier_api.get(url).status_code == 404
+
+    assert len(queries.captured_queries) == 1
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""`OneRowQuery` builds what the ORM builds from the same queryset, in one query per call."""
+"""`OneRowQuery` builds what the ORM builds from the same queryset, in one query per call;
+`OneRowQueries` runs several such reads in one statement."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from couriers.models import ApiToken
 from orders.models import Order
 from tests.conftest import ping
 from tests.factories import UserFactory
+from tracking.geo import Latitude, Longitude
 from tracking.services.ingest import ping_batch_record
-from ze_tracking.queries import OneRowQuery
+from ze_tracking.queries import OneRowQueries, OneRowQuery
 
 ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")
 
@@ -105,3 +108,79 @@ def test_a_batch_with_a_refused_ping_is_stored_once_after_a_prepared_read(courie
     assert sorted(str(e) for e in stored) == sorted(p["event_id"] for i, p in enumerate(batch) if i != 3)
     assert PingDeadLetter.objects.count() == 1
     ORDER.get(in_transit_order.id)
+
+
+# The token a request carries and an order, in one statement (the location route's read).
+TOKEN = OneRowQuery(lambda: ApiToken.objects.select_related("user", "user__courier"), field="digest")
+TOKEN_AND_ORDER = OneRowQueries(TOKEN, ORDER)
+
+
+@pytest.mark.django_db
+def test_several_reads_in_one_statement_read_what_each_reads_alone(courier, in_transit_order):
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.57)])
+    token = ApiToken.objects.create(user=courier.user)[0]
+
+    with CaptureQueriesContext(connection) as queries:
+        found_token, order = TOKEN_AND_ORDER.get(token.digest, in_transit_order.id)
+
+    assert len(queries.captured_queries) == 1
+    alone = TOKEN.get(token.digest)
+    assert fields(found_token) == fields(alone) and fields(found_token.user) == fields(alone.user)
+    assert found_token.user.courier.id == courier.id
+    expected = ORDER.get(in_transit_order.id)
+    assert fields(order) == fields(expected) and fields(order.last_location) == fields(expected.last_location)
+
+
+@pytest.mark.django_db
+def test_a_missing_row_in_one_read_leaves_the_others(courier, order):
+    token = ApiToken.objects.create(user=courier.user)[0]
+
+    assert TOKEN_AND_ORDER.get(token.digest, uuid.uuid4())[1] is None
+    assert TOKEN_AND_ORDER.get(token.digest, uuid.uuid4())[0].digest == token.digest
+    assert TOKEN_AND_ORDER.get("0" * 128, order.id)[0] is None
+    assert TOKEN_AND_ORDER.get("0" * 128, order.id)[1].id == order.id
+    assert TOKEN_AND_ORDER.get("0" * 128, uuid.uuid4()) == (None, None)
+
+
+ORDER_VALUES = OneRowQuery(
+    lambda: Order.objects.values("id", "status", "courier__name", "last_location__recorded_at").annotate(
+        lat=Latitude("last_location__location"), lon=Longitude("last_location__location")
+    ),
+    field="id",
+)
+
+
+@pytest.mark.django_db
+def test_a_values_read_is_a_dict_of_converted_columns_and_plain_coordinates(courier, in_transit_order):
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5712345678901)])
+    expected = ORDER.get(in_transit_order.id)
+
+    row = ORDER_VALUES.get(in_transit_order.id)
+
+    assert row == {
+        "id": in_transit_order.id,
+        "status": "in_transit",
+        "courier__name": "Ana Souza",
+        "last_location__recorded_at": expected.last_location.recorded_at,
+        # The very floats the geometry holds, not approximations.
+        "lat": expected.last_location.location.y,
+        "lon": expected.last_location.location.x,
+    }
+    assert row["last_location__recorded_at"].tzinfo is not None
+    assert OneRowQueries(ORDER_VALUES).get(in_transit_order.id) == (row,)
+
+
+@pytest.mark.django_db
+def test_a_values_read_of_an_order_without_related_rows_has_nulls_and_a_missing_one_is_none(order):
+    assert ORDER_VALUES.get(order.id) == {
+        "id": order.id, "status": "pending", "courier__name": None, "last_location__recorded_at": None,
+        "lat": None, "lon": None,
+    }  # fmt: skip
+    assert ORDER_VALUES.get(uuid.uuid4()) is None
+    assert OneRowQueries(TOKEN, ORDER_VALUES).get("0" * 128, uuid.uuid4()) == (None, None)
+
+
+def test_a_values_read_must_select_the_primary_key(db):
+    # In one statement, a NULL primary key is what tells a missing row.
+    with pytest.raises(ValueError, match="primary key"):
+        OneRowQuery(lambda: Order.objects.values("status"), field="id").get(uuid.uuid4())

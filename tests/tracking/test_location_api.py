@@ -1,10 +1,26 @@
+"""An order's last location (`GET /api/v1/orders/{id}/location`, polled by courier apps
+and the backoffice), a courier's, and an order's trail."""
+
 from __future__ import annotations
 
-import pytest
-from django.utils import timezone
+import datetime as dt
 
+import pytest
+from django.contrib.gis.geos import Point
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+
+from couriers.models import ApiToken
+from couriers.services import api_token_create
+from orders.models import Order
 from tests.conftest import ping
+from tests.factories import UserFactory
+from tracking.models import OrderLastLocation
+from tracking.serializers import OrderLocationSerializer
 from tracking.services.ingest import ping_batch_record
+from ze_tracking.renderers import JSONRenderer
 
 
 def record(courier, pings):
@@ -64,3 +80,129 @@ def test_track_is_geojson_in_device_time_order_without_suspect_pings(staff_api, 
     assert first["geometry"]["coordinates"][1] == pytest.approx(-23.56 - 90 * 0.00001)
     assert first["properties"]["speed_mps"] == 4.0 and first["properties"]["accuracy_m"] == 5.0
     assert courier_api.get(f"/api/v1/orders/{in_transit_order.id}/track").status_code == 403
+
+
+def serializer_bytes(order_id) -> bytes:
+    """What `OrderLocationSerializer` makes of the order, as the API renders it."""
+    order = Order.objects.select_related("courier", "last_location").get(id=order_id)
+    return JSONRenderer().render(OrderLocationSerializer(order).data)
+
+
+def last_location_set(order, **values) -> None:
+    now = timezone.now()
+    OrderLastLocation.objects.update_or_create(
+        order=order,
+        defaults={"courier": order.courier, "recorded_at": now - dt.timedelta(seconds=3), "updated_at": now, **values},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["pinged", "pending", "assigned_unseen", "nulls"])
+def test_the_location_is_the_serializers_payload_byte_for_byte(staff_api, courier_api, courier, case):
+    """The route renders plain values without the serializer's field walk: the same bytes."""
+    order = {
+        "pending": lambda: Order.objects.create(consumer_name="C", destination=Point(-46.6, -23.5, srid=4326)),
+        "assigned_unseen": lambda: Order.objects.create(
+            consumer_name="C", destination=Point(-46.61, -23.51, srid=4326), courier=courier, status="assigned"
+        ),
+    }.get(case, lambda: Order.objects.create(
+        consumer_name="C", destination=Point(-46.62, -23.52, srid=4326), courier=courier, status="in_transit"
+    ))()  # fmt: skip
+    if case == "pinged":
+        ping_batch_record(
+            courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5601, order_id=str(order.id))]
+        )
+    if case == "nulls":
+        last_location_set(order, location=Point(-46.6, -23.55, srid=4326), accuracy_m=None)
+
+    response = staff_api.get(f"/api/v1/orders/{order.id}/location")
+
+    assert response.status_code == 200
+    assert response.content == serializer_bytes(order.id)
+    if case == "pinged":
+        assert response.json()["location"]["lat"] == pytest.approx(-23.5601) and response.json()["eta_seconds"]
+    if order.courier_id:
+        assert courier_api.get(f"/api/v1/orders/{order.id}/location").content == response.content
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    destination=st.tuples(st.floats(-180, 180), st.floats(-90, 90)),
+    position=st.tuples(st.floats(-180, 180), st.floats(-90, 90)),
+    accuracy=st.none() | st.floats(0, 100_000),
+)
+def test_coordinates_are_the_stored_floats_exactly(staff_api, in_transit_order, destination, position, accuracy):
+    """The route reads coordinates as PostgreSQL computes them, not through geometry objects."""
+    Order.objects.filter(id=in_transit_order.id).update(destination=Point(*destination, srid=4326))
+    last_location_set(in_transit_order, location=Point(*position, srid=4326), accuracy_m=accuracy)
+
+    assert staff_api.get(f"/api/v1/orders/{in_transit_order.id}/location").content == serializer_bytes(
+        in_transit_order.id
+    )
+
+
+@pytest.mark.django_db
+def test_a_session_reads_the_location_as_a_token_does(client, staff, courier, courier_api, in_transit_order):
+    """The backoffice's pages send the session cookie, not a token: the order is read on its own."""
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5611)])
+    client.force_login(staff)
+
+    response = client.get(f"/api/v1/orders/{in_transit_order.id}/location")
+
+    assert response.status_code == 200
+    assert response.content == courier_api.get(f"/api/v1/orders/{in_transit_order.id}/location").content
+    client.force_login(courier.user)
+    assert client.get(f"/api/v1/orders/{in_transit_order.id}/location").status_code == 200
+    client.force_login(UserFactory())
+    assert client.get(f"/api/v1/orders/{in_transit_order.id}/location").status_code == 403
+
+
+def location_status(token: str, order) -> int:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return api.get(f"/api/v1/orders/{order.id}/location").status_code
+
+
+@pytest.mark.django_db
+def test_the_location_refuses_an_expired_token_and_deletes_it(courier, in_transit_order):
+    stored, token = api_token_create(user=courier.user)
+    ApiToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+
+    assert location_status(token, in_transit_order) == 401
+    assert not ApiToken.objects.filter(pk=stored.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_location_refuses_a_revoked_token_on_its_next_request(courier, in_transit_order):
+    stored, token = api_token_create(user=courier.user)
+    assert location_status(token, in_transit_order) == 200
+
+    stored.delete()
+
+    assert location_status(token, in_transit_order) == 401
+
+
+@pytest.mark.django_db
+def test_the_location_refuses_an_inactive_user(courier, in_transit_order):
+    _, token = api_token_create(user=courier.user)
+    type(courier.user).objects.filter(pk=courier.user.pk).update(is_active=False)
+
+    assert location_status(token, in_transit_order) == 401
+
+
+@pytest.mark.django_db
+def test_the_location_is_403_for_a_user_neither_staff_nor_courier_even_for_a_real_order(in_transit_order):
+    _, token = api_token_create(user=UserFactory())
+
+    assert location_status(token, in_transit_order) == 403
+    assert location_status(token, Order(id="00000000-0000-0000-0000-000000000000")) == 403
+
+
+@pytest.mark.django_db
+def test_reading_the_location_renews_the_token(courier, in_transit_order):
+    stored, token = api_token_create(user=courier.user)
+    soon = timezone.now() + dt.timedelta(minutes=1)
+    ApiToken.objects.filter(pk=stored.pk).update(expiry=soon)
+
+    assert location_status(token, in_transit_order) == 200
+    assert ApiToken.objects.get(pk=stored.pk).expiry > soon + dt.timedelta(minutes=30)

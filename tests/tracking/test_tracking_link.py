@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from zoneinfo import ZoneInfo
 
+import hypothesis
 import pytest
 from django.conf import settings
 from django.contrib.gis.geos import Point
@@ -15,10 +17,15 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import strategies as st
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
+from orders.models import Order
 from tests.factories import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
+from tracking.selectors import PublicOrderState, order_public_state_build, order_public_state_get
+from tracking.serializers import PublicOrderStateSerializer
 
 STATUS_LABELS = {
     "pending": "Pedido recebido",
@@ -185,3 +192,47 @@ def test_the_page_assets_are_vendored():
 def test_codes_outside_the_tracking_code_alphabet_are_404(client, code):
     assert client.get(f"/api/v1/track/{code}").status_code == 404
     assert client.get(f"/t/{code}").status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["pending", "assigned", "in_transit", "delivered", "cancelled"])
+@pytest.mark.parametrize("ended_long_ago", [False, True])
+def test_the_link_shows_what_the_live_updates_show(courier, status, ended_long_ago):
+    """The link reads plain values by code; the live updates build the state from the
+    orders they hold: the same rules give the same state."""
+    order = order_in(status, courier)
+    if ended_long_ago and status in ("delivered", "cancelled"):
+        ended = timezone.now() - dt.timedelta(seconds=settings.TRACKING_LINK_TTL_AFTER_END_S + 60)
+        Order.objects.filter(id=order.id).update(**{f"{status}_at": ended})
+    held = Order.objects.select_related("courier", "last_location").get(id=order.id)
+
+    state = order_public_state_get(tracking_code=order.tracking_code)
+
+    assert state == order_public_state_build(order=held)
+
+
+WHEN = st.datetimes(
+    min_value=dt.datetime(2000, 1, 1),
+    max_value=dt.datetime(2100, 1, 1),
+    timezones=st.sampled_from([dt.UTC, ZoneInfo("America/Sao_Paulo")]),
+)
+COORDINATES = st.fixed_dictionaries({"lat": st.floats(-90, 90), "lon": st.floats(-180, 180)})
+STATES = st.builds(
+    PublicOrderState,
+    order_id=st.uuids(),
+    status=st.sampled_from(list(STATUS_LABELS)),
+    status_label=st.sampled_from(list(STATUS_LABELS.values())),
+    eta_seconds=st.none() | st.integers(0, 10**6),
+    courier_first_name=st.none() | st.text(max_size=20),
+    location=st.none() | st.builds(lambda c, at: {**c, "recorded_at": at}, COORDINATES, WHEN),
+    destination=st.none() | COORDINATES,
+    updated_at=st.none() | WHEN,
+)
+
+
+@hypothesis.given(state=STATES)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_the_public_state_is_written_out_as_drf_would_walk_its_fields(state):
+    serializer = PublicOrderStateSerializer()
+
+    assert serializer.to_representation(state) == serializers.Serializer.to_representation(serializer, state)
