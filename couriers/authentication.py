@@ -54,8 +54,9 @@ class ApiTokenAuthentication(TokenAuthentication):
     the user's next login (`api_token_create`) and by the hourly `api_tokens_expired_delete`.
     Nothing is cached between requests: a deleted (revoked) token fails its next request."""
 
-    # The view's read made with the token, and what it found (set by `authenticate`).
+    # The view's read made with the token, its URL argument's value, and what it found.
     read_with: ReadWithToken | None = None
+    read_value: Any = None
     read: Any = None
 
     def authenticate(self, request):

@@ -129,10 +129,11 @@ def order_location_payload(row: dict) -> dict:
     one). A test holds the two equal, case by case; the serializer stays the definition
     (the schema, the fleet socket)."""
     located = row["last_location__recorded_at"] is not None
+    carried = row["courier_id"] is not None
     return {
         "order_id": str(row["id"]),
         "status": row["status"],
-        "courier": {"id": str(row["courier_id"]), "name": row["courier__name"]} if row["courier_id"] else None,
+        "courier": {"id": str(row["courier_id"]), "name": row["courier__name"]} if carried else None,
         "location": {
             "lat": row["lat"],
             "lon": row["lon"],
