@@ -43,40 +43,43 @@ HOW = """\
 
 
 LIMITS = """\
-## What limits the targets missed, and the next step
+## Margins, and what limits the next step
 
-Profiled with py-spy on commit `3e739f3` (2026-11-26); rerun the profile when the code moves.
+Every target is met on a quiet machine; profiled with py-spy and CPU read from /proc on
+2026-11-26 (commits `1489186` and before). With other work on the same two cores (load
+average 3–6), end to end measured 5,100–5,500 pings/s a few commits earlier, the web then
+being the limit: read the figures as what two free cores give.
 
-- **One worker (target 25,000 pings/s)** and **end to end (10,000)**: CPU. The worker's main
-  process is no longer the bottleneck: it fetches up to 32 messages per BRPOP and one script
-  call that records them as unacknowledged (`ze_tracking/broker.py`), where kombu's transport
-  took two round trips per message, half of its CPU; its CPU per ping fell from ≈ 19 to
-  ≈ 9.5 µs, and groups grew from ≈ 8 to ≈ 9–13 batches. Draining a full queue now costs
-  ≈ 100 µs of CPU per ping in all (pool processes ≈ 66, main process ≈ 9.5, PostgreSQL ≈ 20,
-  Redis ≈ 4; it was ≈ 115), so two cores hold one worker near 20,000 pings/s, less while
-  other work shares them. Inside a task, the live-update publisher thread (one send per
-  courier and per order) is the largest share after the database. End to end (measured
-  before the fetch change), web (≈ 0.5 core), worker (≈ 0.55), PostgreSQL and Redis share
-  the two cores. Next: less CPU per ping in the pool processes (coalesce the live updates
-  of a group into fewer sends), and poll fewer priority keys.
-- **Read path (50 % of the bare view)**: met with room (59–64 %) while the machine is
-  otherwise quiet, near the line under a load average of 4–6 from other work (45–52 %; 36 %
-  once, as it rose to 7); measured on `01e7796`. An
-  order's location is one statement (the token with its user and courier, and the order as
-  plain values: `ReadWithToken`) and a payload written out. The web spends about 0.85–0.9 ms
-  of CPU per read against the bare view's 0.5 (0.45 against 0.17 with the WSGI handler
-  called in a loop): DRF's request, authentication and response ≈ 0.05 ms, the statement
-  ≈ 0.14 (psycopg's and Django's cursor layers, Django's timestamptz loader in Python at
-  ≈ 3 µs a column, the user and courier instances), the payload ≈ 0.04; and while it waits
-  on PostgreSQL a sync worker serves nothing. The tracking link adds its throttles' Redis
-  round trip. Next: psycopg's timestamp loader in C (Django's `create_cursor` reads the
-  loader's `timezone`, which the C class cannot carry), a lighter response than DRF's for
-  the two routes, and on the tracking link the Redis count and the PostgreSQL read at once
-  (the read has no effect).
-- **The naive baseline** swings with what ran before it: after the other loads (tables full,
-  16 connections updating 50 orders' rows in the request) it can fall to a few dozen pings/s;
-  alone on a fresh database (`make bench ONLY=naive`) it reached 484 pings/s. Read the ratio
-  against that higher figure too.
+- **End to end (10,000)**: the queue still grew by ≈ 350 pings/s (2.6 % of what was
+  accepted, at most 855 messages) and drained 0.6 s after the load: the worker runs at the
+  edge of what the web leaves it. CPU per ping: the worker's processes ≈ 44 µs (main
+  process ≈ 8; it fetches up to 32 messages per two Redis round trips, `ze_tracking/broker.py`),
+  PostgreSQL ≈ 20, Redis ≈ 3; the web's ingest is one statement (the token) and one Redis
+  push per request of 50 pings (the courier's active orders are read only when a ping
+  names an order). Next: the plausibility judging in Python (a fifth of a pool process's
+  time), then the inserts.
+- **One worker (25,000)**: groups of up to 40 batches, 40 messages held per pool process;
+  in a pool process, the live updates (at most every 0.2 s, the fleet map's in one group
+  message) are now under a fifth of its time, the plausibility judging and the enrichment
+  about a third, the database statements most of the rest.
+- **Read path (50 % of the bare view)**: an order's location is one statement (the token
+  with its user and courier, and the order as plain values: `ReadWithToken`) and a payload
+  written out; the web spends about 0.85–0.9 ms of CPU per read against the bare view's 0.5.
+  What remains: DRF's request, authentication and response ≈ 0.05 ms, the statement ≈ 0.14
+  (psycopg's and Django's cursor layers, Django's timestamptz loader in Python at ≈ 3 µs a
+  column), the payload ≈ 0.04; while it waits on PostgreSQL a sync worker serves nothing.
+  The tracking link adds its throttles' Redis round trip. Next: psycopg's timestamp loader
+  in C (Django's `create_cursor` reads the loader's `timezone`, which the C class cannot
+  carry), and on the tracking link the Redis count and the PostgreSQL read at once.
+- **Bytes (200)**: the ping's position is two float8 columns (`lat`, `lon`) since the
+  geography point cost 13 B more per row; the row shrinks only in steps of 8 B, and 6 B of
+  values still fit before the next step (docs/ARCHITECTURE.md, "Bytes per ping").
+- **The naive baseline** slows as the ping table fills: its ModelSerializer checks that the
+  event id is unique with a query no index serves (the key leads with the courier), a scan
+  of every ping partition per ping. After the other loads (≈ 1.3M rows) it did 25 pings/s;
+  alone on a fresh database (`make bench ONLY=naive`, run right after) it reached 536
+  pings/s, and against that figure end to end is ≈ 24×, under the 43× asked: the ratio is
+  met only as measured in one run, with the table the other loads left.
 """
 
 
