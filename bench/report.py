@@ -59,9 +59,9 @@ being the limit: read the figures as what two free cores give.
   names an order). Next: the plausibility judging in Python (a fifth of a pool process's
   time), then the inserts.
 - **One worker (25,000)**: groups of up to 40 batches, 40 messages held per pool process;
-  in a pool process, the live updates (at most every 0.2 s, the fleet map's in one group
-  message) are now under a fifth of its time, the plausibility judging and the enrichment
-  about a third, the database statements most of the rest.
+  in a pool process's Python time, the live updates (at most every 0.2 s, the fleet map's in
+  one group message) now take about a quarter, the enrichment with the plausibility judging
+  about a third, the statements and the message bodies most of the rest.
 - **Read path (50 % of the bare view)**: an order's location is one statement (the token
   with its user and courier, and the order as plain values: `ReadWithToken`) and a payload
   written out; the web spends about 0.85–0.9 ms of CPU per read against the bare view's 0.5.
