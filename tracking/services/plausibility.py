@@ -42,7 +42,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
 
 from tracking.geo import haversine_m
 from ze_tracking.queries import binary_execute
@@ -211,16 +210,13 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
         # In key order, so two transactions re-flagging the same rows lock them in the same
         # order.
         changed.sort(key=lambda c: (str(c[0]), c[2], str(c[1])))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                REFLAG_SQL,
-                {
-                    "courier": [c[0] for c in changed],
-                    "event_id": [c[1] for c in changed],
-                    "recorded_at": [c[2] for c in changed],
-                    "reason": [c[3] for c in changed],
-                },
-            )
+        reflag = {
+            "courier": [c[0] for c in changed],
+            "event_id": [c[1] for c in changed],
+            "recorded_at": [c[2] for c in changed],
+            "reason": [c[3] for c in changed],
+        }
+        binary_execute(REFLAG_SQL, reflag)
     return resent
 
 
