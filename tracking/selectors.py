@@ -36,14 +36,20 @@ def courier_with_location_get(*, courier_id: uuid.UUID) -> Courier:
 # `order_location_payload`), plus its courier's id for the ownership check: plain values and
 # coordinates, read with the caller's token in one statement (see the API). No instances and
 # no geometry objects: the route is polled by every courier app and the backoffice.
+def _order_values_located(*fields: str) -> QuerySet:
+    """Order `values()` with the destination's and the last location's coordinates as plain
+    numbers (`destination_lat`, `destination_lon`, `lat`, `lon`): no geometry objects."""
+    return Order.objects.values(*fields).annotate(
+        destination_lat=Latitude("destination"), destination_lon=Longitude("destination"),
+        lat=Latitude("last_location__location"), lon=Longitude("last_location__location"),
+    )  # fmt: skip
+
+
 ORDER_LOCATION = OneRowQuery(
-    lambda: Order.objects.values(
+    lambda: _order_values_located(
         "id", "status", "courier_id", "courier__name",
         "last_location__accuracy_m", "last_location__recorded_at", "last_location__updated_at",
         "last_location__distance_to_destination_m", "last_location__eta_seconds",
-    ).annotate(
-        destination_lat=Latitude("destination"), destination_lon=Longitude("destination"),
-        lat=Latitude("last_location__location"), lon=Longitude("last_location__location"),
     ),
     field="id",
 )  # fmt: skip
@@ -110,12 +116,9 @@ class PublicPosition:
 # the values its public state is made of (`_public_state`), coordinates included, and no
 # instances or geometry objects.
 _ORDER_BY_CODE = OneRowQuery(
-    lambda: Order.objects.values(
+    lambda: _order_values_located(
         "id", "tracking_code", "status", "updated_at", "delivered_at", "cancelled_at", "courier__name",
         "last_location__recorded_at", "last_location__updated_at", "last_location__eta_seconds",
-    ).annotate(
-        destination_lat=Latitude("destination"), destination_lon=Longitude("destination"),
-        lat=Latitude("last_location__location"), lon=Longitude("last_location__location"),
     ),
     field="tracking_code",
 )  # fmt: skip
