@@ -116,3 +116,38 @@ class PingDeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.courier_id} {self.event_id} ({self.error_class})"
+
+
+class PingBatchDeadLetter(models.Model):
+    """A whole batch message the worker could not record and that no retry would help: its
+    body could not be decoded, its task could not read it, it failed for a reason no single
+    ping explains, or its worker died with it every time it was delivered. Written in its
+    own transaction before the message is acknowledged, so nothing accepted is dropped
+    without a row here. Replayed by `manage.py replay_dead_letters` or the admin action.
+
+    One row per task message (`task_id`): a message delivered again after a failure updates
+    its row (`failures`, `last_failed_at`) instead of adding one.
+    """
+
+    task_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=255)
+    # No foreign key: the courier id is whatever the message said, if anything.
+    courier_id = models.UUIDField(null=True, blank=True)
+    # The task's keyword arguments as ASCII-escaped JSON text when they could be decoded
+    # (jsonb would refuse the lone surrogate or NUL that may have sent them here); otherwise
+    # empty, and `body` holds the message body as received.
+    kwargs = models.TextField(blank=True, default="")
+    body = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField()
+    failures = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_failed_at"], name="ping_batch_dead_letter_last")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}[{self.task_id}] ({self.error_class})"

@@ -4,83 +4,76 @@ import datetime as dt
 import logging
 import time
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
+from django.utils import timezone
 
+from tracking.services.dead_letters import ping_batch_dead_letter_record
 from tracking.services.ingest import ping_batch_record as ping_batch_record_service
-from tracking.services.ingest import ping_batches_record as ping_batches_record_service
 from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
 from tracking.services.storage import ping_partitions_pack as ping_partitions_pack_service
-from ze_tracking.failures import Failure, failure_classify, request_retry_or_reject
+from ze_tracking.failures import task_settle
 from ze_tracking.logging import log_context_bind
 from ze_tracking.metrics import metric_record
-from ze_tracking.task_groups import ACK, GroupedRequest, GroupedTask
 
 logger = logging.getLogger(__name__)
 
 
-# Idempotent (ON CONFLICT DO NOTHING + recorded_at guard), so acks_late and retries are safe.
-# The worker hands it its queued messages in groups (ze_tracking/task_groups.py): one message
-# each while the queue is short, up to PING_TASK_GROUP_MAX while it is deep.
+class PingBatchTask(Task):
+    """One batch per message, on Celery's own lifecycle: acknowledged after its commit, and
+    whatever fails settled for this message alone (ze_tracking/failures.py). A message that
+    fails before the task body runs is dead-lettered by its request class."""
+
+    Request = "ze_tracking.failures:DeadLetterRequest"
+
+    def dead_letter_message(self, *, task_id: str, body, content_type: str, content_encoding: str, exc) -> None:
+        ping_batch_dead_letter_record(
+            task_id=task_id, task_name=self.name, body=body, content_type=content_type,
+            content_encoding=content_encoding, exc=exc,
+        )  # fmt: skip
+
+
+# Idempotent (ON CONFLICT DO NOTHING + recorded_at guard), so acks_late and redelivery are
+# safe. Takes **kwargs so that a message of any shape reaches the body, which settles it.
 @shared_task(
-    base=GroupedTask,
+    base=PingBatchTask,
     bind=True,
     acks_late=True,
-    group_max=settings.PING_TASK_GROUP_MAX,
+    reject_on_worker_lost=True,
+    max_retries=None,  # retried while young enough (TASK_RETRY_MAX_AGE_S), not a count
     soft_time_limit=settings.PING_TASK_SOFT_TIME_LIMIT_S,
     time_limit=settings.PING_TASK_TIME_LIMIT_S,
 )
-def ping_batch_record(self, requests: list[GroupedRequest]) -> list[str]:
-    """Each request carries one batch: courier_id, received_at (ISO 8601), pings. Returns one
-    outcome per request, for the worker to acknowledge or reject after the commit."""
-    for request in requests:
-        # Queue lag: how long the batch waited between the API accepting it and a worker.
-        received_at = dt.datetime.fromisoformat(request.kwargs["received_at"]).timestamp()
-        metric_record(name="QueueLag", value=time.time() - received_at)
+def ping_batch_record(self, **kwargs) -> None:
+    """One batch: courier_id, received_at (ISO 8601), pings."""
+    task_settle(
+        task=self,
+        run=lambda: ping_batch_run(**kwargs),
+        dead_letter=lambda exc: ping_batch_dead_letter_record(
+            task_id=self.request.id, task_name=self.name, kwargs=kwargs, exc=exc
+        ),
+        since=_since(kwargs),
+    )
+
+
+def ping_batch_run(*, courier_id, received_at, pings) -> None:
+    log_context_bind(courier_id=courier_id)
+    # Queue lag: how long the batch waited between the API accepting it and a worker.
+    metric_record(name="QueueLag", value=time.time() - dt.datetime.fromisoformat(received_at).timestamp())
     started = time.monotonic()
-    outcomes = ping_batches_settle(task=self, requests=requests)
+    stored = ping_batch_record_service(courier_id=courier_id, received_at=received_at, pings=pings)
     metric_record(name="BatchLatency", value=time.monotonic() - started)
-    return outcomes
+    logger.info("batch recorded", extra={"pings": len(pings), "stored": stored})
 
 
-def ping_batches_settle(*, task: GroupedTask, requests: list[GroupedRequest]) -> list[str]:
-    """Steps: record all the batches in one transaction; if that fails transiently, retry
-    each of them; if it fails otherwise (a refused ping, a bug one batch triggers), record
-    each batch on its own, as a single message would be: a refused ping dead-lettered by the
-    service, what still fails retried while transient, else rejected. A soft time limit
-    reached meanwhile retries what is not done yet."""
-    outcomes: list[str | None] = [None] * len(requests)
+def _since(kwargs: dict) -> dt.datetime:
+    """When the batch was first accepted, which bounds its retries; now if it cannot be read
+    (the run then fails on it, and the message is dead-lettered)."""
     try:
-        if len(requests) > 1:
-            try:
-                stored = ping_batches_record_service(batches=[r.kwargs for r in requests])
-            except Exception as exc:
-                if failure_classify(exc=exc) is Failure.TRANSIENT:
-                    raise
-                logger.warning("a group of %d batches failed (%r); recording each on its own", len(requests), exc)
-            else:
-                logger.info("batches recorded", extra={"batches": len(requests), "stored": stored})
-                return [ACK] * len(requests)
-        for index, request in enumerate(requests):
-            log_context_bind(courier_id=request.kwargs.get("courier_id"))
-            try:
-                stored = ping_batch_record_service(**request.kwargs)
-            except Exception as exc:
-                outcomes[index] = request_retry_or_reject(task=task, request=request, exc=exc, since=_since(request))
-            else:
-                outcomes[index] = ACK
-                logger.info("batch recorded", extra={"pings": len(request.kwargs["pings"]), "stored": stored})
-    except Exception as exc:
-        # Transient for the whole group, or the soft time limit: whatever is not done is retried.
-        for index, request in enumerate(requests):
-            if outcomes[index] is None:
-                outcomes[index] = request_retry_or_reject(task=task, request=request, exc=exc, since=_since(request))
-    return outcomes
-
-
-def _since(request: GroupedRequest) -> dt.datetime:
-    return dt.datetime.fromisoformat(request.kwargs["received_at"])
+        return dt.datetime.fromisoformat(kwargs["received_at"])
+    except (KeyError, TypeError, ValueError):
+        return timezone.now()
 
 
 # Sized for a few DDL statements, each giving up its lock after PARTITION_LOCK_TIMEOUT_MS and

@@ -1,4 +1,4 @@
-"""Whether a failure is worth retrying.
+"""Whether a failure is worth retrying, and what becomes of a task message that failed.
 
 Decided by PostgreSQL's SQLSTATE (https://www.postgresql.org/docs/15/errcodes-appendix.html)
 rather than by exception class: psycopg files a failover's "read-only transaction" (25006)
@@ -11,14 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+from collections.abc import Callable
 
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Terminated
+from celery.utils.time import get_exponential_backoff_interval
+from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.request import Request
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, connections
 from django.utils import timezone
-
-from ze_tracking.task_groups import REJECT, GroupedRequest, request_retry
+from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -69,27 +74,190 @@ def failure_classify(*, exc: BaseException) -> Failure:
     return Failure.OTHER
 
 
-def request_retry_or_reject(*, task: Task, request: GroupedRequest, exc: BaseException, since: dt.datetime) -> str:
-    """What a grouped task (ze_tracking/task_groups.py) does with one message that failed: a
-    transient failure is retried with exponential backoff and full jitter, capped at
-    TASK_RETRY_BACKOFF_MAX_S, for as long as the work is younger than TASK_RETRY_MAX_AGE_S
-    (counted from `since`, when it was first accepted); anything else, or work that old, is
-    rejected without requeue: never acknowledged as done. On SQS the queue's redrive policy
-    then moves the message to its dead-letter queue; on Redis (local runs) the message is
-    dropped, with this log line as its only trace. See docs/RELIABILITY.md. Returns the
-    message's outcome."""
+# What a connection left on a failed-over or restarting server answers: every later query on
+# it would fail the same way, so it is closed at once rather than when it ages out.
+FAILOVER_STATES = {"25006", "57P01", "57P02", "57P03"}
+
+
+def connections_close_after(*, exc: BaseException) -> None:
+    """Close the database connections after a failure that leaves them useless: a writer
+    demoted by a failover (25006), a server shutting down (57P01-03), a broken connection
+    (08). Django's own check (`close_old_connections`) keeps a connection that still
+    answers, and a demoted writer answers."""
+    sqlstate = getattr(getattr(exc, "__cause__", None), "sqlstate", None) or ""
+    if sqlstate in FAILOVER_STATES or sqlstate.startswith("08") or isinstance(exc, InterfaceError):
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+
+
+class DeadLetter(Exception):
+    """A message dead-lettered without running: what it was refused for."""
+
+
+def _deliveries_key(task: Task) -> str:
+    return f"task-deliveries:{task.request.id}:{task.request.retries or 0}"
+
+
+def deliveries_count(*, task: Task) -> int:
+    """How many times this message (task id and retry) began and never finished: each start
+    counts one; a finished run clears the count. Deliveries that ended with their worker
+    (killed, out of memory, past the hard time limit) are what it counts. A Redis that does
+    not answer counts nothing: the message then runs as if delivered once."""
+    try:
+        with get_redis_connection("default").pipeline() as pipe:
+            count, _ = pipe.incr(_deliveries_key(task)).expire(_deliveries_key(task), 24 * 3600).execute()
+    except Exception as exc:
+        logger.warning("could not count the deliveries of %s[%s]: %r", task.name, task.request.id, exc)
+        return 1
+    return int(count)
+
+
+def _deliveries_clear(*, task: Task) -> None:
+    try:
+        get_redis_connection("default").delete(_deliveries_key(task))
+    except Exception as exc:
+        logger.warning("could not clear the deliveries of %s[%s]: %r", task.name, task.request.id, exc)
+
+
+def task_settle(
+    *, task: Task, run: Callable[[], object], dead_letter: Callable[[BaseException], None], since: dt.datetime
+) -> None:
+    """Run one task message to its own fate. Steps:
+
+    1. Count the delivery: a message whose worker died with it TASK_MAX_DELIVERIES times
+       (it kills its process, or outlives the hard time limit) is dead-lettered unrun.
+    2. Run it.
+    3. On failure: close the database connections a failover left useless; a transient
+       failure of work younger than TASK_RETRY_MAX_AGE_S is retried with exponential backoff
+       and full jitter (a new message; on SQS the queue holds it for its countdown); anything
+       else is written by `dead_letter` in its own transaction, then acknowledged.
+    4. When neither a retry nor a dead letter can be written (broker and database both
+       away), the message is requeued: never acknowledged as done.
+    """
+    request = task.request
+    deliveries = deliveries_count(task=task)
+    try:
+        if deliveries > settings.TASK_MAX_DELIVERIES:
+            exc: BaseException = DeadLetter(
+                f"delivered {deliveries - 1} times without finishing: its worker died or passed the hard time "
+                "limit each time"
+            )
+            logger.error("dead-lettering %s[%s]: %s", task.name, request.id, exc)
+            _dead_letter_or_requeue(task=task, dead_letter=dead_letter, exc=exc, since=since)
+            return
+        try:
+            run()
+        except Exception as exc:
+            connections_close_after(exc=exc)
+            _failure_settle(task=task, dead_letter=dead_letter, exc=exc, since=since)
+    finally:
+        _deliveries_clear(task=task)
+
+
+def _failure_settle(*, task: Task, dead_letter: Callable, exc: BaseException, since: dt.datetime) -> None:
     kind = failure_classify(exc=exc)
     age_s = (timezone.now() - since).total_seconds()
     if kind is Failure.TRANSIENT and age_s < settings.TASK_RETRY_MAX_AGE_S:
-        # A new message with this countdown, the current one acknowledged; the worker holds
-        # the new one unacknowledged until it runs, so the countdown must stay well under the
-        # broker's visibility timeout (checked in settings).
-        return request_retry(
-            task=task, request=request, exc=exc, factor=settings.TASK_RETRY_BACKOFF_S,
-            maximum=settings.TASK_RETRY_BACKOFF_MAX_S,
-        )  # fmt: skip
+        task_retry(task=task, exc=exc)
     logger.error(
-        "rejecting %s[%s] after %d retries (%s failure, %.0f s old): %r",
-        task.name, request.id, request.retries, kind.value, age_s, exc,
+        "dead-lettering %s[%s] after %d retries (%s failure, %.0f s old): %r",
+        task.name, task.request.id, task.request.retries or 0, kind.value, age_s, exc,
     )  # fmt: skip
-    return REJECT
+    _dead_letter_or_requeue(task=task, dead_letter=dead_letter, exc=exc, since=since)
+
+
+def _dead_letter_or_requeue(*, task: Task, dead_letter: Callable, exc: BaseException, since: dt.datetime) -> None:
+    try:
+        dead_letter(exc)
+    except Exception as failed:
+        connections_close_after(exc=failed)
+        logger.exception("could not dead-letter %s[%s]; retrying it", task.name, task.request.id)
+        task_retry(task=task, exc=failed)
+
+
+def task_retry(*, task: Task, exc: BaseException) -> None:
+    """Publish the message again with exponential backoff and full jitter (the same task id,
+    one retry more) and raise Celery's Retry, which acknowledges this delivery. On SQS the
+    queue holds the new message for its countdown (DelaySeconds), so no worker holds it
+    unacknowledged meanwhile; on Redis the worker holds it (CELERY_WORKER_ETA_TASK_LIMIT
+    bounds how many). The task must set `max_retries=None`. When the broker does not take it,
+    the message is requeued (Celery's own retry would reject it, which on Redis deletes it)."""
+    countdown = get_exponential_backoff_interval(
+        factor=settings.TASK_RETRY_BACKOFF_S, retries=task.request.retries or 0,
+        maximum=settings.TASK_RETRY_BACKOFF_MAX_S, full_jitter=True,
+    )  # fmt: skip
+    # countdown=0: no ETA at all (None would mean Celery's default_retry_delay, 3 minutes).
+    on_sqs = settings.CELERY_BROKER_URL.startswith("sqs://")
+    timing = {"countdown": 0, "DelaySeconds": int(countdown)} if on_sqs else {"countdown": countdown}
+    try:
+        raise task.retry(exc=exc, throw=True, **timing)
+    except Retry:
+        raise
+    except Exception as failed:
+        logger.error("could not publish the retry of %s[%s] (%r); requeueing it", task.name, task.request.id, failed)
+        raise Reject(failed, requeue=True) from failed
+
+
+class DeadLetterRequest(Request):
+    """A task message that failed before its body could settle it (a body that cannot be
+    decoded, arguments the task cannot take) is written by the task's `dead_letter_message`
+    in the worker's main process and acknowledged; Celery's own lifecycle would reject it,
+    which on Redis deletes it. Requeued if that write fails. A lost worker, a time limit, a
+    retry or a deliberate reject keep Celery's handling."""
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        passed_on = (WorkerLostError, TimeLimitExceeded, Reject, Ignore, Retry, Terminated, MemoryError)
+        if isinstance(exc, passed_on) or self.acknowledged:
+            return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        logger.error("dead-lettering %s[%s], which failed before it could run: %r", self.task.name, self.id, exc)
+        try:
+            self.task.dead_letter_message(
+                task_id=self.id, body=self.body, content_type=self.content_type or "",
+                content_encoding=self.content_encoding or "", exc=exc,
+            )  # fmt: skip
+        except Exception:
+            logger.exception("could not dead-letter %s[%s]; requeueing it", self.task.name, self.id)
+            self.reject(requeue=True)
+            return
+        self.acknowledge()
+
+
+def message_dead_letter(*, app, message, exc: BaseException) -> bool:
+    """Hand a message the worker's main process could not read to its task's
+    `dead_letter_message`, then acknowledge it; requeue it when that write fails. False when
+    its task has no such hook (Celery's own handling then applies)."""
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    task = app.tasks.get(headers.get("task"))
+    if not hasattr(task, "dead_letter_message"):
+        return False
+    task_id = str(headers.get("id") or message.delivery_tag)
+    logger.error("dead-lettering %s[%s], which cannot be read: %r", task.name, task_id, exc)
+    try:
+        task.dead_letter_message(
+            task_id=task_id, body=message.body, content_type=message.content_type or "",
+            content_encoding=message.content_encoding or "", exc=exc,
+        )  # fmt: skip
+    except Exception:
+        logger.exception("could not dead-letter %s[%s]; requeueing it", task.name, task_id)
+        message.reject(requeue=True)
+        return True
+    message.ack()
+    return True
+
+
+class Consumer(CeleryConsumer):
+    """Celery's worker consumer (CELERY_WORKER_CONSUMER), except that a message whose body
+    cannot be decoded, or that is no valid task message, is dead-lettered by its task
+    instead of being acknowledged (Celery's `on_decode_error`) or rejected (its
+    `on_invalid_task`, which on Redis deletes it) with a log line as its only trace."""
+
+    def on_decode_error(self, message, exc):
+        if not message_dead_letter(app=self.app, message=message, exc=exc):
+            super().on_decode_error(message, exc)
+
+    def on_invalid_task(self, body, message, exc):
+        if not message_dead_letter(app=self.app, message=message, exc=exc):
+            super().on_invalid_task(body, message, exc)

@@ -111,6 +111,12 @@ def _database() -> dict:
     # the health check replaces a connection that died between two tasks (a failover).
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     config["CONN_HEALTH_CHECKS"] = True
+    # A server that vanished (a failover, a dropped network path) fails a connection within
+    # seconds instead of the kernel's two hours: a bounded connect, then TCP keepalives.
+    # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-KEEPALIVES
+    options = config.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT_S", default=5))
+    options.update({"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
     return config
 
 
@@ -269,13 +275,15 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
 # the ping and partition tasks set their own. Soft raises in the task, hard kills the child.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60)
-# Messages a worker holds per pool process: enough for the ping task's groups to form while
-# every process is busy (ze_tracking/task_groups.py; with 4, groups averaged 3.6 batches on a
-# deep queue, with 16, 9.4, and PostgreSQL's CPU per ping halved; with 40 and groups of up to
-# 40, one worker drained a full queue about a fifth faster than with 16 and 20). A held
-# message waits for at most the group ahead of it on each process: well inside the
-# visibility timeout (see below).
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=40)
+# Messages a worker holds per pool process beyond the one it runs: Celery's default. Each
+# runs within a second, well inside the visibility timeout.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+# Retries waiting for their countdown that one worker holds (Redis only: on SQS the queue
+# holds them, see ze_tracking/failures.py). Past it the worker stops fetching until some run.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-eta-task-limit
+CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=1000)
+# Messages that cannot be read are dead-lettered, not dropped (ze_tracking/failures.py).
+CELERY_WORKER_CONSUMER = "ze_tracking.failures:Consumer"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
@@ -306,8 +314,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
 # database and for the split-and-retry of a batch holding a refused ping.
 PING_TASK_SOFT_TIME_LIMIT_S = env.int("PING_TASK_SOFT_TIME_LIMIT_S", default=50)
 PING_TASK_TIME_LIMIT_S = env.int("PING_TASK_TIME_LIMIT_S", default=60)
-# Most queued batches a worker process records in one transaction (ze_tracking/task_groups.py).
-PING_TASK_GROUP_MAX = env.int("PING_TASK_GROUP_MAX", default=40)
+# A message whose worker died with it this many times (it kills its process, or outlives the
+# hard time limit) is dead-lettered instead of run again (ze_tracking/failures.py). Below
+# the SQS queues' maxReceiveCount (5, deploy/ze_infra/messaging.py), so the table gets it.
+TASK_MAX_DELIVERIES = env.int("TASK_MAX_DELIVERIES", default=3)
 # Transient failures: 1, 2, 4 ... s with full jitter, capped at 60 s, retried until the batch
 # is as old as SQS keeps a message (4 days, deploy/ze_infra/messaging.py): each retry is a new
 # message, so without this bound a batch could be retried forever.
@@ -446,14 +456,15 @@ NOTIFICATIONS_RETRY_BACKOFF_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_S", default
 NOTIFICATIONS_RETRY_BACKOFF_MAX_S = env.int("NOTIFICATIONS_RETRY_BACKOFF_MAX_S", default=60)
 # A row left pending (or claimed by a worker that died) this long is enqueued again by beat.
 NOTIFICATIONS_STALE_AFTER_S = env.int("NOTIFICATIONS_STALE_AFTER_S", default=600)
-# A retry is a new message that the worker receives at once and holds, unacknowledged, until
-# its countdown ends; it then runs for up to the hard time limit. If that took longer than
-# the visibility timeout, the broker would hand the message to a second worker meanwhile and
-# the task would run twice. 60 s + 60 s = 120 s leaves 180 s of a 300 s visibility for the
-# message to wait behind the worker's prefetched ones. Checked on SQS, where deploy/ passes the
-# queues' own visibility timeout; the Redis defaults agree too (tests shrink them on purpose).
+# A worker holds a received message unacknowledged until it ran, for up to the hard time
+# limit, and a notification's retry also for its countdown (a ping batch's retry waits in
+# the SQS queue instead: DelaySeconds). If that took longer than the visibility timeout, the
+# broker would hand the message to a second worker meanwhile and the task would run twice;
+# half of it is left for the message to wait behind the worker's prefetched ones. Checked on
+# SQS, where deploy/ passes the queues' own visibility timeout; the Redis defaults agree too
+# (tests shrink them on purpose). Maintenance tasks are acknowledged on receipt (tracking/tasks.py).
 for _held in (
-    "TASK_RETRY_BACKOFF_MAX_S + PING_TASK_TIME_LIMIT_S",
+    "PING_TASK_TIME_LIMIT_S",
     "NOTIFICATIONS_RETRY_BACKOFF_MAX_S + CELERY_TASK_TIME_LIMIT",
 ):
     _held_s = sum(globals()[name] for name in _held.split(" + "))

@@ -4,7 +4,6 @@ process started with the production broker settings; a worker process consumes."
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import ROOT, ping, wait_for
-from tracking.models import OrderLastLocation, Ping
+from tracking.models import OrderLastLocation, Ping, PingBatchDeadLetter
 
 PUBLISH = """
 import django, json, sys, uuid
@@ -51,7 +50,7 @@ ping_batch_record.apply_async(kwargs=json.loads(sys.argv[1]))
 """
 
 
-def test_a_batch_the_worker_cannot_handle_is_rejected_to_the_dead_letter_queue_not_acknowledged(
+def test_a_batch_the_worker_cannot_handle_is_dead_lettered_in_the_database_and_acknowledged(
     sqs_env, sns_emulator, spawn_celery_worker, transactional_db
 ):
     sqs = sns_emulator.client("sqs")
@@ -75,13 +74,48 @@ def test_a_batch_the_worker_cannot_handle_is_rejected_to_the_dead_letter_queue_n
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
 
-    def in_dead_letter_queue():
-        messages = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
-        if not messages:
-            return None
-        raw = messages[0]["Body"]
-        envelope = json.loads(raw if raw.startswith("{") else base64.b64decode(raw))
-        return json.loads(base64.b64decode(envelope["body"]))  # Celery's [args, kwargs, embed]
+    letter = wait_for(lambda: PingBatchDeadLetter.objects.first(), timeout=60, message="the batch's dead letter")
+    assert json.loads(letter.kwargs) == kwargs
 
-    body = wait_for(in_dead_letter_queue, timeout=60, message="the rejected message in the dead-letter queue")
-    assert body[1]["courier_id"] == "not-a-courier"
+    def queue_drained():
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=sqs_env["SQS_PINGS_QUEUE_URL"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(value == "0" for value in attributes.values())
+
+    wait_for(queue_drained, timeout=30, message="the message acknowledged")
+    assert not sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages")
+
+
+PUBLISH_RETRY = """
+import django, json, random, sys
+django.setup()
+random.seed(7)  # the jitter: a countdown that is not 0
+from django.db import OperationalError
+from tracking.tasks import ping_batch_record
+from ze_tracking.failures import task_retry
+from celery.exceptions import Retry
+ping_batch_record.push_request(id="retried", retries=5, kwargs=json.loads(sys.argv[1]), called_directly=False)
+try:
+    task_retry(task=ping_batch_record, exc=OperationalError("the database restarts"))
+except Retry as retry:
+    print(retry.sig.options["DelaySeconds"], retry.sig.options["countdown"])
+"""
+
+
+def test_a_retry_waits_in_the_sqs_queue_not_in_a_worker(sqs_env, sns_emulator, transactional_db, courier):
+    sqs = sns_emulator.client("sqs")
+    kwargs = {"courier_id": str(courier.id), "received_at": timezone.now().isoformat(), "pings": [ping()]}
+    env = {**sqs_env, "TASK_RETRY_BACKOFF_S": "30", "TASK_RETRY_BACKOFF_MAX_S": "30"}
+    published = subprocess.run([sys.executable, "-c", PUBLISH_RETRY, json.dumps(kwargs)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    delay, countdown = published.stdout.split()
+    assert 0 < int(delay) <= 30 and countdown == "0"  # no ETA for a worker to hold
+
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=sqs_env["SQS_PINGS_QUEUE_URL"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesDelayed": "1"}

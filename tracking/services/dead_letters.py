@@ -1,7 +1,12 @@
-"""The pings the database refused, kept so nothing a courier sent is lost silently.
+"""What the worker could not store, kept so nothing a courier sent is lost silently.
 
-`ping_batch_record` writes them (inside its own transaction, so a dead letter commits with
-the good pings of its batch or not at all); operators replay them once the cause is fixed.
+- A ping the database refused: `ping_batch_record` writes it inside its own transaction, so
+  a dead letter commits with the good pings of its batch or not at all.
+- A whole batch message that failed for good (unreadable, refused for a reason no single
+  ping explains, or killing its worker every time): the task writes it in a transaction of
+  its own before the message is acknowledged.
+
+Operators replay both once the cause is fixed (`manage.py replay_dead_letters`, the admin).
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import json
 import uuid
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import connection, models, transaction
 from django.utils import timezone
+from kombu.serialization import loads, prepare_accept_content
 
-from tracking.models import PingDeadLetter
+from tracking.models import PingBatchDeadLetter, PingDeadLetter
 from tracking.services import ingest
 
 # One statement for the batch's refused pings. A redelivered message, or a replay that fails
@@ -105,6 +112,125 @@ def ping_dead_letters_replay(
                 letter.replayed_at = timezone.now()
                 letter.save(update_fields=["replayed_at"])
                 outcome = "replayed"
+        counts[outcome] += 1
+        if progress:
+            progress(letter, outcome)
+    return counts
+
+
+# One row per task message: a message delivered again after its dead letter was written
+# (its acknowledgement lost with a connection) counts one failure more instead of a row.
+BATCH_UPSERT_SQL = """
+INSERT INTO tracking_pingbatchdeadletter AS t (
+    task_id, task_name, courier_id, kwargs, body, content_type, error_class, error_message, failures,
+    first_failed_at, last_failed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s)
+ON CONFLICT (task_id) DO UPDATE SET
+    error_class = EXCLUDED.error_class, error_message = EXCLUDED.error_message,
+    failures = t.failures + 1, last_failed_at = EXCLUDED.last_failed_at
+WHERE t.replayed_at IS NULL
+"""
+
+
+def message_kwargs_decode(*, body, content_type: str, content_encoding: str) -> dict | None:
+    """The keyword arguments of a Celery (protocol 2) message body, or None when the body is
+    not one."""
+    try:
+        accept = prepare_accept_content(settings.CELERY_ACCEPT_CONTENT)
+        _, kwargs, _ = loads(body, content_type, content_encoding, accept=accept)
+    except Exception:
+        return None
+    return kwargs if isinstance(kwargs, dict) else None
+
+
+def ping_batch_dead_letter_record(
+    *,
+    task_id: str,
+    task_name: str,
+    exc: BaseException,
+    kwargs: dict | None = None,
+    body: bytes | str | None = None,
+    content_type: str = "",
+    content_encoding: str = "",
+) -> None:
+    """Keep a batch message with its error, in its own transaction: its keyword arguments
+    when they can be read (from `kwargs`, or decoded from `body`), else the body as
+    received."""
+    if kwargs is None and body is not None:
+        kwargs = message_kwargs_decode(body=body, content_type=content_type, content_encoding=content_encoding)
+    raw = ""
+    if kwargs is None and body is not None:
+        raw = body.decode("utf-8", "backslashreplace") if isinstance(body, bytes) else str(body)
+    courier_id = None
+    if isinstance(kwargs, dict):
+        try:
+            courier_id = uuid.UUID(str(kwargs.get("courier_id")))
+        except ValueError:
+            pass
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            BATCH_UPSERT_SQL,
+            [
+                _text(task_id, limit=255),
+                _text(task_name, limit=255),
+                courier_id,
+                _json(kwargs) if kwargs is not None else "",
+                _text(raw),
+                _text(content_type, limit=255),
+                _text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200),
+                _text(f"{exc!r}" if not str(exc) else str(exc), limit=4000),
+                now,
+                now,
+            ],
+        )
+
+
+def ping_batch_dead_letters_replay(
+    *, ids: list[int] | None = None, progress: Callable[[PingBatchDeadLetter, str], None] | None = None
+) -> dict[str, int]:
+    """Replay the batch dead letters not yet replayed (all, or `ids`) through
+    `ping_batch_record`, one batch per transaction; the row is marked replayed in that
+    transaction, so a replay that dies half-way or runs twice stores each batch once (the
+    pings' own keys make a second store a no-op). A batch that fails again keeps its row with
+    the new error; a body that could never be read is left as it is. Returns counts by
+    outcome."""
+    pending = PingBatchDeadLetter.objects.filter(replayed_at__isnull=True).order_by("id")
+    if ids is not None:
+        pending = pending.filter(id__in=ids)
+    counts = {"replayed": 0, "failed": 0, "unreadable": 0}
+    for letter_id in list(pending.values_list("id", flat=True)):
+        outcome = "replayed"
+        try:
+            with transaction.atomic():
+                letter = (
+                    PingBatchDeadLetter.objects.select_for_update(skip_locked=True)
+                    .filter(id=letter_id, replayed_at__isnull=True)
+                    .first()
+                )
+                if letter is None:
+                    continue
+                kwargs = json.loads(letter.kwargs) if letter.kwargs else None
+                readable = isinstance(kwargs, dict) and "courier_id" in kwargs and isinstance(kwargs.get("pings"), list)
+                if not readable:
+                    outcome = "unreadable"
+                else:
+                    ingest.ping_batch_record(
+                        courier_id=kwargs["courier_id"],
+                        received_at=kwargs.get("received_at") or letter.first_failed_at,
+                        pings=kwargs["pings"],
+                    )
+                    letter.replayed_at = timezone.now()
+                    letter.save(update_fields=["replayed_at"])
+        except Exception as exc:
+            outcome = "failed"
+            PingBatchDeadLetter.objects.filter(id=letter_id).update(
+                error_class=_text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200),
+                error_message=_text(str(exc) or repr(exc), limit=4000),
+                failures=models.F("failures") + 1,
+                last_failed_at=timezone.now(),
+            )
+            letter = PingBatchDeadLetter.objects.get(id=letter_id)
         counts[outcome] += 1
         if progress:
             progress(letter, outcome)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.exceptions import ValidationError
@@ -169,6 +169,11 @@ def ping_batch_record(
         _freshness_record(pings=enriched)
         return stored
     with transaction.atomic():
+        # Foreign keys are checked at each statement, not at COMMIT (Django declares them
+        # deferred): a violation then fails the half that caused it, inside its savepoint,
+        # instead of the commit of every half that succeeded.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         refused: list[tuple[dict, BaseException]] = []
         stored, moved, enriched = _pings_record_splitting(
             courier_id=courier_id, received_at=received_at, pings=pings, error=error, refused=refused
@@ -180,22 +185,6 @@ def ping_batch_record(
         len(refused), len(pings), courier_id, "; ".join(sorted({type(exc).__name__ for _, exc in refused})),
     )  # fmt: skip
     metric_record(name="PingsDeadLettered", value=len(refused))
-    _freshness_record(pings=enriched)
-    return stored
-
-
-def ping_batches_record(*, batches: list[dict]) -> int:
-    """Several queued batches (each the keyword arguments of one task message: courier_id,
-    received_at, pings) in one transaction, with the statements of one batch: enrich (2
-    reads for all couriers), store (1 insert), upsert last locations (1 statement), write
-    "arriving" notifications (1 insert, only when a ping is close), one commit; broadcast
-    what moved after it. Raises whatever fails, with nothing stored: the caller then records
-    each batch on its own with `ping_batch_record`, which isolates a refused ping. Returns
-    the number of new pings."""
-    group = [PingBatch.of(**b) for b in batches]
-    with transaction.atomic():
-        stored, moved, enriched = _pings_record(batches=group)
-        _broadcast_on_commit(moved=moved, changed_order_ids=())
     _freshness_record(pings=enriched)
     return stored
 
