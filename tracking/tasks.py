@@ -76,19 +76,25 @@ def _since(kwargs: dict) -> dt.datetime:
         return timezone.now()
 
 
+# Maintenance is idempotent and beat runs it again on schedule, so its messages are
+# acknowledged on receipt (acks_late=False): a run may last longer than the broker's
+# visibility timeout without being delivered to a second worker meanwhile, and a run that
+# dies is simply done by the next one.
+
+
 # Sized for a few DDL statements, each giving up its lock after PARTITION_LOCK_TIMEOUT_MS and
-# tried PARTITION_DDL_ATTEMPTS times; beat runs them again on schedule.
-@shared_task(soft_time_limit=120, time_limit=150)
+# tried PARTITION_DDL_ATTEMPTS times.
+@shared_task(acks_late=False, soft_time_limit=120, time_limit=150)
 def ping_partitions_ensure() -> list[str]:
     return ping_partitions_ensure_service()
 
 
-@shared_task(soft_time_limit=120, time_limit=150)
+@shared_task(acks_late=False, soft_time_limit=120, time_limit=150)
 def ping_partitions_drop_expired() -> list[str]:
     return ping_partitions_drop_expired_service()
 
 
 # REINDEX CONCURRENTLY of a day's key takes seconds to a few minutes at 100M pings a day.
-@shared_task(soft_time_limit=1500, time_limit=1800)
+@shared_task(acks_late=False, soft_time_limit=1500, time_limit=1800)
 def ping_partitions_pack() -> list[str]:
     return ping_partitions_pack_service()

@@ -221,3 +221,18 @@ def test_settings_refuse_time_limits_the_visibility_timeout_could_not_hold():
     env["CELERY_VISIBILITY_TIMEOUT"] = "300"  # the queues' (deploy/ze_infra/messaging.py)
     assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env).returncode == 0
     assert ping_batch_record.soft_time_limit < ping_batch_record.time_limit
+
+
+def test_no_task_acknowledged_after_it_ran_can_outlive_half_the_visibility_timeout():
+    """A message acknowledged only once its task ran is delivered to a second worker if the
+    run passes the visibility timeout (300 s in production): every such task's hard limit
+    leaves half of it for waiting behind prefetched messages; longer maintenance is
+    acknowledged on receipt."""
+    from ze_tracking.celery import app
+
+    visibility_s = 300  # deploy/ze_infra/messaging.py
+    app.loader.import_default_modules()
+    late = {name: task for name, task in app.tasks.items() if not name.startswith("celery.") and task.acks_late}
+    assert "tracking.tasks.ping_batch_record" in late
+    too_long = {name: task.time_limit or app.conf.task_time_limit for name, task in late.items()}
+    assert {name: limit for name, limit in too_long.items() if not limit or limit > visibility_s / 2} == {}

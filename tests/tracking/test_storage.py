@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from tracking.models import Ping
@@ -51,6 +51,36 @@ def test_packing_a_finished_day_keeps_every_ping_and_shrinks_its_key():
     assert key_pages(finished) < before * 0.7
     assert Ping.objects.filter(recorded_at__date=finished).count() == 20 * 10 * 50
     assert ping_partitions_pack(today=today) == []  # packed once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pack_killed_half_way_is_finished_by_the_next_run_and_its_leftover_dropped():
+    today = timezone.now().astimezone(dt.UTC).date()
+    finished = today - dt.timedelta(days=2)
+    partition = f"tracking_ping_p{finished:%Y%m%d}"
+    with connection.cursor() as cursor:  # a day never packed (an earlier test may have packed it)
+        cursor.execute(f'ALTER INDEX "{partition}_pkey" RESET (fillfactor)')
+        cursor.execute(f'COMMENT ON INDEX "{partition}_pkey" IS NULL')
+    day_of_uploads(day=finished, couriers=[uuid.uuid4() for _ in range(20)], uploads=10)
+    before = key_pages(finished)
+    with connection.cursor() as cursor:
+        # What a run killed inside REINDEX CONCURRENTLY leaves: the fillfactor already set,
+        # the key not rebuilt, and an invalid copy of it (a failed concurrent build).
+        cursor.execute(f'ALTER INDEX "{partition}_pkey" SET (fillfactor = 100)')
+        try:  # unique on the courier alone: the build fails, and leaves the index invalid
+            cursor.execute(f'CREATE UNIQUE INDEX CONCURRENTLY "{partition}_pkey_ccnew" ON "{partition}" (courier_id)')
+        except IntegrityError:
+            pass
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", [f"{partition}_pkey_ccnew"])
+        assert cursor.fetchone() == (False,)
+
+    packed = ping_partitions_pack(today=today)
+
+    assert partition in packed
+    assert key_pages(finished) < before * 0.7
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"{partition}_pkey_ccnew%"])
+        assert cursor.fetchone() == (0,)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -56,15 +56,25 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
     return binary_execute(INSERT_SQL, columns).rowcount
 
 
-# The primary key of each closed day not packed yet (its fillfactor is the mark).
+# The primary key of each closed day not packed yet. The mark is a comment written once the
+# rebuild succeeded: the fillfactor must be set before the rebuild (which reads it), so a
+# run killed in between leaves it set on a key that was never rebuilt.
+PACKED = "packed"
 UNPACKED_KEYS_SQL = """
 SELECT c.relname, i.indexrelid::regclass::text
 FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
 JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE h.inhparent = 'tracking_ping'::regclass AND c.relname < %s
-  AND NOT coalesce(ic.reloptions @> ARRAY['fillfactor=100'], false)
+  AND obj_description(i.indexrelid, 'pg_class') IS DISTINCT FROM %s
 ORDER BY c.relname
+"""
+# What a REINDEX CONCURRENTLY killed half-way leaves: an invalid copy of the index named
+# <index>_ccnew (or _ccnew1 ...), still updated by every insert into its partition.
+LEFTOVER_REBUILDS_SQL = """
+SELECT i.indexrelid::regclass::text
+FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE h.inhparent = 'tracking_ping'::regclass AND NOT i.indisvalid AND ic.relname ~ '_ccnew[0-9]*$'
 """
 
 
@@ -77,16 +87,24 @@ def ping_partitions_pack(*, today: dt.date | None = None) -> list[str]:
     full only for narrow keys): the key costs about twice its size. Once the day is over,
     its pings barely change (a late ping now and then), so a rebuild at fillfactor 100
     halves it. REINDEX CONCURRENTLY blocks neither reads nor late inserts; it must run
-    outside a transaction."""
+    outside a transaction.
+
+    Steps: drop what an earlier run killed half-way left (invalid `_ccnew` indexes); then
+    for each closed day not marked packed: fillfactor 100, rebuild, mark."""
     today = today or dt.datetime.now(dt.UTC).date()
     packed = []
     with connection.cursor() as cursor:
-        cursor.execute(UNPACKED_KEYS_SQL, [ping_partition_name(day=today)])
+        cursor.execute(LEFTOVER_REBUILDS_SQL)
+        for (leftover,) in cursor.fetchall():
+            logger.warning("dropping %s, left invalid by an interrupted rebuild", leftover)
+            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{leftover}"')
+        cursor.execute(UNPACKED_KEYS_SQL, [ping_partition_name(day=today), PACKED])
         for partition, key in cursor.fetchall():
             if not DAILY_PARTITION.match(partition):
                 continue  # the default partition stays empty
             cursor.execute(f'ALTER INDEX "{key}" SET (fillfactor = 100)')
             cursor.execute(f'REINDEX INDEX CONCURRENTLY "{key}"')
+            cursor.execute(f"COMMENT ON INDEX \"{key}\" IS '{PACKED}'")
             packed.append(partition)
     if packed:
         logger.info("packed the keys of ping partitions %s", ", ".join(packed))
