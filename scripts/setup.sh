@@ -76,11 +76,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 if [ -z "${REDIS_URL:-}" ]; then
-  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-    echo "==> Starting Redis on 127.0.0.1:$REDIS_PORT"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-      --pidfile "$LOCAL/redis.pid" --logfile "$LOCAL/redis.log" --dir "$LOCAL"
-  fi
+  bash scripts/redis.sh "$REDIS_PORT" "$LOCAL"
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 fi
 

@@ -36,6 +36,15 @@ def test_queues_are_encrypted_long_polled_and_outlast_the_longest_task(cfn, stag
             assert queue["VisibilityTimeout"] > LONGEST_TASK_SECONDS
 
 
+def test_each_celery_queue_takes_messages_of_the_size_the_web_guards(cfn, stage):
+    # ze_tracking/settings.py TRACKING["MAX_TASK_PAYLOAD_BYTES"] is sized for 256 KiB, and
+    # tests/e2e/test_sqs_broker.py publishes the largest batch it accepts to such a queue.
+    prefix = STAGES[stage].prefix
+    queues = _queues(cfn)
+    for name in CELERY_QUEUES:
+        assert queues[f"{prefix}-{name}"]["MaximumMessageSize"] == 262_144
+
+
 def test_queues_refuse_plain_http(template):
     template.has_resource_properties(
         "AWS::SQS::QueuePolicy",

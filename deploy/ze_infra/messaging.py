@@ -30,15 +30,17 @@ from .config import CELERY_QUEUES, LONGEST_TASK_SECONDS, StageConfig
 # this long, so a slow but healthy task is never run twice at once. Celery's
 # `broker_transport_options["visibility_timeout"]` must carry the same number.
 VISIBILITY_TIMEOUT_SECONDS = 5 * LONGEST_TASK_SECONDS
-# A message received this many times without being deleted moves to the DLQ: a worker
-# that crashed on it each time, or a task that rejected it (Celery `Reject(requeue=False)`,
-# which kombu leaves to this redrive policy).
+# A message received this many times without being deleted moves to the DLQ: a worker that
+# crashed on it each time (the app writes such a batch to its dead-letter table after
+# TASK_MAX_DELIVERIES = 3 deliveries, before this), or a message kombu rejected.
 MAX_RECEIVE_COUNT = 5
 # How long a message waits for a worker. The app stops retrying a transiently failing batch
 # once it is this old (TASK_RETRY_MAX_AGE_S); the DLQ keeps messages longer for operators.
 RETENTION_DAYS = 4
 DLQ_RETENTION_DAYS = 14
 LONG_POLL_SECONDS = 20
+# A message's largest body; the web refuses a batch that would not fit (413).
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class Messaging(Construct):
@@ -66,6 +68,9 @@ class Messaging(Construct):
                 # One data key per hour instead of one KMS call per message batch.
                 data_key_reuse=Duration.hours(1),
                 visibility_timeout=Duration.seconds(VISIBILITY_TIMEOUT_SECONDS),
+                # Pinned (SQS's default has grown): the web's batch guard,
+                # TRACKING_MAX_TASK_PAYLOAD_BYTES, is sized to fit this.
+                max_message_size_bytes=MAX_MESSAGE_BYTES,
                 receive_message_wait_time=Duration.seconds(LONG_POLL_SECONDS),
                 retention_period=Duration.days(RETENTION_DAYS),
                 dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),

@@ -119,3 +119,61 @@ def test_a_retry_waits_in_the_sqs_queue_not_in_a_worker(sqs_env, sns_emulator, t
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
     )["Attributes"]
     assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesDelayed": "1"}
+
+
+# Publishes one batch whose keyword arguments take `size` bytes of JSON, through the ingest's
+# own enqueue, on the production broker settings; prints what happened.
+PUBLISH_SIZED = """
+import django, json, sys, uuid
+django.setup()
+from django.utils import timezone
+from tracking.services.ingest import BatchTooLarge, ping_batch_enqueue
+from ze_tracking.breakers import BROKER
+
+size = int(sys.argv[1])
+courier_id, received_at = uuid.UUID(sys.argv[2]), timezone.now()
+ping = {"event_id": str(uuid.uuid4()), "recorded_at": received_at.isoformat(), "lat": -23.55, "lon": -46.63}
+empty = len(json.dumps({"courier_id": str(courier_id), "received_at": received_at.isoformat(),
+                        "pings": [{**ping, "attributes": {"pad": ""}}]}, separators=(",", ":")))
+ping["attributes"] = {"pad": "x" * (size - empty)}
+try:
+    ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=[ping])
+except BatchTooLarge as exc:
+    print("413", BROKER.allows())
+else:
+    print("queued", BROKER.allows())
+"""
+
+
+@pytest.fixture
+def sqs_queue_256k(sqs_env, sns_emulator):
+    """The pings queue as deploy/ makes it: messages of at most 256 KiB."""
+    sqs = sns_emulator.client("sqs")
+    sqs_env["SQS_PINGS_QUEUE_URL"] = sqs.create_queue(
+        QueueName=f"ze-tracking-test-pings-256k-{uuid.uuid4().hex[:6]}", Attributes={"MaximumMessageSize": "262144"}
+    )["QueueUrl"]
+    return sqs_env
+
+
+def publish_sized(env: dict, size: int) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", PUBLISH_SIZED, str(size), str(uuid.uuid4())], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_the_largest_batch_the_api_accepts_fits_in_an_sqs_message(sqs_queue_256k, sns_emulator, settings):
+    largest = settings.TRACKING["MAX_TASK_PAYLOAD_BYTES"]
+
+    assert publish_sized(sqs_queue_256k, largest) == ["queued", "True"]
+
+    message = sns_emulator.client("sqs").receive_message(QueueUrl=sqs_queue_256k["SQS_PINGS_QUEUE_URL"])["Messages"][0]
+    assert len(message["Body"].encode()) <= 262_144
+    assert publish_sized(sqs_queue_256k, largest + 1) == ["413", "True"]  # the API's own guard
+
+
+def test_a_batch_sqs_refuses_as_too_large_is_refused_alone_and_the_broker_stays_in_use(sqs_queue_256k):
+    # A guard set too high (or a queue made smaller): SQS answers InvalidParameterValue.
+    env = {**sqs_queue_256k, "TRACKING_MAX_TASK_PAYLOAD_BYTES": str(400 * 1024)}
+
+    assert publish_sized(env, 300 * 1024) == ["413", "True"]

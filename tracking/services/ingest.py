@@ -131,8 +131,20 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
             declare=[],
         )
     # SQS answers errors (throttling, KMS refusing the key, a missing queue) as ClientError,
-    # which kombu does not treat as a connection error: it is just as much a 503.
-    except (BrokerError, ClientError, BotoCoreError) as exc:
+    # which kombu does not treat as a connection error: it is just as much a 503, except a
+    # refusal of this message alone (too large), which is this request's 413: the broker
+    # works, and the breaker stays closed for everyone else.
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "InvalidParameterValue":
+            logger.warning("The broker refused a batch of %d pings: %r", len(pings), exc)
+            raise BatchTooLarge(
+                "The broker refused the accepted pings as one message. Send fewer pings per request or smaller "
+                "attributes."
+            ) from exc
+        logger.warning("The broker did not take a batch of %d pings: %r", len(pings), exc)
+        BROKER.trip(exc)
+        raise BrokerUnavailable(str(exc)) from exc
+    except (BrokerError, BotoCoreError) as exc:
         logger.warning("The broker did not take a batch of %d pings: %r", len(pings), exc)
         BROKER.trip(exc)
         raise BrokerUnavailable(str(exc)) from exc
