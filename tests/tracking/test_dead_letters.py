@@ -176,3 +176,44 @@ def test_staff_without_the_change_right_cannot_replay(client, courier):
 
     page = client.get("/admin/tracking/pingdeadletter/")
     assert page.status_code == 200 and "Replay the selected pings" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_batch_dead_lettered_whole_is_stored_once_by_the_replay_once_its_cause_is_fixed(courier):
+    from django.db import connection
+
+    from tracking.models import PingBatchDeadLetter
+    from tracking.tasks import ping_batch_record as task
+
+    batch = [ping(seconds_ago=2), ping(seconds_ago=1)]
+    with connection.cursor() as cursor:  # a deploy gone wrong: the schema the code needs is not there
+        cursor.execute("ALTER TABLE tracking_courierlastlocation RENAME TO tracking_courierlastlocation_moved")
+    task.apply(kwargs={"courier_id": str(courier.id), "received_at": timezone.now().isoformat(), "pings": batch})
+    assert not Ping.objects.exists() and PingBatchDeadLetter.objects.count() == 1
+    with connection.cursor() as cursor:  # fixed
+        cursor.execute("ALTER TABLE tracking_courierlastlocation_moved RENAME TO tracking_courierlastlocation")
+    out = StringIO()
+
+    call_command("replay_dead_letters", "--all", stdout=out)
+    call_command("replay_dead_letters", "--all", stdout=out)  # twice: nothing more
+
+    assert sorted(str(e) for e in Ping.objects.values_list("event_id", flat=True)) == sorted(
+        p["event_id"] for p in batch
+    )
+    assert PingBatchDeadLetter.objects.get().replayed_at is not None
+    assert "batches: 1 replayed, 0 failed, 0 unreadable" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_batch_body_that_could_never_be_read_stays_for_an_operator(courier):
+    from tracking.models import PingBatchDeadLetter
+    from tracking.services.dead_letters import ping_batch_dead_letter_record, ping_batch_dead_letters_replay
+
+    ping_batch_dead_letter_record(
+        task_id="cut", task_name="tracking.tasks.ping_batch_record", exc=ValueError("cut off"),
+        body=b'{"courier_id": "cut off', content_type="application/json", content_encoding="utf-8",
+    )  # fmt: skip
+
+    assert ping_batch_dead_letters_replay() == {"replayed": 0, "failed": 0, "unreadable": 1}
+    letter = PingBatchDeadLetter.objects.get()
+    assert letter.body == '{"courier_id": "cut off' and letter.replayed_at is None
