@@ -107,6 +107,45 @@ def test_a_wild_fix_after_an_offline_gap_is_flagged(courier):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("arrival", ["together", "wild_first", "real_first"])
+def test_real_fix_agreeing_with_history_beats_a_wild_one_after_a_gap(courier, arrival):
+    now = timezone.now()
+    history = drive(now - dt.timedelta(minutes=20), 3)
+    # 15 minutes offline. The real fix is 3 km on (3 m/s over the gap); the wild one 45 km
+    # away (50 m/s over the gap: no courier's average across a quarter of an hour).
+    real = fix(now - dt.timedelta(seconds=290), *offset(history[-1]["lat"], history[-1]["lon"], metres=3_000,
+                                                         bearing_deg=10))  # fmt: skip
+    wild = fix(now - dt.timedelta(seconds=295), *offset(*SAO_PAULO, metres=45_000, bearing_deg=120))
+
+    record(courier, history)
+    if arrival == "together":
+        record(courier, [wild, real])
+    else:
+        for p in [wild, real] if arrival == "wild_first" else [real, wild]:
+            record(courier, [p])
+
+    assert flags([wild, real]) == ["implied_speed", None]
+    assert flags(history) == [None] * 3
+    assert last_location(courier) == at(real)
+
+
+@pytest.mark.django_db
+def test_a_late_pair_before_a_gap_is_judged_by_the_history_after_it(courier):
+    """The same rule backwards in time: a phone that sends a queued pair after newer fixes."""
+    now = timezone.now()
+    later = drive(now - dt.timedelta(minutes=5), 3)
+    wild = fix(now - dt.timedelta(minutes=20), *offset(*SAO_PAULO, metres=45_000, bearing_deg=300))
+    real = fix(now - dt.timedelta(minutes=20, seconds=-5), *offset(*SAO_PAULO, metres=3_000, bearing_deg=190))
+
+    record(courier, later)
+    record(courier, [wild, real])
+
+    assert flags([wild, real]) == ["implied_speed", None]
+    assert flags(later) == [None] * 3
+    assert last_location(courier) == at(later[-1])
+
+
+@pytest.mark.django_db
 def test_a_days_old_ping_does_not_let_a_wild_fix_in_the_same_batch_through(courier):
     now = timezone.now()
     real = drive(now - dt.timedelta(seconds=100), 5)
