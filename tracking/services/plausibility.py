@@ -42,7 +42,10 @@ Limits: the first fix a courier ever sends has nothing to be judged against and 
 until contradicted (it sends "arriving" only once confirmed); PLAUSIBILITY_RUN glitches that
 agree with each other read as a real move; after a gap, a glitch close enough to agree with
 the history too ties with the real fix, and the earlier of them wins until more fixes come;
-two batches of one courier judged at the same moment do not see each other's fixes (the next
+a fix alone inside a gap (no other fix within PLAUSIBILITY_GAP_S either side) agrees and
+disagrees with nothing and is trusted, though unconfirmed; "arriving" is decided on the
+batch's own pings, so a stored lone fix that a late ping confirms sends none itself; two
+batches of one courier judged at the same moment do not see each other's fixes (the next
 batch around that time settles them).
 """
 
