@@ -61,6 +61,11 @@ class LastLocationFields(models.Model):
     heading_deg = models.FloatField(null=True, blank=True)
     recorded_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # The ping the position came from: with the courier and `recorded_at`, that ping's key.
+    # Only if the position filter later finds this very fix suspect may an older fix replace
+    # the row (tracking/services/last_location.py); another ping of the same instant does
+    # not count. NULL on a row whose ping was already gone when the column was added.
+    event_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         abstract = True

@@ -249,15 +249,18 @@ def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> Non
 
 
 def arriving_order_ids(*, pings: list[EnrichedPing]) -> list[uuid.UUID]:
-    """Orders in transit that a trusted ping of the batch puts within ARRIVING_RADIUS_M of
-    the destination or under ARRIVING_ETA_S away. Only pings recorded once the delivery
-    started count: a late ping from before "started" says nothing about arriving."""
+    """Orders in transit that a trusted, confirmed ping of the batch puts within
+    ARRIVING_RADIUS_M of the destination or under ARRIVING_ETA_S away. A lone fix waits for
+    a second fix or a good accuracy to confirm it (`plausibility.py` rule 4): it is trusted
+    only until contradicted, and the notification cannot be withdrawn. Only pings recorded
+    once the delivery started count: a late ping from before "started" says nothing about
+    arriving."""
     radius, eta = settings.ARRIVING_RADIUS_M, settings.ARRIVING_ETA_S
     return list(
         {
             leg.order_id
             for ping in pings
-            if not ping.suspect_reason
+            if not ping.suspect_reason and ping.confirmed
             for leg in ping.legs
             if leg.status == OrderStatus.IN_TRANSIT
             and leg.started_at is not None
