@@ -64,13 +64,14 @@ def test_dead_letters_of_one_event_are_merged_into_its_first_row():
     courier = CourierFactory()
     event_id = uuid.uuid4()
     t0 = timezone.now() - dt.timedelta(hours=3)
+    t2 = t0 + dt.timedelta(hours=2)
     with connection.cursor() as cursor:
         # The old key let these coexist: the same event, its time and id written otherwise.
         # (The test's transaction rolls the constraint back.)
         cursor.execute("ALTER TABLE tracking_pingdeadletter DROP CONSTRAINT ping_dead_letter_unique")
     rows = [
         (str(event_id), "2026-01-10T12:00:00.123000+00:00", 2, t0, t0 + dt.timedelta(hours=1), "A", None),
-        (str(event_id).upper(), "2026-01-10T09:00:00.123-03:00", 1, t0 + dt.timedelta(hours=2), t0 + dt.timedelta(hours=2), "B", None),
+        (str(event_id).upper(), "2026-01-10T09:00:00.123-03:00", 1, t2, t2, "B", None),
         (str(event_id), "2026-01-10T12:00:01+00:00", 3, t0 - dt.timedelta(hours=1), t0, "C", t0),
     ]  # fmt: skip
     letters = [
@@ -90,5 +91,5 @@ def test_dead_letters_of_one_event_are_merged_into_its_first_row():
     merged = PingDeadLetter.objects.exclude(id=other.id).get()
     assert merged.id == letters[0].id  # the oldest row not replayed yet keeps the event
     assert (merged.event_id, merged.failures, merged.error_class, merged.replayed_at) == (str(event_id), 6, "B", None)
-    assert (merged.first_failed_at, merged.last_failed_at) == (t0 - dt.timedelta(hours=1), t0 + dt.timedelta(hours=2))
+    assert (merged.first_failed_at, merged.last_failed_at) == (t0 - dt.timedelta(hours=1), t2)
     assert PingDeadLetter.objects.filter(id=other.id).exists()
