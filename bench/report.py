@@ -159,7 +159,8 @@ def _table(*, results: dict) -> list[str]:
          _ok_below(size.get("bytes_per_ping", "x"), 200),
          f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f} "
          f"+ TOAST and maps {size.get('other_bytes_per_ping', 0):.1f}, "
-         f"{size['rows']:,} rows, days packed; {size.get('live_bytes_per_ping', '?')} while the day takes pings"
+         f"{size['rows']:,} rows, days packed; {size.get('live_bytes_per_ping', '?')} while the day takes pings; "
+         f"event identities {size.get('event_identity_bytes_per_event', '?')} per event of the acceptance window"
          if size else ""),
         ("Memory over a 10-minute run (web / worker RSS MB)", "flat", _soak(soak), "see plot" if soak else "—",
          "first → last minute" if soak else "not run (add --soak)"),

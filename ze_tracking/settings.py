@@ -396,6 +396,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,
     },
+    # Keeps the event identities to the acceptance window (tracking.models.PingEvent).
+    "ping-events-prune": {
+        "task": "tracking.tasks.ping_events_prune",
+        "schedule": 3600.0,
+    },
     # Requests refuse expired tokens without looking at the user's others; logins and this
     # delete them (couriers.authentication).
     "api-tokens-expired-delete": {
@@ -446,6 +451,14 @@ TRACKING = {
     "PLAUSIBILITY_HISTORY_S": env.int("TRACKING_PLAUSIBILITY_HISTORY_S", default=6 * 3600),
     "PLAUSIBILITY_GOOD_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_GOOD_ACCURACY_M", default=20.0),
 }
+# How long an event's identity is kept (tracking.models.PingEvent): a copy is accepted up to
+# MAX_AGE_S late or MAX_FUTURE_S early, then may wait in the queue, retried, for
+# TASK_RETRY_MAX_AGE_S. Past that, only a copy with another device time could still reach a
+# worker (docs/ARCHITECTURE.md, "One event, one ping").
+TRACKING["EVENT_IDENTITY_KEEP_S"] = env.int(
+    "TRACKING_EVENT_IDENTITY_KEEP_S",
+    default=TRACKING["MAX_AGE_S"] + TRACKING["MAX_FUTURE_S"] + TASK_RETRY_MAX_AGE_S,
+)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 
 # --- Consumer notifications (see orders/notifications.py) and the tracking link

@@ -41,7 +41,7 @@ ALTER PUBLICATION ze_analytics ADD TABLE tracking_orderlastlocation, tracking_co
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracking", "0005_ping_position_floats"),
+        ("tracking", "0006_ping_batch_dead_letter"),
     ]
 
     operations = [
