@@ -96,7 +96,7 @@ def ping_partitions_drop_expired() -> list[str]:
 
 
 # An hour of events (4M at 100M pings a day) goes in chunks of 10,000 rows, each committed.
-@shared_task(soft_time_limit=1500, time_limit=1800)
+@shared_task(acks_late=False, soft_time_limit=1500, time_limit=1800)
 def ping_events_prune() -> int:
     return ping_events_prune_service()
 

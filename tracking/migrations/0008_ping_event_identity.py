@@ -14,6 +14,7 @@ import datetime as dt
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import migrations, models
 
 FILL_SQL = """
@@ -79,7 +80,7 @@ class Migration(migrations.Migration):
                 ("recorded_at", models.DateTimeField()),
             ],
             options={
-                "indexes": [models.Index(fields=["recorded_at"], name="ping_event_recorded_at")],
+                "indexes": [BrinIndex(fields=["recorded_at"], name="ping_event_recorded_at")],
             },
         ),
         migrations.RunPython(ping_events_fill, migrations.RunPython.noop),

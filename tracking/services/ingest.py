@@ -221,12 +221,14 @@ def ping_batch_record(
 
 def _pings_record(*, batches: list[PingBatch]) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
     enriched = pings_enrich(batches=batches)
-    # Only the pings stored move a last location or send a notice: a copy of an event stored
-    # with another device time would move a location to a time no stored ping has, and a
-    # ping stored before did its part in the transaction that stored it.
+    # Only the pings stored, and stored fixes the position filter reinstated, move a last
+    # location or send a notice: a copy of an event stored with another device time would
+    # move a location to a time no stored ping has, and a ping stored before did its part in
+    # the transaction that stored it.
     stored = pings_store(pings=enriched)
-    moved = last_locations_upsert(pings=stored)
-    notifications_create(order_ids=arriving_order_ids(pings=stored), kind=NotificationKind.ARRIVING)
+    moving = sorted([*stored, *(p for p in enriched if p.reinstated)], key=lambda p: p.recorded_at)
+    moved = last_locations_upsert(pings=moving)
+    notifications_create(order_ids=arriving_order_ids(pings=moving), kind=NotificationKind.ARRIVING)
     return len(stored), moved, enriched
 
 
