@@ -16,7 +16,7 @@ from collections.abc import Callable
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task
-from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Terminated
+from celery.exceptions import Ignore, InvalidTaskError, Reject, Retry, SoftTimeLimitExceeded, Terminated
 from celery.utils.time import get_exponential_backoff_interval
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.request import Request
@@ -26,6 +26,10 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
+
+#: The Celery version `DeadLetterRequest` and `Consumer` below were written and tested against:
+#: they take over what Celery does with a message that fails before its task body runs.
+CELERY_VERSION = "5.7.0"
 
 
 class Failure(enum.Enum):
@@ -203,7 +207,25 @@ class DeadLetterRequest(Request):
     decoded, arguments the task cannot take) is written by the task's `dead_letter_message`
     in the worker's main process and acknowledged; Celery's own lifecycle would reject it,
     which on Redis deletes it. Requeued if that write fails. A lost worker, a time limit, a
-    retry or a deliberate reject keep Celery's handling."""
+    retry or a deliberate reject keep Celery's handling.
+
+    A body that decodes but is no `[args, kwargs, embed]` fails inside Celery's own request
+    constructor with a ValueError or TypeError, which nothing catches: the worker stops
+    ("Unrecoverable error"), and a restarted one meets the same message. One whose keyword
+    arguments are no mapping fails in the pool outside the task's body, which Celery reports
+    as a warning and acknowledges as a success. Both are raised here as InvalidTaskError,
+    which reaches the consumer's `on_invalid_task` (dead-lettered below)."""
+
+    def __init__(self, message, *args, **kwargs):
+        try:
+            super().__init__(message, *args, **kwargs)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidTaskError(f"not a task message body: {exc!r}") from exc
+        if not isinstance(self.args, list | tuple) or not isinstance(self.kwargs, dict):
+            raise InvalidTaskError(
+                f"not a task message body: arguments {type(self.args).__name__}, keyword arguments "
+                f"{type(self.kwargs).__name__}"
+            )
 
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
         exc = exc_info.exception
