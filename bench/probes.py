@@ -124,7 +124,7 @@ class Sampler:
                     Sample(
                         at=time.time(),
                         queue=queue_depth(broker=broker),
-                        unacked=int(broker.hlen("unacked")),
+                        unacked=int(broker.unacked()),
                         stored=pings_stored_count(conn=conn, courier_ids=self.courier_ids, since=self.since),
                         rss_mb=rss,
                         cpu_cores=cpu,
