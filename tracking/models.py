@@ -117,7 +117,22 @@ class OrderLastLocation(LastLocationFields):
     eta_seconds = models.IntegerField(null=True, blank=True)
 
 
-class PingDeadLetter(models.Model):
+class DeadLetterFields(models.Model):
+    """What every dead letter keeps: its newest error, how often it failed, and when it was
+    replayed once the cause was fixed."""
+
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField()
+    failures = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class PingDeadLetter(DeadLetterFields):
     """A ping the database refused (a number outside its column, a string jsonb rejects),
     kept with its error so its batch could be stored without it. Replayed, once the cause is
     fixed, by `manage.py replay_dead_letters` or the admin action.
@@ -138,12 +153,6 @@ class PingDeadLetter(models.Model):
     # The ping as the worker received it, in ASCII-escaped JSON text: jsonb would refuse the
     # very values (a lone surrogate, a NUL) that may have sent it here.
     ping = models.TextField()
-    error_class = models.CharField(max_length=200)
-    error_message = models.TextField()
-    failures = models.PositiveIntegerField(default=1)
-    first_failed_at = models.DateTimeField()
-    last_failed_at = models.DateTimeField()
-    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["courier", "event_id"], name="ping_dead_letter_unique")]
@@ -153,7 +162,7 @@ class PingDeadLetter(models.Model):
         return f"{self.courier_id} {self.event_id} ({self.error_class})"
 
 
-class PingBatchDeadLetter(models.Model):
+class PingBatchDeadLetter(DeadLetterFields):
     """A whole batch message the worker could not record and that no retry would help: its
     body could not be decoded, its task could not read it, it failed for a reason no single
     ping explains, or its worker died with it every time it was delivered. Written in its
@@ -174,12 +183,6 @@ class PingBatchDeadLetter(models.Model):
     kwargs = models.TextField(blank=True, default="")
     body = models.TextField(blank=True, default="")
     content_type = models.CharField(max_length=255, blank=True, default="")
-    error_class = models.CharField(max_length=200)
-    error_message = models.TextField()
-    failures = models.PositiveIntegerField(default=1)
-    first_failed_at = models.DateTimeField()
-    last_failed_at = models.DateTimeField()
-    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["-last_failed_at"], name="ping_batch_dead_letter_last")]
