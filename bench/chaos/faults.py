@@ -21,7 +21,6 @@ import psycopg
 from bench.chaos import checks
 from bench.chaos.scenarios import ROOT, Chaos, Fault, Load, Outcome
 from bench.fixtures import Fleet
-from bench.stack import procfile_commands
 
 FAULT_AT_S = 8.0
 POSTGRES_DOWN_S = 20.0
@@ -292,7 +291,7 @@ def maintenance_long(chaos: Chaos, fleet: Fleet, load: Load) -> Fault:
     the snapshot is released. The task must have been received and run once: acknowledged
     on receipt, it is not delivered again when the visibility timeout passes."""
     visibility_s = float(chaos.stack.env.variables()["CELERY_VISIBILITY_TIMEOUT"])
-    processes = worker_concurrency()
+    processes = worker_concurrency(chaos=chaos)
     if processes < 2:
         return Fault(failures=[f"the worker runs {processes} process: a long maintenance task would stop ingest"])
     dsn = chaos.env.psycopg_dsn
@@ -353,13 +352,9 @@ def _longest_stall(*, samples: list[tuple[float, int]]) -> float:
     return longest
 
 
-def worker_concurrency() -> int:
-    """The worker's pool size, from its Procfile command (Celery's default: one per CPU)."""
-    words = procfile_commands()["worker"].split()
-    for flag in ("--concurrency", "-c"):
-        if flag in words:
-            return int(words[words.index(flag) + 1])
-    return os.cpu_count() or 1
+def worker_concurrency(*, chaos: Chaos) -> int:
+    """The running worker's pool processes (its main process's children)."""
+    return len(chaos.stack.pids("worker")) - 1
 
 
 def _closed_day_key_unmark(*, dsn: str) -> str:
