@@ -19,13 +19,56 @@ PINGS_QUEUE = "pings"
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
-def broker_connect(*, env: BenchEnv) -> redis.Redis:
-    return redis.Redis.from_url(env.redis_url)
+class RedisQueue:
+    """The pings queue on the run's Redis broker."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self.redis = redis.Redis.from_url(env.redis_url)
+
+    def depth(self) -> int:
+        """Task messages waiting (each one a batch)."""
+        return sum(self.redis.llen(PINGS_QUEUE + suffix) for suffix in PRIORITY_SUFFIXES)
+
+    def unacked(self) -> int:
+        return self.redis.hlen("unacked")
+
+    def purge(self) -> None:
+        self.redis.delete(*(PINGS_QUEUE + suffix for suffix in PRIORITY_SUFFIXES))
 
 
-def queue_depth(*, broker: redis.Redis) -> int:
+class SqsQueue:
+    """The pings queue on the local SQS server (`make bench ARGS="--broker sqs"`)."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        import boto3
+
+        self.url = env.broker["SQS_PINGS_QUEUE_URL"]
+        endpoint = "http://" + env.broker["CELERY_BROKER_URL"].rsplit("@", 1)[1]
+        self.sqs = boto3.session.Session().client(
+            "sqs", region_name="us-east-1", endpoint_url=endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+
+    def _count(self, name: str) -> int:
+        return int(self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[name])["Attributes"][name])
+
+    def depth(self) -> int:
+        return self._count("ApproximateNumberOfMessages")
+
+    def unacked(self) -> int:
+        return self._count("ApproximateNumberOfMessagesNotVisible")
+
+    def purge(self) -> None:
+        self.sqs.purge_queue(QueueUrl=self.url)
+
+
+def broker_connect(*, env: BenchEnv) -> RedisQueue | SqsQueue:
+    return SqsQueue(env) if env.broker else RedisQueue(env)
+
+
+def queue_depth(*, broker: RedisQueue | SqsQueue) -> int:
     """Task messages waiting in the pings queue (each one a batch)."""
-    return sum(broker.llen(PINGS_QUEUE + suffix) for suffix in PRIORITY_SUFFIXES)
+    return broker.depth()
 
 
 def pings_stored_count(*, conn: psycopg.Connection, courier_ids: list[str], since: float) -> int:
@@ -81,7 +124,7 @@ class Sampler:
                     Sample(
                         at=time.time(),
                         queue=queue_depth(broker=broker),
-                        unacked=int(broker.hlen("unacked")),
+                        unacked=int(broker.unacked()),
                         stored=pings_stored_count(conn=conn, courier_ids=self.courier_ids, since=self.since),
                         rss_mb=rss,
                         cpu_cores=cpu,

@@ -43,25 +43,46 @@ HOW = """\
 
 
 LIMITS = """\
-## Margins, and what limits the next step
+## The worker's design: one batch per task, on Celery's own lifecycle
 
-Every target is met on a quiet machine; profiled with py-spy and CPU read from /proc on
-2026-11-26 (commits `1489186` and before). With other work on the same two cores (load
-average 3–6), end to end measured 5,100–5,500 pings/s a few commits earlier, the web then
-being the limit: read the figures as what two free cores give.
+Until 2026-12 a worker process took up to 40 queued batches at once and applied them in one
+transaction, through a grouping layer that replaced Celery's request lifecycle, and fetched
+up to 32 messages per Redis round trip through a transport of its own. A review found that
+layer could stall after a broker reconnect, delete good batches with a bad one (a task
+message without `received_at` took up to 40 neighbours with it, on Redis deleted), requeue
+whole groups forever behind one batch that killed its process, and hold retries past the
+visibility timeout; the bulk fetch ran only on Redis, which production does not use. Both
+were removed: each message now carries one batch and its own fate (docs/RELIABILITY.md).
 
-- **End to end (10,000)**: the queue still grew by ≈ 350 pings/s (2.6 % of what was
-  accepted, at most 855 messages) and drained 0.6 s after the load: the worker runs at the
-  edge of what the web leaves it. CPU per ping: the worker's processes ≈ 44 µs (main
-  process ≈ 8; it fetches up to 32 messages per two Redis round trips, `ze_tracking/broker.py`),
-  PostgreSQL ≈ 20, Redis ≈ 3; the web's ingest is one statement (the token) and one Redis
-  push per request of 50 pings (the courier's active orders are read only when a ping
-  names an order). Next: the plausibility judging in Python (a fifth of a pool process's
-  time), then the inserts.
-- **One worker (25,000)**: groups of up to 40 batches, 40 messages held per pool process;
-  in a pool process's Python time, the live updates (at most every 0.2 s, the fleet map's in
-  one group message) now take about a quarter, the enrichment with the plausibility judging
-  about a third, the statements and the message bodies most of the rest.
+Measured side by side on 2026-12-07 (`make bench ONLY=e2e,worker`, two cores shared with a
+fault-injection run, load average 2–6; read the ratio, not the absolute rates):
+
+| design | one worker, pings/s (Redis) | end to end, persisted pings/s (Redis) |
+|---|--:|--:|
+| groups of up to 40 batches (commit `e30c04e`) | 12,372 | not read (13,076 on a quiet machine, 2026-11-26) |
+| one batch per task | 3,881 | 2,024 (accepted 5,018; the queue grew) |
+| one batch per task, its statements prepared (commit `85755f7`) | 4,127 | 2,265 (accepted 4,813; the queue grew) |
+
+The ingest service alone, 300 batches of 50 in a row in one process on the bench database
+(no Celery), took 12.1 ms a batch before its statements were prepared and 8.1 ms after:
+planning the statements over the partitioned ping table was a third of a batch's time.
+
+On SQS through the local SQS server (moto, `ARGS="--broker sqs"`) both designs measure the
+emulator, not the worker: one worker drained 279 pings/s, end to end persisted 215 of 1,082
+accepted pings/s, every message waiting on moto's HTTP server.
+
+So the safer design costs about two thirds of a worker's throughput per core here, and the
+10,000 pings/s end-to-end target is not met on two cores. It is the right trade: production
+runs on SQS, where the grouping's speed-up mostly did not apply and its failure modes did;
+the worker tier scales out on queue depth (deploy/ze_infra/compute.py); and today's volume
+is 1M pings a day, about 12 pings/s on average, so one 2-vCPU worker at ≈ 4,000 pings/s
+holds some 300 times that, and the cost model's 100 batches/s per instance is what it now
+measures. What a task costs beyond its statements is Celery's per-message round trips
+(fetch, record, acknowledge), the delivery count (one Redis round trip) and one commit per
+batch; larger batches from the app (the API takes up to 500 pings) amortise them.
+
+## Margins of the other figures
+
 - **Read path (50 % of the bare view)**: an order's location is one statement (the token
   with its user and courier, and the order as plain values: `ReadWithToken`) and a payload
   written out; the web spends about 0.85–0.9 ms of CPU per read against the bare view's 0.5.
@@ -159,7 +180,8 @@ def _table(*, results: dict) -> list[str]:
          _ok_below(size.get("bytes_per_ping", "x"), 200),
          f"heap {size['heap_bytes_per_ping']:.0f} + indexes {size['index_bytes_per_ping']:.0f} "
          f"+ TOAST and maps {size.get('other_bytes_per_ping', 0):.1f}, "
-         f"{size['rows']:,} rows, days packed; {size.get('live_bytes_per_ping', '?')} while the day takes pings"
+         f"{size['rows']:,} rows, days packed; {size.get('live_bytes_per_ping', '?')} while the day takes pings; "
+         f"event identities {size.get('event_identity_bytes_per_event', '?')} per event of the acceptance window"
          if size else ""),
         ("Memory over a 10-minute run (web / worker RSS MB)", "flat", _soak(soak), "see plot" if soak else "—",
          "first → last minute" if soak else "not run (add --soak)"),

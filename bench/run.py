@@ -36,6 +36,10 @@ def arguments_parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of the worker")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8310")))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
+    parser.add_argument(
+        "--broker", choices=("redis", "sqs"), default="redis",
+        help="the stack's broker: the checkout's Redis (make run's), or SQS on the local SQS server (production's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     chosen = [m for m in args.only.split(",") if m] or [m for m in MEASUREMENTS if m != "soak" or args.soak]
     unknown = set(chosen) - set(MEASUREMENTS)
@@ -76,6 +80,16 @@ def bench_run(args: argparse.Namespace, command: str, out: Path) -> dict:
     if args.no_profile:
         plan = replace(plan, profile_s=0.0)
     env = bench_env_build(web_port=args.port)
+    sqs = None
+    if args.broker == "sqs":
+        import uuid
+
+        from bench.chaos.services import SqsEmulator
+
+        sqs = SqsEmulator(port=args.port + 4, folder=LOGS / "moto")
+        sqs.start()
+        env.broker = sqs.queues_create(prefix=f"ze-bench-{uuid.uuid4().hex[:6]}", visibility_timeout_s=300)
+        print(f"==> broker: SQS on {sqs.endpoint}")
     print(f"==> bench database {env.database_url.rsplit('/', 1)[-1]}, web on {env.web_url}, logs in {LOGS}")
     bench_database_recreate(env=env)
     django_setup(env=env)
@@ -99,9 +113,12 @@ def bench_run(args: argparse.Namespace, command: str, out: Path) -> dict:
     finally:
         stack.stop()
         sampler.stop()
+        if sqs is not None:
+            sqs.stop()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
         "command": command,
+        "broker": args.broker,
         "commit": commit.stdout.strip(),
         "quick": plan.quick,
         "measured": args.chosen,

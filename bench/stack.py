@@ -31,6 +31,8 @@ class BenchEnv:
     database_url: str
     redis_url: str
     web_port: int
+    # The broker's variables when it is not the run's Redis (the local SQS server).
+    broker: dict[str, str] = field(default_factory=dict)
 
     @property
     def psycopg_dsn(self) -> str:
@@ -49,6 +51,7 @@ class BenchEnv:
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DJANGO_DEBUG": "0",
             "PORT": str(self.web_port),
+            **self.broker,
         }
 
 

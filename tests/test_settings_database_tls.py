@@ -47,7 +47,8 @@ def test_verify_full_refuses_a_server_that_cannot_prove_its_identity(tmp_path):
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("")
     probe = _probe(DATABASE_SSLMODE="verify-full", DATABASE_SSLROOTCERT=str(bundle))
-    assert probe["options"] == {"sslmode": "verify-full", "sslrootcert": str(bundle)}
+    assert {k: probe["options"].get(k) for k in ("sslmode", "sslrootcert")} == {
+        "sslmode": "verify-full", "sslrootcert": str(bundle)}  # fmt: skip
     # The local server offers no TLS: verify-full must refuse it rather than fall back.
     assert probe["outcome"] != "connected"
     assert "SSL" in probe["outcome"] or "ssl" in probe["outcome"]
@@ -57,3 +58,13 @@ def test_without_the_variables_the_connection_is_as_before():
     probe = _probe()
     assert "sslmode" not in probe["options"] and "sslrootcert" not in probe["options"]
     assert probe["outcome"] == "connected"
+
+
+def test_a_connection_to_a_vanished_server_fails_in_seconds_not_hours():
+    # After a failover the old writer's address may stop answering without a reset: a
+    # bounded connect and TCP keepalives end such a connection instead of the kernel's 2 h.
+    probe = _probe()
+    assert probe["options"]["connect_timeout"] <= 10
+    assert probe["options"]["keepalives"] == 1
+    idle, interval, count = (probe["options"][f"keepalives_{k}"] for k in ("idle", "interval", "count"))
+    assert idle + interval * count <= 120

@@ -14,9 +14,9 @@ from django.utils.html import format_html
 
 from orders.admin import OrderAdmin
 from orders.models import Order
-from tracking.models import CourierLastLocation, OrderLastLocation, Ping, PingDeadLetter
+from tracking.models import CourierLastLocation, OrderLastLocation, Ping, PingBatchDeadLetter, PingDeadLetter
 from tracking.selectors import order_trail_list
-from tracking.services.dead_letters import ping_dead_letters_replay
+from tracking.services.dead_letters import ping_batch_dead_letters_replay, ping_dead_letters_replay
 from tracking.services.partitions import ping_partitions_list
 
 
@@ -105,6 +105,33 @@ class PingDeadLetterAdmin(ReadOnlyAdmin):
         counts = ping_dead_letters_replay(ids=list(queryset.values_list("id", flat=True)))
         level = messages.WARNING if counts["failed"] else messages.SUCCESS
         self.message_user(request, f"{counts['replayed']} replayed, {counts['failed']} refused again", level)
+
+
+@admin.register(PingBatchDeadLetter)
+class PingBatchDeadLetterAdmin(ReadOnlyAdmin):
+    """Whole batch messages the worker could not record (unreadable, refused as a whole, or
+    killing their worker each time). Read-only, like the pings': replayed once the cause is
+    fixed."""
+
+    list_display = ["last_failed_at", "task_id", "courier_id", "error_class", "failures", "replayed_at"]
+    list_filter = [ReplayedFilter, "error_class"]
+    search_fields = ["=task_id", "=courier_id", "error_message"]
+    ordering = ["-last_failed_at"]
+    actions = ["replay"]
+    show_full_result_count = False
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("tracking.change_pingbatchdeadletter")
+
+    @admin.action(description="Replay the selected batches", permissions=["replay"])
+    def replay(self, request, queryset):
+        counts = ping_batch_dead_letters_replay(ids=list(queryset.values_list("id", flat=True)))
+        level = messages.WARNING if counts["failed"] or counts["unreadable"] else messages.SUCCESS
+        self.message_user(
+            request,
+            f"{counts['replayed']} replayed, {counts['failed']} refused again, {counts['unreadable']} unreadable",
+            level,
+        )
 
 
 @admin.register(OrderLastLocation)

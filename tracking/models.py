@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 from django.contrib.gis.db import models
+from django.contrib.postgres.indexes import BrinIndex
 
 
 class Ping(models.Model):
     """One GPS position of a courier, as the app sent it plus what enrichment added.
 
     The table is partitioned by day on `recorded_at` (migration 0001 writes the DDL; the
-    partitions are created ahead by `tracking.services.partitions`). Its primary key is the
-    natural key (courier_id, recorded_at, event_id): the courier's idempotency key (two
-    couriers may reuse an event id, a resent ping of one courier is stored once) and, led by
-    (courier_id, recorded_at), the index every trail read uses. PostgreSQL requires the
-    partition key in it anyway. Django only needs a column to look rows up by, hence
-    `event_id` as its primary key in the model: it is unique per courier and instant only.
+    partitions are created ahead by `tracking.services.partitions`). Its primary key
+    (courier_id, recorded_at, event_id) is, led by (courier_id, recorded_at), the index every
+    trail read uses; PostgreSQL requires the partition key in it. A ping's identity is
+    (courier_id, event_id) (two couriers may reuse an event id): `PingEvent` holds it while
+    copies of an event can still arrive, since a unique key on a partitioned table must hold
+    the partition key. Django only needs a column to look rows up by, hence `event_id` as
+    its primary key in the model.
     """
 
     event_id = models.UUIDField(primary_key=True)
@@ -54,6 +56,32 @@ class Ping(models.Model):
         return f"{self.courier_id} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
+class PingEvent(models.Model):
+    """The identity of each event stored in the acceptance window: one row per (courier,
+    event id), written by the same statement as its ping (`tracking.services.storage`).
+
+    A copy of the event with another device time (resent with the time in milliseconds, or
+    after the device corrected its clock) meets this row and is not stored, whichever
+    day's partition it would land in; two workers racing on one event store it once. Rows
+    older than TRACKING["EVENT_IDENTITY_KEEP_S"] are pruned (`ping_events_prune`), so the
+    table holds the window's events only (docs/ARCHITECTURE.md, "One event, one ping").
+    """
+
+    pk = models.CompositePrimaryKey("courier_id", "event_id")
+    courier_id = models.UUIDField()
+    event_id = models.UUIDField()
+    # The stored copy's device time: what the pruning reads.
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        # BRIN: identities arrive in about device-time order, so block ranges summarise them
+        # well, for a few pages in all; a b-tree would add an entry per event to every insert.
+        indexes = [BrinIndex(fields=["recorded_at"], name="ping_event_recorded_at")]
+
+    def __str__(self) -> str:
+        return f"{self.courier_id} {self.event_id}"
+
+
 class LastLocationFields(models.Model):
     location = models.PointField(geography=True, srid=4326)
     accuracy_m = models.FloatField(null=True, blank=True)
@@ -61,6 +89,11 @@ class LastLocationFields(models.Model):
     heading_deg = models.FloatField(null=True, blank=True)
     recorded_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # The ping the position came from: with the courier and `recorded_at`, that ping's key.
+    # Only if the position filter later finds this very fix suspect may an older fix replace
+    # the row (tracking/services/last_location.py); another ping of the same instant does
+    # not count. NULL on a row whose ping was already gone when the column was added.
+    event_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -89,13 +122,17 @@ class PingDeadLetter(models.Model):
     kept with its error so its batch could be stored without it. Replayed, once the cause is
     fixed, by `manage.py replay_dead_letters` or the admin action.
 
-    One row per ping as sent: a redelivered batch or a second failure updates the row
-    (`failures`, `last_failed_at`) instead of adding one.
+    One row per event, as pings are (courier, event id): a redelivered batch, a second
+    failure or a copy of the event with its device time written otherwise updates the row
+    (`failures`, `last_failed_at`) instead of adding one; the row keeps the copy first
+    refused.
     """
 
     courier = models.ForeignKey("couriers.Courier", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    # The ping's identity as sent (text: the value may be what made it fail).
+    # Text: the value may be what made the ping fail. An event id that reads as a UUID is
+    # kept in its canonical form, so one event written in two cases is one row.
     event_id = models.CharField(max_length=64)
+    # The device time as sent, for the record (not part of the key).
     recorded_at = models.CharField(max_length=64)
     received_at = models.DateTimeField()
     # The ping as the worker received it, in ASCII-escaped JSON text: jsonb would refuse the
@@ -109,9 +146,7 @@ class PingDeadLetter(models.Model):
     replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["courier", "event_id", "recorded_at"], name="ping_dead_letter_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["courier", "event_id"], name="ping_dead_letter_unique")]
         indexes = [models.Index(fields=["-last_failed_at"], name="ping_dead_letter_last_failed")]
 
     def __str__(self) -> str:

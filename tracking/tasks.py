@@ -12,6 +12,7 @@ from tracking.services.dead_letters import ping_batch_dead_letter_record
 from tracking.services.ingest import ping_batch_record as ping_batch_record_service
 from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
+from tracking.services.storage import ping_events_prune as ping_events_prune_service
 from tracking.services.storage import ping_partitions_pack as ping_partitions_pack_service
 from ze_tracking.failures import task_settle
 from ze_tracking.logging import log_context_bind
@@ -92,6 +93,12 @@ def ping_partitions_ensure() -> list[str]:
 @shared_task(acks_late=False, soft_time_limit=120, time_limit=150)
 def ping_partitions_drop_expired() -> list[str]:
     return ping_partitions_drop_expired_service()
+
+
+# An hour of events (4M at 100M pings a day) goes in chunks of 10,000 rows, each committed.
+@shared_task(acks_late=False, soft_time_limit=1500, time_limit=1800)
+def ping_events_prune() -> int:
+    return ping_events_prune_service()
 
 
 # REINDEX CONCURRENTLY of a day's key takes seconds to a few minutes at 100M pings a day.

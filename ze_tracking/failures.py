@@ -16,7 +16,7 @@ from collections.abc import Callable
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task
-from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Terminated
+from celery.exceptions import Ignore, InvalidTaskError, Reject, Retry, SoftTimeLimitExceeded, Terminated
 from celery.utils.time import get_exponential_backoff_interval
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.request import Request
@@ -26,6 +26,10 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
+
+#: The Celery version `DeadLetterRequest` and `Consumer` below were written and tested against:
+#: they take over what Celery does with a message that fails before its task body runs.
+CELERY_VERSION = "5.7.0"
 
 
 class Failure(enum.Enum):
@@ -98,14 +102,20 @@ def _deliveries_key(task: Task) -> str:
     return f"task-deliveries:{task.request.id}:{task.request.retries or 0}"
 
 
+# Long enough for TASK_MAX_DELIVERIES deliveries a visibility timeout (300 s) apart; short
+# enough that the keys of a day's batches do not pile up in Redis.
+DELIVERIES_KEEP_S = 3600
+
+
 def deliveries_count(*, task: Task) -> int:
-    """How many times this message (task id and retry) began and never finished: each start
-    counts one; a finished run clears the count. Deliveries that ended with their worker
-    (killed, out of memory, past the hard time limit) are what it counts. A Redis that does
-    not answer counts nothing: the message then runs as if delivered once."""
+    """How many times this message (task id and retry) was delivered without finishing, this
+    one included: each start counts one (one round trip); a run that ends while its worker
+    lives clears the count when it is above one. So what it counts are deliveries that
+    ended with their worker (killed, out of memory, past the hard time limit). A Redis that
+    does not answer counts nothing: the message then runs as if delivered once."""
     try:
         with get_redis_connection("default").pipeline() as pipe:
-            count, _ = pipe.incr(_deliveries_key(task)).expire(_deliveries_key(task), 24 * 3600).execute()
+            count, _ = pipe.incr(_deliveries_key(task)).expire(_deliveries_key(task), DELIVERIES_KEEP_S).execute()
     except Exception as exc:
         logger.warning("could not count the deliveries of %s[%s]: %r", task.name, task.request.id, exc)
         return 1
@@ -134,24 +144,30 @@ def task_settle(
     4. When neither a retry nor a dead letter can be written (broker and database both
        away), the message is requeued: never acknowledged as done.
     """
-    request = task.request
     deliveries = deliveries_count(task=task)
     try:
-        if deliveries > settings.TASK_MAX_DELIVERIES:
-            exc: BaseException = DeadLetter(
-                f"delivered {deliveries - 1} times without finishing: its worker died or passed the hard time "
-                "limit each time"
-            )
-            logger.error("dead-lettering %s[%s]: %s", task.name, request.id, exc)
-            _dead_letter_or_requeue(task=task, dead_letter=dead_letter, exc=exc, since=since)
-            return
-        try:
-            run()
-        except Exception as exc:
-            connections_close_after(exc=exc)
-            _failure_settle(task=task, dead_letter=dead_letter, exc=exc, since=since)
-    finally:
+        _settle(task=task, run=run, dead_letter=dead_letter, since=since, deliveries=deliveries)
+    except Reject:
+        _deliveries_clear(task=task)  # requeued by a worker that lives on: no death to count
+        raise
+    if deliveries > 1:
         _deliveries_clear(task=task)
+
+
+def _settle(*, task: Task, run: Callable, dead_letter: Callable, since: dt.datetime, deliveries: int) -> None:
+    if deliveries > settings.TASK_MAX_DELIVERIES:
+        exc: BaseException = DeadLetter(
+            f"delivered {deliveries - 1} times without finishing: its worker died or passed the hard time "
+            "limit each time"
+        )
+        logger.error("dead-lettering %s[%s]: %s", task.name, task.request.id, exc)
+        _dead_letter_or_requeue(task=task, dead_letter=dead_letter, exc=exc, since=since)
+        return
+    try:
+        run()
+    except Exception as exc:
+        connections_close_after(exc=exc)
+        _failure_settle(task=task, dead_letter=dead_letter, exc=exc, since=since)
 
 
 def _failure_settle(*, task: Task, dead_letter: Callable, exc: BaseException, since: dt.datetime) -> None:
@@ -203,7 +219,25 @@ class DeadLetterRequest(Request):
     decoded, arguments the task cannot take) is written by the task's `dead_letter_message`
     in the worker's main process and acknowledged; Celery's own lifecycle would reject it,
     which on Redis deletes it. Requeued if that write fails. A lost worker, a time limit, a
-    retry or a deliberate reject keep Celery's handling."""
+    retry or a deliberate reject keep Celery's handling.
+
+    A body that decodes but is no `[args, kwargs, embed]` fails inside Celery's own request
+    constructor with a ValueError or TypeError, which nothing catches: the worker stops
+    ("Unrecoverable error"), and a restarted one meets the same message. One whose keyword
+    arguments are no mapping fails in the pool outside the task's body, which Celery reports
+    as a warning and acknowledges as a success. Both are raised here as InvalidTaskError,
+    which reaches the consumer's `on_invalid_task` (dead-lettered below)."""
+
+    def __init__(self, message, *args, **kwargs):
+        try:
+            super().__init__(message, *args, **kwargs)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidTaskError(f"not a task message body: {exc!r}") from exc
+        if not isinstance(self.args, list | tuple) or not isinstance(self.kwargs, dict):
+            raise InvalidTaskError(
+                f"not a task message body: arguments {type(self.args).__name__}, keyword arguments "
+                f"{type(self.kwargs).__name__}"
+            )
 
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
         exc = exc_info.exception

@@ -28,6 +28,8 @@ from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
 
+from ze_tracking.database.base import PreparingCursor
+
 
 class _Placeholder:
     """Stands for the looked-up value while the query is compiled; found again in its params."""
@@ -155,11 +157,13 @@ class OneRowQueries:
 def binary_execute(sql: str, params: list | dict, *, binary_rows: bool = False):
     """Run one statement with server-side binding on Django's connection (and so inside its
     transaction): Django's own cursors bind on the client, where %b is not allowed, and
-    quote every array element in Python. The cursor is wrapped like Django's, so query
-    counting and execute wrappers still see it. `binary_rows`: rows come back in binary,
+    quote every array element in Python. The statement is prepared (planned once per
+    connection): planning the worker's statements over the partitioned ping table took about
+    a third of a batch's time. The cursor is wrapped like Django's, so query counting and
+    execute wrappers still see it. `binary_rows`: rows come back in binary,
     read without parsing text (times, uuids, floats); Django's converters do not run."""
     connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    raw = PreparingCursor(connection.connection)
     if binary_rows:
         raw.format = psycopg.pq.Format.BINARY
     cursor = connection._prepare_cursor(raw)

@@ -396,6 +396,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.ping_partitions_drop_expired",
         "schedule": 6 * 3600.0,
     },
+    # Keeps the event identities to the acceptance window (tracking.models.PingEvent).
+    "ping-events-prune": {
+        "task": "tracking.tasks.ping_events_prune",
+        "schedule": 3600.0,
+    },
     # Requests refuse expired tokens without looking at the user's others; logins and this
     # delete them (couriers.authentication).
     "api-tokens-expired-delete": {
@@ -431,14 +436,29 @@ TRACKING = {
     # The backoffice map greys out couriers without a ping for this long.
     "STALE_AFTER_S": env.int("TRACKING_STALE_AFTER_S", default=120),
     # The position filter (tracking/services/plausibility.py): fixes further apart than the
-    # gap do not judge each other; a run of this many agreeing fixes replaces a contradicting
-    # reference; accuracy counts up to the cap; stored fixes read per side of a batch stretch.
+    # gap do not contradict each other, but agree across it at up to the gap speed (a
+    # sustained average over ten minutes or more, generous for a city courier); a run of
+    # this many agreeing fixes replaces a contradicting reference; accuracy counts up to the
+    # cap; stored fixes read per side of a batch stretch, reaching back and ahead at most
+    # the history; a fix reported this accurate (a GPS fix; network positions are tens to
+    # thousands of metres) may send "arriving" with no other fix agreeing with it.
     "PLAUSIBILITY_GAP_S": env.int("TRACKING_PLAUSIBILITY_GAP_S", default=600),
+    "PLAUSIBILITY_GAP_SPEED_MPS": env.float("TRACKING_PLAUSIBILITY_GAP_SPEED_MPS", default=30.0),
     "PLAUSIBILITY_RUN": env.int("TRACKING_PLAUSIBILITY_RUN", default=3),
     "PLAUSIBILITY_MAX_SKIP": env.int("TRACKING_PLAUSIBILITY_MAX_SKIP", default=8),
     "PLAUSIBILITY_MAX_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_MAX_ACCURACY_M", default=100.0),
     "PLAUSIBILITY_CONTEXT_PINGS": env.int("TRACKING_PLAUSIBILITY_CONTEXT_PINGS", default=32),
+    "PLAUSIBILITY_HISTORY_S": env.int("TRACKING_PLAUSIBILITY_HISTORY_S", default=6 * 3600),
+    "PLAUSIBILITY_GOOD_ACCURACY_M": env.float("TRACKING_PLAUSIBILITY_GOOD_ACCURACY_M", default=20.0),
 }
+# How long an event's identity is kept (tracking.models.PingEvent): a copy is accepted up to
+# MAX_AGE_S late or MAX_FUTURE_S early, then may wait in the queue, retried, for
+# TASK_RETRY_MAX_AGE_S. Past that, only a copy with another device time could still reach a
+# worker (docs/ARCHITECTURE.md, "One event, one ping").
+TRACKING["EVENT_IDENTITY_KEEP_S"] = env.int(
+    "TRACKING_EVENT_IDENTITY_KEEP_S",
+    default=TRACKING["MAX_AGE_S"] + TRACKING["MAX_FUTURE_S"] + TASK_RETRY_MAX_AGE_S,
+)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 
 # --- Consumer notifications (see orders/notifications.py) and the tracking link

@@ -15,8 +15,6 @@ from bench.config import Plan
 from bench.fixtures import Fleet
 from bench.load import LoadResult, LoadSpec, load_run
 from bench.probes import (
-    PINGS_QUEUE,
-    PRIORITY_SUFFIXES,
     Sampler,
     broker_connect,
     pings_stored_count,
@@ -78,8 +76,7 @@ class Bench:
         return result
 
     def queue_purge(self) -> None:
-        broker = broker_connect(env=self.env)
-        broker.delete(*(PINGS_QUEUE + suffix for suffix in PRIORITY_SUFFIXES))
+        broker_connect(env=self.env).purge()
 
     def drain_wait(self, *, expected_rows: int | None = None) -> float | None:
         """Wait until the pings queue is empty (and `expected_rows` stored); return when
@@ -88,7 +85,7 @@ class Bench:
         deadline = time.time() + self.plan.drain_s
         while time.time() < deadline:
             stored_ok = expected_rows is None or self.stored_now() >= expected_rows
-            if queue_depth(broker=broker) == 0 and broker.hlen("unacked") == 0 and stored_ok:
+            if queue_depth(broker=broker) == 0 and broker.unacked() == 0 and stored_ok:
                 return time.time()
             time.sleep(0.2)
         return None

@@ -30,10 +30,14 @@ PING_PARENT = "tracking_ping"
 PING_PARTITION_PATTERNS: tuple[str, ...] = ("tracking_ping_p%", "tracking_ping_default")
 
 # Columns that never leave the operational database: consumer PII, the consumer's
-# tracking code (it grants access to the live map) and the link to the login account.
+# tracking code (it grants access to the live map), the link to the login account, and the
+# position filter's bookkeeping (which ping a last location came from; the warehouse has
+# the pings themselves).
 EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders_order": ("consumer_name", "tracking_code"),
     "couriers_courier": ("name", "user_id"),
+    "tracking_orderlastlocation": ("event_id",),
+    "tracking_courierlastlocation": ("event_id",),
 }
 
 # The warehouse's SQL: tables and views (applied by deploy/warehouse/release.py) and the

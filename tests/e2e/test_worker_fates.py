@@ -100,8 +100,17 @@ def test_a_batch_its_task_cannot_read_is_dead_lettered_alone_and_its_neighbours_
     wait_for(lambda: queue_empty(broker_env, sns_emulator), timeout=30, message="every message acknowledged")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"courier_id": "cut off',  # no JSON: refused while the worker's main process decodes it
+        b'{"courier_id": "no task body"}',  # JSON, but no [args, kwargs, embed]
+        b'[[], "not keyword arguments", {}]',  # a task body the task cannot be called with: fails in the pool
+    ],
+    ids=["not-json", "not-a-task-body", "not-keyword-arguments"],
+)
 def test_an_undecodable_message_is_dead_lettered_with_its_body_and_the_queue_goes_on(
-    broker_env, sns_emulator, spawn_celery_worker, transactional_db
+    broker_env, sns_emulator, spawn_celery_worker, transactional_db, body
 ):
     courier = CourierFactory()
     spawn_celery_worker(env=broker_env, name="fates-undecodable", queues="pings", pool="prefork", concurrency=1)
@@ -113,7 +122,7 @@ def test_an_undecodable_message_is_dead_lettered_with_its_body_and_the_queue_goe
         }  # fmt: skip
     with Connection(broker_env["CELERY_BROKER_URL"], transport_options=transport_options) as broker:
         broker.Producer().publish(
-            b'{"courier_id": "cut off',
+            body,
             routing_key="pings",
             content_type="application/json",
             content_encoding="utf-8",
@@ -127,7 +136,7 @@ def test_an_undecodable_message_is_dead_lettered_with_its_body_and_the_queue_goe
 
     letter = wait_for(lambda: PingBatchDeadLetter.objects.filter(task_id="undecodable-1").first(), timeout=30,
                       message="the undecodable message dead-lettered")  # fmt: skip
-    assert letter.body == '{"courier_id": "cut off'
+    assert letter.body == body.decode()
     assert letter.kwargs == ""
     wait_for(lambda: queue_empty(broker_env, sns_emulator), timeout=30, message="every message acknowledged")
 

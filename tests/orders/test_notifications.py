@@ -34,8 +34,9 @@ def kinds(order) -> list[str]:
     return list(Notification.objects.filter(order=order).order_by("id").values_list("kind", flat=True))
 
 
-def at_destination(n: int = 1, *, seconds_ago: float = 0, lat_offset: float = 0.0) -> list[dict]:
-    return [ping(seconds_ago=seconds_ago + n - i, lat=SAO_PAULO[0] + lat_offset, lon=SAO_PAULO[1]) for i in range(n)]
+def at_destination(n: int = 1, *, seconds_ago: float = 0, lat_offset: float = 0.0, **extra) -> list[dict]:
+    return [ping(seconds_ago=seconds_ago + n - i, lat=SAO_PAULO[0] + lat_offset, lon=SAO_PAULO[1], **extra)
+            for i in range(n)]  # fmt: skip
 
 
 def record(courier, pings):
@@ -123,6 +124,29 @@ def test_a_gps_glitch_near_the_destination_does_not_notify_arriving(courier, in_
     record(courier, at_destination(1))  # 22 km in 4 s: an implausible jump
 
     assert kinds(in_transit_order) == []
+
+
+@pytest.mark.django_db
+def test_a_lone_unconfirmed_fix_near_the_destination_sends_no_arriving(courier, in_transit_order):
+    # Nothing before it to agree with, and the accuracy of a network position, not of a GPS fix.
+    record(courier, at_destination(1, accuracy_m=60.0))
+
+    assert kinds(in_transit_order) == []
+
+
+@pytest.mark.django_db
+def test_a_lone_fix_near_the_destination_notifies_arriving_once_a_second_fix_confirms_it(courier, in_transit_order):
+    record(courier, at_destination(1, seconds_ago=10, accuracy_m=60.0))
+    record(courier, at_destination(1, lat_offset=0.0002, accuracy_m=60.0))  # 22 m on, 10 s later
+
+    assert kinds(in_transit_order) == ["arriving"]
+
+
+@pytest.mark.django_db
+def test_a_lone_fix_with_a_good_accuracy_near_the_destination_notifies_arriving(courier, in_transit_order):
+    record(courier, at_destination(1, accuracy_m=8.0))
+
+    assert kinds(in_transit_order) == ["arriving"]
 
 
 @pytest.mark.django_db

@@ -103,6 +103,43 @@ def test_a_redelivered_batch_stores_nothing_twice_and_counts_the_failure_on_the_
 
 
 @pytest.mark.django_db
+def test_dead_letters_of_one_instant_written_differently_are_one_row(courier):
+    sent = ping(recorded_at="2026-01-10T12:00:00.123000+00:00", **POISONS["float4 overflow"])
+    written_otherwise = {**sent, "event_id": sent["event_id"].upper(), "recorded_at": "2026-01-10T09:00:00.123-03:00"}
+
+    record(courier, [sent])
+    record(courier, [written_otherwise])
+
+    letter = PingDeadLetter.objects.get()
+    assert (letter.event_id, letter.failures) == (sent["event_id"], 2)
+    assert json.loads(letter.ping) == sent  # the copy first refused
+
+
+@pytest.mark.django_db
+def test_dead_letters_of_one_event_at_two_device_times_are_one_row(courier):
+    sent = ping(seconds_ago=60, **POISONS["lone surrogate in jsonb"])
+    resent = {**sent, "recorded_at": ping(seconds_ago=5)["recorded_at"]}
+
+    record(courier, [sent])
+    record(courier, [resent])
+
+    assert PingDeadLetter.objects.get().failures == 2
+
+
+@pytest.mark.django_db
+def test_replaying_a_dead_letter_whose_event_was_stored_since_stores_nothing_twice(courier):
+    sent = ping(seconds_ago=60, accuracy_m=1e39)
+    record(courier, [sent])
+    # The app resent the event later, fixed and with a corrected clock: it is stored.
+    assert record(courier, [{**sent, "accuracy_m": 4.0, "recorded_at": ping(seconds_ago=5)["recorded_at"]}]) == 1
+    PingDeadLetter.objects.update(ping=json.dumps({**sent, "accuracy_m": 3.0}))
+
+    assert ping_dead_letters_replay() == {"replayed": 1, "failed": 0}
+
+    assert Ping.objects.get().accuracy_m == 4.0
+
+
+@pytest.mark.django_db
 def test_replay_stores_a_fixed_ping_once_and_leaves_one_still_refused(courier):
     fixed_later, still_bad = ping(seconds_ago=2, accuracy_m=1e39), ping(seconds_ago=1, speed_mps=1e-50)
     record(courier, [fixed_later, still_bad])
@@ -176,3 +213,44 @@ def test_staff_without_the_change_right_cannot_replay(client, courier):
 
     page = client.get("/admin/tracking/pingdeadletter/")
     assert page.status_code == 200 and "Replay the selected pings" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_batch_dead_lettered_whole_is_stored_once_by_the_replay_once_its_cause_is_fixed(courier):
+    from django.db import connection
+
+    from tracking.models import PingBatchDeadLetter
+    from tracking.tasks import ping_batch_record as task
+
+    batch = [ping(seconds_ago=2), ping(seconds_ago=1)]
+    with connection.cursor() as cursor:  # a deploy gone wrong: the schema the code needs is not there
+        cursor.execute("ALTER TABLE tracking_courierlastlocation RENAME TO tracking_courierlastlocation_moved")
+    task.apply(kwargs={"courier_id": str(courier.id), "received_at": timezone.now().isoformat(), "pings": batch})
+    assert not Ping.objects.exists() and PingBatchDeadLetter.objects.count() == 1
+    with connection.cursor() as cursor:  # fixed
+        cursor.execute("ALTER TABLE tracking_courierlastlocation_moved RENAME TO tracking_courierlastlocation")
+    out = StringIO()
+
+    call_command("replay_dead_letters", "--all", stdout=out)
+    call_command("replay_dead_letters", "--all", stdout=out)  # twice: nothing more
+
+    assert sorted(str(e) for e in Ping.objects.values_list("event_id", flat=True)) == sorted(
+        p["event_id"] for p in batch
+    )
+    assert PingBatchDeadLetter.objects.get().replayed_at is not None
+    assert "batches: 1 replayed, 0 failed, 0 unreadable" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_batch_body_that_could_never_be_read_stays_for_an_operator(courier):
+    from tracking.models import PingBatchDeadLetter
+    from tracking.services.dead_letters import ping_batch_dead_letter_record, ping_batch_dead_letters_replay
+
+    ping_batch_dead_letter_record(
+        task_id="cut", task_name="tracking.tasks.ping_batch_record", exc=ValueError("cut off"),
+        body=b'{"courier_id": "cut off', content_type="application/json", content_encoding="utf-8",
+    )  # fmt: skip
+
+    assert ping_batch_dead_letters_replay() == {"replayed": 0, "failed": 0, "unreadable": 1}
+    letter = PingBatchDeadLetter.objects.get()
+    assert letter.body == '{"courier_id": "cut off' and letter.replayed_at is None

@@ -153,14 +153,58 @@ def test_two_couriers_sending_the_same_event_id_at_the_same_instant_are_both_sto
     assert owners == {courier.id, other_courier.id}
 
 
-def test_same_event_id_at_two_instants_in_one_batch_is_stored_as_two_pings_like_in_two_batches(courier_api):
+def test_one_event_id_at_two_instants_in_one_request_keeps_the_first_and_rejects_the_other(courier_api):
     first = ping(seconds_ago=20)
     second = {**ping(seconds_ago=10), "event_id": first["event_id"]}
 
-    assert post(courier_api, [first, second]).json()["accepted"] == 2
-    post(courier_api, [first, second])
+    body = post(courier_api, [first, second]).json()
 
-    assert Ping.objects.filter(event_id=first["event_id"]).count() == 2
+    assert body["accepted"] == 1
+    assert [(r["index"], r["event_id"], list(r["errors"])) for r in body["rejected"]] == [
+        (1, first["event_id"], ["event_id"])
+    ]
+    assert "index 0" in body["rejected"][0]["errors"]["event_id"][0]
+    assert list(Ping.objects.filter(event_id=first["event_id"]).values_list("recorded_at", flat=True)) == [
+        dt.datetime.fromisoformat(first["recorded_at"])
+    ]
+
+
+def test_resend_with_time_in_milliseconds_is_stored_once(courier_api):
+    sent = ping(recorded_at=(timezone.now() - dt.timedelta(seconds=5)).replace(microsecond=123456).isoformat())
+    # The same event resent with its device time cut to milliseconds: another instant, by 456 µs.
+    resent = {**sent, "recorded_at": sent["recorded_at"].replace(".123456", ".123")}
+
+    assert post(courier_api, [sent]).status_code == 202
+    assert post(courier_api, [resent]).status_code == 202
+
+    assert list(Ping.objects.filter(event_id=sent["event_id"]).values_list("recorded_at", flat=True)) == [
+        dt.datetime.fromisoformat(sent["recorded_at"])
+    ]
+
+
+def test_resend_with_a_corrected_clock_on_another_day_is_stored_once(courier_api):
+    midnight = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    sent = ping(recorded_at=(midnight - dt.timedelta(seconds=30)).isoformat())
+    # The device's clock was 1 minute slow: the resend carries the corrected time, past midnight
+    # (another daily partition), still within the future the API accepts.
+    resent = {**sent, "recorded_at": (midnight + dt.timedelta(seconds=30)).isoformat()}
+
+    assert post(courier_api, [sent]).status_code == 202
+    assert post(courier_api, [resent]).status_code == 202
+
+    assert Ping.objects.filter(event_id=sent["event_id"]).count() == 1
+
+
+def test_a_resend_with_another_time_does_not_move_the_last_location(courier_api, courier, in_transit_order):
+    sent = ping(seconds_ago=60, lat=-23.5600)
+    resent = {**sent, "recorded_at": (timezone.now() - dt.timedelta(seconds=5)).isoformat()}
+
+    post(courier_api, [sent])
+    post(courier_api, [resent])
+
+    last = OrderLastLocation.objects.get(order=in_transit_order)
+    assert last.recorded_at == dt.datetime.fromisoformat(sent["recorded_at"])
+    assert CourierLastLocation.objects.get(courier=courier).recorded_at == last.recorded_at
 
 
 def test_older_ping_does_not_move_last_location_back(courier_api, courier, in_transit_order):

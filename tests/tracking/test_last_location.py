@@ -85,6 +85,30 @@ def test_two_racing_batches_leave_the_newest_location(courier, in_transit_order)
 
 
 @pytest.mark.django_db
+def test_demotion_override_matches_only_the_fix_the_row_came_from(courier, in_transit_order):
+    real = ping(seconds_ago=10, lat=-23.5600)
+    # A second ping of the same instant, without a fix: flagged, but not the row's fix.
+    null_twin = ping(lat=0.0, lon=0.0) | {"recorded_at": real["recorded_at"]}
+    older = ping(seconds_ago=20, lat=-23.5601)
+
+    for pings in ([real], [null_twin], [older]):
+        ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+
+    assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
+    assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(-23.5600)
+
+
+@pytest.mark.django_db
+def test_a_last_location_remembers_the_fix_it_came_from(courier, in_transit_order):
+    pings = batch(3)
+
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+
+    assert str(CourierLastLocation.objects.get(courier=courier).event_id) == pings[-1]["event_id"]
+    assert str(OrderLastLocation.objects.get(order=in_transit_order).event_id) == pings[-1]["event_id"]
+
+
+@pytest.mark.django_db
 def test_retried_batch_stores_nothing_twice_and_keeps_the_location(courier, in_transit_order):
     pings = batch(5)
     assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings) == 5

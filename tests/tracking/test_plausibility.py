@@ -107,6 +107,45 @@ def test_a_wild_fix_after_an_offline_gap_is_flagged(courier):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("arrival", ["together", "wild_first", "real_first"])
+def test_real_fix_agreeing_with_history_beats_a_wild_one_after_a_gap(courier, arrival):
+    now = timezone.now()
+    history = drive(now - dt.timedelta(minutes=20), 3)
+    # 15 minutes offline. The real fix is 3 km on (3 m/s over the gap); the wild one 45 km
+    # away (50 m/s over the gap: no courier's average across a quarter of an hour).
+    real = fix(now - dt.timedelta(seconds=290), *offset(history[-1]["lat"], history[-1]["lon"], metres=3_000,
+                                                         bearing_deg=10))  # fmt: skip
+    wild = fix(now - dt.timedelta(seconds=295), *offset(*SAO_PAULO, metres=45_000, bearing_deg=120))
+
+    record(courier, history)
+    if arrival == "together":
+        record(courier, [wild, real])
+    else:
+        for p in [wild, real] if arrival == "wild_first" else [real, wild]:
+            record(courier, [p])
+
+    assert flags([wild, real]) == ["implied_speed", None]
+    assert flags(history) == [None] * 3
+    assert last_location(courier) == at(real)
+
+
+@pytest.mark.django_db
+def test_a_late_pair_before_a_gap_is_judged_by_the_history_after_it(courier):
+    """The same rule backwards in time: a phone that sends a queued pair after newer fixes."""
+    now = timezone.now()
+    later = drive(now - dt.timedelta(minutes=5), 3)
+    wild = fix(now - dt.timedelta(minutes=20), *offset(*SAO_PAULO, metres=45_000, bearing_deg=300))
+    real = fix(now - dt.timedelta(minutes=20, seconds=-5), *offset(*SAO_PAULO, metres=3_000, bearing_deg=190))
+
+    record(courier, later)
+    record(courier, [wild, real])
+
+    assert flags([wild, real]) == ["implied_speed", None]
+    assert flags(later) == [None] * 3
+    assert last_location(courier) == at(later[-1])
+
+
+@pytest.mark.django_db
 def test_a_days_old_ping_does_not_let_a_wild_fix_in_the_same_batch_through(courier):
     now = timezone.now()
     real = drive(now - dt.timedelta(seconds=100), 5)
@@ -222,17 +261,27 @@ def test_queries_per_batch_that_overturns_a_stored_fix_do_not_grow_with_the_batc
 @st.composite
 def drives(draw):
     """A realistic drive in São Paulo (speeds 0-25 m/s, heading turning smoothly, a ping every
-    1-10 s, GPS noise inside the reported accuracy) with glitches (jumps of 5-500 km or to
-    (0, 0)) inserted at distinct positions, the first included; cut into batches of random
-    sizes (stretches of the drive, or pings in any order) that arrive in random order."""
+    1-10 s, GPS noise inside the reported accuracy), sometimes with an offline gap of 11-40
+    minutes after which the courier reappears where it could have driven to (a glitch there
+    comes just before the first fix after it, the phone being on again), with glitches
+    (jumps of 5-500 km, or 100-500 km when there is a gap, so that none agrees with the
+    fixes across it, or to (0, 0)) inserted at distinct positions, the first included; cut
+    into batches of random sizes (stretches of the drive, or pings in any order) that arrive
+    in random order."""
     n = draw(st.integers(min_value=2, max_value=30))
+    gap_at = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=n - 1)))
     lat = draw(st.floats(min_value=-23.75, max_value=-23.40))
     lon = draw(st.floats(min_value=-46.80, max_value=-46.40))
     heading = draw(st.floats(min_value=0, max_value=360))
     speed = draw(st.floats(min_value=0, max_value=25))
     t = timezone.now() - dt.timedelta(hours=1)
     real = []
-    for _ in range(n):
+    for i in range(n):
+        if i == gap_at:
+            gap_s = draw(st.floats(min_value=660, max_value=2400))
+            t += dt.timedelta(seconds=gap_s)
+            average = draw(st.floats(min_value=0, max_value=12))
+            lat, lon = offset(lat, lon, metres=average * gap_s, bearing_deg=draw(st.floats(min_value=0, max_value=360)))
         accuracy = draw(st.floats(min_value=3, max_value=25))
         noise = draw(st.floats(min_value=0, max_value=accuracy))
         noisy = offset(lat, lon, metres=noise, bearing_deg=draw(st.floats(min_value=0, max_value=360)))
@@ -254,7 +303,7 @@ def drives(draw):
         anchor_at = dt.datetime.fromisoformat(anchor["recorded_at"])
         if slot == n:
             when = anchor_at + dt.timedelta(seconds=draw(st.floats(min_value=0.5, max_value=10)))
-        elif slot == 0:
+        elif slot in (0, gap_at):  # the first fix ever, or the first after the gap
             when = anchor_at - dt.timedelta(seconds=draw(st.floats(min_value=0.5, max_value=10)))
         else:
             previous_at = dt.datetime.fromisoformat(real[slot - 1]["recorded_at"])
@@ -263,7 +312,7 @@ def drives(draw):
             glitches.append(fix(when, 0.0, 0.0))
         else:
             # Bearings a golden angle apart: two glitches never agree with each other.
-            metres = draw(st.floats(min_value=5_000, max_value=500_000))
+            metres = draw(st.floats(min_value=5_000 if gap_at is None else 100_000, max_value=500_000))
             glitches.append(fix(when, *offset(anchor["lat"], anchor["lon"], metres=metres,
                                                bearing_deg=base_bearing + 137.5 * k)))  # fmt: skip
 

@@ -227,3 +227,16 @@ def test_dropping_an_expired_partition_deletes_nothing_downstream(warehouse):
         message="the ping written after the drop",
     )
     assert warehouse.rows("tracking_ping", dbname=warehouse.subscriber, where=expired) == kept
+
+
+@pytest.mark.django_db
+def test_the_event_identity_table_is_not_published():
+    """It only serves the writers' deduplication for the acceptance window; the warehouse
+    has every ping with its event id already."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = %s", [PUBLICATION])
+        published = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT to_regclass('tracking_pingevent') IS NOT NULL")
+        exists = cursor.fetchone()[0]
+
+    assert exists and "tracking_pingevent" not in published and "tracking_ping" in published

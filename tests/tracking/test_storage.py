@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection
+from django.conf import settings
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
+from tests.conftest import wait_for
 from tracking.models import Ping
 from tracking.selectors import order_trail_list
 from tracking.services.enrichment import EnrichedPing
+from tracking.services.ingest import ping_batch_record
 from tracking.services.storage import ping_partitions_pack, pings_store
 
 
@@ -132,3 +136,120 @@ def test_a_ping_row_carries_no_alignment_padding():
     header = 23 + (len(attributes) + 7) // 8  # fixed part and null bitmap, then aligned to 8
     assert row == -(-header // 8) * 8 + values_size
     assert (row, values_size) == (130, 98)
+
+
+def enriched(*, event_id: uuid.UUID, courier_id: uuid.UUID, recorded_at: dt.datetime) -> EnrichedPing:
+    return EnrichedPing(
+        event_id=event_id, courier_id=courier_id, recorded_at=recorded_at, received_at=timezone.now(),
+        lat=-23.56, lon=-46.65, accuracy_m=5.0,
+    )  # fmt: skip
+
+
+def record_in_thread(*, courier_id: uuid.UUID, ping: dict, then=None) -> tuple[threading.Thread, list]:
+    """Record `ping` as a worker does, in a transaction of another thread (its own database
+    connection); run `then` inside that transaction before it commits, or roll it back if
+    `then` raises. The outcome is the number of pings stored, or the exception."""
+    outcome: list = []
+
+    def run():
+        try:
+            with transaction.atomic():
+                outcome.append(ping_batch_record(courier_id=courier_id, received_at=timezone.now(), pings=[ping]))
+                if then:
+                    then()
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def lock_wait_or_done(*, thread: threading.Thread) -> None:
+    """Until `thread`'s insert waits on a lock, or it has finished without waiting."""
+    name = settings.DATABASES["default"]["NAME"]
+
+    def waits_or_done():
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s", [name]
+            )
+            return cursor.fetchone()[0] or not thread.is_alive()
+
+    wait_for(waits_or_done, timeout=30, message="the second writer waits on the first")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_commits", [True, False], ids=["first commits", "first rolls back"])
+def test_two_workers_racing_on_one_event_store_it_once(courier, first_commits):
+    """Two writers on their own connections store two copies of one event (the device time
+    written to the microsecond, then to the millisecond), the second while the first has not
+    committed yet: one copy is stored, the first writer's if it commits, else the second's."""
+    courier_id, event_id = courier.id, uuid.uuid4()
+    sent_at = timezone.now().replace(microsecond=123456)
+    first_copy = {"event_id": str(event_id), "recorded_at": sent_at.isoformat(), "lat": -23.56, "lon": -46.65}
+    second_copy = {**first_copy, "recorded_at": sent_at.replace(microsecond=123000).isoformat()}
+    release = threading.Event()
+
+    def hold_until_released():
+        assert release.wait(30)
+        if not first_commits:
+            raise RuntimeError("rolled back")
+
+    first, first_outcome = record_in_thread(courier_id=courier_id, ping=first_copy, then=hold_until_released)
+    wait_for(lambda: first_outcome, timeout=30, message="the first writer's insert")
+    second, second_outcome = record_in_thread(courier_id=courier_id, ping=second_copy)
+    lock_wait_or_done(thread=second)
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    stored = list(Ping.objects.filter(courier_id=courier_id, event_id=event_id).values_list("recorded_at", flat=True))
+    winner = first_copy if first_commits else second_copy
+    assert stored == [dt.datetime.fromisoformat(winner["recorded_at"])]
+    assert first_outcome[0] == 1 and second_outcome == [0 if first_commits else 1]
+
+
+@pytest.mark.django_db
+def test_copies_of_one_event_in_one_batch_are_stored_once_and_the_earliest_time_kept():
+    courier_id, event_id = uuid.uuid4(), uuid.uuid4()
+    now = timezone.now()
+    copies = [
+        enriched(event_id=event_id, courier_id=courier_id, recorded_at=now - dt.timedelta(seconds=s)) for s in (3, 9, 3)
+    ]
+    other = enriched(event_id=event_id, courier_id=uuid.uuid4(), recorded_at=now)  # another courier's event id
+
+    stored = pings_store(pings=[*copies, other])
+
+    assert sorted(p.courier_id for p in stored) == sorted([courier_id, other.courier_id])
+    assert list(Ping.objects.filter(courier_id=courier_id).values_list("recorded_at", flat=True)) == [
+        now - dt.timedelta(seconds=9)
+    ]
+    assert Ping.objects.filter(courier_id=other.courier_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_event_is_remembered_for_the_acceptance_window_and_forgotten_after_it():
+    from tracking.models import PingEvent
+    from tracking.services.storage import ping_events_prune
+
+    keep = dt.timedelta(seconds=settings.TRACKING["EVENT_IDENTITY_KEEP_S"])
+    now = timezone.now()
+    courier_id = uuid.uuid4()
+    inside = enriched(event_id=uuid.uuid4(), courier_id=courier_id, recorded_at=now - keep + dt.timedelta(hours=1))
+    outside = enriched(event_id=uuid.uuid4(), courier_id=courier_id, recorded_at=now - keep - dt.timedelta(hours=1))
+    pings_store(pings=[inside, outside])
+
+    assert ping_events_prune(now=now, chunk=1) == 1
+
+    assert list(PingEvent.objects.values_list("event_id", flat=True)) == [inside.event_id]
+    # Inside the window a copy with another time is still refused; the forgotten event's is
+    # stored again: past the window no copy of it can be accepted any more.
+    again = [
+        enriched(event_id=p.event_id, courier_id=courier_id, recorded_at=p.recorded_at + dt.timedelta(minutes=1))
+        for p in (inside, outside)
+    ]
+    assert [p.event_id for p in pings_store(pings=again)] == [outside.event_id]

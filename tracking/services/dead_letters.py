@@ -24,17 +24,21 @@ from kombu.serialization import loads, prepare_accept_content
 from tracking.models import PingBatchDeadLetter, PingDeadLetter
 from tracking.services import ingest
 
-# One statement for the batch's refused pings. A redelivered message, or a replay that fails
-# again, meets its row: the failure is counted, the newest error kept. A row already
-# replayed is left alone: the ping is stored, and an old copy of the message failing again
-# says nothing new.
+# One statement for the batch's refused pings, one row per event (courier, event id), as for
+# pings. A redelivered message, a replay that fails again, or a copy of the event with its
+# device time written otherwise meets its row: the failure is counted, the newest error
+# kept, the copy first refused stays. A row already replayed is left alone: the ping is
+# stored, and an old copy of the message failing again says nothing new. Refused copies of
+# one event in one batch are one row too: ON CONFLICT DO UPDATE may touch a row once per
+# statement, hence DISTINCT ON.
 UPSERT_SQL = """
 INSERT INTO tracking_pingdeadletter AS t (
     courier_id, event_id, recorded_at, received_at, ping, error_class, error_message, failures,
     first_failed_at, last_failed_at)
-SELECT %s, e, r, %s, p, c, m, 1, %s, %s
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(e, r, p, c, m)
-ON CONFLICT (courier_id, event_id, recorded_at) DO UPDATE SET
+SELECT DISTINCT ON (e) %s, e, r, %s, p, c, m, 1, %s, %s
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(e, r, p, c, m, n)
+ORDER BY e, n
+ON CONFLICT (courier_id, event_id) DO UPDATE SET
     error_class = EXCLUDED.error_class, error_message = EXCLUDED.error_message,
     failures = t.failures + 1, last_failed_at = EXCLUDED.last_failed_at
 WHERE t.replayed_at IS NULL
@@ -48,6 +52,15 @@ def _text(value, *, limit: int | None = None) -> str:
     elif not isinstance(value, str):
         value = str(value) if isinstance(value, uuid.UUID) else _json(value)
     return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
+
+
+def _event_id_text(value) -> str:
+    """The event id as its row's key: a UUID in its canonical form (one event written in two
+    cases is one row), anything else as text PostgreSQL accepts."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return _text(value, limit=64)
 
 
 def _json(value) -> str:
@@ -71,7 +84,7 @@ def ping_dead_letters_record(
                 received_at,
                 now,
                 now,
-                [_text(p.get("event_id"), limit=64) for p in pings],
+                [_event_id_text(p.get("event_id")) for p in pings],
                 [_text(p.get("recorded_at"), limit=64) for p in pings],
                 [_json(p) for p in pings],
                 [_text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200) for _, exc in failures],

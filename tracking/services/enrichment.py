@@ -59,6 +59,12 @@ class EnrichedPing:
     explicit_order_id: uuid.UUID | None = None
     legs: list[OrderLeg] = field(default_factory=list)
     suspect_reason: str | None = None
+    # A trusted fix that another fix agrees with or that is accurate enough on its own
+    # (`plausibility.py` rule 4): only such a fix may send "arriving".
+    confirmed: bool = False
+    # A stored fix the position filter reinstated as its courier's newest trusted one: it
+    # joins the batch to move the last location, and is not stored again.
+    reinstated: bool = False
 
     @property
     def primary_leg(self) -> OrderLeg | None:
@@ -121,7 +127,8 @@ def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
         enriched += [
             EnrichedPing(event_id=f.key[0], courier_id=courier_id, recorded_at=f.recorded_at,
                          received_at=received_at[courier_id], lat=f.lat, lon=f.lon, accuracy_m=f.accuracy_m,
-                         speed_mps=f.speed_mps, heading_deg=f.heading_deg)
+                         speed_mps=f.speed_mps, heading_deg=f.heading_deg, confirmed=f.confirmed,
+                         reinstated=True)
             for courier_id, f in resent
         ]  # fmt: skip
         enriched.sort(key=lambda p: p.recorded_at)

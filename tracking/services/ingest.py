@@ -62,8 +62,9 @@ class IngestResult:
 
 def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
     """Steps: load the courier's active orders (one query, only when a ping names an order:
-    apps that leave orders to enrichment save it); validate each ping on its own; drop
-    repeats inside the batch; publish one task with the accepted pings."""
+    apps that leave orders to enrichment save it); validate each ping on its own; keep one
+    ping per event id (a repeat at the same instant is dropped, one at another instant
+    rejected); publish one task with the accepted pings."""
     log_context_bind(courier_id=courier_id)
     received_at = received_at or timezone.now()
     names_an_order = any(isinstance(raw, dict) and raw.get("order_id") is not None for raw in pings)
@@ -71,7 +72,9 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
         set(courier_active_orders(courier_id=courier_id).values_list("id", flat=True)) if names_an_order else set()
     )
     result = IngestResult()
-    accepted: dict[tuple, dict] = {}  # keyed like tracking_ping's key; the courier is the batch's
+    # Keyed by a ping's identity, its event id (the courier is the batch's), with the index
+    # of the copy kept.
+    accepted: dict[uuid.UUID, tuple[int, dict]] = {}
     # One serializer for the whole batch: building DRF fields costs more than validating
     # with them (≈ 630 µs a ping when instantiated per ping, against ≈ 150 µs reused).
     validator = PingInputSerializer(context={"active_order_ids": active_order_ids})
@@ -90,10 +93,25 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
                 rejection["event_id"] = event_id
             result.rejected.append(rejection)
             continue
+        kept = accepted.get(data["event_id"])
+        if kept is not None and kept[1]["recorded_at"] != data["recorded_at"]:
+            # One event, one ping: the worker would store only one of the two copies anyway;
+            # say which here rather than accept both.
+            result.rejected.append(
+                {
+                    "index": index,
+                    "errors": {"event_id": [f"The ping at index {kept[0]} has this event_id at another recorded_at."]},
+                    "event_id": str(data["event_id"]),
+                }
+            )
+            continue
         result.accepted += 1
-        accepted[data["event_id"], data["recorded_at"]] = {k: v for k, v in data.items() if v is not None and v != {}}
+        if kept is None:  # a repeat at the same instant is the same ping: the first is kept
+            accepted[data["event_id"]] = (index, {k: v for k, v in data.items() if v is not None and v != {}})
     if accepted:
-        ping_batch_enqueue(courier_id=courier_id, received_at=received_at, pings=list(accepted.values()))
+        ping_batch_enqueue(
+            courier_id=courier_id, received_at=received_at, pings=[ping for _, ping in accepted.values()]
+        )
     metric_record(name="PingsAccepted", value=result.accepted)
     metric_record(name="PingsRejected", value=len(result.rejected))
     return result
@@ -203,10 +221,15 @@ def ping_batch_record(
 
 def _pings_record(*, batches: list[PingBatch]) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
     enriched = pings_enrich(batches=batches)
+    # Only the pings stored, and stored fixes the position filter reinstated, move a last
+    # location or send a notice: a copy of an event stored with another device time would
+    # move a location to a time no stored ping has, and a ping stored before did its part in
+    # the transaction that stored it.
     stored = pings_store(pings=enriched)
-    moved = last_locations_upsert(pings=enriched)
-    notifications_create(order_ids=arriving_order_ids(pings=enriched), kind=NotificationKind.ARRIVING)
-    return stored, moved, enriched
+    moving = sorted([*stored, *(p for p in enriched if p.reinstated)], key=lambda p: p.recorded_at)
+    moved = last_locations_upsert(pings=moving)
+    notifications_create(order_ids=arriving_order_ids(pings=moving), kind=NotificationKind.ARRIVING)
+    return len(stored), moved, enriched
 
 
 def _pings_record_splitting(
@@ -249,15 +272,18 @@ def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> Non
 
 
 def arriving_order_ids(*, pings: list[EnrichedPing]) -> list[uuid.UUID]:
-    """Orders in transit that a trusted ping of the batch puts within ARRIVING_RADIUS_M of
-    the destination or under ARRIVING_ETA_S away. Only pings recorded once the delivery
-    started count: a late ping from before "started" says nothing about arriving."""
+    """Orders in transit that a trusted, confirmed ping of the batch puts within
+    ARRIVING_RADIUS_M of the destination or under ARRIVING_ETA_S away. A lone fix waits for
+    a second fix or a good accuracy to confirm it (`plausibility.py` rule 4): it is trusted
+    only until contradicted, and the notification cannot be withdrawn. Only pings recorded
+    once the delivery started count: a late ping from before "started" says nothing about
+    arriving."""
     radius, eta = settings.ARRIVING_RADIUS_M, settings.ARRIVING_ETA_S
     return list(
         {
             leg.order_id
             for ping in pings
-            if not ping.suspect_reason
+            if not ping.suspect_reason and ping.confirmed
             for leg in ping.legs
             if leg.status == OrderStatus.IN_TRANSIT
             and leg.started_at is not None

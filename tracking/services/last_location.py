@@ -8,7 +8,9 @@ against its latest committed version, so two racing batches serialise on the row
 
 The one exception: a last location whose fix the position filter has since found suspect (a
 glitch that was the courier's first or newest fix, overturned by the fixes that arrived after
-it) is replaced by the batch's newest trusted fix even if that one is older.
+it) is replaced by the batch's newest trusted fix even if that one is older. Each row keeps
+the event id of its fix, so the exception looks up that very ping by its key: a suspect
+ping of the same instant (a second event without a fix) leaves a real position in place.
 """
 
 from __future__ import annotations
@@ -24,35 +26,38 @@ from ze_tracking.queries import binary_execute
 UPSERT_SQL = """
 WITH courier_rows AS (
     INSERT INTO tracking_courierlastlocation AS t
-        (courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at)
-    SELECT c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s
+        (courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at, event_id)
+    SELECT c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, e
     FROM unnest(%(c_id)b::uuid[], %(c_lon)b::float8[], %(c_lat)b::float8[], %(c_acc)b::float8[],
-                %(c_speed)b::float8[], %(c_heading)b::float8[], %(c_rec)b::timestamptz[])
-         AS u(c, lo, la, a, s, h, r)
+                %(c_speed)b::float8[], %(c_heading)b::float8[], %(c_rec)b::timestamptz[], %(c_event)b::uuid[])
+         AS u(c, lo, la, a, s, h, r, e)
     ON CONFLICT (courier_id) DO UPDATE SET
         location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m, speed_mps = EXCLUDED.speed_mps,
-        heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at, updated_at = EXCLUDED.updated_at
+        heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at, updated_at = EXCLUDED.updated_at,
+        event_id = EXCLUDED.event_id
     WHERE t.recorded_at < EXCLUDED.recorded_at OR EXISTS (
         SELECT 1 FROM tracking_ping AS p
-        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.suspect_reason IS NOT NULL)
+        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.event_id = t.event_id
+          AND p.suspect_reason IS NOT NULL)
     RETURNING 'courier' AS kind, courier_id AS id
 ), order_rows AS (
     INSERT INTO tracking_orderlastlocation AS t
         (order_id, courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at,
-         distance_to_destination_m, eta_seconds)
-    SELECT o, c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, d, eta
+         distance_to_destination_m, eta_seconds, event_id)
+    SELECT o, c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, d, eta, e
     FROM unnest(%(o_id)b::uuid[], %(o_courier)b::uuid[], %(o_lon)b::float8[], %(o_lat)b::float8[],
                 %(o_acc)b::float8[], %(o_speed)b::float8[], %(o_heading)b::float8[], %(o_rec)b::timestamptz[],
-                %(o_dist)b::float8[], %(o_eta)b::int4[])
-         AS u(o, c, lo, la, a, s, h, r, d, eta)
+                %(o_dist)b::float8[], %(o_eta)b::int4[], %(o_event)b::uuid[])
+         AS u(o, c, lo, la, a, s, h, r, d, eta, e)
     ON CONFLICT (order_id) DO UPDATE SET
         courier_id = EXCLUDED.courier_id, location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m,
         speed_mps = EXCLUDED.speed_mps, heading_deg = EXCLUDED.heading_deg, recorded_at = EXCLUDED.recorded_at,
         updated_at = EXCLUDED.updated_at, distance_to_destination_m = EXCLUDED.distance_to_destination_m,
-        eta_seconds = EXCLUDED.eta_seconds
+        eta_seconds = EXCLUDED.eta_seconds, event_id = EXCLUDED.event_id
     WHERE t.recorded_at < EXCLUDED.recorded_at OR EXISTS (
         SELECT 1 FROM tracking_ping AS p
-        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.suspect_reason IS NOT NULL)
+        WHERE p.courier_id = t.courier_id AND p.recorded_at = t.recorded_at AND p.event_id = t.event_id
+          AND p.suspect_reason IS NOT NULL)
     RETURNING 'order' AS kind, order_id AS id
 )
 SELECT kind, id FROM courier_rows UNION ALL SELECT kind, id FROM order_rows
@@ -91,6 +96,7 @@ def last_locations_upsert(*, pings: list[EnrichedPing]) -> LastLocationsMoved:
         "c_speed": [p.speed_mps for p in couriers],
         "c_heading": [p.heading_deg for p in couriers],
         "c_rec": [p.recorded_at for p in couriers],
+        "c_event": [p.event_id for p in couriers],
         "o_id": [leg.order_id for _, leg in orders],
         "o_courier": [p.courier_id for p, _ in orders],
         "o_lon": [p.lon for p, _ in orders],
@@ -99,6 +105,7 @@ def last_locations_upsert(*, pings: list[EnrichedPing]) -> LastLocationsMoved:
         "o_speed": [p.speed_mps for p, _ in orders],
         "o_heading": [p.heading_deg for p, _ in orders],
         "o_rec": [p.recorded_at for p, _ in orders],
+        "o_event": [p.event_id for p, _ in orders],
         "o_dist": [leg.distance_to_destination_m for _, leg in orders],
         "o_eta": [leg.eta_seconds for _, leg in orders],
     }

@@ -7,21 +7,30 @@ wherever the glitch sits: the courier's first fix ever, the first fix after an o
 a batch of late pings, or in a batch that arrives before older ones.
 
 The rule, applied to the batch together with the courier's stored fixes around it in device
-time (one query per batch, or per group of batches):
+time, reaching back and ahead at most PLAUSIBILITY_HISTORY_S (one query per batch, or per
+group of batches):
 
 1. A fix on a null coordinate (exactly 0 latitude or longitude) is `null_island`.
 2. Two fixes agree when the implied speed between them, after an allowance for both
    accuracies (each capped at PLAUSIBILITY_MAX_ACCURACY_M), is at most MAX_SPEED_MPS. Fixes
-   more than PLAUSIBILITY_GAP_S apart do not judge each other: after an offline gap the
-   reference expires and the courier may reappear anywhere.
+   more than PLAUSIBILITY_GAP_S apart never contradict each other: after an offline gap the
+   courier may reappear anywhere. They still agree when the implied speed is at most
+   PLAUSIBILITY_GAP_SPEED_MPS, an average sustained over the whole gap: the courier
+   reappears where it could have driven to.
 3. The trusted fixes are the largest set that can be read as one trajectory, in device time:
    each trusted fix agrees with the trusted fix before it, skipping at most
    PLAUSIBILITY_MAX_SKIP suspect fixes in between. The trajectory may jump (a contradiction
    between two trusted neighbours) only between two runs of at least PLAUSIBILITY_RUN
    mutually agreeing fixes: a run that long replaces a contradicting reference, while one
-   or two fixes that contradict their neighbours are the glitch. On a tie the earlier fixes
-   win: a lone newcomer that contradicts a lone trusted fix waits for confirmation.
-   Everything else is `implied_speed`.
+   or two fixes that contradict their neighbours are the glitch. On a tie the trajectory
+   that agrees with its history across more gaps wins (a fix that agrees with the fixes
+   before or after an offline gap beats one that agrees with nothing), then the one with
+   the earlier fixes: a lone newcomer that contradicts a lone trusted fix waits for
+   confirmation. Everything else is `implied_speed`.
+4. A trusted fix is confirmed when it agrees with the trusted fix before or after it
+   (across a gap too) or reports an accuracy of at most PLAUSIBILITY_GOOD_ACCURACY_M. Only
+   a confirmed fix sends "arriving" (`ingest.arriving_order_ids`): a lone fix is trusted
+   only until contradicted, and a notification cannot be withdrawn.
 
 The verdict depends on the set of fixes only, not on the order the batches arrive in, so a
 later batch can overturn an earlier one: stored fixes around the batch whose verdict changed
@@ -30,9 +39,14 @@ replaces a last location whose fix has become suspect (see `last_location.py`), 
 that was the courier's first or newest fix never stays on the map once real fixes arrive.
 
 Limits: the first fix a courier ever sends has nothing to be judged against and is trusted
-until contradicted; PLAUSIBILITY_RUN glitches that agree with each other read as a real
-move; two batches of one courier judged at the same moment do not see each other's fixes
-(the next batch around that time settles them).
+until contradicted (it sends "arriving" only once confirmed); PLAUSIBILITY_RUN glitches that
+agree with each other read as a real move; after a gap, a glitch close enough to agree with
+the history too ties with the real fix, and the earlier of them wins until more fixes come;
+a fix alone inside a gap (no other fix within PLAUSIBILITY_GAP_S either side) agrees and
+disagrees with nothing and is trusted, though unconfirmed; "arriving" is decided on the
+batch's own pings, so a stored lone fix that a late ping confirms sends none itself; two
+batches of one courier judged at the same moment do not see each other's fixes (the next
+batch around that time settles them).
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from itertools import pairwise
 
 from django.conf import settings
 
@@ -51,7 +66,9 @@ IMPLIED_SPEED = "implied_speed"
 
 # Stored fixes around each stretch of each courier's pings (stretches split at offline gaps,
 # so a batch holding a days-old ping and a fresh one reads two small windows, not days of
-# pings). The (courier_id, recorded_at) index serves both halves; LIMIT bounds each.
+# pings). Each side reaches up to the history, past an offline gap, so the first fix after
+# it is judged by the fixes before it (rule 2). The (courier_id, recorded_at) index serves
+# both halves; LIMIT bounds each.
 CONTEXT_SQL = """
 SELECT DISTINCT w.c, p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg,
        p.suspect_reason
@@ -59,12 +76,12 @@ FROM unnest(%(courier)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) A
 CROSS JOIN LATERAL (
     (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %(gap)s AND w.hi
+     WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %(history)s AND w.hi
      ORDER BY recorded_at DESC LIMIT %(k)s)
     UNION ALL
     (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %(gap)s
+     WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %(history)s
      ORDER BY recorded_at LIMIT %(k)s)
 ) AS p
 """
@@ -91,6 +108,7 @@ class Fix:
     stored_reason: str | None = None
     stored: bool = False
     pings: tuple = ()
+    confirmed: bool = False
 
 
 def fix_is_null(*, lat: float, lon: float) -> bool:
@@ -99,41 +117,49 @@ def fix_is_null(*, lat: float, lon: float) -> bool:
     return lat == 0.0 or lon == 0.0
 
 
-def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
+def fixes_judge(*, fixes: list[Fix]) -> tuple[list[bool], list[bool]]:
     """Which fixes (sorted by `recorded_at`, none null) are trusted, by rule 3 of the module
-    docstring. Dynamic programming over (last trusted fix, length of its run capped at RUN,
-    whether its run started with a jump and so must reach RUN); the score is the number of
-    trusted fixes, then the smaller sum of their positions (earlier fixes win a tie)."""
+    docstring, and which of those are confirmed, by rule 4. Dynamic programming over (last
+    trusted fix, length of its run capped at RUN, whether its run started with a jump and so
+    must reach RUN); the score is the number of trusted fixes, then the number of agreements
+    across a gap, then the smaller sum of their positions (earlier fixes win a tie)."""
     rules = settings.TRACKING
     max_speed, gap_s = rules["MAX_SPEED_MPS"], rules["PLAUSIBILITY_GAP_S"]
+    gap_speed = rules["PLAUSIBILITY_GAP_SPEED_MPS"]
     run, max_skip = rules["PLAUSIBILITY_RUN"], rules["PLAUSIBILITY_MAX_SKIP"]
-    max_acc = rules["PLAUSIBILITY_MAX_ACCURACY_M"]
+    max_acc, good_acc = rules["PLAUSIBILITY_MAX_ACCURACY_M"], rules["PLAUSIBILITY_GOOD_ACCURACY_M"]
     n = len(fixes)
     if n == 0:
-        return []
+        return [], []
     allowance = [min(f.accuracy_m or 0.0, max_acc) for f in fixes]
 
     def relation(i: int, j: int) -> str:
         seconds = (fixes[j].recorded_at - fixes[i].recorded_at).total_seconds()
-        if seconds > gap_s:
-            return "expired"
         metres = haversine_m(fixes[i].lat, fixes[i].lon, fixes[j].lat, fixes[j].lon) - allowance[i] - allowance[j]
+        if seconds > gap_s:
+            return "across_gap" if metres <= gap_speed * seconds else "expired"
         return "agree" if metres <= max_speed * max(seconds, 1.0) else "contradict"
+
+    def confirmed_along(path: list[int]) -> list[bool]:
+        confirmed = [f.accuracy_m is not None and f.accuracy_m <= good_acc for f in fixes]
+        for i, j in pairwise(path):
+            if relation(i, j) in ("agree", "across_gap"):
+                confirmed[i] = confirmed[j] = True
+        return confirmed
 
     # The usual batch: every fix agrees with the one before it, so all are trusted.
     if all(relation(i - 1, i) != "contradict" for i in range(1, n)):
-        return [True] * n
+        return [True] * n, confirmed_along(list(range(n)))
 
     # best[j][(r, must)] = (score, back-pointer state)
-    best: list[dict[tuple[int, bool], tuple[tuple[int, int], tuple[int, int, bool] | None]]] = []
+    Score = tuple[int, int, int]
+    best: list[dict[tuple[int, bool], tuple[Score, tuple[int, int, bool] | None]]] = []
     for j in range(n):
-        states: dict[tuple[int, bool], tuple[tuple[int, int], tuple[int, int, bool] | None]] = {
-            (1, False): ((1, -j), None)
-        }
+        states: dict[tuple[int, bool], tuple[Score, tuple[int, int, bool] | None]] = {(1, False): ((1, 0, -j), None)}
         for i in range(max(0, j - max_skip - 1), j):
             link = relation(i, j)
             for (r, must), (score, _) in best[i].items():
-                if link == "expired":
+                if link in ("expired", "across_gap"):
                     target = (1, False)
                 elif link == "agree":
                     target = (min(r + 1, run), must)
@@ -141,7 +167,7 @@ def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
                     target = (1, True)
                 else:
                     continue
-                candidate = (score[0] + 1, score[1] - j)
+                candidate = (score[0] + 1, score[1] + (link == "across_gap"), score[2] - j)
                 if target not in states or candidate > states[target][0]:
                     states[target] = (candidate, (i, r, must))
         best.append(states)
@@ -150,17 +176,22 @@ def fixes_trusted(*, fixes: list[Fix]) -> list[bool]:
         ((score, (j, r, must)) for j in range(n) for (r, must), (score, _) in best[j].items() if not must or r >= run),
         key=lambda item: item[0],
     )[1]
-    trusted = [False] * n
+    path: list[int] = []
     state: tuple[int, int, bool] | None = end
     while state is not None:
         j, r, must = state
-        trusted[j] = True
+        path.append(j)
         state = best[j][(r, must)][1]
-    return trusted
+    path.reverse()
+    trusted = [False] * n
+    for j in path:
+        trusted[j] = True
+    confirmed = confirmed_along(path)
+    return trusted, [t and c for t, c in zip(trusted, confirmed, strict=True)]
 
 
 def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
-    """Set `suspect_reason` on the pings (sorted by `recorded_at`; of one courier or several,
+    """Set `suspect_reason` and `confirmed` on the pings (sorted by `recorded_at`; of one courier or several,
     each judged on its own). Steps: flag null fixes; load each courier's stored fixes around
     its pings (one query for all); judge each courier's pings and stored fixes together;
     re-flag stored fixes whose verdict changed (one statement for all, only when one did).
@@ -173,6 +204,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
     candidates: dict[uuid.UUID, list] = {}
     for ping in pings:
         ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
+        ping.confirmed = False
         if not ping.suspect_reason:
             candidates.setdefault(ping.courier_id, []).append(ping)
     if not candidates:
@@ -192,7 +224,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
         "courier": [w[0] for w in windows],
         "lo": [w[1] for w in windows],
         "hi": [w[2] for w in windows],
-        "gap": gap,
+        "history": dt.timedelta(seconds=rules["PLAUSIBILITY_HISTORY_S"]),
         "k": rules["PLAUSIBILITY_CONTEXT_PINGS"],
     }
     stored: dict[uuid.UUID, list[tuple]] = {}
@@ -222,7 +254,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
 
 def _courier_judge(*, pings: list, stored: list[tuple]) -> tuple[list[tuple], Fix | None]:
     """One courier's candidate pings judged with its stored fixes around them: sets their
-    `suspect_reason`; returns the stored fixes whose verdict changed (event id, recorded_at,
+    `suspect_reason` and `confirmed`; returns the stored fixes whose verdict changed (event id, recorded_at,
     reason) and the stored fix to carry through as a resent ping, if any."""
     fixes: dict[tuple[uuid.UUID, dt.datetime], Fix] = {}
     for event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, reason in stored:
@@ -240,11 +272,13 @@ def _courier_judge(*, pings: list, stored: list[tuple]) -> tuple[list[tuple], Fi
     ordered = sorted(fixes.values(), key=lambda f: (f.recorded_at, str(f.key[0])))
 
     changed: list[tuple[uuid.UUID, dt.datetime, str | None]] = []
-    verdicts = fixes_trusted(fixes=ordered)
-    for fix, trusted in zip(ordered, verdicts, strict=True):
+    verdicts, confirmations = fixes_judge(fixes=ordered)
+    for fix, trusted, confirmed in zip(ordered, verdicts, confirmations, strict=True):
         reason = None if trusted else IMPLIED_SPEED
+        fix.confirmed = confirmed
         for ping in fix.pings:
             ping.suspect_reason = reason
+            ping.confirmed = confirmed
         if fix.stored and fix.stored_reason != reason:
             changed.append((*fix.key, reason))
     demoted = any(reason is not None for *_, reason in changed)

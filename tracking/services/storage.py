@@ -1,12 +1,15 @@
-"""Raw ping storage: one statement per batch into the day-partitioned `tracking_ping`,
-and the packing of a day's key once the day is over."""
+"""Raw ping storage: one statement per batch into the day-partitioned `tracking_ping` and
+its event identities (`tracking_pingevent`), the pruning of those identities once no copy
+can arrive, and the packing of a day's key once the day is over."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from tracking.services.enrichment import EnrichedPing
@@ -15,27 +18,51 @@ from ze_tracking.queries import binary_execute
 
 logger = logging.getLogger(__name__)
 
-# Arrays go as binary parameters (%b): psycopg builds text arrays in a slow Python loop.
-# ON CONFLICT DO NOTHING on the key (courier_id, recorded_at, event_id) makes a resent ping,
-# a retried task or a batch redelivered after a worker died a no-op instead of a duplicate,
-# while another courier's ping that reuses the event id is still stored.
+# Replaces `Ping.objects.bulk_create(ignore_conflicts=True)`: one statement claims each
+# event's identity in `tracking_pingevent` and inserts the pings that won their claim, which
+# the ORM cannot say. Arrays go as binary parameters (%b): psycopg builds text arrays in a
+# slow Python loop.
+#
+# - The claim, keyed (courier_id, event_id), is what makes a copy of an event with another
+#   device time (milliseconds instead of microseconds, a corrected clock, another day's
+#   partition) a no-op: tracking_ping's own key must hold recorded_at, the partition key.
+#   Two workers racing on one event: the second's claim waits on the first's uncommitted
+#   row and, once it commits, does nothing (once it rolls back, claims it), so the event is
+#   stored once. Another courier's event that reuses the id has its own claim.
+# - Claims go in key order, so two batches sharing events wait on each other in the same
+#   order and cannot deadlock; the earliest device time of copies in one batch wins.
+# - The join on recorded_at lets only the claimed copy through.
+# - ON CONFLICT DO NOTHING on the ping itself: a copy with the same device time whose claim
+#   was pruned (or a ping stored before claims existed) is still stored once.
+# The statement returns the pings stored, for the last locations and notifications.
 INSERT_SQL = """
+WITH batch AS (
+    SELECT * FROM unnest(%b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::uuid[], %b::uuid[], %b::float8[],
+                         %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::int4[],
+                         %b::text[], %b::jsonb[])
+         AS t(e, r, rc, c, o, la, lo, a, s, h, d, eta, sr, x)
+), claimed AS (
+    INSERT INTO tracking_pingevent (courier_id, event_id, recorded_at)
+    SELECT c, e, r FROM batch ORDER BY c, e, r
+    ON CONFLICT DO NOTHING
+    RETURNING courier_id, event_id, recorded_at
+)
 INSERT INTO tracking_ping (
     event_id, recorded_at, received_at, courier_id, order_id, lat, lon, accuracy_m, speed_mps,
     heading_deg, distance_to_destination_m, eta_seconds, suspect_reason, attributes)
 SELECT e, r, rc, c, o, la, lo, a, s, h::int2, d::int4, eta, sr, x
-FROM unnest(%b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::uuid[], %b::uuid[], %b::float8[],
-            %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::int4[], %b::text[],
-            %b::jsonb[])
-     AS t(e, r, rc, c, o, la, lo, a, s, h, d, eta, sr, x)
+FROM batch JOIN claimed ON claimed.courier_id = c AND claimed.event_id = e AND claimed.recorded_at = r
+ORDER BY r
 ON CONFLICT DO NOTHING
+RETURNING courier_id, event_id, recorded_at
 """
 
 
-def pings_store(*, pings: list[EnrichedPing]) -> int:
-    """Insert the batch; return how many pings were new."""
+def pings_store(*, pings: list[EnrichedPing]) -> list[EnrichedPing]:
+    """Insert the batch; return the pings stored (in the batch's order): not those already
+    stored, nor copies of an event already stored with another device time."""
     if not pings:
-        return 0
+        return []
     legs = [p.primary_leg for p in pings]
     columns = [
         [p.event_id for p in pings],
@@ -53,7 +80,42 @@ def pings_store(*, pings: list[EnrichedPing]) -> int:
         [p.suspect_reason for p in pings],
         [Jsonb(p.attributes) if p.attributes else None for p in pings],
     ]
-    return binary_execute(INSERT_SQL, columns).rowcount
+    stored = set(binary_execute(INSERT_SQL, columns).fetchall())
+    kept = []
+    for p in pings:
+        key = (p.courier_id, p.event_id, p.recorded_at)
+        if key in stored:  # once: a ping sent twice in the batch is stored once
+            stored.discard(key)
+            kept.append(p)
+    return kept
+
+
+# A chunk per transaction: one DELETE of a day's events would hold their locks and bloat
+# the table in one go.
+PRUNE_SQL = """
+DELETE FROM tracking_pingevent WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM tracking_pingevent WHERE recorded_at < %s LIMIT %s))
+"""
+
+
+def ping_events_prune(*, now: dt.datetime | None = None, chunk: int = 10_000) -> int:
+    """Forget the identity of the events older than EVENT_IDENTITY_KEEP_S (by their stored
+    device time), `chunk` rows per statement, each committed on its own; return how many.
+
+    Past that age the API refuses a copy with the same device time, and a queued copy has
+    stopped being retried: only a copy with another device time could still arrive."""
+    now = now or timezone.now()
+    before = now - dt.timedelta(seconds=settings.TRACKING["EVENT_IDENTITY_KEEP_S"])
+    pruned = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PRUNE_SQL, [before, chunk])
+            pruned += cursor.rowcount
+        if cursor.rowcount < chunk:
+            break
+    if pruned:
+        logger.info("forgot the identity of %d events stored before %s", pruned, before.isoformat())
+    return pruned
 
 
 # The primary key of each closed day not packed yet. The mark is a comment written once the
