@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.chaos import faults
@@ -49,16 +49,9 @@ STACK_SETTINGS = {
 
 @dataclass
 class ChaosEnv(BenchEnv):
-    # The broker's variables when it is not the run's Redis (SQS: see stack_on).
-    broker: dict[str, str] = field(default_factory=dict)
-
+    # `broker` (BenchEnv's) holds SQS's variables while the stack runs on it (stack_on).
     def variables(self) -> dict[str, str]:
-        return {
-            **super().variables(),
-            **STACK_SETTINGS,
-            "DJANGO_SETTINGS_MODULE": "bench.chaos.settings",
-            **self.broker,
-        }
+        return {**super().variables(), **STACK_SETTINGS, "DJANGO_SETTINGS_MODULE": "bench.chaos.settings"}
 
 
 SCENARIOS = (
