@@ -25,8 +25,9 @@ bench-deps: setup
 	@bash -c 'source .local/env && { [ .venv/.bench-stamp -nt requirements/bench.txt ] \
 	  || { pip install -q --require-hashes -r requirements/bench.txt && touch .venv/.bench-stamp; }; }'
 
-## Fault scenarios under a steady load (bench/chaos/): prints the table, writes it into docs/,
-## exits non-zero when an accepted ping is lost or duplicated. A subset: make chaos ONLY=worker_kill.
+## Fault scenarios under a steady load (bench/chaos/), each on SQS (moto) and on Redis: prints the table, writes it into docs/,
+## exits non-zero when an accepted ping is lost or duplicated. A subset: make chaos ONLY=worker_kill (both brokers;
+## ARGS="--transport sqs" for one).
 ## The web listens on CHAOS_PORT (default 8320), the run's own Redis on CHAOS_PORT+3, moto's SQS on +4.
 chaos: bench-deps
 	@bash -c 'source .local/env && python -m bench.chaos.run $(if $(ONLY),--only $(ONLY)) $(ARGS)'

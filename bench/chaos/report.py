@@ -14,15 +14,16 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def table_render(*, outcomes: list[Outcome]) -> str:
     lines = [
-        "| scenario | sent | accepted | stored | lost | duplicated | time to recover | result |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
+        "| scenario | sent | accepted | stored | dead-lettered | lost | duplicated | worker resumed | caught up "
+        "| result |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for o in outcomes:
-        recover = "n/a" if o.recover_s is None else f"{o.recover_s:.1f} s"
+        resumed, caught_up = (("n/a" if s is None else f"{s:.1f} s") for s in (o.resumed_s, o.caught_up_s))
         result = "passed" if o.passed else "FAILED"
         lines.append(
-            f"| {o.title} | {o.sent:,} | {o.accepted:,} | {o.stored:,} | {o.lost:,} | {o.duplicated:,} "
-            f"| {recover} | {result} |"
+            f"| {o.title} | {o.sent:,} | {o.accepted:,} | {o.stored:,} | {o.dead_lettered:,} | {o.lost:,} "
+            f"| {o.duplicated:,} | {resumed} | {caught_up} | {result} |"
         )
     return "\n".join(lines)
 
@@ -41,13 +42,19 @@ def section_render(*, title: str, outcomes: list[Outcome], command: str, commit:
 
 `{command}` on commit `{commit}`, {when}. {setup}
 
+Each row names its broker (SQS or Redis) at the end of the scenario.
 "Accepted" counts pings answered 202 and not listed as rejected; "stored" counts rows in
-`tracking_ping` for the scenario's couriers; "lost" is accepted and not stored when the
-scenario ended (up to 90 s after the repair and after the load); "time to recover" runs from
-the repair (worker restarted, server back) until every ping accepted before it is stored.
-Each scenario also fails on a 5xx other than 503, a 503 without Retry-After, a stored ping
-that was never accepted, an order whose last location is not its newest accepted ping, or a
-process of the stack that exited on its own.
+`tracking_ping` for the scenario's couriers; "dead-lettered" counts accepted pings found in
+`tracking_pingdeadletter` or in a batch of `tracking_pingbatchdeadletter` (kept for an
+operator to replay); "lost" is accepted and neither stored nor dead-lettered when the
+scenario ended (up to 90 s after the repair and after the load). "Worker resumed" runs from
+the repair (worker restarted, server back, lock released) until the worker stores pings
+again; "caught up", until every ping accepted before the repair is stored. A scenario fails
+when a ping is lost or stored twice, when the worker has not resumed within 30 s or caught
+up within 90 s of the repair, when a transient fault dead-letters an accepted ping, on a 5xx
+other than 503, a 503 without Retry-After, a stored ping that was never accepted, an order
+whose last location is not its newest accepted ping, or a process of the stack that exited
+on its own.
 
 {table_render(outcomes=outcomes)}
 

@@ -3,7 +3,11 @@ Redis that fsyncs every write), run each fault scenario under a steady load, pri
 table, write it into the docs, and exit non-zero when any invariant failed.
 `make soak` runs the long steady load instead.
 
-    python -m bench.chaos.run [--only worker_kill,postgres_stop,...] [--soak [--soak-minutes 30]]
+Every scenario runs on each broker in turn, SQS (moto's server, production's broker) and
+Redis; each row of the table names its transport.
+
+    python -m bench.chaos.run [--only worker_kill,postgres_stop,...] [--transport sqs|redis]
+                              [--soak [--soak-minutes 30]]
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.chaos import faults
-from bench.chaos.report import report_write, section_render, table_render
-from bench.chaos.scenarios import ROOT, Chaos, Fault, Outcome, Plan, scenario_run
+from bench.chaos.report import details_render, report_write, section_render, table_render
+from bench.chaos.scenarios import ROOT, TRANSPORT_LABELS, Chaos, Fault, Outcome, Plan, scenario_run
 from bench.chaos.services import ChaosRedis, PostgresCluster, SqsEmulator
 from bench.chaos.soak import soak_watch
 from bench.fixtures import database_migrate, django_setup
@@ -45,26 +49,33 @@ STACK_SETTINGS = {
 
 @dataclass
 class ChaosEnv(BenchEnv):
-    # The broker's variables when it is not the run's Redis (SQS for the worker kill).
-    broker: dict[str, str] = field(default_factory=dict)
-
+    # `broker` (BenchEnv's) holds SQS's variables while the stack runs on it (stack_on).
     def variables(self) -> dict[str, str]:
-        return {
-            **super().variables(),
-            **STACK_SETTINGS,
-            "DJANGO_SETTINGS_MODULE": "bench.chaos.settings",
-            **self.broker,
-        }
+        return {**super().variables(), **STACK_SETTINGS, "DJANGO_SETTINGS_MODULE": "bench.chaos.settings"}
 
 
-SCENARIOS = ("worker_kill", "postgres_stop", "redis_restart", "broker_unreachable", "poison_ping")
+SCENARIOS = (
+    "worker_kill", "postgres_stop", "redis_restart", "broker_unreachable", "poison_ping", "broker_drop",
+    "undecodable", "soft_time_limit", "child_kill", "database_read_only", "maintenance_long",
+)  # fmt: skip
+# Production's broker first. Each transport gets fresh queues and a restarted stack.
+TRANSPORTS = ("sqs", "redis")
+BROKER_DESCRIPTIONS = {
+    "sqs": "the broker is SQS (moto's server), production's",
+    "redis": "the broker is a Redis with appendfsync always",
+}
+REDIS_POP_LOSS = (
+    "kombu's Redis transport pops a message (BRPOP) before recording it unacknowledged: a worker "
+    "killed in that instant loses it (docs/RELIABILITY.md); SQS hides a received message instead"
+)
 
 
 def scenario_table(*, chaos: Chaos) -> dict:
     plan = chaos.plan
+    redis_role = "Redis (broker) crashed" if chaos.transport == "redis" else "Redis (cache, channel layer) crashed"
     return {
-        "worker_kill": lambda: on_sqs(chaos=chaos, run=lambda: scenario_run(
-            chaos=chaos, name="worker_kill", title="worker SIGKILLed mid-batch, restarted (SQS)", seconds=25,
+        "worker_kill": lambda: redis_loss_explained(chaos=chaos, outcome=scenario_run(
+            chaos=chaos, name="worker_kill", title="worker SIGKILLed mid-batch, restarted", seconds=25,
             fault=faults.worker_kill,
         )),
         "postgres_stop": lambda: scenario_run(
@@ -72,7 +83,7 @@ def scenario_table(*, chaos: Chaos) -> dict:
             seconds=40, fault=faults.postgres_stop,
         ),
         "redis_restart": lambda: scenario_run(
-            chaos=chaos, name="redis_restart", title="Redis (broker) crashed and restarted", seconds=25,
+            chaos=chaos, name="redis_restart", title=f"{redis_role} and restarted", seconds=25,
             fault=faults.redis_restart,
         ),
         "broker_unreachable": lambda: scenario_run(
@@ -82,8 +93,34 @@ def scenario_table(*, chaos: Chaos) -> dict:
         ),
         "poison_ping": lambda: scenario_run(
             chaos=chaos, name="poison_ping", title="poison pings in batches, dead-lettered, replayed", seconds=20,
-            fault=lambda chaos, started: Fault(), after=faults.poison_then_replay,
+            fault=lambda chaos, fleet, load: Fault(), after=faults.poison_then_replay,
             client={"poison_event_ids": poison_ids(dsn=chaos.env.psycopg_dsn, count=3)},
+            dead_letters_expected=True,
+        ),
+        "broker_drop": lambda: scenario_run(
+            chaos=chaos, name="broker_drop", title="broker connection dropped while a pool process is blocked",
+            seconds=25, fault=faults.broker_drop,
+        ),
+        "undecodable": lambda: scenario_run(
+            chaos=chaos, name="undecodable", title="undecodable message in a deep queue, dead-lettered",
+            seconds=25, fault=faults.undecodable, dead_letters_expected=True,
+        ),
+        "soft_time_limit": lambda: scenario_run(
+            chaos=chaos, name="soft_time_limit",
+            title=f"rows locked past the soft time limit ({STACK_SETTINGS['PING_TASK_SOFT_TIME_LIMIT_S']} s)",
+            seconds=35, fault=faults.soft_time_limit,
+        ),
+        "child_kill": lambda: scenario_run(
+            chaos=chaos, name="child_kill", title="pool process SIGKILLed mid-batch", seconds=22,
+            fault=faults.child_kill,
+        ),
+        "database_read_only": lambda: scenario_run(
+            chaos=chaos, name="database_read_only", title=f"database read-only {faults.READ_ONLY_S:.0f} s (failover)",
+            seconds=38, fault=faults.database_read_only,
+        ),
+        "maintenance_long": lambda: scenario_run(
+            chaos=chaos, name="maintenance_long", title="maintenance task outlives the visibility timeout",
+            seconds=70, fault=faults.maintenance_long,
         ),
         "soak": lambda: scenario_run(
             chaos=chaos, name="soak", title=f"soak {plan.soak_s / 60:.0f} min at {plan.rate:,.0f} pings/s",
@@ -92,25 +129,28 @@ def scenario_table(*, chaos: Chaos) -> dict:
     }  # fmt: skip
 
 
-def on_sqs(*, chaos: Chaos, run: Callable[[], Outcome]) -> Outcome:
-    """Run a scenario with production's broker, SQS (moto's server, fresh queues with the
-    run's visibility timeout), then put the stack back on the run's Redis. Redis stands in
-    for SQS everywhere else, but not when a worker dies: kombu's Redis transport loses a
-    message it popped (BRPOP) and had not yet recorded as unacknowledged (bench/chaos/services.py)."""
-    chaos.sqs.start()
-    broker = chaos.sqs.queues_create(
-        prefix=f"ze-chaos-{uuid.uuid4().hex[:6]}", visibility_timeout_s=int(STACK_SETTINGS["CELERY_VISIBILITY_TIMEOUT"])
-    )
-    on_redis = chaos.stack.env
+def redis_loss_explained(*, chaos: Chaos, outcome: Outcome) -> Outcome:
+    """A worker killed on Redis may lose the message it had just popped: still a failure,
+    with its known cause beside it."""
+    if chaos.transport == "redis" and outcome.lost:
+        outcome.notes.append(f"{outcome.lost} pings lost: {REDIS_POP_LOSS}")
+    return outcome
+
+
+def stack_on(*, chaos: Chaos, transport: str) -> None:
+    """Restart the stack on this broker: SQS (moto's server, fresh queues with the run's
+    visibility timeout, as deploy/ passes them) or the run's Redis."""
+    broker = {}
+    if transport == "sqs":
+        chaos.sqs.start()
+        broker = chaos.sqs.queues_create(
+            prefix=f"ze-chaos-{uuid.uuid4().hex[:6]}",
+            visibility_timeout_s=int(STACK_SETTINGS["CELERY_VISIBILITY_TIMEOUT"]),
+        )
     chaos.stack.stop()
-    chaos.stack.env = replace(on_redis, broker=broker)
-    try:
-        chaos.stack.start("web", "worker", "beat")
-        return run()
-    finally:
-        chaos.stack.stop()
-        chaos.stack.env = on_redis
-        chaos.stack.start("web", "worker", "beat")
+    chaos.stack.env = replace(chaos.stack.env, broker=broker)
+    chaos.transport = transport
+    chaos.stack.start("web", "worker", "beat")
 
 
 def poison_ids(*, dsn: str, count: int) -> list[str]:
@@ -124,12 +164,14 @@ def poison_ids(*, dsn: str, count: int) -> list[str]:
 def arguments_parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    parser.add_argument("--transport", choices=TRANSPORTS, help="one broker only (default: each in turn)")
     parser.add_argument("--soak", action="store_true", help="the long steady load instead of the faults")
     parser.add_argument("--soak-minutes", type=float, default=30.0)
     parser.add_argument("--port", type=int, default=int(os.environ.get("CHAOS_PORT", "8320")))
     parser.add_argument("--no-report", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
     args.chosen = ["soak"] if args.soak else [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    args.transports = [args.transport] if args.transport else ["redis"] if args.soak else list(TRANSPORTS)
     unknown = set(args.chosen) - {*SCENARIOS, "soak"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -140,10 +182,13 @@ def stack_heal(*, chaos: Chaos) -> None:
     """Whatever a failed scenario left broken is repaired before the next one."""
     if chaos.postgres.data_directory and not chaos.postgres.answering():
         chaos.postgres.start()
+    if chaos.postgres.data_directory:
+        faults.database_read_only_set(dsn=chaos.env.psycopg_dsn, on=False)
     if chaos.redis.pid is None:
         chaos.redis.start()
     else:
         chaos.redis.thaw()
+    chaos.sqs.thaw()
     for name in ("web", "worker", "beat"):
         if name not in chaos.stack.running():
             chaos.stack.processes.pop(name, None)
@@ -176,21 +221,31 @@ def main(argv: list[str]) -> int:
     outcomes: list[Outcome] = []
     began = time.time()
     try:
-        stack.start("web", "worker", "beat")
-        table = scenario_table(chaos=chaos)
-        for name in args.chosen:
-            stack_heal(chaos=chaos)
-            try:
-                outcomes.append(table[name]())
-            except Exception as exc:  # noqa: BLE001 (the harness's own failure is a failed scenario)
-                outcomes.append(Outcome(name=name, title=name, failures=[f"harness error {type(exc).__name__}: {exc}"]))
+        for transport in args.transports:
+            stack_on(chaos=chaos, transport=transport)
+            table = scenario_table(chaos=chaos)
+            for name in args.chosen:
+                stack_heal(chaos=chaos)
+                try:
+                    outcomes.append(table[name]())
+                except Exception as exc:  # noqa: BLE001 (the harness's own failure is a failed scenario)
+                    traceback.print_exc()
+                    outcomes.append(Outcome(
+                        name=name, title=f"{name} ({TRANSPORT_LABELS[transport]})", transport=transport,
+                        failures=[f"harness error {type(exc).__name__}: {exc}"],
+                    ))  # fmt: skip
     finally:
         stack_heal(chaos=chaos)
         faults.poison_disarm(dsn=env.psycopg_dsn)
         stack.stop()
         redis.stop()
         sqs.stop()
-    print(f"\n{table_render(outcomes=outcomes)}\n\n({time.time() - began:.0f} s)")
+    # One row per scenario and transport, in the scenarios' order.
+    order = [*SCENARIOS, "soak"]
+    outcomes.sort(key=lambda o: (order.index(o.name), TRANSPORTS.index(o.transport)))
+    print(
+        f"\n{table_render(outcomes=outcomes)}\n\n{details_render(outcomes=outcomes)}\n\n({time.time() - began:.0f} s)"
+    )
     if not args.no_report:
         command = "make soak" if args.soak else "make chaos"
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
@@ -198,8 +253,10 @@ def main(argv: list[str]) -> int:
             f"{plan.couriers} couriers, {plan.rate:,.0f} pings/s in batches of {plan.batch}; the stack runs "
             f"with CELERY_VISIBILITY_TIMEOUT={STACK_SETTINGS['CELERY_VISIBILITY_TIMEOUT']} s (production: 300 s) "
             "and kombu's unacked-message sweep every 5 s (bench/chaos/settings.py), so that a dead worker's "
-            "messages come back within the run; its broker is a Redis with appendfsync always, except in the "
-            "worker kill, which runs on SQS (moto's server), production's broker (see bench/chaos/run.py, on_sqs)."
+            f"messages come back within the run, and PING_TASK_SOFT_TIME_LIMIT_S="
+            f"{STACK_SETTINGS['PING_TASK_SOFT_TIME_LIMIT_S']} s; "
+            + ", then ".join(BROKER_DESCRIPTIONS[t] for t in args.transports)
+            + " (bench/chaos/run.py, stack_on)."
         )
         title = "## Soak results" if args.soak else "## Chaos results"
         section = section_render(

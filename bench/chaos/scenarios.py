@@ -18,6 +18,7 @@ from bench.fixtures import Fleet, fleet_create
 from bench.stack import BenchEnv, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
+TRANSPORT_LABELS = {"sqs": "SQS", "redis": "Redis"}
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Plan:
     batch: int = 25
     # How long the stored set may take to catch up with the accepted one after a repair.
     converge_s: float = 90.0
+    # How soon after a repair the worker must store pings again.
+    resume_s: float = 30.0
     soak_s: float = 1800.0
 
 
@@ -39,6 +42,8 @@ class Chaos:
     plan: Plan
     workdir: Path
     sqs: SqsEmulator | None = None
+    # The stack's broker: "sqs" (moto's server) or "redis" (the run's Redis).
+    transport: str = "redis"
 
 
 @dataclass
@@ -49,18 +54,25 @@ class Fault:
     repaired: float | None = None
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The fault's own checks, run once the scenario's pings are stored: (failures, notes).
+    verify: Callable[[], tuple[list[str], list[str]]] | None = None
 
 
 @dataclass
 class Outcome:
     name: str
     title: str
+    transport: str = ""
     sent: int = 0
     accepted: int = 0
     stored: int = 0
+    dead_lettered: int = 0
     lost: int = 0
     duplicated: int = 0
-    recover_s: float | None = None
+    # From the repair until the worker stores pings again, and until every ping accepted
+    # before the repair is stored (or dead-lettered).
+    resumed_s: float | None = None
+    caught_up_s: float | None = None
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -123,48 +135,67 @@ def scenario_run(
     name: str,
     title: str,
     seconds: float,
-    fault: Callable[[Chaos, float], Fault],
+    fault: Callable[[Chaos, Fleet, Load], Fault],
     client: dict | None = None,
     after: Callable[[Chaos, Fleet, Load, Outcome], set[str]] | None = None,
     expect: Callable[..., list[str]] | None = None,
+    dead_letters_expected: bool = False,
 ) -> Outcome:
     """Steps: fleet; load; the fault (injected and repaired while the load runs); time until
-    every ping accepted before the repair is stored; the load's end; the rest stored; `after`
-    (returns accepted pings not expected in the table); the invariants, and `expect`'s own
-    checks of the load's answers."""
-    outcome = Outcome(name=name, title=title)
-    print(f"==> {name}: {title}", flush=True)
-    fleet = fleet_fresh(couriers=chaos.plan.couriers, prefix=f"chaos-{name}")
+    the worker stores pings again (at most `plan.resume_s`), and until every ping accepted
+    before the repair is stored; the load's end; the rest stored; `after` (returns accepted
+    pings not expected in the table); the fault's own checks; the invariants, and
+    `expect`'s own checks of the load's answers. Only a scenario that sends what is refused
+    for good (`dead_letters_expected`) may dead-letter accepted pings: a transient fault
+    must end with them stored."""
+    label = TRANSPORT_LABELS.get(chaos.transport, chaos.transport)
+    outcome = Outcome(name=name, title=f"{title} ({label})", transport=chaos.transport)
+    print(f"==> {name} on {label}: {title}", flush=True)
+    fleet = fleet_fresh(couriers=chaos.plan.couriers, prefix=f"chaos-{name}-{chaos.transport}")
     dsn = chaos.env.psycopg_dsn
     fleet_made = checks.fleet_pings(dsn=dsn, courier_ids=fleet.courier_ids)
-    load = load_start(chaos=chaos, name=name, fleet=fleet, seconds=seconds, **(client or {}))
+    load = load_start(chaos=chaos, name=f"{name}-{chaos.transport}", fleet=fleet, seconds=seconds, **(client or {}))
     try:
-        done = fault(chaos, load.started)
+        done = fault(chaos, fleet, load)
     except Exception as exc:  # noqa: BLE001 (reported as the scenario's failure)
         done = Fault(failures=[f"the fault could not be injected: {type(exc).__name__}: {exc}"])
     outcome.failures += done.failures
     outcome.notes += done.notes
+    # Without a web or a worker nothing more gets stored; beat is not on the path.
+    hopeless = lambda: bool(processes_exited(stack=chaos.stack, names=("web", "worker")))  # noqa: E731
     if done.repaired is not None:
-        outcome.recover_s = checks.caught_up_wait(
+        outcome.resumed_s = checks.resumed_wait(
+            dsn=dsn, courier_ids=fleet.courier_ids, out=load.out, before=len(fleet_made), since=done.repaired,
+            timeout_s=chaos.plan.resume_s, batch=chaos.plan.batch,
+        )  # fmt: skip
+        if outcome.resumed_s is None:
+            outcome.failures.append(f"the worker stored nothing within {chaos.plan.resume_s:.0f} s of the repair")
+        outcome.caught_up_s = checks.caught_up_wait(
             dsn=dsn,
             rows=checks.accepted_rows(out=load.out, answered_before=done.repaired),
             since=done.repaired,
-            timeout_s=chaos.plan.converge_s,
-            # Without a web or a worker nothing more gets stored; beat is not on the path.
-            hopeless=lambda: bool(processes_exited(stack=chaos.stack, names=("web", "worker"))),
+            timeout_s=max(0.0, done.repaired + chaos.plan.converge_s - time.time()),
+            hopeless=hopeless,
         )
-        if outcome.recover_s is None:
-            outcome.failures.append(f"not recovered within {chaos.plan.converge_s:.0f} s of the repair")
+        if outcome.caught_up_s is None:
+            outcome.failures.append(f"not caught up within {chaos.plan.converge_s:.0f} s of the repair")
         if done.began is not None:
             outcome.notes.append(f"fault lasted {done.repaired - done.began:.1f} s")
     tally = load.wait()
     leave_out: set[str] = set()
     if after is None:
-        # Once recovery has failed, a short look is enough to count what is missing.
-        wait_s = chaos.plan.converge_s if outcome.recover_s is not None or done.repaired is None else 10.0
+        # Once catching up has failed, a short look is enough to count what is missing.
+        wait_s = chaos.plan.converge_s if outcome.caught_up_s is not None or done.repaired is None else 10.0
         checks.caught_up_wait(dsn=dsn, rows=checks.accepted_rows(out=load.out), since=0, timeout_s=wait_s)
     else:
         leave_out = after(chaos, fleet, load, outcome)
+    if done.verify is not None:
+        try:
+            failures, notes = done.verify()
+        except Exception as exc:  # noqa: BLE001 (reported as the scenario's failure)
+            failures, notes = [f"the fault's check failed: {type(exc).__name__}: {exc}"], []
+        outcome.failures += failures
+        outcome.notes += notes
     counts = checks.counts_measure(
         dsn=dsn,
         out=load.out,
@@ -175,7 +206,12 @@ def scenario_run(
     )
     outcome.sent, outcome.accepted = tally["sent"], tally["accepted"]
     outcome.stored, outcome.lost, outcome.duplicated = counts.stored, counts.lost, counts.duplicated
+    outcome.dead_lettered = counts.dead_lettered
     outcome.failures += invariant_failures(counts=counts, tally=tally)
+    if counts.dead_lettered and not dead_letters_expected:
+        outcome.failures.append(
+            f"{counts.dead_lettered} accepted pings dead-lettered by a transient fault (they should have been retried)"
+        )
     outcome.failures += expect(summary=tally) if expect else []
     outcome.failures += processes_exited(stack=chaos.stack)
     outcome.notes += tally_notes(tally=tally)
@@ -210,7 +246,7 @@ def log_message(lines: list[str]) -> str:
 def invariant_failures(*, counts: checks.Counts, tally: dict) -> list[str]:
     failures = []
     if counts.lost:
-        failures.append(f"{counts.lost} accepted pings not stored when the scenario ended")
+        failures.append(f"{counts.lost} accepted pings neither stored nor dead-lettered when the scenario ended")
     if counts.duplicated:
         failures.append(f"{counts.duplicated} pings stored twice")
     if counts.unexpected:

@@ -10,10 +10,12 @@ meaningful question: does the app lose what the broker had accepted?
 PostgreSQL: the cluster `scripts/setup.sh` started for this checkout, stopped with
 `pg_ctl stop -m fast` and started again with the options it was running with.
 
-SQS: moto's server, for the scenario where Redis is not a faithful stand-in. kombu's Redis
-transport takes a message off its list (BRPOP) before it records it as unacknowledged, so a
-worker killed between the two loses that message; SQS only hides a received message until
-it is deleted, and gives it back after the visibility timeout.
+SQS: moto's server, production's broker. Every scenario runs on it and on Redis: the two
+transports differ where it matters. kombu's Redis transport takes a message off its list
+(BRPOP) before it records it as unacknowledged, so a worker killed between the two loses
+that message; SQS only hides a received message until it is deleted, and gives it back
+after the visibility timeout. moto keeps its queues in memory: it is frozen (SIGSTOP) to
+make it unreachable, never restarted while a scenario runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 import redis
 
@@ -92,6 +95,34 @@ class ChaosRedis:
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
 
+    def clients_kill(self, *, pids: list[int]) -> int:
+        """Close the connections these processes hold to this Redis (`CLIENT KILL ID`), as a
+        network blip or a failover does; returns how many were closed."""
+        ports = set()
+        for pid in pids:
+            try:
+                ports |= {
+                    c.laddr.port
+                    for c in psutil.Process(pid).net_connections("tcp")
+                    if c.raddr and c.raddr.port == self.port
+                }
+            except psutil.NoSuchProcess:
+                continue
+        client = redis.Redis(port=self.port, socket_timeout=2)
+        killed = 0
+        for entry in client.client_list(_type="normal"):
+            if int(entry["addr"].rsplit(":", 1)[1]) in ports:
+                killed += client.client_kill_filter(_id=entry["id"])
+        return killed
+
+    def queue_depth(self, *, queue: str) -> int:
+        """Messages waiting in a queue (kombu keeps a list per queue and priority), not those
+        a worker received and holds."""
+        client = redis.Redis.from_url(self.url, socket_timeout=2)
+        return sum(
+            client.llen(key) for key in client.scan_iter(match=f"{queue}*", count=1000) if client.type(key) == b"list"
+        )
+
     def stop(self) -> None:
         pid = self.pid
         if pid and _alive(pid):
@@ -145,15 +176,31 @@ class SqsEmulator:
                 time.sleep(0.2)
         raise RuntimeError(f"moto's server on port {self.port} does not answer; see {self.folder}/moto.log")
 
-    def queues_create(self, *, prefix: str, visibility_timeout_s: int) -> dict[str, str]:
-        """Fresh queues with this visibility timeout; returns the app's broker variables,
-        as deploy/ passes them (sqs:// broker, one URL per queue)."""
+    def freeze(self) -> None:
+        """Unreachable without refusing, as Redis.freeze: its queues stay in memory."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)
+
+    def _client(self):
         import boto3
 
-        sqs = boto3.session.Session().client(
+        return boto3.session.Session().client(
             "sqs", region_name="us-east-1", endpoint_url=self.endpoint,
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )  # fmt: skip
+
+    def queue_depth(self, *, url: str) -> int:
+        """Messages waiting in the queue (not those a worker received and holds)."""
+        attributes = self._client().get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    def queues_create(self, *, prefix: str, visibility_timeout_s: int) -> dict[str, str]:
+        """Fresh queues with this visibility timeout; returns the app's broker variables,
+        as deploy/ passes them (sqs:// broker, one URL per queue)."""
+        sqs = self._client()
         variables = {
             "CELERY_BROKER_URL": f"sqs://testing:testing@127.0.0.1:{self.port}",
             "SQS_IS_SECURE": "0",
@@ -170,6 +217,7 @@ class SqsEmulator:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.thaw()
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
         self.process = None

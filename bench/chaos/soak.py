@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from bench.chaos.scenarios import Chaos, Fault
+from bench.chaos.scenarios import Chaos, Fault, Load
+from bench.fixtures import Fleet
 from bench.probes import Sampler
 
 SOAK_GROWTH = 0.15
@@ -18,12 +19,12 @@ WARM_UP_S = 120.0
 def soak_watch(*, seconds: float) -> object:
     """The scenario's "fault": nothing breaks; the processes are sampled while the load runs."""
 
-    def watch(chaos: Chaos, started: float) -> Fault:
+    def watch(chaos: Chaos, fleet: Fleet, load: Load) -> Fault:
         sampler = Sampler(env=chaos.env, stack=chaos.stack, courier_ids=[])
         sampler.start()
-        time.sleep(max(0.0, started + seconds - time.time()))
+        time.sleep(max(0.0, load.started + seconds - time.time()))
         sampler.stop()
-        return memory_verdict(samples=sampler.samples, started=started, seconds=seconds)
+        return memory_verdict(samples=sampler.samples, started=load.started, seconds=seconds)
 
     return watch
 
