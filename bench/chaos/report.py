@@ -20,7 +20,7 @@ def table_render(*, outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         resumed, caught_up = (("n/a" if s is None else f"{s:.1f} s") for s in (o.resumed_s, o.caught_up_s))
-        result = "passed" if o.passed else "FAILED"
+        result = "not run" if o.not_run else "passed" if o.passed else "FAILED"
         lines.append(
             f"| {o.title} | {o.sent:,} | {o.accepted:,} | {o.stored:,} | {o.dead_lettered:,} | {o.lost:,} "
             f"| {o.duplicated:,} | {resumed} | {caught_up} | {result} |"
@@ -31,6 +31,9 @@ def table_render(*, outcomes: list[Outcome]) -> str:
 def details_render(*, outcomes: list[Outcome]) -> str:
     out = []
     for o in outcomes:
+        if o.not_run:
+            out.append(f"- **{o.title}**: not run: {o.not_run}.")
+            continue
         out.append(f"- **{o.title}**: " + ("passed." if o.passed else "FAILED: " + "; ".join(o.failures) + "."))
         out += [f"  - {note}" for note in o.notes]
     return "\n".join(out)

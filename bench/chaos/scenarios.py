@@ -75,6 +75,8 @@ class Outcome:
     caught_up_s: float | None = None
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Why the scenario was not run on this transport (it is then neither passed nor failed).
+    not_run: str = ""
 
     @property
     def passed(self) -> bool:
