@@ -170,6 +170,11 @@ def arguments_parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--transport", choices=TRANSPORTS, help="one broker only (default: each in turn)")
     parser.add_argument("--soak", action="store_true", help="the long steady load instead of the faults")
     parser.add_argument("--soak-minutes", type=float, default=30.0)
+    parser.add_argument(
+        "--soak-rate", type=float, default=1000.0,
+        help="pings/s of the soak; the local SQS server slows down as its queue grows (moto scans it on "
+        "every receive), so on SQS choose a rate it keeps up with",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=int(os.environ.get("CHAOS_PORT", "8320")))
     parser.add_argument("--no-report", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
@@ -208,7 +213,7 @@ def main(argv: list[str]) -> int:
     env = bench_env_build(web_port=args.port)
     database = urlunsplit(urlsplit(env.database_url)._replace(path=f"/{DATABASE}"))
     env = ChaosEnv(database_url=database, redis_url=redis.url, web_port=env.web_port)
-    plan = Plan(couriers=50, rate=1000.0, batch=50, soak_s=args.soak_minutes * 60) if args.soak else Plan()
+    plan = Plan(couriers=50, rate=args.soak_rate, batch=50, soak_s=args.soak_minutes * 60) if args.soak else Plan()
     print(f"==> chaos database {DATABASE}, Redis {redis.url}, web on {env.web_url}, logs in {LOCAL}", flush=True)
     bench_database_recreate(env=env)
     django_setup(env=env)
