@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import psycopg
 import pytest
@@ -236,3 +237,32 @@ def test_no_task_acknowledged_after_it_ran_can_outlive_half_the_visibility_timeo
     assert "tracking.tasks.ping_batch_record" in late
     too_long = {name: task.time_limit or app.conf.task_time_limit for name, task in late.items()}
     assert {name: limit for name, limit in too_long.items() if not limit or limit > visibility_s / 2} == {}
+
+
+def test_a_message_requeued_by_a_worker_that_lives_on_is_not_counted_as_a_death(monkeypatch, settings):
+    """The database and the broker both away: each delivery is requeued (never dropped), and
+    however often that happens the batch is not dead-lettered for "killing its worker"."""
+    from celery.canvas import Signature
+    from celery.exceptions import Reject
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from ze_tracking.failures import task_settle
+
+    def broker_down(*args, **kwargs):
+        raise BrokerDown("the broker is away")
+
+    def database_down():
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(Signature, "apply_async", broker_down)
+    dead_lettered = []
+    ping_batch_record.push_request(id=f"requeued-{uuid.uuid4()}", retries=0, is_eager=False, called_directly=False)
+    try:
+        for _ in range(settings.TASK_MAX_DELIVERIES + 2):
+            with pytest.raises(Reject) as raised:
+                task_settle(task=ping_batch_record, run=database_down, dead_letter=dead_lettered.append,
+                            since=timezone.now())  # fmt: skip
+            assert raised.value.requeue
+    finally:
+        ping_batch_record.pop_request()
+    assert dead_lettered == []
