@@ -63,6 +63,15 @@ def _event_id_text(value) -> str:
         return _text(value, limit=64)
 
 
+def _error_class(exc: BaseException) -> str:
+    return _text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200)
+
+
+def _error_message(exc: BaseException) -> str:
+    """The error's text, or its repr when it has none (a bare DeadLetter, a KeyError's key)."""
+    return _text(str(exc) or repr(exc), limit=4000)
+
+
 def _json(value) -> str:
     # ensure_ascii: every character outside ASCII (a lone surrogate included) as an escape.
     return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, dt.datetime) else str(v))
@@ -87,7 +96,7 @@ def ping_dead_letters_record(
                 [_event_id_text(p.get("event_id")) for p in pings],
                 [_text(p.get("recorded_at"), limit=64) for p in pings],
                 [_json(p) for p in pings],
-                [_text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200) for _, exc in failures],
+                [_error_class(exc) for _, exc in failures],
                 [_text(str(exc), limit=4000) for _, exc in failures],
             ],
         )
@@ -191,8 +200,8 @@ def ping_batch_dead_letter_record(
                 _json(kwargs) if kwargs is not None else "",
                 _text(raw),
                 _text(content_type, limit=255),
-                _text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200),
-                _text(f"{exc!r}" if not str(exc) else str(exc), limit=4000),
+                _error_class(exc),
+                _error_message(exc),
                 now,
                 now,
             ],
@@ -238,8 +247,8 @@ def ping_batch_dead_letters_replay(
         except Exception as exc:
             outcome = "failed"
             PingBatchDeadLetter.objects.filter(id=letter_id).update(
-                error_class=_text(f"{type(exc).__module__}.{type(exc).__qualname__}", limit=200),
-                error_message=_text(str(exc) or repr(exc), limit=4000),
+                error_class=_error_class(exc),
+                error_message=_error_message(exc),
                 failures=models.F("failures") + 1,
                 last_failed_at=timezone.now(),
             )
