@@ -28,7 +28,7 @@ from django.db import connection
 
 from orders.models import Notification, Order
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
-from tests.warehouse.conftest import SCHEMA, dbt, rows
+from tests.warehouse.conftest import ROOT, SCHEMA, dbt, rows
 
 DAY = dt.date(2026, 1, 10)
 # One 0.001-degree step along the meridian at Sao Paulo's latitude, on the WGS84 spheroid.
@@ -205,3 +205,93 @@ def test_todays_nine_metrics_give_the_same_numbers_on_the_hand_made_day(day):
     }
     assert sorted(accuracy) == [2, 8, 12, 13, 14]
     assert accuracy[2]["median_error_s"] == -100.0
+
+
+def test_the_marts_give_each_delivery_courier_day_and_ping_day_its_numbers(day):
+    (delivery,) = rows(f"SELECT * FROM {SCHEMA}.fct_deliveries WHERE order_id = %s", [str(day["a"].id)])
+    assert {k: delivery[k] for k in (
+        "created_to_assigned_s", "assigned_to_started_s", "started_to_delivered_s", "created_to_delivered_s",
+        "pings", "trusted_pings", "suspect_pings", "pings_in_transit", "longest_gap_s", "arriving_at",
+        "arriving_to_delivered_s", "arriving_notified_at", "delivered_notified_at",
+    )} == {
+        "created_to_assigned_s": 60.0, "assigned_to_started_s": 240.0, "started_to_delivered_s": 900.0,
+        "created_to_delivered_s": 1200.0, "pings": 7, "trusted_pings": 6, "suspect_pings": 1,
+        "pings_in_transit": 6, "longest_gap_s": 360.0, "arriving_at": at("10:12:00"),
+        "arriving_to_delivered_s": 480.0, "arriving_notified_at": at("10:12:06"),
+        "delivered_notified_at": at("10:20:03"),
+    }  # fmt: skip
+    assert delivery["distance_m"] == pytest.approx(3 * STEP_M, rel=1e-3)
+
+    (courier_day,) = rows(f"SELECT * FROM {SCHEMA}.fct_courier_days")
+    assert {k: courier_day[k] for k in ("day", "pings", "active_s", "orders_delivered", "idle_s",
+                                        "pings_without_accuracy")} == {
+        "day": DAY, "pings": 6, "active_s": 360.0, "orders_delivered": 1, "idle_s": 0.0, "pings_without_accuracy": 1,
+    }  # fmt: skip
+    # Trusted pings' accuracies 3, 8, 15, 150 and 60 m.
+    assert courier_day["mean_accuracy_m"] == pytest.approx(47.2)
+
+    (quality,) = rows(f"SELECT * FROM {SCHEMA}.fct_ping_quality_daily")
+    assert {k: quality[k] for k in ("day", "pings", "late", "out_of_order", "median_delay_s", "longest_transit_gap_s",
+                                    "suspect", "suspect_implied_speed", "suspect_null_island")} == {
+        "day": DAY, "pings": 7, "late": 2, "out_of_order": 1, "median_delay_s": 10.0, "longest_transit_gap_s": 360.0,
+        "suspect": 1, "suspect_implied_speed": 1, "suspect_null_island": 0,
+    }  # fmt: skip
+
+    # The last ETA shown at least 5 minutes before the arrival was p4's (100 s, 480 s to go),
+    # 10 minutes before p7's (350 s, 720 s to go); none was shown 15 minutes before. 07:00 in São Paulo.
+    eta = rows(f"SELECT day, hour, minutes_before, eta_bucket_min, orders, mean_error_s "
+               f"FROM {SCHEMA}.fct_eta_accuracy ORDER BY minutes_before")  # fmt: skip
+    assert eta == [
+        {"day": DAY, "hour": 7, "minutes_before": 5, "eta_bucket_min": 0, "orders": 1, "mean_error_s": -380.0},
+        {"day": DAY, "hour": 7, "minutes_before": 10, "eta_bucket_min": 5, "orders": 1, "mean_error_s": -370.0},
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_evening_in_sao_paulo_is_one_day_though_it_spans_two_utc_days(models_schema_dropped):
+    bia = CourierFactory()
+    # 20:50 and 22:30 in São Paulo on 2026-01-10: 23:50 and 01:30 UTC, two UTC days.
+    pings_insert(courier_id=bia.id, order_id=None, pings=[
+        (at("23:50:00"), at("23:50:05"), 0, 5, None, None, None),
+        (at("01:30:00", DAY + dt.timedelta(days=1)), at("01:30:05", DAY + dt.timedelta(days=1)), 1, 5, None, None, None),
+    ])  # fmt: skip
+    dbt("build")
+    assert [(r["day"], r["pings"]) for r in rows(f"SELECT day, pings FROM {SCHEMA}.fct_courier_days")] == [(DAY, 2)]
+    assert [(r["day"], r["pings"]) for r in rows(f"SELECT day, pings FROM {SCHEMA}.analytics_ping_timeliness_daily")] == [
+        (DAY, 2)
+    ]
+
+
+def test_a_daily_run_rebuilds_the_last_days_and_reads_no_older_history(day):
+    ana = day["ana"]
+    # A late ping of the same day (within the lookback) and one recorded 30 days earlier (the
+    # service refuses pings over 7 days old: only a full refresh rebuilds such a day).
+    pings_insert(courier_id=ana.id, order_id=day["a"].id, pings=[
+        (at("10:19:00"), at("10:25:00"), 4.5, 5, 10, 5, None),
+        (at("10:00:00", DAY - dt.timedelta(days=30)), at("10:00:05"), 0, 5, None, None, None),
+    ])  # fmt: skip
+    dbt("run", "--select", "fct_courier_days")
+    days = {r["day"]: r["pings"] for r in rows(f"SELECT day, pings FROM {SCHEMA}.fct_courier_days")}
+    assert days == {DAY: 7}
+
+    dbt("build", "--select", "fct_courier_days", "--full-refresh")
+    days = {r["day"]: r["pings"] for r in rows(f"SELECT day, pings FROM {SCHEMA}.fct_courier_days")}
+    assert days == {DAY: 7, DAY - dt.timedelta(days=30): 1}
+
+
+def test_a_failing_dbt_test_fails_the_build_and_names_the_rule(day):
+    # A delivered order whose delivery is recorded before its start.
+    Order.objects.filter(pk=day["a"].pk).update(delivered_at=at("10:04:00"))
+    done = dbt("build", check=False)
+    assert done.returncode != 0
+    assert "delivered_orders_have_every_step_in_order" in done.stdout
+    assert "FAIL" in done.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_project_compiles_for_redshift_and_daily_runs_filter_on_the_raw_sort_key():
+    dbt("compile", "--no-introspect", "--no-populate-cache", "--vars", "{offline_compile: true}", target="redshift")
+    compiled = (ROOT / ".local/warehouse/target-test-redshift/compiled/ze_warehouse/models/marts")
+    courier_days = (compiled / "fct_courier_days.sql").read_text()
+    assert "where s.recorded_at >= convert_timezone(" in courier_days
+    assert "at time zone" not in courier_days
