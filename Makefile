@@ -12,6 +12,7 @@ run: setup
 
 ## Set up everything and run the whole test suite: the app, then the infrastructure checks.
 test: setup
+	@bash scripts/warehouse.sh install
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
 
