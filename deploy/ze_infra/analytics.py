@@ -113,7 +113,7 @@ TASK_SETTINGS: dict[str, Any] = {
     # `tracking_ping`, so DROP_AND_CREATE would drop it, and TRUNCATE_BEFORE_LOAD empty
     # it, once per partition (keeping only the last day loaded), and either would wipe
     # the older history on any reload. The tables exist before the task first starts,
-    # with our distribution and sort keys (deploy/warehouse/redshift_tables.sql).
+    # with our distribution and sort keys (deploy/warehouse/migrations/).
     "FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING", "MaxFullLoadSubTasks": 4},
     # Source DDL never removes history downstream: dropping an expired partition (after
     # its DETACH, an ALTER of the excluded parent) leaves the warehouse's rows alone, a
@@ -130,6 +130,9 @@ TASK_SETTINGS: dict[str, Any] = {
     # (60 s minimum at the base RPUs): DMS applies changes in batches 10 to 15 minutes
     # apart. Analytics data is that fresh; the live map never reads Redshift.
     "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 600, "BatchApplyTimeoutMax": 900, "BatchApplyMemoryLimit": 500},
+    # A row DMS cannot write as it is (a conversion error, a value cut to fit) stops the
+    # task, which the release and the DMS alarms report, instead of being logged and skipped.
+    "ErrorBehavior": {"DataErrorPolicy": "STOP_TASK", "DataTruncationErrorPolicy": "STOP_TASK"},
     "Logging": {"EnableLogging": True},
     "ControlTablesSettings": {"HistoryTimeslotInMinutes": 5},
 }
@@ -295,17 +298,23 @@ class Analytics(Construct):
                 secrets_manager_access_role_arn=self.secrets_role.role_arn,
                 secrets_manager_secret_id=database.dms_secret.secret_arn,
                 # Heartbeats advance the slot's restart LSN on quiet nights, so WAL is freed.
+                # DMS creates its heartbeat table there (deploy/eb/db_bootstrap.py grants it).
                 heartbeat_enable=True,
                 heartbeat_frequency=5,
+                heartbeat_schema=tables.DMS_HEARTBEAT_SCHEMA,
                 # New daily partitions must reach the task: DMS records DDL in its audit table.
                 capture_ddls=True,
                 # A schema of the admin login, out of reach of ze_app (deploy/eb/db_bootstrap.py).
                 ddl_artifacts_schema="awsdms",
                 # test_decoding reports a row under the partition that holds it, which is
-                # what the table mappings expect; pglogical (the API's default) would need
-                # the extension in Aurora's shared_preload_libraries and a restart.
+                # what the table mappings expect (tests/tracking/test_replication.py decodes
+                # with it); pglogical would need the extension in Aurora's
+                # shared_preload_libraries and a restart. No SlotName: DMS creates its own
+                # slot on the first start (a named slot must exist already and the task
+                # would need a CdcStartPosition in it).
                 plugin_name="test-decoding",
-                slot_name=f"dms_{cfg.name}_analytics",
+                # A jsonb value longer than LobMaxSize stops the task instead of being cut.
+                fail_tasks_on_lob_truncation=True,
             ),
         )
         self.target = dms.CfnEndpoint(
@@ -325,8 +334,8 @@ class Analytics(Construct):
                 service_access_role_arn=self.dms_s3_role.role_arn,
                 encryption_mode="SSE_KMS",
                 server_side_encryption_kms_key_id=key.key_arn,
-                accept_any_date=True,
-                truncate_columns=True,
+                # TruncateColumns and AcceptAnyDate stay off (their default): a value that
+                # does not fit its column fails the load instead of arriving cut or NULL.
             ),
         )
         self.task = dms.CfnReplicationTask(

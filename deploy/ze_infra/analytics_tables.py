@@ -40,6 +40,10 @@ EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tracking_courierlastlocation": ("event_id",),
 }
 
+# The schema of the source database where DMS creates its heartbeat table: DMS's login may
+# create there and nowhere else (deploy/eb/db_bootstrap.py).
+DMS_HEARTBEAT_SCHEMA = "awsdms_heartbeat"
+
 # The warehouse's SQL: tables and views (applied by deploy/warehouse/release.py) and the
 # privacy rule (run daily by the schedule in ze_infra/analytics.py).
 WAREHOUSE_SQL = Path(__file__).resolve().parents[1] / "warehouse"
