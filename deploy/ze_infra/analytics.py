@@ -43,63 +43,6 @@ from .config import StageConfig
 from .data import Database
 from .network import Network
 
-
-def table_mappings() -> dict[str, Any]:
-    """DMS table mappings: exactly the tables in `analytics_tables`, partitions of
-    `tracking_ping` folded into one target table, personal columns removed."""
-    rules: list[dict[str, Any]] = []
-
-    def add(rule: dict[str, Any]) -> None:
-        rule["rule-id"] = str(len(rules) + 1)
-        rule["rule-name"] = f"{rule['rule-type']}-{rule['rule-id']}"
-        rules.append(rule)
-
-    for table in tables.TABLES:
-        add(
-            {
-                "rule-type": "selection",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": table},
-                "rule-action": "include",
-            }
-        )
-    for pattern in tables.PING_PARTITION_PATTERNS:
-        add(
-            {
-                "rule-type": "selection",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-                "rule-action": "include",
-            }
-        )
-        add(
-            {
-                "rule-type": "transformation",
-                "rule-target": "table",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-                "rule-action": "rename",
-                "value": tables.PING_PARENT,
-            }
-        )
-    # Never the parent: its full load would read every partition a second time.
-    add(
-        {
-            "rule-type": "selection",
-            "object-locator": {"schema-name": tables.SCHEMA, "table-name": tables.PING_PARENT},
-            "rule-action": "exclude",
-        }
-    )
-    for table, columns in tables.EXCLUDED_COLUMNS.items():
-        for column in columns:
-            add(
-                {
-                    "rule-type": "transformation",
-                    "rule-target": "column",
-                    "object-locator": {"schema-name": tables.SCHEMA, "table-name": table, "column-name": column},
-                    "rule-action": "remove-column",
-                }
-            )
-    return {"rules": rules}
-
-
 TASK_SETTINGS: dict[str, Any] = {
     "TargetMetadata": {
         # `attributes` (jsonb) is a LOB to DMS; app payloads are small.
@@ -346,7 +289,7 @@ class Analytics(Construct):
             replication_instance_arn=self.instance.ref,
             source_endpoint_arn=self.source.ref,
             target_endpoint_arn=self.target.ref,
-            table_mappings=json.dumps(table_mappings()),
+            table_mappings=json.dumps(tables.table_mappings()),
             replication_task_settings=json.dumps(TASK_SETTINGS),
         )
         # CloudFormation creates the task and never starts it (AWS::DMS::ReplicationTask has
