@@ -320,3 +320,47 @@ def test_the_warehouse_migrations_are_named_in_order():
     names = _release().migration_files()
     assert names[0] == "0001_replicated_tables.sql"
     assert [name[:4] for name in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+
+
+# --- The whole release: before (migrations, stop), after (start, wait) ----------------------
+
+
+def _outputs(task) -> dict[str, str]:
+    return {
+        "RedshiftWorkgroupName": TARGET["WorkgroupName"],
+        "RedshiftDatabase": "analytics",
+        "RedshiftAdminSecretArn": "s",
+        "AnalyticsTaskArn": task.arn,
+    }
+
+
+def _release_step(step: str, *, task, data_api) -> None:
+    # Every answer is final at once here, so the release's own deadlines and pauses apply.
+    _release().warehouse_release(step=step, outputs=_outputs(task), data=data_api.client, dms=task.dms)
+
+
+def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at_the_end(task, data_api, monkeypatch):
+    release = _release()
+    task.start()  # a task that runs since an earlier release
+    migration = tables.WAREHOUSE_SQL / "migrations" / "0001_replicated_tables.sql"
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([])
+    data_api.batch(_started(migration.name))
+    data_api.batch(_applied(migration.name, *tables.sql_statements(path=migration)))
+    data_api.batch(_views())
+
+    _release_step("before", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "stopped"  # while Aurora migrates
+    _release_step("after", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "running"
+
+
+def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(task, data_api):
+    release = _release()
+    task.start()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([("0001_replicated_tables.sql", False)])
+
+    with pytest.raises(SystemExit, match="0001_replicated_tables.sql was started and never recorded"):
+        _release_step("before", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "running"

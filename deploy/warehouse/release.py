@@ -109,7 +109,11 @@ class Warehouse:
         rows, token = [], None
         while True:
             page = self.data.get_statement_result(Id=statement_id, **({"NextToken": token} if token else {}))
-            rows += [[next(iter(field.values())) for field in record] for record in page["Records"]]
+            # A Field holds one typed value, or isNull.
+            rows += [
+                [None if field.get("isNull") else next(iter(field.values())) for field in record]
+                for record in page["Records"]
+            ]
             if not (token := page.get("NextToken")):
                 return rows
 
