@@ -181,6 +181,22 @@ def test_before_stops_a_running_task_and_after_resumes_it(task):
     assert task.describe()["Status"] == "running"
 
 
+def test_a_task_still_in_its_first_full_load_is_not_stopped(task, monkeypatch):
+    # Resumed, it would load again the tables it had not finished, appending their rows.
+    task.start()
+
+    def to_dict(self, original=FakeReplicationTask.to_dict):
+        described = original(self)
+        described["ReplicationTaskStats"]["FullLoadProgressPercent"] = 40
+        return described
+
+    monkeypatch.setattr(FakeReplicationTask, "to_dict", to_dict)
+
+    with pytest.raises(SystemExit, match=r"still in its full load \(40 %\)"):
+        task.stop()
+    assert task.describe()["Status"] == "running"
+
+
 def test_a_task_that_never_ran_is_not_stopped_before_the_migrations(task):
     task.stop()
 

@@ -265,9 +265,10 @@ class ReplicationTask:
         if task["Status"] != "running":
             raise SystemExit(f"{replication_task_failure(task)}: see deploy/README.md before releasing")
         if not full_load_finished(task):
+            progress = (task.get("ReplicationTaskStats") or {}).get("FullLoadProgressPercent")
             raise SystemExit(
-                f"DMS task {task['ReplicationTaskIdentifier']} is still in its full load "
-                f"({task['ReplicationTaskStats'].get('FullLoadProgressPercent')} %): release once it has finished"
+                f"DMS task {task['ReplicationTaskIdentifier']} is still in its full load ({progress} %): "
+                "release once it has finished"
             )
         self.dms.stop_replication_task(ReplicationTaskArn=self.arn)
         self.wait(
