@@ -3,7 +3,7 @@
 #   deploy/eb/release.sh dev
 # Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
 # <app>-release) rights: a CI deploy role; plus CloudFormation read, Redshift Data API and
-# DMS start rights and boto3 for the warehouse step at the end (deploy/warehouse/release.py).
+# DMS describe, start and stop rights and boto3 for the warehouse steps (deploy/warehouse/release.py).
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
 
@@ -19,6 +19,10 @@ aws s3 cp "$BUNDLE" "s3://$BUCKET/$APP/$LABEL.zip"
 aws elasticbeanstalk create-application-version --application-name "$APP" --version-label "$LABEL" \
   --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL.zip" --process
 sleep 15  # --process validates the bundle; the CLI has no waiter for it
+
+# The warehouse before the database: its migrations (Redshift has the new columns before
+# Aurora sends them), then the DMS task stopped while Aurora migrates.
+python3 deploy/warehouse/release.py "$STAGE" before
 
 # The database first, from the new bundle, by the release task: the only holder of the
 # admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
@@ -37,7 +41,7 @@ for role in web worker scheduler; do
   aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
 done
-# The warehouse last: its tables, views, and the DMS task's first start need the schema
-# the release task just migrated (and the grants it gave DMS's login).
-python3 deploy/warehouse/release.py "$STAGE"
+# The DMS task last: its first start needs the schema the release task just migrated (and
+# the grants it gave DMS's login); later releases resume it. Waits until it runs.
+python3 deploy/warehouse/release.py "$STAGE" after
 echo "released $LABEL to $APP"
