@@ -62,7 +62,8 @@ HEALTH_CONFIG = {
             "ApplicationLatencyP99": 60,
             "EnvironmentHealth": 60,
         },
-        "Instance": {},
+        # Per instance, for the disk-used alarms (monitoring.py).
+        "Instance": {"RootFilesystemUtil": 60},
     },
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
@@ -71,7 +72,10 @@ HEALTH_CONFIG = {
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
-DAEMON_HEALTH_CONFIG = {"Version": 1, "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {}}}
+DAEMON_HEALTH_CONFIG = {
+    "Version": 1,
+    "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {"RootFilesystemUtil": 60}},
+}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",

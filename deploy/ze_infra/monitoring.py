@@ -271,6 +271,19 @@ class Monitoring(Construct):
                 missing=cw.TreatMissingData.BREACHING,
                 comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
+            # The fullest root filesystem of the environment's instances (EB enhanced
+            # health publishes each one's; compute.py turns that on).
+            alarm(
+                f"{role}-disk-used",
+                lb_query(
+                    "Root filesystem used %",
+                    'SELECT MAX(RootFilesystemUtil) FROM SCHEMA("AWS/ElasticBeanstalk", EnvironmentName, InstanceId)'
+                    f" WHERE EnvironmentName = '{name}'",
+                ),
+                80,
+                f"A {role} instance's root filesystem is more than 80 % full: logs or the metrics file growing?",
+                periods=5,
+            )
 
         # --- Redis ----------------------------------------------------------------------
         # The primary of a cluster-mode-disabled replication group is node 001.
