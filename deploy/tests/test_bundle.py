@@ -1,4 +1,5 @@
-"""The source bundle's own configuration (.ebextensions): what every instance installs."""
+"""The source bundle's own configuration (.ebextensions): what every instance installs, and
+the resources EB adds to the web environment's stack."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging.handlers
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EBEXTENSIONS = ROOT / ".ebextensions"
+WEB_ONLY = ".ebextensions/40_web_load_balancer.config"
 METRICS_LOG = "/var/log/ze-tracking/metrics.log"
 
 
@@ -78,3 +81,48 @@ def test_logrotate_rotates_a_full_metrics_file_and_the_app_writes_on_into_a_new_
 
     assert (tmp_path / "metrics.log.1").stat().st_size >= 200 * 1024 * 1024
     assert log.read_text() == "line\n"  # a fresh file, which the app reopened
+
+
+# --- web-only resources and the bundles -----------------------------------------------
+
+
+def test_web_acl_is_associated_with_ebs_own_load_balancer_in_ebs_stack():
+    resources = _config(Path(WEB_ONLY).name)["Resources"]
+    (association,) = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
+    assert association["Properties"]["ResourceArn"] == {"Ref": "AWSEBV2LoadBalancer"}
+    acl = association["Properties"]["WebACLArn"]["Fn::GetOptionSetting"]
+    assert acl["Namespace"] == "aws:elasticbeanstalk:customoption"
+    assert acl["OptionName"] == "WebAclArn"
+
+
+def test_only_the_web_configuration_names_the_load_balancer():
+    """Worker-tier environments have no load balancer: a reference to it fails their deploys."""
+    for path in EBEXTENSIONS.glob("*.config"):
+        if f".ebextensions/{path.name}" != WEB_ONLY:
+            assert "AWSEBV2LoadBalancer" not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("role", ["web", "worker", "scheduler"])
+def test_each_environment_gets_the_committed_tree_and_only_web_its_load_balancer_config(tmp_path, role):
+    repo = tmp_path / "repo"
+    shutil.copytree(EBEXTENSIONS, repo / ".ebextensions")
+    (repo / "Procfile").write_text("web: true\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "bundle"], check=True)
+    (repo / "untracked.txt").write_text("not in the bundle")
+
+    out = tmp_path / f"{role}.zip"
+    subprocess.run(["bash", str(ROOT / "deploy/eb/bundle.sh"), role, str(out)], cwd=repo, check=True)
+
+    names = set(zipfile.ZipFile(out).namelist())
+    assert "Procfile" in names and ".ebextensions/20_metrics.config" in names
+    assert "untracked.txt" not in names
+    assert (WEB_ONLY in names) == (role == "web")
+
+
+def test_release_deploys_each_role_its_own_bundle():
+    release = (ROOT / "deploy/eb/release.sh").read_text()
+    assert "deploy/eb/bundle.sh" in release
+    assert "git archive" not in release  # one way to build a bundle

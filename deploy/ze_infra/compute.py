@@ -110,6 +110,7 @@ class Compute(Construct):
         cache: Cache,
         messaging: Messaging,
         key: kms.IKey,
+        web_acl_arn: str,
     ) -> None:
         super().__init__(scope, id)
         self.cfg = cfg
@@ -325,6 +326,9 @@ class Compute(Construct):
             # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
             Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
             *self._rolling_rows(min_instances=cfg.web_min_instances, max_instances=cfg.web_max_instances),
+            # Read by the bundle's .ebextensions/40_web_load_balancer.config, which associates
+            # the web ACL with EB's load balancer in EB's stack.
+            Setting("aws:elasticbeanstalk:customoption", "WebAclArn", web_acl_arn),
         ]
         self.web = self._environment(
             "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
