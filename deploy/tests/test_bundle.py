@@ -95,6 +95,14 @@ def test_web_acl_is_associated_with_ebs_own_load_balancer_in_ebs_stack():
     assert acl["OptionName"] == "WebAclArn"
 
 
+def test_web_instances_that_fail_the_load_balancers_health_check_are_replaced():
+    group = _config(Path(WEB_ONLY).name)["Resources"]["AWSEBAutoScalingGroup"]
+    assert group["Type"] == "AWS::AutoScaling::AutoScalingGroup"
+    assert group["Properties"]["HealthCheckType"] == "ELB"
+    # Time for a new instance to install and start the app before its checks count.
+    assert group["Properties"]["HealthCheckGracePeriod"] >= 300
+
+
 def test_only_the_web_configuration_names_the_load_balancer():
     """Worker-tier environments have no load balancer: a reference to it fails their deploys."""
     for path in EBEXTENSIONS.glob("*.config"):
