@@ -10,14 +10,17 @@ set -euo pipefail
 STAGE=${1:?usage: release.sh dev|prod}
 APP="ze-tracking-$STAGE"
 LABEL="$(git rev-parse --short=12 HEAD)-$(date -u +%Y%m%d%H%M%S)"
-BUNDLE="$(mktemp -d)/$LABEL.zip"
+WORK="$(mktemp -d)"
 
-# The bundle is the tracked tree only: no venvs, no cdk.out.
-git archive --format=zip -o "$BUNDLE" HEAD
+# Two bundles of the same commit (deploy/eb/bundle.sh): web's, and the worker tiers', which
+# leave out the web's load balancer configuration. One application version each.
 BUCKET=$(aws elasticbeanstalk create-storage-location --query S3Bucket --output text)
-aws s3 cp "$BUNDLE" "s3://$BUCKET/$APP/$LABEL.zip"
-aws elasticbeanstalk create-application-version --application-name "$APP" --version-label "$LABEL" \
-  --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL.zip" --process
+for kind in web worker; do
+  bash deploy/eb/bundle.sh "$kind" "$WORK/$LABEL-$kind.zip"
+  aws s3 cp "$WORK/$LABEL-$kind.zip" "s3://$BUCKET/$APP/$LABEL-$kind.zip"
+  aws elasticbeanstalk create-application-version --application-name "$APP" --version-label "$LABEL-$kind" \
+    --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL-$kind.zip" --process
+done
 sleep 15  # --process validates the bundle; the CLI has no waiter for it
 
 # The warehouse before the database: its migrations (Redshift has the new columns before
@@ -27,7 +30,7 @@ python3 deploy/warehouse/release.py "$STAGE" before
 # The database first, from the new bundle, by the release task: the only holder of the
 # admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
 BUILD=$(aws codebuild start-build --project-name "$APP-release" --source-type-override S3 \
-  --source-location-override "$BUCKET/$APP/$LABEL.zip" --query build.id --output text)
+  --source-location-override "$BUCKET/$APP/$LABEL-web.zip" --query build.id --output text)
 deadline=$(( $(date +%s) + 1800 ))
 while status=$(aws codebuild batch-get-builds --ids "$BUILD" --query 'builds[0].buildStatus' --output text) \
     && [ "$status" = IN_PROGRESS ]; do
@@ -38,7 +41,8 @@ done
 
 # Then the code: web, workers and beat, against the migrated schema.
 for role in web worker scheduler; do
-  aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
+  kind=$([ "$role" = web ] && echo web || echo worker)
+  aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL-$kind"
   aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
 done
 # The DMS task last: its first start needs the schema the release task just migrated (and

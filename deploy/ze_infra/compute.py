@@ -62,7 +62,8 @@ HEALTH_CONFIG = {
             "ApplicationLatencyP99": 60,
             "EnvironmentHealth": 60,
         },
-        "Instance": {},
+        # Per instance, for the disk-used alarms (monitoring.py).
+        "Instance": {"RootFilesystemUtil": 60},
     },
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
@@ -71,7 +72,10 @@ HEALTH_CONFIG = {
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
-DAEMON_HEALTH_CONFIG = {"Version": 1, "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {}}}
+DAEMON_HEALTH_CONFIG = {
+    "Version": 1,
+    "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {"RootFilesystemUtil": 60}},
+}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -106,6 +110,7 @@ class Compute(Construct):
         cache: Cache,
         messaging: Messaging,
         key: kms.IKey,
+        web_acl_arn: str,
     ) -> None:
         super().__init__(scope, id)
         self.cfg = cfg
@@ -321,6 +326,9 @@ class Compute(Construct):
             # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
             Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
             *self._rolling_rows(min_instances=cfg.web_min_instances, max_instances=cfg.web_max_instances),
+            # Read by the bundle's .ebextensions/40_web_load_balancer.config, which associates
+            # the web ACL with EB's load balancer in EB's stack.
+            Setting("aws:elasticbeanstalk:customoption", "WebAclArn", web_acl_arn),
         ]
         self.web = self._environment(
             "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",

@@ -20,6 +20,7 @@ from .compute import Compute
 from .config import METRICS_NAMESPACE, StageConfig
 from .data import Cache, Database
 from .messaging import Messaging
+from .waf import Waf
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -36,6 +37,7 @@ class Monitoring(Construct):
         cache: Cache,
         compute: Compute,
         analytics: Analytics,
+        waf: Waf,
         topic: sns.ITopic,
         key: kms.IKey,
     ) -> None:
@@ -271,6 +273,34 @@ class Monitoring(Construct):
                 missing=cw.TreatMissingData.BREACHING,
                 comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
+            # The fullest root filesystem of the environment's instances (EB enhanced
+            # health publishes each one's; compute.py turns that on).
+            alarm(
+                f"{role}-disk-used",
+                lb_query(
+                    "Root filesystem used %",
+                    'SELECT MAX(RootFilesystemUtil) FROM SCHEMA("AWS/ElasticBeanstalk", EnvironmentName, InstanceId)'
+                    f" WHERE EnvironmentName = '{name}'",
+                ),
+                80,
+                f"A {role} instance's root filesystem is more than 80 % full: logs or the metrics file growing?",
+                periods=5,
+            )
+
+        # The web ACL sees every request the load balancer takes: silence means the ACL is
+        # no longer associated with it (or nothing reaches the load balancer at all).
+        alarm(
+            "waf-requests-missing",
+            cw.Metric(
+                namespace="AWS/WAFV2", metric_name="AllowedRequests",
+                dimensions_map={"WebACL": waf.web_acl.name or f"{cfg.prefix}-web", "Rule": "ALL", "Region": cfg.region},
+                statistic="Sum", period=FIVE_MINUTES,
+            ),
+            1,
+            "The web ACL allowed no request for 15 minutes: is it still associated with the web load balancer?",
+            missing=cw.TreatMissingData.BREACHING,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
 
         # --- Redis ----------------------------------------------------------------------
         # The primary of a cluster-mode-disabled replication group is node 001.
