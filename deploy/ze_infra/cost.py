@@ -215,10 +215,6 @@ def stage_cost(*, cfg: StageConfig, pings_per_day: int) -> list[Line]:
     ]
 
 
-def cost_total(*, cfg: StageConfig, pings_per_day: int) -> float:
-    return sum(line.usd for line in stage_cost(cfg=cfg, pings_per_day=pings_per_day))
-
-
 def cost_table(*, cfg: StageConfig) -> str:
     """A Markdown table: one row per component, one column per scale, then the total.
     Component labels that depend on the scale show the 100M figure's sizing."""
