@@ -96,6 +96,27 @@ class Monitoring(Construct):
                 periods=1,
             )
 
+        # The function that keeps the scaling policies on EB's groups (compute.py): failing
+        # or silent, it leaves a rebuilt environment without scaling. It runs every 5 minutes
+        # and Lambda publishes Errors (0 when none) for every run.
+        alarm(
+            "scaling-reconciler-errors",
+            compute.scaling_function.metric_errors(period=Duration.minutes(15), statistic="Sum"),
+            0,
+            "The scaling reconciler failed or did not run: web and worker scaling may be missing.",
+            periods=1,
+            missing=cw.TreatMissingData.BREACHING,
+        )
+        alarm(
+            "scaling-reconciler-dlq-not-empty",
+            compute.scaling_dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            0,
+            "A scaling reconciler run failed after its retries: read its log, then purge the queue.",
+            periods=1,
+        )
+
         env = compute.web.environment_name or f"{cfg.prefix}-web"
         requests = cw.Metric(
             namespace="AWS/ElasticBeanstalk",
