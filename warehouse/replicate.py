@@ -33,7 +33,9 @@ def tables_create(*, service: str, warehouse: str) -> list[str]:
     """Each published table the warehouse lacks, created with its published columns."""
     existing = {name for (name,) in execute(warehouse, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     created = []
-    for table, columns in execute(service, "SELECT tablename, attnames FROM pg_publication_tables WHERE pubname = %s", [PUBLICATION]):
+    for table, columns in execute(
+        service, "SELECT tablename, attnames FROM pg_publication_tables WHERE pubname = %s", [PUBLICATION]
+    ):
         if table in existing:
             continue
         types = dict(

@@ -29,15 +29,19 @@ python3 deploy/warehouse/release.py "$STAGE" before
 
 # The database first, from the new bundle, by the release task: the only holder of the
 # admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
+# build_wait NAME BUILD_ID MINUTES: until the CodeBuild build ends; non-zero unless it succeeded.
+build_wait() {
+  local deadline=$(( $(date +%s) + $3 * 60 )) status
+  while status=$(aws codebuild batch-get-builds --ids "$2" --query 'builds[0].buildStatus' --output text) \
+      && [ "$status" = IN_PROGRESS ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "$1 $2 still running after $3 min" >&2; exit 1; }
+    sleep 10
+  done
+  [ "$status" = SUCCEEDED ] || { echo "$1 $2: $status (see its CloudWatch log)" >&2; exit 1; }
+}
 BUILD=$(aws codebuild start-build --project-name "$APP-release" --source-type-override S3 \
   --source-location-override "$BUCKET/$APP/$LABEL-web.zip" --query build.id --output text)
-deadline=$(( $(date +%s) + 1800 ))
-while status=$(aws codebuild batch-get-builds --ids "$BUILD" --query 'builds[0].buildStatus' --output text) \
-    && [ "$status" = IN_PROGRESS ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "release task $BUILD still running after 30 min" >&2; exit 1; }
-  sleep 10
-done
-[ "$status" = SUCCEEDED ] || { echo "release task $BUILD: $status (see its CloudWatch log)" >&2; exit 1; }
+build_wait "release task" "$BUILD" 30
 
 # Then the code: web, workers and beat, against the migrated schema.
 for role in web worker scheduler; do
@@ -48,4 +52,10 @@ done
 # The DMS task last: its first start needs the schema the release task just migrated (and
 # the grants it gave DMS's login); later releases resume it. Waits until it runs.
 python3 deploy/warehouse/release.py "$STAGE" after
+
+# Then the warehouse's models and tests (dbt, warehouse/) from this release; the nightly
+# build (deploy/ze_infra/warehouse_build.py) runs from the same copy of the bundle.
+aws s3 cp "s3://$BUCKET/$APP/$LABEL-web.zip" "s3://$BUCKET/$APP/warehouse/current.zip"
+BUILD=$(aws codebuild start-build --project-name "$APP-warehouse-build" --query build.id --output text)
+build_wait "warehouse build" "$BUILD" 60
 echo "released $LABEL to $APP"

@@ -64,13 +64,6 @@ def test_tables_are_laid_out_for_time_ranges_and_per_order_joins(table, keys):
         assert key in _created()[table]
 
 
-def test_every_analytics_view_has_a_redshift_twin():
-    postgres = (tables.WAREHOUSE_SQL.parents[1] / "tracking" / "sql" / "analytics_views.sql").read_text()
-    redshift = (tables.WAREHOUSE_SQL / "redshift_views.sql").read_text()
-    names = set(re.findall(r"CREATE OR REPLACE VIEW (analytics_\w+)", postgres))
-    assert names and names == set(re.findall(r"CREATE OR REPLACE VIEW public\.(analytics_\w+)", redshift))
-
-
 @pytest.mark.parametrize(
     ("status", "start_type"),
     [("ready", "start-replication"), ("stopped", "resume-processing"), ("running", None)],
@@ -270,10 +263,6 @@ def _migrate(data_api: DataApi, folder):
     return release.warehouse_migrate(warehouse=warehouse, folder=folder)
 
 
-def _views() -> list[str]:
-    return tables.sql_statements(path=tables.WAREHOUSE_SQL / "redshift_views.sql")
-
-
 def _started(name: str) -> list[str]:
     return [f"INSERT INTO public.warehouse_migrations (name, started_at) VALUES ('{name}', GETDATE())"]
 
@@ -290,7 +279,6 @@ def test_migrations_apply_in_order_each_with_its_ledger_row_in_its_own_transacti
     data_api.batch(_applied("0001_tables.sql", "CREATE TABLE t (a INT)"))
     data_api.batch(_started("0002_add_x.sql"))
     data_api.batch(_applied("0002_add_x.sql", "ALTER TABLE t ADD COLUMN x INT"))
-    data_api.batch(_views())
 
     assert _migrate(data_api, migrations) == ["0001_tables.sql", "0002_add_x.sql"]
 
@@ -301,7 +289,6 @@ def test_an_applied_migration_is_skipped_not_run_again(data_api, migrations):
     data_api.query([("0001_tables.sql", True)])
     data_api.batch(_started("0002_add_x.sql"))
     data_api.batch(_applied("0002_add_x.sql", "ALTER TABLE t ADD COLUMN x INT"))
-    data_api.batch(_views())
 
     assert _migrate(data_api, migrations) == ["0002_add_x.sql"]
 
@@ -363,7 +350,6 @@ def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at
     data_api.query([])
     data_api.batch(_started(migration.name))
     data_api.batch(_applied(migration.name, *tables.sql_statements(path=migration)))
-    data_api.batch(_views())
 
     _release_step("before", task=task, data_api=data_api)
     assert task.describe()["Status"] == "stopped"  # while Aurora migrates

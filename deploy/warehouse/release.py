@@ -13,9 +13,10 @@ what DMS or Redshift said.
   1. read the stage stack's outputs: the Redshift workgroup, database and admin secret,
      and the DMS task;
   2. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
-     order, each once (see `migration_apply`); then the views (redshift_views.sql, every
-     statement CREATE OR REPLACE). The tables exist, with their keys, before DMS loads
-     them (TargetTablePrepMode DO_NOTHING) and before Aurora gains a replicated column;
+     order, each once (see `migration_apply`). The tables exist, with their keys, before
+     DMS loads them (TargetTablePrepMode DO_NOTHING) and before Aurora gains a replicated
+     column. The metrics are not here: the warehouse build (dbt, warehouse/) makes them,
+     after this release and daily (deploy/ze_infra/warehouse_build.py);
   3. stop the DMS task if it runs, and wait until it is stopped, so that the migrations
      are not replicated half-way. A task still in its first full load is not stopped: a
      resumed task loads again the tables it had not finished, appending their rows.
@@ -164,7 +165,7 @@ def migration_apply(*, warehouse: Warehouse, name: str, folder: Path = MIGRATION
 
 
 def warehouse_migrate(*, warehouse: Warehouse, folder: Path = MIGRATIONS) -> list[str]:
-    """Apply the pending migrations, then the views; return the migrations applied."""
+    """Apply the pending migrations; return the ones applied."""
     warehouse.run(sqls=[LEDGER_DDL], label="migrations ledger")
     ledger = {
         name: bool(applied)
@@ -175,11 +176,7 @@ def warehouse_migrate(*, warehouse: Warehouse, folder: Path = MIGRATIONS) -> lis
     pending = migrations_pending(files=migration_files(folder=folder), ledger=ledger)
     for name in pending:
         migration_apply(warehouse=warehouse, name=name, folder=folder)
-    try:
-        warehouse.run(sqls=sql_statements(path=WAREHOUSE_SQL / "redshift_views.sql"), label="redshift_views.sql")
-    except StatementFailed as failure:
-        raise SystemExit(f"warehouse: {failure}") from None
-    print(f"warehouse: {len(pending)} migration(s) applied, views replaced")
+    print(f"warehouse: {len(pending)} migration(s) applied")
     return pending
 
 

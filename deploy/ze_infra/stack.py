@@ -16,6 +16,7 @@ from .messaging import Messaging
 from .monitoring import Monitoring
 from .network import Network
 from .waf import Waf
+from .warehouse_build import WarehouseBuild
 
 
 class ZeTrackingStack(Stack):
@@ -72,6 +73,15 @@ class ZeTrackingStack(Stack):
         )
         self.analytics = Analytics(
             self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
+        )
+        self.warehouse_build = WarehouseBuild(
+            self,
+            "WarehouseBuild",
+            cfg=cfg,
+            network=self.network,
+            analytics=self.analytics,
+            key=self.key,
+            topic=self.messaging.alarm_topic,
         )
         self.monitoring = Monitoring(
             self,

@@ -251,15 +251,16 @@ def test_the_marts_give_each_delivery_courier_day_and_ping_day_its_numbers(day):
 def test_an_evening_in_sao_paulo_is_one_day_though_it_spans_two_utc_days(models_schema_dropped):
     bia = CourierFactory()
     # 20:50 and 22:30 in São Paulo on 2026-01-10: 23:50 and 01:30 UTC, two UTC days.
+    next_day = DAY + dt.timedelta(days=1)
     pings_insert(courier_id=bia.id, order_id=None, pings=[
         (at("23:50:00"), at("23:50:05"), 0, 5, None, None, None),
-        (at("01:30:00", DAY + dt.timedelta(days=1)), at("01:30:05", DAY + dt.timedelta(days=1)), 1, 5, None, None, None),
+        (at("01:30:00", next_day), at("01:30:05", next_day), 1, 5, None, None, None),
     ])  # fmt: skip
     dbt("build")
     assert [(r["day"], r["pings"]) for r in rows(f"SELECT day, pings FROM {SCHEMA}.fct_courier_days")] == [(DAY, 2)]
-    assert [(r["day"], r["pings"]) for r in rows(f"SELECT day, pings FROM {SCHEMA}.analytics_ping_timeliness_daily")] == [
-        (DAY, 2)
-    ]
+    assert [
+        (r["day"], r["pings"]) for r in rows(f"SELECT day, pings FROM {SCHEMA}.analytics_ping_timeliness_daily")
+    ] == [(DAY, 2)]
 
 
 def test_a_daily_run_rebuilds_the_last_days_and_reads_no_older_history(day):
@@ -291,7 +292,7 @@ def test_a_failing_dbt_test_fails_the_build_and_names_the_rule(day):
 @pytest.mark.django_db(transaction=True)
 def test_the_project_compiles_for_redshift_and_daily_runs_filter_on_the_raw_sort_key():
     dbt("compile", "--no-introspect", "--no-populate-cache", "--vars", "{offline_compile: true}", target="redshift")
-    compiled = (ROOT / ".local/warehouse/target-test-redshift/compiled/ze_warehouse/models/marts")
+    compiled = ROOT / ".local/warehouse/target-test-redshift/compiled/ze_warehouse/models/marts"
     courier_days = (compiled / "fct_courier_days.sql").read_text()
     assert "where s.recorded_at >= convert_timezone(" in courier_days
     assert "at time zone" not in courier_days
