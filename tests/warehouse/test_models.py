@@ -1,10 +1,11 @@
 """The warehouse's models (warehouse/, dbt) on one small, hand-made day: today's nine
 metrics give the numbers they always gave, the marts theirs, and every dbt test passes.
 
-The day, all UTC on 2026-01-10 (2026-01-11 for the third order), morning in São Paulo:
+The day, all UTC on DAY, ten days ago (the next day for the third order), morning in São
+Paulo; recent, so the privacy rule (90 days, tests/warehouse/test_privacy.py) leaves it:
   order A (courier Ana): created 10:00, assigned 10:01, started 10:05, delivered 10:20;
   order B (nobody):      created 10:00, cancelled 10:03;
-  order C (courier Ana): created 2026-01-11 09:00, assigned 09:02.
+  order C (courier Ana): created DAY+1 09:00, assigned 09:02.
 Ana's pings, all filed under order A, one step north (0.001 degree, ~110.75 m) at a time:
 
   ping  recorded  received  north  accuracy  to go   ETA   note
@@ -30,7 +31,7 @@ from orders.models import Notification, Order
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
 from tests.warehouse.conftest import ROOT, SCHEMA, dbt, rows
 
-DAY = dt.date(2026, 1, 10)
+DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)
 # One 0.001-degree step along the meridian at Sao Paulo's latitude, on the WGS84 spheroid.
 STEP_M = 110.75
 
@@ -250,7 +251,7 @@ def test_the_marts_give_each_delivery_courier_day_and_ping_day_its_numbers(day):
 @pytest.mark.django_db(transaction=True)
 def test_an_evening_in_sao_paulo_is_one_day_though_it_spans_two_utc_days(models_schema_dropped):
     bia = CourierFactory()
-    # 20:50 and 22:30 in São Paulo on 2026-01-10: 23:50 and 01:30 UTC, two UTC days.
+    # 20:50 and 22:30 in São Paulo on DAY: 23:50 and 01:30 UTC, two UTC days.
     next_day = DAY + dt.timedelta(days=1)
     pings_insert(courier_id=bia.id, order_id=None, pings=[
         (at("23:50:00"), at("23:50:05"), 0, 5, None, None, None),

@@ -79,3 +79,22 @@
 {% macro redshift__day_minus(day, n) -%}
     cast(dateadd(day, -{{ n }}, {{ day }}) as date)
 {%- endmacro %}
+
+{#- Latitude and longitude of a replicated point column: geography in PostgreSQL, hex EWKB
+    text in Redshift (how DMS writes PostGIS columns). -#}
+{% macro point_lat(col) %}{{ return(adapter.dispatch('point_lat')(col)) }}{% endmacro %}
+{% macro default__point_lat(col) -%} ST_Y(cast({{ col }} as geometry)) {%- endmacro %}
+{% macro redshift__point_lat(col) -%} ST_Y(ST_GeomFromEWKB({{ col }})) {%- endmacro %}
+{% macro point_lon(col) %}{{ return(adapter.dispatch('point_lon')(col)) }}{% endmacro %}
+{% macro default__point_lon(col) -%} ST_X(cast({{ col }} as geometry)) {%- endmacro %}
+{% macro redshift__point_lon(col) -%} ST_X(ST_GeomFromEWKB({{ col }})) {%- endmacro %}
+
+{#- The current time, as the adapter's timestamps are. -#}
+{% macro now_utc() %}{{ return(adapter.dispatch('now_utc')()) }}{% endmacro %}
+{% macro default__now_utc() -%} now() {%- endmacro %}
+{% macro redshift__now_utc() -%} getdate() {%- endmacro %}
+
+{#- A timestamp n hours after ts. -#}
+{% macro hours_after(ts, hours) %}{{ return(adapter.dispatch('hours_after')(ts, hours)) }}{% endmacro %}
+{% macro default__hours_after(ts, hours) -%} ({{ ts }} + interval '{{ hours }} hours') {%- endmacro %}
+{% macro redshift__hours_after(ts, hours) -%} dateadd(hour, {{ hours }}, {{ ts }}) {%- endmacro %}
