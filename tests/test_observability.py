@@ -183,3 +183,17 @@ def test_no_emf_file_unless_configured(tmp_path, monkeypatch):
     metric_record(name="PingsAccepted", value=1)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_histogram_of_250_values_is_three_emf_documents_carrying_all_of_them(tmp_path, monkeypatch):
+    # EMF takes at most 100 values per metric per document: more are split, never cut.
+    path = tmp_path / "metrics.log"
+    monkeypatch.setenv("METRICS_EMF_PATH", str(path))
+    values = [i / 10 for i in range(250)]
+
+    metric_record(name="BatchLatency", value=values)
+
+    documents = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(documents) == 3
+    assert all(len(d["BatchLatency"]) <= 100 for d in documents)
+    assert sorted(v for d in documents for v in d["BatchLatency"]) == values
