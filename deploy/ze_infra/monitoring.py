@@ -10,6 +10,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dms as dms
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -122,6 +123,20 @@ class Monitoring(Construct):
             periods=5,
         )
 
+        alarm(
+            "web-latency-p99",
+            cw.Metric(
+                namespace="AWS/ElasticBeanstalk",
+                metric_name="ApplicationLatencyP99",
+                dimensions_map={"EnvironmentName": env},
+                statistic="Maximum",
+                period=Duration.minutes(1),
+            ),
+            cfg.web_latency_p99_alarm_seconds,
+            f"The slowest 1 % of web requests take more than {cfg.web_latency_p99_alarm_seconds}s.",
+            periods=5,
+        )
+
         cluster = database.cluster
         alarm(
             "db-cpu",
@@ -184,7 +199,9 @@ class Monitoring(Construct):
         alarm(
             "db-replication-slot-lag",
             cw.Metric(
-                namespace="AWS/RDS", metric_name="OldestLogicalReplicationSlotLag", statistic="Maximum",
+                namespace="AWS/RDS",
+                metric_name="OldestLogicalReplicationSlotLag",
+                statistic="Maximum",
                 dimensions_map={"DBClusterIdentifier": cluster.cluster_identifier, "Role": "WRITER"},
                 period=FIVE_MINUTES,
             ),
@@ -246,7 +263,7 @@ class Monitoring(Construct):
             "web-unhealthy-hosts",
             lb_query(
                 "Unhealthy targets",
-                "SELECT MAX(UnHealthyHostCount) FROM SCHEMA(\"AWS/ApplicationELB\", LoadBalancer, TargetGroup)"
+                'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)'
                 f" WHERE {web_tag}",
             ),
             0,
@@ -262,8 +279,11 @@ class Monitoring(Construct):
             alarm(
                 f"{role}-environment-health",
                 cw.Metric(
-                    namespace="AWS/ElasticBeanstalk", metric_name="EnvironmentHealth",
-                    dimensions_map={"EnvironmentName": name}, statistic="Maximum", period=Duration.minutes(1),
+                    namespace="AWS/ElasticBeanstalk",
+                    metric_name="EnvironmentHealth",
+                    dimensions_map={"EnvironmentName": name},
+                    statistic="Maximum",
+                    period=Duration.minutes(1),
                 ),
                 20,
                 f"The {role} environment's enhanced health is Degraded or Severe (or it stopped reporting).",
@@ -273,13 +293,26 @@ class Monitoring(Construct):
             )
 
         # --- Redis ----------------------------------------------------------------------
-        # The primary of a cluster-mode-disabled replication group is node 001.
-        primary = f"{cfg.prefix}-redis-001"
+        # ElastiCache publishes per node only (CacheClusterId <group>-001, -002, ...), and a
+        # failover makes another node the primary: each alarm takes the worst of every node.
+        nodes = [f"{cfg.prefix}-redis-{i:03d}" for i in range(1, cfg.redis_replicas + 2)]
 
-        def redis(name: str, statistic: str) -> cw.Metric:
-            return cw.Metric(
-                namespace="AWS/ElastiCache", metric_name=name, dimensions_map={"CacheClusterId": primary},
-                statistic=statistic, period=FIVE_MINUTES,
+        def redis(name: str, statistic: str) -> cw.MathExpression:
+            ids = [f"{name.lower()}{i}" for i in range(len(nodes))]  # unique within a graph
+            return cw.MathExpression(
+                expression=f"MAX([{', '.join(ids)}])",
+                using_metrics={
+                    ids[i]: cw.Metric(
+                        namespace="AWS/ElastiCache",
+                        metric_name=name,
+                        dimensions_map={"CacheClusterId": node},
+                        statistic=statistic,
+                        period=FIVE_MINUTES,
+                    )
+                    for i, node in enumerate(nodes)
+                },
+                label=f"{name} (worst node)",
+                period=FIVE_MINUTES,
             )
 
         alarm(
@@ -301,11 +334,74 @@ class Monitoring(Construct):
         alarm(
             "redshift-queries-failed",
             cw.Metric(
-                namespace="AWS/Redshift-Serverless", metric_name="QueriesFailed",
-                dimensions_map={"Workgroup": workgroup}, statistic="Sum", period=FIVE_MINUTES,
+                namespace="AWS/Redshift-Serverless",
+                metric_name="QueriesFailed",
+                dimensions_map={"Workgroup": workgroup},
+                statistic="Sum",
+                period=FIVE_MINUTES,
             ),
             5,
             "Redshift queries fail (DMS apply or analysts): check the workgroup's query history.",
+        )
+
+        # --- Warehouse privacy rule --------------------------------------------------------
+        # The Data API reports the batch's end as an event (WithEvent): a FAILED or ABORTED
+        # run goes to on-call as it is, with its error. A call the scheduler could not make
+        # (a permission, the secret) sends no such event: its dropped invocation alarms.
+        stack = Stack.of(self)
+        failed_rule_name = f"{cfg.prefix}-warehouse-privacy-failed"
+        failed_rule_arn = stack.format_arn(service="events", resource="rule", resource_name=failed_rule_name)
+        # CfnRule, not events.Rule + targets.SnsTopic: that target grants EventBridge the
+        # topic and its key for any rule of any account.
+        events.CfnRule(
+            self,
+            "PrivacyRuleFailed",
+            name=failed_rule_name,
+            description="The warehouse privacy rule (deploy/warehouse/privacy.sql) failed: it runs again tomorrow",
+            event_pattern={
+                "source": ["aws.redshift-data"],
+                "detail-type": ["Redshift Data Statement Status Change"],
+                "detail": {"state": ["FAILED", "ABORTED"], "statementName": [analytics.privacy_statement_name]},
+            },
+            targets=[events.CfnRule.TargetProperty(id="alarms", arn=topic.topic_arn)],
+        )
+        # Only this rule of this account (confused deputy); its ARN spelled out, as the key
+        # must exist before the topic, and the topic before the rule.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": failed_rule_arn},
+                },
+            )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": failed_rule_arn},
+                },
+            )
+        )
+        alarm(
+            "warehouse-privacy-not-run",
+            cw.Metric(
+                namespace="AWS/Scheduler",
+                metric_name="InvocationDroppedCount",
+                dimensions_map={"ScheduleGroup": "default"},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            0,
+            "The scheduler gave up calling the warehouse privacy rule (its role, the secret or the workgroup):"
+            " old destinations stay exact until it runs.",
+            periods=1,
         )
 
         # --- DMS events -------------------------------------------------------------------
