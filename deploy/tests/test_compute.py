@@ -56,7 +56,10 @@ def test_web_sits_behind_an_https_alb_with_health_check_on_healthz(cfn, stage):
     assert web[("aws:elbv2:listener:443", "Protocol")] == "HTTPS"
     assert web[("aws:elbv2:listener:default", "ListenerEnabled")] == "false"
     assert int(web[("aws:elbv2:loadbalancer", "IdleTimeout")]) >= 120  # websockets
-    assert web[("aws:elbv2:loadbalancer", "AccessLogsS3Enabled")] == "true"
+    # Off: an ALB access log holds every request's full URL, tracking codes included, with
+    # no way to redact it (WAF and nginx log the requests without them).
+    assert web[("aws:elbv2:loadbalancer", "AccessLogsS3Enabled")] == "false"
+    assert ("aws:elbv2:loadbalancer", "AccessLogsS3Bucket") not in web
     assert web[("aws:autoscaling:asg", "MaxSize")] == str(STAGES[stage].web_max_instances)
     # The 5xx-rate alarm reads these environment metrics.
     metrics = json.loads(web[("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument")])["CloudWatchMetrics"]

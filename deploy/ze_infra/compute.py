@@ -31,9 +31,7 @@ from aws_cdk import (
     aws_lambda as lambda_,
     aws_logs as logs,
     aws_sqs as sqs,
-    aws_s3 as s3,
     aws_secretsmanager as sm,
-    region_info,
     custom_resources as cr,
 )
 from constructs import Construct
@@ -137,34 +135,9 @@ class Compute(Construct):
             generate_secret_string=sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
         )
 
-        # ALB access logs: who called what, with which status and latency. ALB writes
-        # them only to SSE-S3 buckets, from the regional ELB account.
-        self.alb_logs = s3.Bucket(
-            self,
-            "AlbLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(cfg.log_retention_days),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
-        )
-        elb_account = region_info.RegionInfo.get(cfg.region).elbv2_account
-        assert elb_account, f"no ELB log-delivery account known for {cfg.region}"
-        self.alb_logs.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.AccountPrincipal(elb_account)],
-                actions=["s3:PutObject"],
-                resources=[self.alb_logs.arn_for_objects(f"alb/AWSLogs/{stack.account}/*")],
-            )
-        )
+        # No ALB access logs: they hold every request's full URL, tracking codes included,
+        # and cannot redact it. WAF (path redacted) and nginx (tracking routes without their
+        # code) log every request instead.
 
         self.platform_arn = self._platform_arn_lookup()
 
@@ -304,9 +277,7 @@ class Compute(Construct):
             Setting("aws:elbv2:loadbalancer", "ManagedSecurityGroup", network.alb_sg.security_group_id),
             # WebSocket connections stay open; Channels clients ping well inside this.
             Setting("aws:elbv2:loadbalancer", "IdleTimeout", "300"),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Enabled", "true"),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Bucket", self.alb_logs.bucket_name),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Prefix", "alb"),
+            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Enabled", "false"),
             Setting("aws:elbv2:listener:default", "ListenerEnabled", "false"),
             Setting("aws:elbv2:listener:443", "Protocol", "HTTPS"),
             Setting("aws:elbv2:listener:443", "SSLCertificateArns", certificate.value_as_string),
