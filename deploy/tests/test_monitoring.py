@@ -215,3 +215,48 @@ def test_redis_alarms_watch_every_node_so_they_follow_the_primary_after_a_failov
         assert watched == nodes, name
         (expression,) = [m for m in metrics if "Expression" in m]
         assert expression["Expression"].startswith("MAX(")
+
+
+def test_every_environment_writes_its_json_logs_to_a_file_the_agent_ships(cfn):
+    # stdout reaches CloudWatch with a syslog prefix, which Logs Insights cannot parse as JSON.
+    from pathlib import Path
+
+    from ze_infra.compute import APP_LOG_PATH
+
+    groups = {
+        k: v["Properties"]["LogGroupName"]
+        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" in v["Properties"]
+    }
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {
+            o["OptionName"]: o["Value"]
+            for o in env["Properties"]["OptionSettings"]
+            if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
+        }
+        assert options["LOG_JSON_PATH"] == APP_LOG_PATH
+        assert options["APP_LOG_GROUP"]["Ref"] in groups
+    config = (Path(__file__).resolve().parents[2] / ".ebextensions" / "20_metrics.config").read_text()
+    assert f'"file_path": "{APP_LOG_PATH}"' in config
+    assert '"OptionName": "APP_LOG_GROUP"' in config
+
+
+def test_sentry_dsn_is_an_optional_secret():
+    from aws_cdk import App, Environment, assertions
+    from ze_infra.config import stage_config
+    from ze_infra.stack import ZeTrackingStack
+
+    arn = "arn:aws:secretsmanager:sa-east-1:123456789012:secret:ze-tracking-dev/sentry-dsn-AbCdEf"
+    cfg = stage_config("dev", {"dev.sentry_dsn_secret_arn": arn})
+    stack = ZeTrackingStack(App(), "Sentry", cfg=cfg, env=Environment(region=cfg.region))
+    cfn = assertions.Template.from_stack(stack).to_json()
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        secrets = {
+            o["OptionName"]: o["Value"]
+            for o in env["Properties"]["OptionSettings"]
+            if o["Namespace"] == "aws:elasticbeanstalk:application:environmentsecrets"
+        }
+        assert secrets["SENTRY_DSN"] == arn
+    assert arn in json.dumps(resources(cfn, "AWS::IAM::Policy"))
+    # Without one, nothing names Sentry.
+    assert STAGES["dev"].sentry_dsn_secret_arn == ""

@@ -65,8 +65,10 @@ HEALTH_CONFIG = {
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
 
-# Written by the app (ze_tracking/metrics.py), shipped by the CloudWatch agent.
+# Written by the app (ze_tracking/metrics.py, ze_tracking/logging.py), shipped by the
+# CloudWatch agent (.ebextensions/20_metrics.config).
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
+APP_LOG_PATH = "/var/log/ze-tracking/app.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
 DAEMON_HEALTH_CONFIG = {"Version": 1, "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {}}}
@@ -155,6 +157,18 @@ class Compute(Construct):
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
 
+        # The app's own log lines, one JSON object each, as a file: on stdout they reach
+        # CloudWatch behind a syslog prefix, and Logs Insights and metric filters then see
+        # no fields.
+        self.app_log_group = logs.LogGroup(
+            self,
+            "AppLogGroup",
+            log_group_name=f"/aws/elasticbeanstalk/{cfg.prefix}/app",
+            retention=retention(cfg.log_retention_days),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+        )
+
         self.application = eb.CfnApplication(
             self,
             "Application",
@@ -180,6 +194,14 @@ class Compute(Construct):
         app_secrets: list[sm.ISecret] = [
             self.django_secret, self.webhook_secret, database.app_secret, cache.url_secret,
         ]
+        # Error reports to Sentry, only when a stage names a secret holding the DSN.
+        sentry_dsn = (
+            sm.Secret.from_secret_complete_arn(self, "SentryDsn", cfg.sentry_dsn_secret_arn)
+            if cfg.sentry_dsn_secret_arn
+            else None
+        )
+        if sentry_dsn:
+            app_secrets.append(sentry_dsn)
         queues = messaging.queues
 
         self.web_role = self._instance_role(
@@ -242,6 +264,8 @@ class Compute(Construct):
             "METRICS_EMF_PATH": METRICS_EMF_PATH,
             "METRICS_EMF_LOG_GROUP": self.metrics_log_group.log_group_name,
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_JSON_PATH": APP_LOG_PATH,
+            "APP_LOG_GROUP": self.app_log_group.log_group_name,
             "METRICS_STAGE": cfg.name,
             "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
             "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
@@ -259,6 +283,7 @@ class Compute(Construct):
             # JSON keys of the ze_app login (platforms released on or after 2026-01-13).
             "DB_USER": Fn.join(":", [database.app_secret.secret_arn, "username"]),
             "DB_PASSWORD": Fn.join(":", [database.app_secret.secret_arn, "password"]),
+            **({"SENTRY_DSN": sentry_dsn.secret_arn} if sentry_dsn else {}),
         }
 
         private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
