@@ -197,3 +197,23 @@ def test_a_histogram_of_250_values_is_three_emf_documents_carrying_all_of_them(t
     assert len(documents) == 3
     assert all(len(d["BatchLatency"]) <= 100 for d in documents)
     assert sorted(v for d in documents for v in d["BatchLatency"]) == values
+
+
+def test_with_log_json_path_each_log_line_is_one_json_object_in_that_file(tmp_path, settings):
+    # On Elastic Beanstalk stdout reaches CloudWatch behind a syslog prefix: the CloudWatch
+    # agent ships this file instead, and Logs Insights reads its fields.
+    import logging.config
+
+    from ze_tracking.logging import logging_config
+
+    path = tmp_path / "app.log"
+    logging.config.dictConfig(logging_config(level="INFO", json_path=str(path)))
+    try:
+        logging.getLogger("tracking.services.ingest").warning("batch refused", extra={"reason": "too old"})
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+
+    (line,) = path.read_text().splitlines()
+    record = json.loads(line)
+    assert record["message"] == "batch refused" and record["level"] == "WARNING" and record["reason"] == "too old"
+    assert {"request_id", "courier_id", "task_id", "time"} <= set(record)

@@ -124,8 +124,16 @@ def _task_unbind(**_):
     _courier_id.set(None)
 
 
-def logging_config(*, level: str) -> dict:
-    """Django's LOGGING: every line one JSON object on stderr, with the context ids."""
+def logging_config(*, level: str, json_path: str = "") -> dict:
+    """Django's LOGGING: every line one JSON object, with the context ids, on stderr, or
+    appended to `json_path` when set (deploy/ sets it: on Elastic Beanstalk stdout reaches
+    CloudWatch behind a syslog prefix, so the CloudWatch agent ships this file instead)."""
+    handler = (
+        # WatchedFileHandler: reopens the file after logrotate moves it.
+        {"class": "logging.handlers.WatchedFileHandler", "filename": json_path}
+        if json_path
+        else {"class": "logging.StreamHandler"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -139,7 +147,7 @@ def logging_config(*, level: str) -> dict:
                 "timestamp": "time",
             }
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
+        "handlers": {"console": {**handler, "formatter": "json", "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": level},
         # Django's own 4xx warnings repeat the access line with the raw path, which for a
         # tracking link holds its secret code; 5xx errors (with tracebacks) stay.
