@@ -217,3 +217,23 @@ def test_with_log_json_path_each_log_line_is_one_json_object_in_that_file(tmp_pa
     record = json.loads(line)
     assert record["message"] == "batch refused" and record["level"] == "WARNING" and record["reason"] == "too old"
     assert {"request_id", "courier_id", "task_id", "time"} <= set(record)
+
+
+def test_a_sentry_event_names_no_tracking_code():
+    from ze_tracking.logging import sentry_event_scrub
+
+    code = "Zk3_secret-code-0123456789abcdef"
+    event = {
+        "transaction": "/t/<str:code>",
+        "request": {
+            "url": f"https://track.example/t/{code}",
+            "query_string": "from=sms",
+            "headers": {"Referer": f"https://track.example/t/{code}", "User-Agent": "x"},
+        },
+    }
+
+    scrubbed = sentry_event_scrub(event, {})
+
+    assert code not in json.dumps(scrubbed)
+    assert scrubbed["request"]["url"] == "https://track.example/t/:code"
+    assert scrubbed["request"]["headers"]["User-Agent"] == "x"

@@ -163,11 +163,34 @@ def logging_config(*, level: str, json_path: str = "") -> dict:
     }
 
 
+# A tracking link's secret code in a URL: /t/<code>, /api/v1/track/<code>, /ws/track/<code>/.
+TRACKING_CODE_IN_URL_RE = re.compile(r"/(t|api/v1/track|ws/track)/[^/?#\s]+")
+
+
+def sentry_event_scrub(event: dict, hint: dict) -> dict:
+    """Sentry's `before_send`: the request's URL names the route instead of a tracking code,
+    and the Referer (the tracking page's URL) is dropped."""
+    request = event.get("request") or {}
+    if isinstance(request.get("url"), str):
+        request["url"] = TRACKING_CODE_IN_URL_RE.sub(r"/\1/:code", request["url"])
+    headers = request.get("headers") or {}
+    for name in [n for n in headers if n.lower() == "referer"]:
+        del headers[name]
+    return event
+
+
 def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float) -> None:
     """Error tracking, only when a DSN is configured (the Django and Celery integrations
-    switch themselves on). No personal data: couriers' positions stay out of Sentry."""
+    switch themselves on). No personal data: couriers' positions and tracking codes stay
+    out of Sentry (transactions are named by route)."""
     if not dsn:
         return
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=environment, traces_sample_rate=traces_sample_rate, send_default_pii=False)
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        traces_sample_rate=traces_sample_rate,
+        send_default_pii=False,
+        before_send=sentry_event_scrub,
+    )
