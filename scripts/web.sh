@@ -19,7 +19,9 @@ pid $DIR/nginx.pid;
 error_log stderr warn;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  # The production access log format: tracking routes without their code.
+  include $(pwd)/.platform/nginx/conf.d/ze_access_log.conf;
+  access_log $DIR/access.log ze_access buffer=64k flush=1s;
   client_max_body_size 2m;
   client_body_buffer_size 2m;
   client_body_temp_path $DIR/body;

@@ -183,3 +183,57 @@ def test_no_emf_file_unless_configured(tmp_path, monkeypatch):
     metric_record(name="PingsAccepted", value=1)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_histogram_of_250_values_is_three_emf_documents_carrying_all_of_them(tmp_path, monkeypatch):
+    # EMF takes at most 100 values per metric per document: more are split, never cut.
+    path = tmp_path / "metrics.log"
+    monkeypatch.setenv("METRICS_EMF_PATH", str(path))
+    values = [i / 10 for i in range(250)]
+
+    metric_record(name="BatchLatency", value=values)
+
+    documents = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(documents) == 3
+    assert all(len(d["BatchLatency"]) <= 100 for d in documents)
+    assert sorted(v for d in documents for v in d["BatchLatency"]) == values
+
+
+def test_with_log_json_path_each_log_line_is_one_json_object_in_that_file(tmp_path, settings):
+    # On Elastic Beanstalk stdout reaches CloudWatch behind a syslog prefix: the CloudWatch
+    # agent ships this file instead, and Logs Insights reads its fields.
+    import logging.config
+
+    from ze_tracking.logging import logging_config
+
+    path = tmp_path / "app.log"
+    logging.config.dictConfig(logging_config(level="INFO", json_path=str(path)))
+    try:
+        logging.getLogger("tracking.services.ingest").warning("batch refused", extra={"reason": "too old"})
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+
+    (line,) = path.read_text().splitlines()
+    record = json.loads(line)
+    assert record["message"] == "batch refused" and record["level"] == "WARNING" and record["reason"] == "too old"
+    assert {"request_id", "courier_id", "task_id", "time"} <= set(record)
+
+
+def test_a_sentry_event_names_no_tracking_code():
+    from ze_tracking.logging import sentry_event_scrub
+
+    code = "Zk3_secret-code-0123456789abcdef"
+    event = {
+        "transaction": "/t/<str:code>",
+        "request": {
+            "url": f"https://track.example/t/{code}",
+            "query_string": "from=sms",
+            "headers": {"Referer": f"https://track.example/t/{code}", "User-Agent": "x"},
+        },
+    }
+
+    scrubbed = sentry_event_scrub(event, {})
+
+    assert code not in json.dumps(scrubbed)
+    assert scrubbed["request"]["url"] == "https://track.example/t/:code"
+    assert scrubbed["request"]["headers"]["User-Agent"] == "x"

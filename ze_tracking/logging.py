@@ -124,8 +124,16 @@ def _task_unbind(**_):
     _courier_id.set(None)
 
 
-def logging_config(*, level: str) -> dict:
-    """Django's LOGGING: every line one JSON object on stderr, with the context ids."""
+def logging_config(*, level: str, json_path: str = "") -> dict:
+    """Django's LOGGING: every line one JSON object, with the context ids, on stderr, or
+    appended to `json_path` when set (deploy/ sets it: on Elastic Beanstalk stdout reaches
+    CloudWatch behind a syslog prefix, so the CloudWatch agent ships this file instead)."""
+    handler = (
+        # WatchedFileHandler: reopens the file after logrotate moves it.
+        {"class": "logging.handlers.WatchedFileHandler", "filename": json_path}
+        if json_path
+        else {"class": "logging.StreamHandler"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -139,7 +147,7 @@ def logging_config(*, level: str) -> dict:
                 "timestamp": "time",
             }
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
+        "handlers": {"console": {**handler, "formatter": "json", "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": level},
         # Django's own 4xx warnings repeat the access line with the raw path, which for a
         # tracking link holds its secret code; 5xx errors (with tracebacks) stay.
@@ -155,11 +163,34 @@ def logging_config(*, level: str) -> dict:
     }
 
 
+# A tracking link's secret code in a URL: /t/<code>, /api/v1/track/<code>, /ws/track/<code>/.
+TRACKING_CODE_IN_URL_RE = re.compile(r"/(t|api/v1/track|ws/track)/[^/?#\s]+")
+
+
+def sentry_event_scrub(event: dict, hint: dict) -> dict:
+    """Sentry's `before_send`: the request's URL names the route instead of a tracking code,
+    and the Referer (the tracking page's URL) is dropped."""
+    request = event.get("request") or {}
+    if isinstance(request.get("url"), str):
+        request["url"] = TRACKING_CODE_IN_URL_RE.sub(r"/\1/:code", request["url"])
+    headers = request.get("headers") or {}
+    for name in [n for n in headers if n.lower() == "referer"]:
+        del headers[name]
+    return event
+
+
 def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float) -> None:
     """Error tracking, only when a DSN is configured (the Django and Celery integrations
-    switch themselves on). No personal data: couriers' positions stay out of Sentry."""
+    switch themselves on). No personal data: couriers' positions and tracking codes stay
+    out of Sentry (transactions are named by route)."""
     if not dsn:
         return
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=environment, traces_sample_rate=traces_sample_rate, send_default_pii=False)
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        traces_sample_rate=traces_sample_rate,
+        send_default_pii=False,
+        before_send=sentry_event_scrub,
+    )

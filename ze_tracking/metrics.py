@@ -103,12 +103,28 @@ def metric_record(*, name: str, value: float | list[float] = 1.0) -> None:
         for v in values:
             metric.prometheus.observe(v)
     if _emf_handler_ensure():
-        _emf.info(emf_line(name=name, values=values, unit=metric.unit, counter=isinstance(metric.prometheus, Counter)))
+        for line in emf_lines(
+            name=name, values=values, unit=metric.unit, counter=isinstance(metric.prometheus, Counter)
+        ):
+            _emf.info(line)
 
 
-def emf_line(*, name: str, values: list[float], unit: str, counter: bool) -> str:
-    """One EMF document. A counter sends its sum; a histogram sends up to 100 values
-    (EMF's limit per metric), so CloudWatch computes percentiles over single events."""
+# EMF accepts at most 100 values per metric in one document.
+EMF_MAX_VALUES = 100
+
+
+def emf_lines(*, name: str, values: list[float], unit: str, counter: bool) -> list[str]:
+    """EMF documents for one event. A counter sends its sum in one; a histogram sends every
+    value, 100 per document, so CloudWatch computes percentiles over single events."""
+    if counter:
+        return [_emf_document(name=name, value=sum(values), unit=unit)]
+    return [
+        _emf_document(name=name, value=values[i : i + EMF_MAX_VALUES], unit=unit)
+        for i in range(0, len(values), EMF_MAX_VALUES)
+    ]
+
+
+def _emf_document(*, name: str, value: float | list[float], unit: str) -> str:
     stage = os.environ.get("METRICS_STAGE", "local")
     return json.dumps(
         {
@@ -123,7 +139,7 @@ def emf_line(*, name: str, values: list[float], unit: str, counter: bool) -> str
                 ],
             },
             "Stage": stage,
-            name: sum(values) if counter else values[:100],
+            name: value,
         },
         separators=(",", ":"),
     )

@@ -551,7 +551,7 @@ GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH", default=None)
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]  # GDAL 3.6 from Debian 12 works for what we use.
 
 # --- Observability (ze_tracking/logging.py, ze_tracking/metrics.py)
-LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), json_path=env.str("LOG_JSON_PATH", default=""))
 # Workers log through the same JSON handler instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Bearer token a Prometheus scraper may use for /metrics; staff users need none.

@@ -91,8 +91,12 @@ def test_load_balancer_alarms_follow_the_environment_not_a_fixed_load_balancer(c
 
 def test_dms_events_reach_the_alarm_topic(cfn, stage):
     prefix = STAGES[stage].prefix
-    topic = [k for k, v in resources(cfn, "AWS::SNS::Topic").items() if v["Properties"]["TopicName"].endswith("-alarms")]
-    subs = {s["Properties"]["SourceType"]: s["Properties"] for s in resources(cfn, "AWS::DMS::EventSubscription").values()}
+    topic = [
+        k for k, v in resources(cfn, "AWS::SNS::Topic").items() if v["Properties"]["TopicName"].endswith("-alarms")
+    ]
+    subs = {
+        s["Properties"]["SourceType"]: s["Properties"] for s in resources(cfn, "AWS::DMS::EventSubscription").values()
+    }
     assert subs["replication-task"]["SnsTopicArn"] == {"Ref": topic[0]}
     assert subs["replication-task"]["SourceIds"] == [f"{prefix}-analytics"]
     assert {"failure", "state change"} <= set(subs["replication-task"]["EventCategories"])
@@ -118,11 +122,17 @@ def test_one_dashboard_shows_the_service_on_one_page(cfn, stage):
 
 
 def test_every_environment_writes_emf_metrics_to_the_shipped_log_group(cfn):
-    groups = {k: v["Properties"]["LogGroupName"] for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
-              if "LogGroupName" in v["Properties"]}
+    groups = {
+        k: v["Properties"]["LogGroupName"]
+        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" in v["Properties"]
+    }
     for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
-        options = {o["OptionName"]: o["Value"] for o in env["Properties"]["OptionSettings"]
-                   if o["Namespace"] == "aws:elasticbeanstalk:application:environment"}
+        options = {
+            o["OptionName"]: o["Value"]
+            for o in env["Properties"]["OptionSettings"]
+            if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
+        }
         assert options["METRICS_EMF_PATH"].startswith("/var/log/")
         assert options["METRICS_EMF_LOG_GROUP"]["Ref"] in groups
         assert options["METRICS_NAMESPACE"] == METRICS_NAMESPACE
@@ -154,3 +164,120 @@ def test_each_environment_alarms_on_its_fullest_root_filesystem(cfn, stage):
         options = {(o["Namespace"], o["OptionName"]): o["Value"] for o in env["Properties"]["OptionSettings"]}
         health = json.loads(options[("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument")])
         assert "RootFilesystemUtil" in health["CloudWatchMetrics"]["Instance"], env["Properties"]["EnvironmentName"]
+
+
+def _topic_ref(cfn: dict) -> dict:
+    (topic,) = [
+        k for k, v in resources(cfn, "AWS::SNS::Topic").items() if v["Properties"]["TopicName"].endswith("-alarms")
+    ]
+    return {"Ref": topic}
+
+
+def test_a_failed_privacy_run_reaches_the_alarm_topic(cfn, stage):
+    prefix = STAGES[stage].prefix
+    (schedule,) = [
+        s for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Name"].endswith("-warehouse-privacy")
+    ]  # fmt: skip
+    assert f'StatementName\\":\\"{prefix}-warehouse-privacy' in json.dumps(schedule["Properties"]["Target"]["Input"])
+    rules = [
+        r["Properties"]
+        for r in resources(cfn, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.redshift-data"]
+    ]
+    (rule,) = rules
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Redshift Data Statement Status Change"]
+    assert set(pattern["detail"]["state"]) == {"FAILED", "ABORTED"}
+    assert pattern["detail"]["statementName"] == [f"{prefix}-warehouse-privacy"]
+    assert [t["Arn"] for t in rule["Targets"]] == [_topic_ref(cfn)]
+    # EventBridge may use the stage key of the encrypted topic, for this account's rules only.
+    (key,) = resources(cfn, "AWS::KMS::Key").values()
+    policies = [p["Properties"]["PolicyDocument"] for p in resources(cfn, "AWS::SNS::TopicPolicy").values()]
+    events = [
+        s
+        for document in (key["Properties"]["KeyPolicy"], *policies)
+        for s in document["Statement"]
+        if s.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+    assert {s["Action"] if isinstance(s["Action"], str) else s["Action"][0] for s in events} == {
+        "sns:Publish",
+        "kms:Decrypt",
+    }
+    for statement in events:
+        assert "aws:SourceAccount" in json.dumps(statement.get("Condition"))
+        assert f"rule/{prefix}-warehouse-privacy-failed" in json.dumps(statement["Condition"])
+    # A call the scheduler could not make (no event is ever sent for it) alarms too.
+    dropped = _alarms(cfn)[f"{prefix}-warehouse-privacy-not-run"]
+    assert dropped["Namespace"] == "AWS/Scheduler" and dropped["MetricName"] == "InvocationDroppedCount"
+    assert dropped["Threshold"] == 0 and dropped["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_web_latency_p99_alarms(cfn, stage):
+    cfg = STAGES[stage]
+    alarm = _alarms(cfn)[f"{cfg.prefix}-web-latency-p99"]
+    assert alarm["Namespace"] == "AWS/ElasticBeanstalk" and alarm["MetricName"] == "ApplicationLatencyP99"
+    assert alarm["Dimensions"] == [{"Name": "EnvironmentName", "Value": f"{cfg.prefix}-web"}]
+    assert alarm["Threshold"] == cfg.web_latency_p99_alarm_seconds
+
+
+def test_redis_alarms_watch_every_node_so_they_follow_the_primary_after_a_failover(cfn, stage):
+    cfg = STAGES[stage]
+    nodes = {f"{cfg.prefix}-redis-{i:03d}" for i in range(1, cfg.redis_replicas + 2)}
+    for name in ("redis-memory", "redis-evictions"):
+        metrics = _alarms(cfn)[f"{cfg.prefix}-{name}"]["Metrics"]
+        watched = {
+            d["Value"]
+            for m in metrics
+            if "MetricStat" in m
+            for d in m["MetricStat"]["Metric"]["Dimensions"]
+            if d["Name"] == "CacheClusterId"
+        }
+        assert watched == nodes, name
+        (expression,) = [m for m in metrics if "Expression" in m]
+        assert expression["Expression"].startswith("MAX(")
+
+
+def test_every_environment_writes_its_json_logs_to_a_file_the_agent_ships(cfn):
+    # stdout reaches CloudWatch with a syslog prefix, which Logs Insights cannot parse as JSON.
+    from pathlib import Path
+
+    from ze_infra.compute import APP_LOG_PATH
+
+    groups = {
+        k: v["Properties"]["LogGroupName"]
+        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" in v["Properties"]
+    }
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {
+            o["OptionName"]: o["Value"]
+            for o in env["Properties"]["OptionSettings"]
+            if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
+        }
+        assert options["LOG_JSON_PATH"] == APP_LOG_PATH
+        assert options["APP_LOG_GROUP"]["Ref"] in groups
+    config = (Path(__file__).resolve().parents[2] / ".ebextensions" / "20_metrics.config").read_text()
+    assert f'"file_path": "{APP_LOG_PATH}"' in config
+    assert '"OptionName": "APP_LOG_GROUP"' in config
+
+
+def test_sentry_dsn_is_an_optional_secret():
+    from aws_cdk import App, Environment, assertions
+    from ze_infra.config import stage_config
+    from ze_infra.stack import ZeTrackingStack
+
+    arn = "arn:aws:secretsmanager:sa-east-1:123456789012:secret:ze-tracking-dev/sentry-dsn-AbCdEf"
+    cfg = stage_config("dev", {"dev.sentry_dsn_secret_arn": arn})
+    stack = ZeTrackingStack(App(), "Sentry", cfg=cfg, env=Environment(region=cfg.region))
+    cfn = assertions.Template.from_stack(stack).to_json()
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        secrets = {
+            o["OptionName"]: o["Value"]
+            for o in env["Properties"]["OptionSettings"]
+            if o["Namespace"] == "aws:elasticbeanstalk:application:environmentsecrets"
+        }
+        assert secrets["SENTRY_DSN"] == arn
+    assert arn in json.dumps(resources(cfn, "AWS::IAM::Policy"))
+    # Without one, nothing names Sentry.
+    assert STAGES["dev"].sentry_dsn_secret_arn == ""

@@ -63,6 +63,9 @@ def test_the_build_runs_nightly_and_a_failed_build_reaches_the_alarm_topic(templ
         r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
         if r["Properties"].get("Name", "").endswith("-warehouse-build-failed")
     ]  # fmt: skip
+    # The key and the topic let EventBridge in for this rule of this account only.
+    key_policy = json.dumps(list(template.find_resources("AWS::KMS::Key").values())[0]["Properties"]["KeyPolicy"])
+    assert "rule/ze-tracking-" in key_policy and "-warehouse-build-failed" in key_policy
     assert rule["EventPattern"]["detail"]["build-status"] == ["FAILED", "TIMED_OUT", "STOPPED"]
     (target,) = rule["Targets"]
     alarms = [

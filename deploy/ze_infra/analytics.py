@@ -314,6 +314,8 @@ class Analytics(Construct):
         )
         self.admin_secret.grant_read(privacy_role)
         key.grant_decrypt(privacy_role)
+        # Its end arrives as an EventBridge event under this name (deploy/ze_infra/monitoring.py).
+        self.privacy_statement_name = f"{cfg.prefix}-warehouse-privacy"
         self.privacy_schedule = scheduler.CfnSchedule(
             self,
             "PrivacyRule",
@@ -334,7 +336,7 @@ class Analytics(Construct):
                         "Database": cfg.redshift_database,
                         "SecretArn": self.admin_secret.secret_arn,
                         "Sqls": tables.sql_statements(path=tables.WAREHOUSE_SQL / "privacy.sql"),
-                        "StatementName": f"{cfg.prefix}-warehouse-privacy",
+                        "StatementName": self.privacy_statement_name,
                         # The call returns before the SQL runs: the Data API reports the
                         # batch's end (FINISHED or FAILED) as an EventBridge event.
                         "WithEvent": True,

@@ -33,9 +33,7 @@ from aws_cdk import (
     aws_lambda as lambda_,
     aws_logs as logs,
     aws_sqs as sqs,
-    aws_s3 as s3,
     aws_secretsmanager as sm,
-    region_info,
     custom_resources as cr,
 )
 from constructs import Construct
@@ -71,8 +69,10 @@ HEALTH_CONFIG = {
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
 
-# Written by the app (ze_tracking/metrics.py), shipped by the CloudWatch agent.
+# Written by the app (ze_tracking/metrics.py, ze_tracking/logging.py), shipped by the
+# CloudWatch agent (.ebextensions/20_metrics.config).
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
+APP_LOG_PATH = "/var/log/ze-tracking/app.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
 DAEMON_HEALTH_CONFIG = {
@@ -145,34 +145,9 @@ class Compute(Construct):
             generate_secret_string=sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
         )
 
-        # ALB access logs: who called what, with which status and latency. ALB writes
-        # them only to SSE-S3 buckets, from the regional ELB account.
-        self.alb_logs = s3.Bucket(
-            self,
-            "AlbLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(cfg.log_retention_days),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
-        )
-        elb_account = region_info.RegionInfo.get(cfg.region).elbv2_account
-        assert elb_account, f"no ELB log-delivery account known for {cfg.region}"
-        self.alb_logs.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.AccountPrincipal(elb_account)],
-                actions=["s3:PutObject"],
-                resources=[self.alb_logs.arn_for_objects(f"alb/AWSLogs/{stack.account}/*")],
-            )
-        )
+        # No ALB access logs: they hold every request's full URL, tracking codes included,
+        # and cannot redact it. WAF (path redacted) and nginx (tracking routes without their
+        # code) log every request instead.
 
         self.platform_arn = self._platform_arn_lookup()
 
@@ -185,6 +160,18 @@ class Compute(Construct):
             self,
             "MetricsLogGroup",
             log_group_name=f"/aws/elasticbeanstalk/{cfg.prefix}/metrics",
+            retention=retention(cfg.log_retention_days),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+        )
+
+        # The app's own log lines, one JSON object each, as a file: on stdout they reach
+        # CloudWatch behind a syslog prefix, and Logs Insights and metric filters then see
+        # no fields.
+        self.app_log_group = logs.LogGroup(
+            self,
+            "AppLogGroup",
+            log_group_name=f"/aws/elasticbeanstalk/{cfg.prefix}/app",
             retention=retention(cfg.log_retention_days),
             encryption_key=key,
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
@@ -215,6 +202,14 @@ class Compute(Construct):
         app_secrets: list[sm.ISecret] = [
             self.django_secret, self.webhook_secret, database.app_secret, cache.url_secret,
         ]
+        # Error reports to Sentry, only when a stage names a secret holding the DSN.
+        sentry_dsn = (
+            sm.Secret.from_secret_complete_arn(self, "SentryDsn", cfg.sentry_dsn_secret_arn)
+            if cfg.sentry_dsn_secret_arn
+            else None
+        )
+        if sentry_dsn:
+            app_secrets.append(sentry_dsn)
         queues = messaging.queues
 
         self.web_role = self._instance_role(
@@ -277,6 +272,8 @@ class Compute(Construct):
             "METRICS_EMF_PATH": METRICS_EMF_PATH,
             "METRICS_EMF_LOG_GROUP": self.metrics_log_group.log_group_name,
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_JSON_PATH": APP_LOG_PATH,
+            "APP_LOG_GROUP": self.app_log_group.log_group_name,
             "METRICS_STAGE": cfg.name,
             "GDAL_LIBRARY_PATH": f"{GEO_DIR}/lib/libgdal.so",
             "GEOS_LIBRARY_PATH": f"{GEO_DIR}/lib/libgeos_c.so",
@@ -294,6 +291,7 @@ class Compute(Construct):
             # JSON keys of the ze_app login (platforms released on or after 2026-01-13).
             "DB_USER": Fn.join(":", [database.app_secret.secret_arn, "username"]),
             "DB_PASSWORD": Fn.join(":", [database.app_secret.secret_arn, "password"]),
+            **({"SENTRY_DSN": sentry_dsn.secret_arn} if sentry_dsn else {}),
         }
 
         private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
@@ -312,9 +310,7 @@ class Compute(Construct):
             Setting("aws:elbv2:loadbalancer", "ManagedSecurityGroup", network.alb_sg.security_group_id),
             # WebSocket connections stay open; Channels clients ping well inside this.
             Setting("aws:elbv2:loadbalancer", "IdleTimeout", "300"),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Enabled", "true"),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Bucket", self.alb_logs.bucket_name),
-            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Prefix", "alb"),
+            Setting("aws:elbv2:loadbalancer", "AccessLogsS3Enabled", "false"),
             Setting("aws:elbv2:listener:default", "ListenerEnabled", "false"),
             Setting("aws:elbv2:listener:443", "Protocol", "HTTPS"),
             Setting("aws:elbv2:listener:443", "SSLCertificateArns", certificate.value_as_string),

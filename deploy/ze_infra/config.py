@@ -109,9 +109,14 @@ class StageConfig:
 
     # Alarms.
     alarm_email: str = "oncall-tracking@ze.delivery"
+    # Optional: the complete ARN of a Secrets Manager secret holding the Sentry DSN (its value
+    # the DSN alone); set it with `cdk deploy -c <stage>.sentry_dsn_secret_arn=arn:...`.
+    sentry_dsn_secret_arn: str = ""
     queue_age_alarm_seconds: int = 120
     queue_depth_alarm: int = 5_000
     http_5xx_alarm_percent: float = 1.0
+    # The slowest 1 % of web requests (nginx on the instances, EB enhanced health).
+    web_latency_p99_alarm_seconds: float = 2.0
     db_cpu_alarm_percent: int = 80
     db_connections_alarm: int = 400
     # DMS reads the WAL continuously (source latency stays low) but applies to Redshift

@@ -10,6 +10,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dms as dms
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -145,6 +146,20 @@ class Monitoring(Construct):
             periods=5,
         )
 
+        alarm(
+            "web-latency-p99",
+            cw.Metric(
+                namespace="AWS/ElasticBeanstalk",
+                metric_name="ApplicationLatencyP99",
+                dimensions_map={"EnvironmentName": env},
+                statistic="Maximum",
+                period=Duration.minutes(1),
+            ),
+            cfg.web_latency_p99_alarm_seconds,
+            f"The slowest 1 % of web requests take more than {cfg.web_latency_p99_alarm_seconds}s.",
+            periods=5,
+        )
+
         cluster = database.cluster
         alarm(
             "db-cpu",
@@ -207,7 +222,9 @@ class Monitoring(Construct):
         alarm(
             "db-replication-slot-lag",
             cw.Metric(
-                namespace="AWS/RDS", metric_name="OldestLogicalReplicationSlotLag", statistic="Maximum",
+                namespace="AWS/RDS",
+                metric_name="OldestLogicalReplicationSlotLag",
+                statistic="Maximum",
                 dimensions_map={"DBClusterIdentifier": cluster.cluster_identifier, "Role": "WRITER"},
                 period=FIVE_MINUTES,
             ),
@@ -269,7 +286,7 @@ class Monitoring(Construct):
             "web-unhealthy-hosts",
             lb_query(
                 "Unhealthy targets",
-                "SELECT MAX(UnHealthyHostCount) FROM SCHEMA(\"AWS/ApplicationELB\", LoadBalancer, TargetGroup)"
+                'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)'
                 f" WHERE {web_tag}",
             ),
             0,
@@ -285,8 +302,11 @@ class Monitoring(Construct):
             alarm(
                 f"{role}-environment-health",
                 cw.Metric(
-                    namespace="AWS/ElasticBeanstalk", metric_name="EnvironmentHealth",
-                    dimensions_map={"EnvironmentName": name}, statistic="Maximum", period=Duration.minutes(1),
+                    namespace="AWS/ElasticBeanstalk",
+                    metric_name="EnvironmentHealth",
+                    dimensions_map={"EnvironmentName": name},
+                    statistic="Maximum",
+                    period=Duration.minutes(1),
                 ),
                 20,
                 f"The {role} environment's enhanced health is Degraded or Severe (or it stopped reporting).",
@@ -324,13 +344,26 @@ class Monitoring(Construct):
         )
 
         # --- Redis ----------------------------------------------------------------------
-        # The primary of a cluster-mode-disabled replication group is node 001.
-        primary = f"{cfg.prefix}-redis-001"
+        # ElastiCache publishes per node only (CacheClusterId <group>-001, -002, ...), and a
+        # failover makes another node the primary: each alarm takes the worst of every node.
+        nodes = [f"{cfg.prefix}-redis-{i:03d}" for i in range(1, cfg.redis_replicas + 2)]
 
-        def redis(name: str, statistic: str) -> cw.Metric:
-            return cw.Metric(
-                namespace="AWS/ElastiCache", metric_name=name, dimensions_map={"CacheClusterId": primary},
-                statistic=statistic, period=FIVE_MINUTES,
+        def redis(name: str, statistic: str) -> cw.MathExpression:
+            ids = [f"{name.lower()}{i}" for i in range(len(nodes))]  # unique within a graph
+            return cw.MathExpression(
+                expression=f"MAX([{', '.join(ids)}])",
+                using_metrics={
+                    ids[i]: cw.Metric(
+                        namespace="AWS/ElastiCache",
+                        metric_name=name,
+                        dimensions_map={"CacheClusterId": node},
+                        statistic=statistic,
+                        period=FIVE_MINUTES,
+                    )
+                    for i, node in enumerate(nodes)
+                },
+                label=f"{name} (worst node)",
+                period=FIVE_MINUTES,
             )
 
         alarm(
@@ -352,11 +385,86 @@ class Monitoring(Construct):
         alarm(
             "redshift-queries-failed",
             cw.Metric(
-                namespace="AWS/Redshift-Serverless", metric_name="QueriesFailed",
-                dimensions_map={"Workgroup": workgroup}, statistic="Sum", period=FIVE_MINUTES,
+                namespace="AWS/Redshift-Serverless",
+                metric_name="QueriesFailed",
+                dimensions_map={"Workgroup": workgroup},
+                statistic="Sum",
+                period=FIVE_MINUTES,
             ),
             5,
             "Redshift queries fail (DMS apply or analysts): check the workgroup's query history.",
+        )
+
+        # --- Warehouse privacy rule and warehouse build ----------------------------------
+        # The Data API reports the privacy batch's end as an event (WithEvent), CodeBuild the
+        # warehouse build's: a failed run goes to on-call as it is, with its error. A call
+        # the scheduler could not make (a permission, the secret) sends no such event: its
+        # dropped invocation alarms.
+        stack = Stack.of(self)
+        failure_rules = {
+            f"{cfg.prefix}-warehouse-privacy-failed": (
+                "The warehouse privacy rule (deploy/warehouse/privacy.sql) failed: it runs again tomorrow",
+                {
+                    "source": ["aws.redshift-data"],
+                    "detail-type": ["Redshift Data Statement Status Change"],
+                    "detail": {"state": ["FAILED", "ABORTED"], "statementName": [analytics.privacy_statement_name]},
+                },
+            ),
+            f"{cfg.prefix}-warehouse-build-failed": (
+                "The warehouse build (dbt, deploy/ze_infra/warehouse_build.py) failed, timed out or was stopped",
+                {
+                    "source": ["aws.codebuild"],
+                    "detail-type": ["CodeBuild Build State Change"],
+                    "detail": {
+                        "build-status": ["FAILED", "TIMED_OUT", "STOPPED"],
+                        "project-name": [f"{cfg.prefix}-warehouse-build"],
+                    },
+                },
+            ),
+        }
+        # CfnRule, not events.Rule + targets.SnsTopic: that target grants EventBridge the
+        # topic and its key for any rule of any account.
+        for name, (description, pattern) in failure_rules.items():
+            events.CfnRule(
+                self,
+                "".join(part.title() for part in name.removeprefix(cfg.prefix).split("-")),
+                name=name,
+                description=description,
+                event_pattern=pattern,
+                targets=[events.CfnRule.TargetProperty(id="alarms", arn=topic.topic_arn)],
+            )
+        # Only these rules of this account (confused deputy); their ARNs spelled out, as the
+        # key must exist before the topic, and the topic before the rules.
+        rule_arns = [stack.format_arn(service="events", resource="rule", resource_name=n) for n in failure_rules]
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": rule_arns}},
+            )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": rule_arns}},
+            )
+        )
+        alarm(
+            "warehouse-privacy-not-run",
+            cw.Metric(
+                namespace="AWS/Scheduler",
+                metric_name="InvocationDroppedCount",
+                dimensions_map={"ScheduleGroup": "default"},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            0,
+            "The scheduler gave up calling a warehouse schedule (the privacy rule or the build; its role, the"
+            " secret or the workgroup): old destinations stay exact, or the marts stale, until it runs.",
+            periods=1,
         )
 
         # --- DMS events -------------------------------------------------------------------

@@ -81,7 +81,6 @@ class ZeTrackingStack(Stack):
             network=self.network,
             analytics=self.analytics,
             key=self.key,
-            topic=self.messaging.alarm_topic,
         )
         self.monitoring = Monitoring(
             self,

@@ -12,7 +12,8 @@ Rules, first match wins:
 3. the common rule set (OWASP-style probes), with the 8 KB body limit only counted:
    a courier app's ping batch is a JSON body of up to 1 MiB, which the app limits itself.
 
-Requests are logged to CloudWatch Logs without their Authorization and Cookie headers.
+Requests are logged to CloudWatch Logs without their Authorization, Cookie and Referer
+headers and without their path (tracking links carry their secret code in it).
 """
 
 from __future__ import annotations
@@ -103,9 +104,14 @@ class Waf(Construct):
             "Logging",
             resource_arn=self.web_acl.attr_arn,
             log_destination_configs=[log_group.log_group_arn],
-            # Tokens and session cookies stay out of the logs.
+            # Tokens and session cookies stay out of the logs, and so do tracking codes: they
+            # are in the path (/t/<code>, /api/v1/track/<code>, /ws/track/<code>/) and in the
+            # Referer of the tracking page's own requests. WAF redacts the path of every
+            # request (it has no per-route redaction); the app's and nginx's logs name the route.
             redacted_fields=[
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "referer"}),
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(uri_path={}),
             ],
         )

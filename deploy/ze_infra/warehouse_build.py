@@ -5,7 +5,8 @@ released bundle: source freshness, then every model and every dbt test. Its sour
 `<app>/warehouse/current.zip` in Elastic Beanstalk's bucket, which `deploy/eb/release.sh`
 writes after a release (then it starts this build and waits for it); EventBridge Scheduler
 starts the same build every night, so the incremental marts take in each day's late pings.
-A build that fails, times out or is stopped is an event routed to the alarm topic.
+A build that fails, times out or is stopped is an event routed to the alarm topic
+(deploy/ze_infra/monitoring.py).
 
 It reaches Redshift only (5439) and HTTPS (package installs, AWS APIs); dbt signs in with
 the Redshift admin login, read from Secrets Manager by CodeBuild itself.
@@ -16,14 +17,11 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .analytics import Analytics
@@ -50,7 +48,6 @@ class WarehouseBuild(Construct):
         network: Network,
         analytics: Analytics,
         key: kms.IKey,
-        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -153,38 +150,4 @@ class WarehouseBuild(Construct):
                     maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
                 ),
             ),
-        )
-
-        # A failed build (a dbt test, a source gone stale, a model Redshift refused) alarms.
-        self.failed = events.Rule(
-            self,
-            "Failed",
-            rule_name=f"{cfg.prefix}-warehouse-build-failed",
-            description="The warehouse build failed, timed out or was stopped",
-            event_pattern=events.EventPattern(
-                source=["aws.codebuild"],
-                detail_type=["CodeBuild Build State Change"],
-                detail={
-                    "build-status": ["FAILED", "TIMED_OUT", "STOPPED"],
-                    "project-name": [f"{cfg.prefix}-warehouse-build"],
-                },
-            ),
-            targets=[targets.SnsTopic(topic)],
-        )
-        # EventBridge publishes to the encrypted topic: only for this rule.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": stack.account,
-                        # Named, not referenced: the key cannot depend on the rule that needs it.
-                        "aws:SourceArn": stack.format_arn(
-                            service="events", resource="rule", resource_name=f"{cfg.prefix}-warehouse-build-failed"
-                        ),
-                    }
-                },
-            )
         )
