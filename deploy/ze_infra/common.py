@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from aws_cdk import Stack
+import jsii
+from aws_cdk import CfnDeletionPolicy, CfnResource, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from constructs import IConstruct
 
 _RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -39,3 +41,15 @@ def eb_resources_read_statements(*, stack: Stack, describes: list[str]) -> list[
         ),
         iam.PolicyStatement(actions=describes, resources=["*"]),
     ]
+
+
+@jsii.implements(IAspect)
+class KeptExceptOnCreate:
+    """Every resource kept on delete (`RemovalPolicy.RETAIN`) is kept except when its own
+    create fails: a named log group or key left behind by a failed first deploy would make
+    the next one fail ("already exists"). CloudFormation's RetainExceptOnCreate deletes it
+    in that case only; updates and stack deletes keep it as before."""
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_options.deletion_policy == CfnDeletionPolicy.RETAIN:
+            node.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
