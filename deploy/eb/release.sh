@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deploy the committed HEAD to one stage's three environments:
 #   deploy/eb/release.sh dev
-# Needs AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read builds of
-# <app>-release) rights: a CI deploy role; plus CloudFormation read, Redshift Data API and
+# Needs boto3 and AWS credentials with Elastic Beanstalk, S3 and CodeBuild (start and read
+# builds of <app>-release) rights: a CI deploy role; plus CloudFormation read, Redshift Data API and
 # DMS start rights and boto3 for the warehouse step at the end (deploy/warehouse/release.py).
 # The stack (make synth; cdk deploy) creates the environments; this ships code.
 set -euo pipefail
@@ -14,29 +14,10 @@ BUNDLE="$(mktemp -d)/$LABEL.zip"
 
 # The bundle is the tracked tree only: no venvs, no cdk.out.
 git archive --format=zip -o "$BUNDLE" HEAD
-BUCKET=$(aws elasticbeanstalk create-storage-location --query S3Bucket --output text)
-aws s3 cp "$BUNDLE" "s3://$BUCKET/$APP/$LABEL.zip"
-aws elasticbeanstalk create-application-version --application-name "$APP" --version-label "$LABEL" \
-  --source-bundle "S3Bucket=$BUCKET,S3Key=$APP/$LABEL.zip" --process
-sleep 15  # --process validates the bundle; the CLI has no waiter for it
-
-# The database first, from the new bundle, by the release task: the only holder of the
-# admin login (deploy/ze_infra/release.py). Bounded wait: a release never hangs.
-BUILD=$(aws codebuild start-build --project-name "$APP-release" --source-type-override S3 \
-  --source-location-override "$BUCKET/$APP/$LABEL.zip" --query build.id --output text)
-deadline=$(( $(date +%s) + 1800 ))
-while status=$(aws codebuild batch-get-builds --ids "$BUILD" --query 'builds[0].buildStatus' --output text) \
-    && [ "$status" = IN_PROGRESS ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "release task $BUILD still running after 30 min" >&2; exit 1; }
-  sleep 10
-done
-[ "$status" = SUCCEEDED ] || { echo "release task $BUILD: $status (see its CloudWatch log)" >&2; exit 1; }
-
-# Then the code: web, workers and beat, against the migrated schema.
-for role in web worker scheduler; do
-  aws elasticbeanstalk update-environment --environment-name "$APP-$role" --version-label "$LABEL"
-  aws elasticbeanstalk wait environment-updated --environment-names "$APP-$role"
-done
+# Upload, version, release task (pinned to the bundle's sha256), then web, worker and
+# scheduler, each waited for until it runs the version everywhere and is healthy; exits
+# non-zero, with the environment's events, otherwise (deploy/eb/release.py).
+python3 deploy/eb/release.py "$STAGE" "$BUNDLE" "$LABEL"
 # The warehouse last: its tables, views, and the DMS task's first start need the schema
 # the release task just migrated (and the grants it gave DMS's login).
 python3 deploy/warehouse/release.py "$STAGE"
