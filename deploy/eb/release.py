@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # A rolling deploy with an additional batch replaces one instance at a time and waits for
@@ -217,7 +217,7 @@ def release(*, stage: str, bundle: Path, label: str, session=None) -> None:
     # Then the code: web, workers and beat, against the migrated schema.
     for role in ROLES:
         name = f"{app}-{role}"
-        since = datetime.now(timezone.utc)
+        since = datetime.now(UTC)
         eb.update_environment(EnvironmentName=name, VersionLabel=label)
         environment_wait(eb, name=name, label=label, since=since, deadline=Deadline(ENVIRONMENT_DEADLINE_S))
         print(f"{name} runs {label}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -58,7 +58,7 @@ def _environment_becomes(name: str, **state) -> None:
 
 
 def _wait(eb, label: str = "v2") -> None:
-    release.environment_wait(eb, name=f"{APP}-web", label=label, since=datetime.now(timezone.utc), deadline=FAST)
+    release.environment_wait(eb, name=f"{APP}-web", label=label, since=datetime.now(UTC), deadline=FAST)
 
 
 def test_environment_running_the_new_version_healthily_is_released(eb):
