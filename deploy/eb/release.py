@@ -96,16 +96,16 @@ def application_version_create(eb, *, app: str, label: str, bucket: str, key: st
         raise ReleaseFailed(f"application version {label}: {status.get('value')} (EB could not process the bundle)")
 
 
-def build_run(cb, *, project: str, bucket: str, key: str, sha256: str, deadline: Deadline) -> str:
-    """Start the CodeBuild `project` on the bundle at s3://bucket/key, pinned to `sha256`,
-    and wait for it; its id. Raises ReleaseFailed unless it SUCCEEDED."""
+def build_run(
+    cb, *, project: str, bucket: str, key: str, sha256: str, deadline: Deadline, variables: dict[str, str] | None = None
+) -> str:
+    """Start the CodeBuild `project` on the bundle at s3://bucket/key, pinned to `sha256`
+    (and given `variables`), and wait for it; its id. Raises ReleaseFailed unless it
+    SUCCEEDED."""
+    values = {"BUNDLE_BUCKET": bucket, "BUNDLE_KEY": key, "BUNDLE_SHA256": sha256, **(variables or {})}
     build_id = cb.start_build(
         projectName=project,
-        environmentVariablesOverride=[
-            {"name": "BUNDLE_BUCKET", "value": bucket, "type": "PLAINTEXT"},
-            {"name": "BUNDLE_KEY", "value": key, "type": "PLAINTEXT"},
-            {"name": "BUNDLE_SHA256", "value": sha256, "type": "PLAINTEXT"},
-        ],
+        environmentVariablesOverride=[{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()],
     )["build"]["id"]
     status = {}
 

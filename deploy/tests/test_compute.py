@@ -215,10 +215,11 @@ def test_every_database_client_verifies_auroras_certificate(cfn):
     for name, env in _envs(cfn).items():
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLMODE")] == "verify-full", name
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLROOTCERT")] == RDS_CA_BUNDLE, name
-    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
-    variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
-    assert variables["DATABASE_SSLMODE"] == "verify-full"
-    assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE
+    # The release and manage jobs too.
+    for project in resources(cfn, "AWS::CodeBuild::Project").values():
+        variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+        assert variables["DATABASE_SSLMODE"] == "verify-full"
+        assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE
 
 
 def test_the_app_trusts_exactly_the_two_proxies_in_front_of_it(cfn):

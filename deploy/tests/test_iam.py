@@ -46,14 +46,22 @@ def test_scheduler_enqueues_periodic_tasks_but_never_pings(cfn):
     (statement,) = produce
     targets = json.dumps(statement["Resource"])
     assert "Maintenance" in targets and "Notifications" in targets and "Pings" not in targets
-    assert "sqs:ReceiveMessage" not in _actions([s for s in _statements(cfn, "-eb-scheduler")
-                                                 if "Daemon" not in json.dumps(s["Resource"])])
+    assert "sqs:ReceiveMessage" not in _actions(
+        [s for s in _statements(cfn, "-eb-scheduler") if "Daemon" not in json.dumps(s["Resource"])]
+    )
 
 
 def test_only_workers_publish_notifications(cfn):
     assert "sns:Publish" in _actions(_statements(cfn, "-eb-worker"))
     assert "sns:Publish" not in _actions(_statements(cfn, "-eb-web"))
     assert "sns:Publish" not in _actions(_statements(cfn, "-eb-scheduler"))
+
+
+def _release_project(cfn: dict) -> dict:
+    (project,) = [
+        p for p in resources(cfn, "AWS::CodeBuild::Project").values() if p["Properties"]["Name"].endswith("-release")
+    ]
+    return project
 
 
 def _login_secrets(cfn: dict) -> dict[str, str]:
@@ -84,7 +92,7 @@ def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
         for s in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "secretsmanager:GetSecretValue" in s["Action"] and logins["admin"] in json.dumps(s["Resource"]):
                 readers.update(r["Ref"] for r in policy["Properties"]["Roles"])
-    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    project = _release_project(cfn)
     assert readers == {project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]}
     variables = {v["Name"]: v for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
     assert logins["admin"] in json.dumps(variables["DB_ADMIN_SECRET_ARN"])
@@ -92,8 +100,7 @@ def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
 
 
 def test_release_task_runs_in_the_private_subnets_reaching_only_aurora_and_https(cfn):
-    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
-    props = project["Properties"]
+    props = _release_project(cfn)["Properties"]
     assert props["Environment"]["PrivilegedMode"] is False
     (sg_ref,) = props["VpcConfig"]["SecurityGroupIds"]
     sg_id = sg_ref["Fn::GetAtt"][0]
@@ -140,7 +147,7 @@ def _roles(cfn: dict, role_suffix: str) -> list[dict]:
 def test_no_role_carries_a_managed_policy_that_writes_eb_buckets(cfn):
     for role in resources(cfn, "AWS::IAM::Role").values():
         arns = json.dumps(role["Properties"].get("ManagedPolicyArns", []))
-        assert not {p for p in EB_BUCKET_WRITERS if f"/{p}\"" in arns}, role["Properties"].get("RoleName")
+        assert not {p for p in EB_BUCKET_WRITERS if f'/{p}"' in arns}, role["Properties"].get("RoleName")
 
 
 def test_instances_carry_no_managed_policy(cfn):

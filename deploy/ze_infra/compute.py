@@ -374,6 +374,15 @@ class Compute(Construct):
             environment={k: v for k, v in environment.items() if k.startswith(release_env)},
             secrets={k: secrets[k] for k in ("DJANGO_SECRET_KEY", "DB_USER", "DB_PASSWORD")},
             django_secret=self.django_secret,
+            # Operators' commands run as the app does: its login, queues and topic.
+            manage_environment=environment,
+            manage_secrets=secrets,
+            manage_readable=app_secrets,
+            manage_statements=[
+                iam.PolicyStatement(actions=SQS_PRODUCE, resources=[q.queue_arn for q in queues.values()]),
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[messaging.notifications_topic.topic_arn]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+            ],
         )
 
     # --- helpers --------------------------------------------------------------------

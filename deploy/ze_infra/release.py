@@ -5,10 +5,15 @@ create roles, the PostGIS extension and DMS's DDL capture. The instances that fa
 internet must not be able to read them, so this CodeBuild project runs that step and its
 role is the only one of the app's that can read those two secrets.
 
-`deploy/eb/release.sh` starts it on the new source bundle (the zip it uploads for Elastic
-Beanstalk) and waits for it before any environment receives that version; the project
-runs `deploy/eb/release-database.sh` from the bundle, in the private subnets, with a
-security group that reaches only Aurora and HTTPS.
+`deploy/eb/release.py` starts it on the new source bundle (the zip it uploads for Elastic
+Beanstalk), with the bundle's sha256, and waits for it before any environment receives that
+version; the project fetches the bundle, refuses it unless its sha256 matches, and runs
+`deploy/eb/release-database.sh` from it, in the private subnets, with a security group that
+reaches only Aurora and HTTPS.
+
+The manage project is the operators' way to run an allow-listed management command
+(`deploy/eb/manage.py`) in a stage, the same way but with the app's own login and queues,
+never the admin one; `<prefix>-manage-operator` is the managed policy to give on-call.
 
 Why CodeBuild: it runs the bundle's own code on demand in the VPC with a role of its own,
 with no image to build and host (an ECS task needs one), no 15-minute cap (Lambda), and
@@ -33,6 +38,17 @@ from .data import Database
 from .network import Network
 
 
+def bundle_commands(script: str) -> list[str]:
+    """Fetch the bundle named by the start request, check it against the sha256 noted at
+    upload before anything from it runs, then run `script` from it."""
+    return [
+        'aws s3api get-object --bucket "$BUNDLE_BUCKET" --key "$BUNDLE_KEY" bundle.zip > /dev/null',
+        'echo "$BUNDLE_SHA256  bundle.zip" | sha256sum --check --strict',
+        "mkdir -p bundle && unzip -q -o bundle.zip -d bundle",
+        f"cd bundle && bash {script}",
+    ]
+
+
 class Release(Construct):
     def __init__(
         self,
@@ -46,29 +62,102 @@ class Release(Construct):
         environment: dict[str, str],
         secrets: dict[str, str],
         django_secret: sm.ISecret,
+        manage_environment: dict[str, str],
+        manage_secrets: dict[str, str],
+        manage_readable: list[sm.ISecret],
+        manage_statements: list[iam.PolicyStatement],
     ) -> None:
         super().__init__(scope, id)
-        stack = Stack.of(self)
         assert database.admin_secret is not None
+        self.cfg, self.network, self.key = cfg, network, key
+        self.project = self._project(
+            "Project",
+            name="release",
+            description="Release step: database roles (admin login), migrations (ze_app), DMS grants",
+            environment={
+                **environment,
+                # Read by db_bootstrap.py with boto3; nothing else holds these two ARNs.
+                "DB_ADMIN_SECRET_ARN": database.admin_secret.secret_arn,
+                "DB_DMS_SECRET_ARN": database.dms_secret.secret_arn,
+            },
+            secrets=secrets,
+            script="deploy/eb/release-database.sh",
+        )
+        # Django's settings need a secret key even to migrate.
+        for secret in (database.admin_secret, database.dms_secret, database.app_secret, django_secret):
+            secret.grant_read(self.project.role)
+
+        self.manage = self._project(
+            "Manage",
+            name="manage",
+            description="An operator's allow-listed management command (deploy/eb/manage.py), as the app's login",
+            environment=manage_environment,
+            secrets=manage_secrets,
+            script="deploy/eb/manage-job.sh",
+        )
+        for secret in manage_readable:
+            secret.grant_read(self.manage.role)
+        for statement in manage_statements:
+            self.manage.role.add_to_principal_policy(statement)
+        stack = Stack.of(self)
+        # What on-call is given to run those commands: start this one project, on its own
+        # buildspec, and read what it printed. Starting a build with another buildspec is
+        # denied (CodeBuild's codebuild:source.buildspec key, which only tells whether one
+        # was sent). https://docs.aws.amazon.com/codebuild/latest/userguide/action-context-keys.html
+        self.operator_policy = iam.ManagedPolicy(
+            self,
+            "ManageOperator",
+            managed_policy_name=f"{cfg.prefix}-manage-operator",
+            description=f"Run allow-listed management commands in {cfg.prefix} (deploy/eb/manage.py)",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds"], resources=[self.manage.project_arn]
+                ),
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    actions=["codebuild:StartBuild"],
+                    resources=[self.manage.project_arn],
+                    conditions={"Null": {"codebuild:source.buildspec": "false"}},
+                ),
+                iam.PolicyStatement(
+                    actions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeApplicationVersions"],
+                    resources=[
+                        stack.format_arn(
+                            service="elasticbeanstalk", resource="environment", resource_name=f"{cfg.prefix}/*"
+                        ),
+                        stack.format_arn(
+                            service="elasticbeanstalk", resource="applicationversion", resource_name=f"{cfg.prefix}/*"
+                        ),
+                        stack.format_arn(service="elasticbeanstalk", resource="application", resource_name=cfg.prefix),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:GetLogEvents", "logs:FilterLogEvents"],
+                    resources=[self.manage_logs.log_group_arn],
+                ),
+            ],
+        )
+
+    def _project(
+        self, id: str, *, name: str, description: str, environment: dict[str, str], secrets: dict[str, str], script: str
+    ) -> codebuild.Project:
+        cfg, network, key = self.cfg, self.network, self.key
+        stack = Stack.of(self)
         log_group = logs.LogGroup(
             self,
-            "Logs",
-            log_group_name=f"/ze-tracking/{cfg.prefix}/release",
+            "Logs" if name == "release" else f"{id}Logs",
+            log_group_name=f"/ze-tracking/{cfg.prefix}/{name}",
             retention=retention(cfg.log_retention_days),
             encryption_key=key,
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
-        variables = {
-            **{k: codebuild.BuildEnvironmentVariable(value=v) for k, v in environment.items()},
-            # Read by db_bootstrap.py with boto3; nothing else holds these two ARNs.
-            "DB_ADMIN_SECRET_ARN": codebuild.BuildEnvironmentVariable(value=database.admin_secret.secret_arn),
-            "DB_DMS_SECRET_ARN": codebuild.BuildEnvironmentVariable(value=database.dms_secret.secret_arn),
-        }
-        self.project = codebuild.Project(
+        if name == "manage":
+            self.manage_logs = log_group
+        project = codebuild.Project(
             self,
-            "Project",
-            project_name=f"{cfg.prefix}-release",
-            description="Release step: database roles (admin login), migrations (ze_app), DMS grants",
+            id,
+            project_name=f"{cfg.prefix}-{name}",
+            description=description,
             vpc=network.vpc,
             subnet_selection=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[network.release_sg],
@@ -77,29 +166,29 @@ class Release(Construct):
                 compute_type=codebuild.ComputeType.SMALL,
                 privileged=False,
             ),
-            environment_variables=variables,
-            # No source of its own: release.sh passes the bundle (S3) on every start.
+            environment_variables={k: codebuild.BuildEnvironmentVariable(value=v) for k, v in environment.items()},
+            # No source of its own: each start names the bundle and its sha256 (BUNDLE_*).
             build_spec=codebuild.BuildSpec.from_object(
                 {
                     "version": "0.2",
                     # Here rather than as project variables: CDK cannot parse an "<arn>:<json key>"
-                    # reference there, and the role's reads are granted explicitly below.
+                    # reference there, and the role's reads are granted explicitly.
                     "env": {"secrets-manager": secrets},
                     "phases": {
                         "install": {"runtime-versions": {"python": "3.11"}},
-                        "build": {"commands": ["bash deploy/eb/release-database.sh"]},
+                        "build": {"commands": bundle_commands(script)},
                     },
                 }
             ),
             encryption_key=key,
-            # release.sh waits as long; a migration that takes longer needs a look, not a retry.
+            # release.py waits as long; a migration that takes longer needs a look, not a retry.
             timeout=Duration.minutes(30),
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
         )
         # CodeBuild's access to the VPC, which CDK writes with "*" for every action: the
         # describes need "*", but the network interfaces it creates and deletes are limited
         # to this account's, in the app subnets, with the release security group.
-        vpc_access = self.project.node.find_child("PolicyDocument").node.default_child
+        vpc_access = project.node.find_child("PolicyDocument").node.default_child
         assert isinstance(vpc_access, iam.CfnPolicy)
         private = network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
         vpc_access.add_property_override(
@@ -129,15 +218,15 @@ class Release(Construct):
                 },
             ],
         )
-        role = self.project.role
+        role = project.role
         assert role is not None
-        # Django's settings need a secret key even to migrate.
-        for secret in (database.admin_secret, database.dms_secret, database.app_secret, django_secret):
-            secret.grant_read(role)
         # The source bundles release.sh uploads to Elastic Beanstalk's storage bucket.
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[f"arn:{stack.partition}:s3:::elasticbeanstalk-{stack.region}-{stack.account}/{cfg.prefix}/*"],
+                resources=[
+                    f"arn:{stack.partition}:s3:::elasticbeanstalk-{stack.region}-{stack.account}/{cfg.prefix}/*"
+                ],
             )
         )
+        return project
