@@ -2,13 +2,15 @@
 
     python3 deploy/eb/manage.py prod replay_dead_letters --all
     python3 deploy/eb/manage.py prod createsuperuser --noinput --username ana --email ana@ze.delivery
+    python3 deploy/eb/manage.py prod export_pings --since 2026-01-01 --until 2026-01-08 --format parquet
 
 On an operator's machine (credentials allowed by the `<app>-manage-operator` policy): reads
 the version the web environment runs, starts the CodeBuild project `<app>-manage` on that
 bundle, pinned to the sha256 noted at release, with the command as JSON, and waits for it.
 In the job (`--in-job`, from the checked bundle): checks the command against ALLOWED again
-and runs `manage.py` with it, without a shell. Who started what is in CloudTrail
-(StartBuild, with the command) and the output in the project's log group.
+and runs `manage.py` with it, without a shell; export_pings' files go to the exports bucket.
+Who started what is in CloudTrail (StartBuild, with the command) and the output in the
+project's log group.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import sys
 from pathlib import Path
 
 # Management commands an operator may run in production, nothing else.
-ALLOWED = frozenset({"createsuperuser", "replay_dead_letters", "resend_failed_notifications"})
+ALLOWED = frozenset({"createsuperuser", "export_pings", "replay_dead_letters", "resend_failed_notifications"})
+# export_pings writes here in the job; the job then uploads the folder to EXPORTS_BUCKET
+# under the build's id, for the operator to fetch (the bucket keeps objects a week).
+EXPORT_DIR = "/tmp/ze-exports"
 DEADLINE_S = 30 * 60
 
 
@@ -29,7 +34,28 @@ def command_argv(args: list[str]) -> list[str]:
         raise SystemExit(f"not an allowed command: {args[:1]}; allowed: {sorted(ALLOWED)}")
     if not all(isinstance(a, str) for a in args):
         raise SystemExit("arguments must be strings")
+    if args[0] == "export_pings":
+        if any(a == "--out" or a.startswith("--out=") for a in args):
+            raise SystemExit("export_pings: the job chooses --out; the files land in the exports bucket")
+        args = [*args, "--out", EXPORT_DIR]
     return ["manage.py", *args]
+
+
+def job_run(args: list[str]) -> int:
+    """In the job: run the allowed command; after export_pings, upload what it wrote."""
+    import subprocess
+
+    argv = command_argv(args)
+    code = subprocess.run([sys.executable, *argv]).returncode
+    if args[0] == "export_pings" and Path(EXPORT_DIR).is_dir():
+        import boto3
+
+        s3, bucket = boto3.client("s3"), os.environ["EXPORTS_BUCKET"]
+        prefix = os.environ.get("CODEBUILD_BUILD_ID", "local").replace(":", "/")
+        for path in sorted(Path(EXPORT_DIR).iterdir()):
+            s3.upload_file(str(path), bucket, f"{prefix}/{path.name}")
+            print(f"s3://{bucket}/{prefix}/{path.name}")
+    return code
 
 
 def job_start(*, stage: str, args: list[str], session=None) -> str:
@@ -64,8 +90,7 @@ def job_start(*, stage: str, args: list[str], session=None) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--in-job"]:
-        argv = command_argv(json.loads(os.environ["ZE_MANAGE_ARGS"]))
-        os.execvp(sys.executable, [sys.executable, *argv])
+        sys.exit(job_run(json.loads(os.environ["ZE_MANAGE_ARGS"])))
     if len(sys.argv) < 3:
         raise SystemExit(f"usage: manage.py dev|prod COMMAND [ARGS...]; COMMAND one of {sorted(ALLOWED)}")
     print(f"done: {job_start(stage=sys.argv[1], args=sys.argv[2:])}")

@@ -50,6 +50,13 @@ def test_an_allowed_command_runs_with_its_arguments_unchanged():
     assert argv == ["manage.py", "replay_dead_letters", "--id", "7; rm -rf /"]
 
 
+def test_export_pings_writes_where_the_job_uploads_from():
+    argv = manage.command_argv(["export_pings", "--since", "2026-01-01", "--until", "2026-01-02", "--format", "csv"])
+    assert argv[-2:] == ["--out", manage.EXPORT_DIR]
+    with pytest.raises(SystemExit, match="--out"):
+        manage.command_argv(["export_pings", "--out=/var/app/current", "--format", "csv"])
+
+
 def test_the_job_refuses_a_command_outside_the_allow_list_before_running_anything(tmp_path):
     env = {**os.environ, "ZE_MANAGE_ARGS": json.dumps(["shell", "-c", "print(1)"])}
     done = subprocess.run(
@@ -114,7 +121,10 @@ def test_operators_may_start_only_the_manage_job_and_never_with_their_own_builds
         for p in resources(cfn, "AWS::IAM::ManagedPolicy").values()
         if p["Properties"].get("ManagedPolicyName", "").endswith("-manage-operator")
     ]
-    statements = policy["PolicyDocument"]["Statement"]
+    statements = [
+        {**s, "Action": [s["Action"]] if isinstance(s["Action"], str) else s["Action"]}
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
     manage_id = [
         k for k, v in resources(cfn, "AWS::CodeBuild::Project").items() if v["Properties"]["Name"].endswith("-manage")
     ]
@@ -122,4 +132,11 @@ def test_operators_may_start_only_the_manage_job_and_never_with_their_own_builds
     assert all(json.dumps(s["Resource"]) == json.dumps({"Fn::GetAtt": [manage_id[0], "Arn"]}) for s in starts)
     (deny,) = [s for s in starts if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Null": {"codebuild:source.buildspec": "false"}}
-    assert not any(a.startswith(("secretsmanager:", "s3:", "iam:")) for s in statements for a in s["Action"])
+    assert not any(a.startswith("iam:") for s in statements for a in s["Action"])
+    # Of the secrets, only the new superuser's password.
+    (read,) = [s for s in statements if any(a.startswith("secretsmanager:") for a in s["Action"])]
+    assert read["Action"] == ["secretsmanager:GetSecretValue"]
+    assert "ManageSuperuserPassword" in json.dumps(read["Resource"])
+    # Reading back an export, nothing else in S3.
+    (s3,) = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]
+    assert s3["Action"] == ["s3:GetObject"] and "ManageExports" in json.dumps(s3["Resource"])

@@ -29,6 +29,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
@@ -70,6 +71,7 @@ class Release(Construct):
         super().__init__(scope, id)
         assert database.admin_secret is not None
         self.cfg, self.network, self.key = cfg, network, key
+        stack = Stack.of(self)
         self.project = self._project(
             "Project",
             name="release",
@@ -87,19 +89,49 @@ class Release(Construct):
         for secret in (database.admin_secret, database.dms_secret, database.app_secret, django_secret):
             secret.grant_read(self.project.role)
 
+        # What export_pings writes, for the operator who ran it to fetch: courier positions,
+        # so encrypted with the stage key and gone after a week.
+        self.exports = s3.Bucket(
+            self,
+            "ManageExports",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(7),
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+        )
+        # The password `createsuperuser --noinput` gives a new superuser: never in the
+        # command, its log or CloudTrail. The operator reads it, signs in, and changes it.
+        self.superuser_password = sm.Secret(
+            self,
+            "ManageSuperuserPassword",
+            secret_name=f"{cfg.prefix}/manage/new-superuser-password",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(password_length=32, exclude_punctuation=True),
+        )
         self.manage = self._project(
             "Manage",
             name="manage",
             description="An operator's allow-listed management command (deploy/eb/manage.py), as the app's login",
-            environment=manage_environment,
-            secrets=manage_secrets,
+            environment={**manage_environment, "EXPORTS_BUCKET": self.exports.bucket_name},
+            secrets={**manage_secrets, "DJANGO_SUPERUSER_PASSWORD": self.superuser_password.secret_arn},
             script="deploy/eb/manage-job.sh",
         )
-        for secret in manage_readable:
+        for secret in [*manage_readable, self.superuser_password]:
             secret.grant_read(self.manage.role)
+        self.exports.grant_put(self.manage.role)
         for statement in manage_statements:
             self.manage.role.add_to_principal_policy(statement)
-        stack = Stack.of(self)
         # What on-call is given to run those commands: start this one project, on its own
         # buildspec, and read what it printed. Starting a build with another buildspec is
         # denied (CodeBuild's codebuild:source.buildspec key, which only tells whether one
@@ -134,6 +166,22 @@ class Release(Construct):
                 iam.PolicyStatement(
                     actions=["logs:GetLogEvents", "logs:FilterLogEvents"],
                     resources=[self.manage_logs.log_group_arn],
+                ),
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.exports.arn_for_objects("*")]),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[self.superuser_password.secret_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": [
+                                f"s3.{stack.region}.amazonaws.com",
+                                f"secretsmanager.{stack.region}.amazonaws.com",
+                            ]
+                        }
+                    },
                 ),
             ],
         )
