@@ -114,7 +114,7 @@ def test_bundle_upload_returns_the_sha256_of_the_stored_object(session, tmp_path
     assert sha256 == hashlib.sha256(stored).hexdigest() == hashlib.sha256(b"PK bundle bytes").hexdigest()
 
 
-def test_release_task_runs_to_success_and_is_given_the_bundle_and_its_checksum(session):
+def test_release_task_is_waited_for_until_it_succeeds(session):
     cb = session.client("codebuild")
     cb.create_project(
         name=f"{APP}-release",
