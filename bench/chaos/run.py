@@ -64,12 +64,13 @@ BROKER_DESCRIPTIONS = {
     "sqs": "the broker is SQS (moto's server), production's",
     "redis": "the broker is a Redis with appendfsync always",
 }
-# Run on Redis only when asked for by name: it can lose a message through REDIS_POP_LOSS,
+# Run on Redis only when asked for by name: they can lose a message through REDIS_POP_LOSS,
 # so a default run (CI's) would fail on a limit of the local broker, not of the product.
-REDIS_ON_REQUEST = {"worker_kill"}
+REDIS_ON_REQUEST = {"worker_kill", "broker_drop"}
 REDIS_POP_LOSS = (
     "kombu's Redis transport pops a message (BRPOP) before recording it unacknowledged: a worker "
-    "killed in that instant loses it (docs/RELIABILITY.md); SQS hides a received message instead"
+    "killed, or a connection dropped, in that instant loses it (docs/RELIABILITY.md); SQS hides "
+    "a received message instead"
 )
 
 
@@ -100,10 +101,10 @@ def scenario_table(*, chaos: Chaos) -> dict:
             client={"poison_event_ids": poison_ids(dsn=chaos.env.psycopg_dsn, count=3)},
             dead_letters_expected=True,
         ),
-        "broker_drop": lambda: scenario_run(
+        "broker_drop": lambda: redis_loss_explained(chaos=chaos, outcome=scenario_run(
             chaos=chaos, name="broker_drop", title="broker connection dropped while a pool process is blocked",
             seconds=25, fault=faults.broker_drop,
-        ),
+        )),
         "undecodable": lambda: scenario_run(
             chaos=chaos, name="undecodable", title="undecodable message in a deep queue, dead-lettered",
             seconds=25, fault=faults.undecodable, dead_letters_expected=True,
@@ -133,8 +134,8 @@ def scenario_table(*, chaos: Chaos) -> dict:
 
 
 def redis_loss_explained(*, chaos: Chaos, outcome: Outcome) -> Outcome:
-    """A worker killed on Redis may lose the message it had just popped: still a failure,
-    with its known cause beside it."""
+    """A worker killed, or its connection dropped, on Redis may lose the message it had just
+    popped: still a failure, with its known cause beside it."""
     if chaos.transport == "redis" and outcome.lost:
         outcome.notes.append(f"{outcome.lost} pings lost: {REDIS_POP_LOSS}")
     return outcome

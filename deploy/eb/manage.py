@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def command_argv(args: list[str]) -> list[str]:
         raise SystemExit(f"not an allowed command: {args[:1]}; allowed: {sorted(ALLOWED)}")
     if not all(isinstance(a, str) for a in args):
         raise SystemExit("arguments must be strings")
+    if args[0] == "createsuperuser" and "--noinput" not in args:
+        args = [*args, "--noinput"]
     if args[0] == "export_pings":
         if any(a == "--out" or a.startswith("--out=") for a in args):
             raise SystemExit("export_pings: the job chooses --out; the files land in the exports bucket")
@@ -42,12 +45,20 @@ def command_argv(args: list[str]) -> list[str]:
 
 
 def job_run(args: list[str]) -> int:
-    """In the job: run the allowed command; after export_pings, upload what it wrote."""
+    """In the job: run the allowed command; then upload what it left in EXPORT_DIR (the
+    export's files, a new superuser's first password) under the build's id."""
     import subprocess
 
     argv = command_argv(args)
-    code = subprocess.run([sys.executable, *argv]).returncode
-    if args[0] == "export_pings" and Path(EXPORT_DIR).is_dir():
+    env = dict(os.environ)
+    if args[0] == "createsuperuser":
+        # A first password, never in the command, its log or CloudTrail: the operator
+        # fetches it from the exports bucket, signs in and changes it.
+        Path(EXPORT_DIR).mkdir(parents=True, exist_ok=True)
+        env["DJANGO_SUPERUSER_PASSWORD"] = secrets.token_urlsafe(24)
+        (Path(EXPORT_DIR) / "new-superuser-password.txt").write_text(env["DJANGO_SUPERUSER_PASSWORD"] + "\n")
+    code = subprocess.run([sys.executable, *argv], env=env).returncode
+    if code == 0 and Path(EXPORT_DIR).is_dir():
         import boto3
 
         s3, bucket = boto3.client("s3"), os.environ["EXPORTS_BUCKET"]
@@ -73,15 +84,12 @@ def job_start(*, stage: str, args: list[str], session=None) -> str:
         for e in eb.describe_environments(EnvironmentNames=[f"{app}-web"], IncludeDeleted=False)["Environments"]
         if e["EnvironmentName"] == f"{app}-web"
     ]
-    (version,) = eb.describe_application_versions(ApplicationName=app, VersionLabels=[web["VersionLabel"]])[
-        "ApplicationVersions"
-    ]
-    sha256 = (version.get("Description") or "").removeprefix("sha256:")
+    bucket, key, sha256 = release.version_bundle(eb, app=app, label=web["VersionLabel"])
     return release.build_run(
         session.client("codebuild"),
         project=f"{app}-manage",
-        bucket=version["SourceBundle"]["S3Bucket"],
-        key=version["SourceBundle"]["S3Key"],
+        bucket=bucket,
+        key=key,
         sha256=sha256,
         deadline=release.Deadline(DEADLINE_S),
         variables={"ZE_MANAGE_ARGS": json.dumps(args)},

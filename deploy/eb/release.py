@@ -1,16 +1,19 @@
-"""Ship a source bundle to one stage: the decisions of deploy/eb/release.sh, in boto3.
+"""Ship a release's bundles to one stage: the decisions of deploy/eb/release.sh, in boto3.
 
-    python3 deploy/eb/release.py STAGE BUNDLE.zip LABEL
+    python3 deploy/eb/release.py versions STAGE LABEL FOLDER   (FOLDER/LABEL-web.zip, -worker.zip)
+    python3 deploy/eb/release.py deploy STAGE LABEL
 
 Steps, each with a deadline; any failure prints what Elastic Beanstalk or CodeBuild said
 and exits non-zero, so a release never reports "released" for a stage that is not:
-  1. upload the bundle to EB's storage bucket and note its sha256;
-  2. create the application version (EB validates the bundle) and wait until it is
-     PROCESSED;
-  3. run the release task (CodeBuild `<app>-release`) on that object, pinned to its
+  versions:
+  1. upload each bundle to EB's storage bucket and note its sha256;
+  2. create its application version (EB validates the bundle), the sha256 in its
+     description, and wait until it is PROCESSED;
+  deploy (release.sh runs the warehouse's `before` step in between):
+  3. run the release task (CodeBuild `<app>-release`) on the web bundle, pinned to its
      sha256: the task checks the bundle against it before running anything from it, so a
      bundle rewritten after the upload is refused (deploy/ze_infra/release.py);
-  4. deploy the version to web, worker and scheduler, one after the other, and wait for
+  4. deploy the versions to web, worker and scheduler, one after the other, and wait for
      each until it runs the version everywhere and is healthy: environment Ready, its
      VersionLabel the new one, health Green/Ok, and every instance (enhanced health) on
      the new version and Ok. A rolling deploy that failed half-way ends Ready with mixed
@@ -36,6 +39,8 @@ RELEASE_TASK_DEADLINE_S = 35 * 60
 POLL_S = 15.0
 
 ROLES = ("web", "worker", "scheduler")
+# deploy/eb/bundle.sh: web's bundle, and the worker tiers' (worker and scheduler).
+KINDS = ("web", "worker")
 BUILD_RUNNING = {"IN_PROGRESS"}
 
 
@@ -197,33 +202,65 @@ def environment_wait(eb, *, name: str, label: str, since: datetime, deadline: De
     raise ReleaseFailed(f"{name} did not release {label}: {'; '.join(state['problems'])}")
 
 
-def release(*, stage: str, bundle: Path, label: str, session=None) -> None:
+def version_bundle(eb, *, app: str, label: str) -> tuple[str, str, str]:
+    """The bucket, key and sha256 (noted at upload) of application version `label`."""
+    (version,) = eb.describe_application_versions(ApplicationName=app, VersionLabels=[label])["ApplicationVersions"]
+    bundle = version["SourceBundle"]
+    return bundle["S3Bucket"], bundle["S3Key"], (version.get("Description") or "").removeprefix("sha256:")
+
+
+def versions(*, stage: str, label: str, folder: Path, session=None) -> None:
+    """Upload `folder`/<label>-<kind>.zip for each bundle kind and register each as the
+    application version <label>-<kind>, its sha256 in the description."""
     import boto3  # the release machine has it; tests pass their own session
 
     session = session or boto3.Session()
-    eb, s3, cb = (session.client(s) for s in ("elasticbeanstalk", "s3", "codebuild"))
+    eb, s3 = session.client("elasticbeanstalk"), session.client("s3")
     app = f"ze-tracking-{stage}"
     bucket = eb.create_storage_location()["S3Bucket"]
-    key = f"{app}/{label}.zip"
-    sha256 = bundle_upload(s3, path=bundle, bucket=bucket, key=key)
-    print(f"uploaded s3://{bucket}/{key} sha256 {sha256}")
-    application_version_create(
-        eb, app=app, label=label, bucket=bucket, key=key, sha256=sha256, deadline=Deadline(VERSION_DEADLINE_S)
-    )
+    for kind in KINDS:
+        key = f"{app}/{label}-{kind}.zip"
+        sha256 = bundle_upload(s3, path=folder / f"{label}-{kind}.zip", bucket=bucket, key=key)
+        print(f"uploaded s3://{bucket}/{key} sha256 {sha256}")
+        application_version_create(
+            eb,
+            app=app,
+            label=f"{label}-{kind}",
+            bucket=bucket,
+            key=key,
+            sha256=sha256,
+            deadline=Deadline(VERSION_DEADLINE_S),
+        )
+
+
+def deploy(*, stage: str, label: str, session=None) -> None:
+    """The release task on the web bundle, then web, worker and scheduler, one at a time."""
+    import boto3
+
+    session = session or boto3.Session()
+    eb, cb = session.client("elasticbeanstalk"), session.client("codebuild")
+    app = f"ze-tracking-{stage}"
     # The database first, from the new bundle, by the only holder of the admin login.
+    bucket, key, sha256 = version_bundle(eb, app=app, label=f"{label}-web")
     build_run(
         cb, project=f"{app}-release", bucket=bucket, key=key, sha256=sha256, deadline=Deadline(RELEASE_TASK_DEADLINE_S)
     )
     # Then the code: web, workers and beat, against the migrated schema.
     for role in ROLES:
-        name = f"{app}-{role}"
+        name, version = f"{app}-{role}", f"{label}-{'web' if role == 'web' else 'worker'}"
         since = datetime.now(UTC)
-        eb.update_environment(EnvironmentName=name, VersionLabel=label)
-        environment_wait(eb, name=name, label=label, since=since, deadline=Deadline(ENVIRONMENT_DEADLINE_S))
-        print(f"{name} runs {label}")
+        eb.update_environment(EnvironmentName=name, VersionLabel=version)
+        environment_wait(eb, name=name, label=version, since=since, deadline=Deadline(ENVIRONMENT_DEADLINE_S))
+        print(f"{name} runs {version}")
 
+
+USAGE = "usage: release.py versions dev|prod LABEL FOLDER | release.py deploy dev|prod LABEL"
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        raise SystemExit("usage: release.py dev|prod BUNDLE.zip LABEL")
-    release(stage=sys.argv[1], bundle=Path(sys.argv[2]), label=sys.argv[3])
+    match sys.argv[1:]:
+        case ["versions", stage, label, folder]:
+            versions(stage=stage, label=label, folder=Path(folder))
+        case ["deploy", stage, label]:
+            deploy(stage=stage, label=label)
+        case _:
+            raise SystemExit(USAGE)

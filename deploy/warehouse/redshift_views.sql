@@ -1,5 +1,5 @@
 -- The analytics views of tracking/sql/analytics_views.sql in Redshift's dialect, over the
--- replicated tables of redshift_tables.sql. Same names, same columns, same definitions
+-- replicated tables of migrations/. Same names, same columns, same definitions
 -- (see the PostgreSQL file and docs/ANALYTICS.md for what each one means); only the
 -- spelling differs. What changes, and why:
 --   * Timestamps are UTC TIMESTAMP columns here: a day is TRUNC(ts), no AT TIME ZONE.

@@ -89,8 +89,8 @@ class Release(Construct):
         for secret in (database.admin_secret, database.dms_secret, database.app_secret, django_secret):
             secret.grant_read(self.project.role)
 
-        # What export_pings writes, for the operator who ran it to fetch: courier positions,
-        # so encrypted with the stage key and gone after a week.
+        # What export_pings writes, and a new superuser's first password, for the operator
+        # who ran the command to fetch: encrypted with the stage key and gone after a week.
         self.exports = s3.Bucket(
             self,
             "ManageExports",
@@ -110,24 +110,15 @@ class Release(Construct):
             ],
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
-        # The password `createsuperuser --noinput` gives a new superuser: never in the
-        # command, its log or CloudTrail. The operator reads it, signs in, and changes it.
-        self.superuser_password = sm.Secret(
-            self,
-            "ManageSuperuserPassword",
-            secret_name=f"{cfg.prefix}/manage/new-superuser-password",
-            encryption_key=key,
-            generate_secret_string=sm.SecretStringGenerator(password_length=32, exclude_punctuation=True),
-        )
         self.manage = self._project(
             "Manage",
             name="manage",
             description="An operator's allow-listed management command (deploy/eb/manage.py), as the app's login",
             environment={**manage_environment, "EXPORTS_BUCKET": self.exports.bucket_name},
-            secrets={**manage_secrets, "DJANGO_SUPERUSER_PASSWORD": self.superuser_password.secret_arn},
+            secrets=manage_secrets,
             script="deploy/eb/manage-job.sh",
         )
-        for secret in [*manage_readable, self.superuser_password]:
+        for secret in manage_readable:
             secret.grant_read(self.manage.role)
         self.exports.grant_put(self.manage.role)
         for statement in manage_statements:
@@ -169,19 +160,9 @@ class Release(Construct):
                 ),
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.exports.arn_for_objects("*")]),
                 iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"], resources=[self.superuser_password.secret_arn]
-                ),
-                iam.PolicyStatement(
                     actions=["kms:Decrypt"],
                     resources=[key.key_arn],
-                    conditions={
-                        "StringEquals": {
-                            "kms:ViaService": [
-                                f"s3.{stack.region}.amazonaws.com",
-                                f"secretsmanager.{stack.region}.amazonaws.com",
-                            ]
-                        }
-                    },
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
                 ),
             ],
         )
