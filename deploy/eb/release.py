@@ -2,6 +2,7 @@
 
     python3 deploy/eb/release.py versions STAGE LABEL FOLDER   (FOLDER/LABEL-web.zip, -worker.zip)
     python3 deploy/eb/release.py deploy STAGE LABEL
+    python3 deploy/eb/release.py task STAGE VERSION_LABEL   (the release task alone, e.g. after a rotation)
 
 Steps, each with a deadline; any failure prints what Elastic Beanstalk or CodeBuild said
 and exits non-zero, so a release never reports "released" for a stage that is not:
@@ -233,18 +234,32 @@ def versions(*, stage: str, label: str, folder: Path, session=None) -> None:
         )
 
 
+def release_task(*, stage: str, version: str, session=None) -> str:
+    """Run the release task on application version `version`, pinned to its sha256."""
+    import boto3
+
+    session = session or boto3.Session()
+    app = f"ze-tracking-{stage}"
+    bucket, key, sha256 = version_bundle(session.client("elasticbeanstalk"), app=app, label=version)
+    return build_run(
+        session.client("codebuild"),
+        project=f"{app}-release",
+        bucket=bucket,
+        key=key,
+        sha256=sha256,
+        deadline=Deadline(RELEASE_TASK_DEADLINE_S),
+    )
+
+
 def deploy(*, stage: str, label: str, session=None) -> None:
     """The release task on the web bundle, then web, worker and scheduler, one at a time."""
     import boto3
 
     session = session or boto3.Session()
-    eb, cb = session.client("elasticbeanstalk"), session.client("codebuild")
+    eb = session.client("elasticbeanstalk")
     app = f"ze-tracking-{stage}"
     # The database first, from the new bundle, by the only holder of the admin login.
-    bucket, key, sha256 = version_bundle(eb, app=app, label=f"{label}-web")
-    build_run(
-        cb, project=f"{app}-release", bucket=bucket, key=key, sha256=sha256, deadline=Deadline(RELEASE_TASK_DEADLINE_S)
-    )
+    release_task(stage=stage, version=f"{label}-web", session=session)
     # Then the code: web, workers and beat, against the migrated schema.
     for role in ROLES:
         name, version = f"{app}-{role}", f"{label}-{'web' if role == 'web' else 'worker'}"
@@ -254,7 +269,10 @@ def deploy(*, stage: str, label: str, session=None) -> None:
         print(f"{name} runs {version}")
 
 
-USAGE = "usage: release.py versions dev|prod LABEL FOLDER | release.py deploy dev|prod LABEL"
+USAGE = (
+    "usage: release.py versions dev|prod LABEL FOLDER | release.py deploy dev|prod LABEL"
+    " | release.py task dev|prod VERSION_LABEL"
+)
 
 if __name__ == "__main__":
     match sys.argv[1:]:
@@ -262,5 +280,7 @@ if __name__ == "__main__":
             versions(stage=stage, label=label, folder=Path(folder))
         case ["deploy", stage, label]:
             deploy(stage=stage, label=label)
+        case ["task", stage, version]:
+            print(f"done: {release_task(stage=stage, version=version)}")
         case _:
             raise SystemExit(USAGE)
