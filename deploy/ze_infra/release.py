@@ -72,7 +72,7 @@ class Release(Construct):
         assert database.admin_secret is not None
         self.cfg, self.network, self.key = cfg, network, key
         stack = Stack.of(self)
-        self.project = self._project(
+        self.project, _ = self._project(
             "Project",
             name="release",
             description="Release step: database roles (admin login), migrations (ze_app), DMS grants",
@@ -110,7 +110,7 @@ class Release(Construct):
             ],
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
-        self.manage = self._project(
+        self.manage, manage_logs = self._project(
             "Manage",
             name="manage",
             description="An operator's allow-listed management command (deploy/eb/manage.py), as the app's login",
@@ -156,7 +156,7 @@ class Release(Construct):
                 ),
                 iam.PolicyStatement(
                     actions=["logs:GetLogEvents", "logs:FilterLogEvents"],
-                    resources=[self.manage_logs.log_group_arn],
+                    resources=[manage_logs.log_group_arn],
                 ),
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.exports.arn_for_objects("*")]),
                 iam.PolicyStatement(
@@ -169,19 +169,18 @@ class Release(Construct):
 
     def _project(
         self, id: str, *, name: str, description: str, environment: dict[str, str], secrets: dict[str, str], script: str
-    ) -> codebuild.Project:
+    ) -> tuple[codebuild.Project, logs.LogGroup]:
         cfg, network, key = self.cfg, self.network, self.key
         stack = Stack.of(self)
         log_group = logs.LogGroup(
             self,
+            # The release task's log group keeps the construct id it always had.
             "Logs" if name == "release" else f"{id}Logs",
             log_group_name=f"/ze-tracking/{cfg.prefix}/{name}",
             retention=retention(cfg.log_retention_days),
             encryption_key=key,
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
-        if name == "manage":
-            self.manage_logs = log_group
         project = codebuild.Project(
             self,
             id,
@@ -258,4 +257,4 @@ class Release(Construct):
                 ],
             )
         )
-        return project
+        return project, log_group
