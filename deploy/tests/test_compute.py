@@ -258,7 +258,12 @@ def test_every_database_client_verifies_auroras_certificate(cfn):
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLMODE")] == "verify-full", name
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLROOTCERT")] == RDS_CA_BUNDLE, name
     # The release and manage jobs too.
-    for project in resources(cfn, "AWS::CodeBuild::Project").values():
+    jobs = [
+        p for p in resources(cfn, "AWS::CodeBuild::Project").values()
+        if p["Properties"]["Name"].endswith(("-release", "-manage"))
+    ]
+    assert len(jobs) == 2
+    for project in jobs:
         variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
         assert variables["DATABASE_SSLMODE"] == "verify-full"
         assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE

@@ -138,5 +138,7 @@ def test_release_task_is_waited_for_until_it_succeeds(session):
 def test_release_script_waits_with_a_deadline_not_the_cli_waiter():
     script = (EB_DIR / "release.sh").read_text()
     assert "wait environment-updated" not in script
-    assert "sleep" not in script
+    # The version's processing is polled for (release.py versions), not slept on.
+    assert "sleep 15" not in script
+    assert "create-application-version" not in script
     assert "deploy/eb/release.py" in script
