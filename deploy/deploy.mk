@@ -13,7 +13,8 @@ DEPLOY_VENV   := .venv-deploy
 CHECKOV_VENV  := .venv-checkov
 DEPLOY_PY     := $(DEPLOY_VENV)/bin/python
 CDK_OUT       := $(DEPLOY_DIR)/cdk.out
-STAGE_TEMPLATES = $(CDK_OUT)/ZeTracking-dev.template.json $(CDK_OUT)/ZeTracking-prod.template.json
+STAGE_TEMPLATES = $(CDK_OUT)/ZeTracking-dev.template.json $(CDK_OUT)/ZeTracking-prod.template.json \
+                  $(CDK_OUT)/ZeTracking-account.template.json
 
 # jsii runs on the machine's Node.js; Node 20 works but prints an end-of-life banner.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20

@@ -4,7 +4,6 @@ import json
 
 from conftest import resources
 from ze_infra import analytics_tables as tables
-from ze_infra.config import STAGES, stage_config
 
 
 def _task(cfn: dict) -> dict:
@@ -152,23 +151,6 @@ def test_the_stack_never_starts_the_task(cfn):
     assert {"AnalyticsTaskArn", "RedshiftWorkgroupName", "RedshiftDatabase", "RedshiftAdminSecretArn"} <= cfn[
         "Outputs"
     ].keys()
-
-
-def test_dms_account_roles_exist_only_in_the_stage_that_asks(templates):
-    def role_names(stage: str) -> set[str]:
-        return {
-            r["Properties"].get("RoleName")
-            for r in resources(templates[stage].to_json(), "AWS::IAM::Role").values()
-            if isinstance(r["Properties"].get("RoleName"), str)
-        }
-
-    assert {"dms-vpc-role", "dms-cloudwatch-logs-role"} <= role_names("dev")
-    assert not {"dms-vpc-role", "dms-cloudwatch-logs-role"} & role_names("prod")
-
-
-def test_a_stage_alone_in_its_account_can_ask_for_the_dms_account_roles():
-    assert STAGES["prod"].create_dms_account_roles is False
-    assert stage_config("prod", {"prod.create_dms_account_roles": "true"}).create_dms_account_roles is True
 
 
 def test_privacy_rule_rounds_old_destinations_in_redshift_every_day(cfn):

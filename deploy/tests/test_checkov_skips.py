@@ -10,4 +10,4 @@ def test_every_skipped_check_has_a_reason(cfn):
 
 
 def test_skips_are_few_and_listed_in_one_place():
-    assert sum(len(v) for v in [*SKIPS.values(), *RESOURCE_SKIPS.values()]) <= 6
+    assert sum(len(v) for v in [*SKIPS.values(), *RESOURCE_SKIPS.values()]) <= 7

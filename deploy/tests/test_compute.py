@@ -260,12 +260,16 @@ def test_every_database_client_verifies_auroras_certificate(cfn):
     for name, env in _envs(cfn).items():
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLMODE")] == "verify-full", name
         assert env[("aws:elasticbeanstalk:application:environment", "DATABASE_SSLROOTCERT")] == RDS_CA_BUNDLE, name
-    (project,) = [
-        p for p in resources(cfn, "AWS::CodeBuild::Project").values() if p["Properties"]["Name"].endswith("-release")
+    # The release and manage jobs too.
+    jobs = [
+        p for p in resources(cfn, "AWS::CodeBuild::Project").values()
+        if p["Properties"]["Name"].endswith(("-release", "-manage"))
     ]
-    variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
-    assert variables["DATABASE_SSLMODE"] == "verify-full"
-    assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE
+    assert len(jobs) == 2
+    for project in jobs:
+        variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+        assert variables["DATABASE_SSLMODE"] == "verify-full"
+        assert variables["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE
 
 
 def test_the_app_trusts_exactly_the_two_proxies_in_front_of_it(cfn):

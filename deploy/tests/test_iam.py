@@ -46,14 +46,22 @@ def test_scheduler_enqueues_periodic_tasks_but_never_pings(cfn):
     (statement,) = produce
     targets = json.dumps(statement["Resource"])
     assert "Maintenance" in targets and "Notifications" in targets and "Pings" not in targets
-    assert "sqs:ReceiveMessage" not in _actions([s for s in _statements(cfn, "-eb-scheduler")
-                                                 if "Daemon" not in json.dumps(s["Resource"])])
+    assert "sqs:ReceiveMessage" not in _actions(
+        [s for s in _statements(cfn, "-eb-scheduler") if "Daemon" not in json.dumps(s["Resource"])]
+    )
 
 
 def test_only_workers_publish_notifications(cfn):
     assert "sns:Publish" in _actions(_statements(cfn, "-eb-worker"))
     assert "sns:Publish" not in _actions(_statements(cfn, "-eb-web"))
     assert "sns:Publish" not in _actions(_statements(cfn, "-eb-scheduler"))
+
+
+def _release_project(cfn: dict) -> dict:
+    (project,) = [
+        p for p in resources(cfn, "AWS::CodeBuild::Project").values() if p["Properties"]["Name"].endswith("-release")
+    ]
+    return project
 
 
 def _login_secrets(cfn: dict) -> dict[str, str]:
@@ -120,3 +128,53 @@ def test_dms_secret_role_reads_only_the_dms_login(cfn):
     reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
     (read,) = reads
     assert "DmsLogin" in json.dumps(read["Resource"])
+
+
+INSTANCE_ROLES = ("-eb-web", "-eb-worker", "-eb-scheduler")
+# AWS managed policies that write to every elasticbeanstalk-* bucket (the bundles included).
+EB_BUCKET_WRITERS = {
+    "AWSElasticBeanstalkWebTier",
+    "AWSElasticBeanstalkWorkerTier",
+    "AWSElasticBeanstalkMulticontainerDocker",
+    "AdministratorAccess-AWSElasticBeanstalk",
+    "AmazonS3FullAccess",
+    "AdministratorAccess",
+    "PowerUserAccess",
+}
+
+
+def _roles(cfn: dict, role_suffix: str) -> list[dict]:
+    return [
+        v["Properties"]
+        for v in resources(cfn, "AWS::IAM::Role").values()
+        if v["Properties"].get("RoleName", "").endswith(role_suffix)
+    ]
+
+
+def test_no_role_carries_a_managed_policy_that_writes_eb_buckets(cfn):
+    for role in resources(cfn, "AWS::IAM::Role").values():
+        arns = json.dumps(role["Properties"].get("ManagedPolicyArns", []))
+        assert not {p for p in EB_BUCKET_WRITERS if f'/{p}"' in arns}, role["Properties"].get("RoleName")
+
+
+def test_instances_carry_no_managed_policy(cfn):
+    for suffix in INSTANCE_ROLES:
+        (role,) = _roles(cfn, suffix)
+        assert not role.get("ManagedPolicyArns"), suffix
+
+
+def test_instances_write_to_the_eb_bucket_only_the_logs_eb_asks_for(cfn):
+    for suffix in INSTANCE_ROLES:
+        statements = _statements(cfn, suffix)
+        for s in statements:
+            actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+            writes = [a for a in actions if a.startswith("s3:") and not a.startswith(("s3:Get", "s3:List"))]
+            if writes:
+                assert writes == ["s3:PutObject"], (suffix, s)
+                assert "resources/environments/logs/*" in json.dumps(s["Resource"]), (suffix, s)
+                assert ":s3:::elasticbeanstalk-" in json.dumps(s["Resource"])
+        text = json.dumps(statements)
+        # What EB instances need: the application's versions, log streaming, health reports.
+        assert "elasticbeanstalk:PutInstanceStatistics" in text
+        assert "logs:PutLogEvents" in text
+        assert "/ze-tracking-" in text and "/*" in text

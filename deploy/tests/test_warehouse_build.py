@@ -80,5 +80,4 @@ def test_release_sh_builds_the_warehouse_from_the_released_bundle_and_waits():
     from pathlib import Path
 
     script = (Path(__file__).resolve().parents[1] / "eb" / "release.sh").read_text()
-    assert "warehouse/current.zip" in script
-    assert '--project-name "$APP-warehouse-build"' in script
+    assert script.index('release.py "$STAGE" after') < script.index('release.py warehouse "$STAGE" "$LABEL"')

@@ -169,31 +169,8 @@ class Analytics(Construct):
         self.workgroup.node.add_dependency(self.namespace)
 
         # --- DMS ----------------------------------------------------------------------
-        account_roles: list[iam.Role] = []
-        if cfg.create_dms_account_roles:
-            # DMS looks these two roles up by these exact names.
-            account_roles.append(
-                iam.Role(
-                    self,
-                    "DmsVpcRole",
-                    role_name="dms-vpc-role",
-                    assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
-                    managed_policies=[
-                        iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonDMSVPCManagementRole")
-                    ],
-                )
-            )
-            account_roles.append(
-                iam.Role(
-                    self,
-                    "DmsLogsRole",
-                    role_name="dms-cloudwatch-logs-role",
-                    assumed_by=iam.ServicePrincipal("dms.amazonaws.com"),
-                    managed_policies=[
-                        iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonDMSCloudWatchLogsRole")
-                    ],
-                )
-            )
+        # DMS's account-wide roles (dms-vpc-role, dms-cloudwatch-logs-role) are the account
+        # stack's (account.py), deployed before any stage.
         subnet_group = dms.CfnReplicationSubnetGroup(
             self,
             "SubnetGroup",
@@ -201,8 +178,6 @@ class Analytics(Construct):
             replication_subnet_group_description=f"{cfg.prefix} DMS",
             subnet_ids=private,
         )
-        for role in account_roles:
-            subnet_group.node.add_dependency(role)
 
         self.instance = dms.CfnReplicationInstance(
             self,

@@ -26,6 +26,9 @@ RESOURCE_SKIPS: dict[str, list[tuple[str, str]]] = {
     "DmsStaging": [
         ("CKV_AWS_18", "DMS staging files live minutes and expire in 7 days; API access is in CloudTrail"),
     ],
+    "ManageExports": [
+        ("CKV_AWS_18", "operators' exports live at most 7 days; who wrote and read them is in CloudTrail"),
+    ],
 }
 
 

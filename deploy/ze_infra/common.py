@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from aws_cdk import Stack
+import jsii
+from aws_cdk import CfnDeletionPolicy, CfnResource, IAspect, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from constructs import IConstruct
 
 _RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -39,3 +43,52 @@ def eb_resources_read_statements(*, stack: Stack, describes: list[str]) -> list[
         ),
         iam.PolicyStatement(actions=describes, resources=["*"]),
     ]
+
+
+@jsii.implements(IAspect)
+class KeptExceptOnCreate:
+    """Every resource kept on delete (`RemovalPolicy.RETAIN`) is kept except when its own
+    create fails: a named log group or key left behind by a failed first deploy would make
+    the next one fail ("already exists"). CloudFormation's RetainExceptOnCreate deletes it
+    in that case only; updates and stack deletes keep it as before."""
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_options.deletion_policy == CfnDeletionPolicy.RETAIN:
+            node.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+
+
+def codebuild_vpc_access_scoped(project: codebuild.Project, *, network, security_group: ec2.ISecurityGroup) -> None:
+    """CodeBuild's access to the VPC, which CDK writes with "*" for every action: the
+    describes need "*", but the network interfaces it creates and deletes are limited to
+    this account's, in the app subnets, with the project's security group."""
+    stack = Stack.of(project)
+    vpc_access = project.node.find_child("PolicyDocument").node.default_child
+    assert isinstance(vpc_access, iam.CfnPolicy)
+    private = network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+    vpc_access.add_property_override(
+        "PolicyDocument.Statement",
+        [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeVpcs",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+                "Resource": [
+                    stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
+                    *(stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in private),
+                    stack.format_arn(
+                        service="ec2", resource="security-group", resource_name=security_group.security_group_id
+                    ),
+                ],
+            },
+        ],
+    )

@@ -154,8 +154,8 @@ class Compute(Construct):
         # The app writes its metrics as CloudWatch embedded-metric-format lines to a file
         # of its own (stdout reaches CloudWatch with a syslog prefix, which EMF cannot
         # parse); the CloudWatch agent ships it here (.ebextensions/20_metrics.config) and
-        # CloudWatch turns the lines into metrics. Under /aws/elasticbeanstalk/ so the
-        # instance roles' AWSElasticBeanstalkWebTier policy may write to it.
+        # CloudWatch turns the lines into metrics. Under /aws/elasticbeanstalk/<prefix> so
+        # the instance roles' log statement covers it.
         self.metrics_log_group = logs.LogGroup(
             self,
             "MetricsLogGroup",
@@ -380,6 +380,15 @@ class Compute(Construct):
             environment={k: v for k, v in environment.items() if k.startswith(release_env)},
             secrets={k: secrets[k] for k in ("DJANGO_SECRET_KEY", "DB_USER", "DB_PASSWORD")},
             django_secret=self.django_secret,
+            # Operators' commands run as the app does: its login, queues and topic.
+            manage_environment=environment,
+            manage_secrets=secrets,
+            manage_readable=app_secrets,
+            manage_statements=[
+                iam.PolicyStatement(actions=SQS_PRODUCE, resources=[q.queue_arn for q in queues.values()]),
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[messaging.notifications_topic.topic_arn]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+            ],
         )
 
     # --- helpers --------------------------------------------------------------------
@@ -399,9 +408,9 @@ class Compute(Construct):
             f"{name}InstanceRole",
             role_name=f"{cfg.prefix}-eb-{name.lower()}",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            # Log streaming, the source bundle bucket (elasticbeanstalk-*), health reports.
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AWSElasticBeanstalkWebTier")],
         )
+        for statement in self._instance_platform_statements():
+            role.add_to_policy(statement)
         if produce:
             role.add_to_policy(iam.PolicyStatement(actions=SQS_PRODUCE, resources=[q.queue_arn for q in produce]))
         if consume:
@@ -428,6 +437,68 @@ class Compute(Construct):
         )
         self.profiles[name] = profile
         return role
+
+    def _instance_platform_statements(self) -> list[iam.PolicyStatement]:
+        """What an Elastic Beanstalk instance itself needs, in place of the managed
+        AWSElasticBeanstalkWebTier policy, whose `s3:PutObject` on every `elasticbeanstalk-*`
+        bucket would let an instance rewrite the bundle the release task runs with the
+        database admin login. From that policy, kept and scoped to this application: read
+        its versions and EB's per-environment copies in the storage bucket, write only the
+        logs EB asks instances to publish there, stream logs to its own log groups, report
+        enhanced health. Left out: X-Ray (not used) and the worker tier's DynamoDB leader
+        table (only for cron.yaml; beat schedules here).
+        https://docs.aws.amazon.com/elasticbeanstalk/latest/dg/iam-instanceprofile.html
+        https://docs.aws.amazon.com/elasticbeanstalk/latest/dg/vpc-vpce.policy.html"""
+        cfg = self.cfg
+        stack = Stack.of(self)
+        storage = f"arn:{stack.partition}:s3:::elasticbeanstalk-{stack.region}-{stack.account}"
+        return [
+            iam.PolicyStatement(
+                sid="ReadThisApplicationsVersions",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[
+                    f"{storage}/{cfg.prefix}/*",
+                    f"{storage}/resources/environments/*",
+                    # EB's own buckets: platform assets and, on first launch, the sample app.
+                    f"arn:{stack.partition}:s3:::elasticbeanstalk-platform-assets-{stack.region}/*",
+                    f"arn:{stack.partition}:s3:::elasticbeanstalk-env-resources-{stack.region}/*",
+                    f"arn:{stack.partition}:s3:::elasticbeanstalk-samples-{stack.region}/*",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ListThisApplicationsVersions",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[storage],
+            ),
+            iam.PolicyStatement(
+                sid="PublishLogsOnRequest",
+                actions=["s3:PutObject"],
+                resources=[f"{storage}/resources/environments/logs/*"],
+            ),
+            iam.PolicyStatement(
+                sid="StreamLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"/aws/elasticbeanstalk/{cfg.prefix}*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(sid="FindLogGroups", actions=["logs:DescribeLogGroups"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="ReportEnhancedHealth",
+                actions=["elasticbeanstalk:PutInstanceStatistics"],
+                resources=[
+                    stack.format_arn(service="elasticbeanstalk", resource="application", resource_name=cfg.prefix),
+                    stack.format_arn(
+                        service="elasticbeanstalk", resource="environment", resource_name=f"{cfg.prefix}/*"
+                    ),
+                ],
+            ),
+        ]
 
     def _common_rows(self, *, profile: str, sg: ec2.ISecurityGroup, subnets: list[str]) -> list[Setting]:
         cfg = self.cfg

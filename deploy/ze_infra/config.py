@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,12 +95,6 @@ class StageConfig:
     dms_allocated_storage_gb: int = 50
     dms_engine_version: str = "3.6.1"
     dms_multi_az: bool = False
-    # DMS needs the account-wide roles `dms-vpc-role` and `dms-cloudwatch-logs-role`
-    # under exactly these names, and an account holds one of each: only the first stage
-    # deployed to an account creates them (dev here). A second stage in the same account,
-    # or an account where the console or a baseline already made them, leaves this off;
-    # a stage alone in a fresh account turns it on (`-c prod.create_dms_account_roles=true`).
-    create_dms_account_roles: bool = False
     redshift_base_rpu: int = 8
     redshift_database: str = "analytics"
 
@@ -140,7 +136,7 @@ class StageConfig:
 
 
 STAGES: dict[str, StageConfig] = {
-    "dev": StageConfig(name="dev", create_dms_account_roles=True),
+    "dev": StageConfig(name="dev"),
     "prod": StageConfig(
         name="prod",
         vpc_cidr="10.41.0.0/16",
@@ -173,24 +169,50 @@ STAGES: dict[str, StageConfig] = {
 }
 
 
-def _coerce(value: Any, current: Any) -> Any:
-    if isinstance(current, bool):
-        return str(value).lower() in {"1", "true", "yes"}
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    if isinstance(current, tuple):
-        return tuple(str(value).split(","))
-    return value
+def _parse(key: str, value: Any, type_: Any) -> Any:
+    """A context value as the type of the field it overrides. Values from the command line
+    (`-c prod.web_max_instances=12`) arrive as strings; values from cdk.json may be typed."""
+    kind = typing.get_origin(type_) or type_
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "false": False}[str(value).lower()]
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is tuple:
+            return tuple(value) if isinstance(value, list) else tuple(str(value).split(","))
+        if kind is dict:
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, dict):
+                raise TypeError(value)
+            return {str(k): str(v) for k, v in parsed.items()}
+        return str(value)
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{key}: {value!r} is not a {kind.__name__} (deploy/ze_infra/config.py)") from error
 
 
 def stage_config(name: str, context: dict[str, Any] | None = None) -> StageConfig:
-    """The config of stage `name`, with `<name>.<field>` context values applied."""
+    """The config of stage `name`, with its `<name>.<field>` context values applied.
+
+    A key naming a stage but no field of StageConfig, the `name` field itself, or a value
+    that is not of the field's type, stops synthesis: a typo would otherwise deploy the
+    default without a word."""
     base = STAGES[name]
+    types = typing.get_type_hints(StageConfig)
+    fields = {f.name for f in dataclasses.fields(base)} - {"name"}
     overrides: dict[str, Any] = {}
     for key, value in (context or {}).items():
-        stage, _, field_name = key.partition(".")
-        if stage == name and field_name in {f.name for f in dataclasses.fields(base)}:
-            overrides[field_name] = _coerce(value, getattr(base, field_name))
+        stage, dot, field_name = key.partition(".")
+        if not dot or stage != name:
+            continue
+        if field_name not in fields:
+            raise ValueError(f"{key}: StageConfig has no field {field_name!r} (deploy/ze_infra/config.py)")
+        overrides[field_name] = _parse(key, value, types[field_name])
     return dataclasses.replace(base, **overrides)

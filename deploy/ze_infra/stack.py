@@ -9,6 +9,7 @@ from constructs import Construct
 
 from .analytics import Analytics
 from .checkov import CheckovSkips
+from .common import KeptExceptOnCreate
 from .compute import Compute
 from .config import StageConfig
 from .data import Cache, Database
@@ -101,6 +102,7 @@ class ZeTrackingStack(Stack):
         for k, v in cfg.tags.items():
             Tags.of(self).add(k, v)
         Aspects.of(self).add(CheckovSkips())
+        Aspects.of(self).add(KeptExceptOnCreate())
 
         CfnOutput(self, "WebEnvironmentUrl", value=self.compute.web.attr_endpoint_url)
         CfnOutput(self, "NotificationsTopicArn", value=self.messaging.notifications_topic.topic_arn)

@@ -25,7 +25,7 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from .analytics import Analytics
-from .common import retention
+from .common import codebuild_vpc_access_scoped, retention
 from .config import StageConfig
 from .network import Network
 
@@ -120,6 +120,7 @@ class WarehouseBuild(Construct):
             timeout=Duration.minutes(60),
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
         )
+        codebuild_vpc_access_scoped(self.project, network=network, security_group=self.security_group)
         analytics.admin_secret.grant_read(self.project)
         key.grant_decrypt(self.project)
 
