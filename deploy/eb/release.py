@@ -267,8 +267,9 @@ def warehouse_build(*, stage: str, label: str, session=None) -> str:
 
     session = session or boto3.Session()
     app = f"ze-tracking-{stage}"
-    bucket = session.client("elasticbeanstalk").create_storage_location()["S3Bucket"]
-    key = f"{app}/{label}-web.zip"  # as `versions` uploaded it
+    # Elastic Beanstalk's storage bucket (create_storage_location's), where `versions` put it.
+    account = session.client("sts").get_caller_identity()["Account"]
+    bucket, key = f"elasticbeanstalk-{session.region_name}-{account}", f"{app}/{label}-web.zip"
     session.client("s3").copy_object(
         Bucket=bucket, Key=f"{app}/warehouse/current.zip", CopySource={"Bucket": bucket, "Key": key}
     )

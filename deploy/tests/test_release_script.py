@@ -146,9 +146,9 @@ def test_release_script_waits_with_a_deadline_not_the_cli_waiter():
 
 def test_the_warehouse_is_built_from_the_released_web_bundle_and_waited_for(session, monkeypatch):
     monkeypatch.setattr(release, "WAREHOUSE_BUILD_DEADLINE_S", 0.5)
-    bucket = session.client("elasticbeanstalk").create_storage_location()["S3Bucket"]
+    bucket = f"elasticbeanstalk-{REGION}-{DEFAULT_ACCOUNT_ID}"
     s3 = session.client("s3")
-    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=bucket, Key=f"{APP}/v2-web.zip", Body=b"the web bundle")
     cb = session.client("codebuild")
     cb.create_project(
