@@ -58,6 +58,19 @@ class EnrichedPing:
     # joins the batch to move the last location, and is not stored again.
     reinstated: bool = False
 
+    # Stored columns (`tracking.columns`) that come from the primary leg.
+    @property
+    def order_id(self) -> uuid.UUID | None:
+        return self.primary_leg.order_id if self.legs else None
+
+    @property
+    def distance_to_destination_m(self) -> float | None:
+        return self.primary_leg.distance_to_destination_m if self.legs else None
+
+    @property
+    def eta_seconds(self) -> int | None:
+        return self.primary_leg.eta_seconds if self.legs else None
+
     @property
     def primary_leg(self) -> OrderLeg | None:
         """The order a ping is filed under: the one the app named, else the nearest one in
