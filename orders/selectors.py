@@ -70,13 +70,13 @@ class CarriedOrder:
 CARRIED_ORDERS_SQL = """
 SELECT id, courier_id, status, ST_Y(destination::geometry), ST_X(destination::geometry), started_at
 FROM orders_order
-WHERE courier_id = ANY(%(couriers)s::uuid[]) AND (status = ANY(%(active)s::text[]) OR id = ANY(%(named)s::uuid[]))
+WHERE courier_id = ANY(%s::uuid[]) AND (status = ANY(%s::text[]) OR id = ANY(%s::uuid[]))
 """
 
 
 def couriers_carried_orders(*, courier_ids: Iterable[uuid.UUID], named_ids: Iterable[uuid.UUID]) -> list[CarriedOrder]:
     """The couriers' active orders, and those of `named_ids` that they carry (or carried)."""
-    params = {"couriers": list(courier_ids), "active": list(ACTIVE_STATUSES), "named": list(named_ids)}
+    params = [list(courier_ids), list(ACTIVE_STATUSES), list(named_ids)]
     return [CarriedOrder(*row) for row in binary_execute(CARRIED_ORDERS_SQL, params, binary_rows=True).fetchall()]
 
 

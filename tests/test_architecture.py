@@ -161,6 +161,24 @@ def test_the_check_resolves_select_related_paths_to_apps():
     assert {path for _, path in select_related_paths(source)} == {"courier", "last_location", "user"}
 
 
+# One placeholder style in raw SQL: positional (%s, and %b for a binary parameter), as most
+# of the project's statements are written.
+NAMED_PLACEHOLDER = re.compile(r"%\(\w+\)[sb]")
+SQL_STATEMENT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE)\b")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_raw_sql_uses_positional_placeholders(app):
+    named = [
+        f"{path.relative_to(ROOT).as_posix()}:{node.lineno}"
+        for path in app_modules(app)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if SQL_STATEMENT.search(node.value) and NAMED_PLACEHOLDER.search(node.value)
+    ]
+    assert not named, "named placeholders in raw SQL:\n" + "\n".join(named)
+
+
 # A module a newcomer reads in one sitting; past that, split it by sub-domain (STYLE.md).
 MAX_MODULE_LINES = 300
 
