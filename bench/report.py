@@ -97,7 +97,7 @@ before sizing for 10× or more: the file is the one place to change.
 ## Margins of the other figures
 
 - **Read path (50 % of the bare view)**: an order's location is one statement (the token
-  with its user and courier, and the order as plain values: `ReadWithToken`) and a payload
+  with its user and courier, and the order as plain values: `tracking/order_location.py`) and a payload
   written out; the web spends about 0.85–0.9 ms of CPU per read against the bare view's 0.5.
   What remains: DRF's request, authentication and response ≈ 0.05 ms, the statement ≈ 0.14
   (psycopg's and Django's cursor layers, Django's timestamptz loader in Python at ≈ 3 µs a

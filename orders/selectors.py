@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
-from ze_tracking.queries import OneRowQuery
-
-# An order with its courier and last location (tracking's, named by its relation only).
-_ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")
+from ze_tracking.queries import binary_execute
 
 
 def orders_visible_to(*, user) -> QuerySet[Order]:
@@ -25,7 +25,7 @@ def orders_visible_to(*, user) -> QuerySet[Order]:
 
 def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
     """The order if `user` may act on it, else 404 (never reveal another courier's order)."""
-    order = _ORDER.get(order_id)
+    order = Order.objects.select_related("courier").filter(id=order_id).first()
     if order is None or not order_is_visible_to(
         user=user, courier_id=order.courier_id, status=order.status, include_pending=include_pending
     ):
@@ -46,6 +46,38 @@ def order_is_visible_to(*, user, courier_id: uuid.UUID | None, status: str, incl
 
 def courier_active_orders(*, courier_id) -> QuerySet[Order]:
     return Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES)
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedOrder:
+    """An order as the ping worker measures a courier's position against it."""
+
+    id: uuid.UUID
+    courier_id: uuid.UUID
+    status: str
+    destination_lat: float
+    destination_lon: float
+    started_at: dt.datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+# `courier_active_orders` for many couriers at once, plus the orders their pings name, in
+# one statement per batch of pings: the destination as plain numbers (no geometry object per
+# order) and rows in binary (no text parsing).
+CARRIED_ORDERS_SQL = """
+SELECT id, courier_id, status, ST_Y(destination::geometry), ST_X(destination::geometry), started_at
+FROM orders_order
+WHERE courier_id = ANY(%s::uuid[]) AND (status = ANY(%s::text[]) OR id = ANY(%s::uuid[]))
+"""
+
+
+def couriers_carried_orders(*, courier_ids: Iterable[uuid.UUID], named_ids: Iterable[uuid.UUID]) -> list[CarriedOrder]:
+    """The couriers' active orders, and those of `named_ids` that they carry (or carried)."""
+    params = [list(courier_ids), list(ACTIVE_STATUSES), list(named_ids)]
+    return [CarriedOrder(*row) for row in binary_execute(CARRIED_ORDERS_SQL, params, binary_rows=True).fetchall()]
 
 
 def order_notifications_list(*, order: Order) -> QuerySet[Notification]:

@@ -5,6 +5,7 @@ counts, including one inside a function (see "Dependency direction" in ARCHITECT
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,129 @@ def test_no_import_runs_against_the_dependency_direction(package):
 def test_the_check_sees_imports_hidden_in_functions():
     source = "def f():\n    from tracking.services.ingest import ping_batch_record\n    import orders.models\n"
     assert {name for _, name in imported_packages(source)} == {"tracking", "orders"}
+
+
+# Each table is read and written by the app that owns it (its label prefixes the table's
+# name): another app asks the owner through a function of the owner's. Migrations are left
+# out: their DDL is the owner's by definition.
+OWNERS = {f"{app}_": app for app in APPS}
+# Keywords that name a table after them, upper case as the project writes SQL (prose in
+# docstrings says "from" in lower case).
+TABLE_NAMED = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE)\s+\"?([a-z_][a-z0-9_]*)")
+# (module, table) pairs allowed to cross, each with its reason. None today.
+FOREIGN_TABLES_ALLOWED: set[tuple[str, str]] = set()
+
+
+def app_modules(app: str) -> list[Path]:
+    return [p for p in sorted((ROOT / app).rglob("*.py")) if "migrations" not in p.parts]
+
+
+def tables_in_sql(source: str) -> set[tuple[int, str]]:
+    """(line, table) of every table a string literal of the module names after FROM, JOIN,
+    INTO or UPDATE, if it belongs to one of the apps."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for table in TABLE_NAMED.findall(node.value):
+                if any(table.startswith(prefix) for prefix in OWNERS):
+                    found.add((node.lineno, table))
+    return found
+
+
+def table_owner(table: str) -> str:
+    return next(app for prefix, app in OWNERS.items() if table.startswith(prefix))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_raw_sql_names_only_its_own_apps_tables(app):
+    wrong = [
+        f"{path.relative_to(ROOT).as_posix()}:{line} names {table} ({table_owner(table)}'s)"
+        for path in app_modules(app)
+        for line, table in sorted(tables_in_sql(path.read_text()))
+        if table_owner(table) != app and (path.relative_to(ROOT).as_posix(), table) not in FOREIGN_TABLES_ALLOWED
+    ]
+    assert not wrong, "raw SQL reading another app's table:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_tables_in_every_clause():
+    source = 'SQL = """\nSELECT 1 FROM orders_order o JOIN "tracking_ping" p ON TRUE\n"""\n'
+    source += 'X = "INTO couriers_courier"\nY = "UPDATE tracking_ping"\nZ = "read from orders_order in prose"\n'
+    assert {table for _, table in tables_in_sql(source)} == {"orders_order", "tracking_ping", "couriers_courier"}
+
+
+def select_related_paths(source: str) -> set[tuple[int, str]]:
+    """(line, path) of every `select_related("a__b")` argument and `list_select_related` item."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        strings: list[ast.expr] = []
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "select_related":
+            strings = node.args
+        elif isinstance(node, ast.Assign) and "list_select_related" in {getattr(t, "id", None) for t in node.targets}:
+            strings = getattr(node.value, "elts", [])
+        found |= {(s.lineno, s.value) for s in strings if isinstance(s, ast.Constant) and isinstance(s.value, str)}
+    return found
+
+
+def apps_reached(path: str) -> set[str]:
+    """The app labels of the models each step of a `select_related` path may join: every one
+    of our models' relations with that step's name (they are few and named alike)."""
+    from django.apps import apps
+
+    relations: dict[str, set[str]] = {}
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if field.is_relation and field.related_model is not None:
+                name = field.get_accessor_name() if field.auto_created and not field.concrete else field.name
+                relations.setdefault(name, set()).add(field.related_model._meta.app_label)
+    return {label for step in path.split("__") for label in relations.get(step, set())}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_select_related_joins_only_its_own_apps_and_those_it_may_import(app):
+    allowed = {app, *ALLOWED[app], "auth"}  # auth: a courier's user, Django's own table
+    wrong = [
+        f"{p.relative_to(ROOT).as_posix()}:{line} select_related({path!r}) joins {sorted(apps_reached(path) - allowed)}"
+        for p in app_modules(app)
+        for line, path in sorted(select_related_paths(p.read_text()))
+        if apps_reached(path) - allowed
+    ]
+    assert not wrong, "joins of a later app's tables:\n" + "\n".join(wrong)
+
+
+def test_the_check_resolves_select_related_paths_to_apps():
+    assert apps_reached("order__courier") == {"orders", "couriers"}
+    assert apps_reached("last_location") == {"tracking"}
+    source = 'Order.objects.select_related("courier", "last_location")\nlist_select_related = ["user"]\n'
+    assert {path for _, path in select_related_paths(source)} == {"courier", "last_location", "user"}
+
+
+# One placeholder style in raw SQL: positional (%s, and %b for a binary parameter), as most
+# of the project's statements are written.
+NAMED_PLACEHOLDER = re.compile(r"%\(\w+\)[sb]")
+SQL_STATEMENT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE)\b")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_raw_sql_uses_positional_placeholders(app):
+    named = [
+        f"{path.relative_to(ROOT).as_posix()}:{node.lineno}"
+        for path in app_modules(app)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if SQL_STATEMENT.search(node.value) and NAMED_PLACEHOLDER.search(node.value)
+    ]
+    assert not named, "named placeholders in raw SQL:\n" + "\n".join(named)
+
+
+# A module a newcomer reads in one sitting; past that, split it by sub-domain (STYLE.md).
+MAX_MODULE_LINES = 300
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_no_app_module_is_longer_than_300_lines(app):
+    long = [
+        f"{path.relative_to(ROOT).as_posix()}: {lines} lines"
+        for path in app_modules(app)
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)

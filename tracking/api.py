@@ -10,18 +10,17 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from couriers.authentication import ReadWithToken
 from orders.selectors import order_get_for, order_is_visible_to
-from tracking.selectors import ORDER_LOCATION, courier_with_location_get, order_public_state_get, order_trail_list
+from tracking.order_location import order_location_get, order_location_payload, order_location_token_check
+from tracking.selectors import courier_with_location_get, order_trail_list
 from tracking.serializers import (
     CourierLocationSerializer,
     OrderLocationSerializer,
     PingInputSerializer,
-    PublicOrderStateSerializer,
-    order_location_payload,
     order_track_geojson,
 )
 from tracking.services.ingest import pings_ingest
+from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 from ze_tracking.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
 from ze_tracking.parsers import ItemsJSONParser
 from ze_tracking.renderers import JSONRenderer
@@ -71,20 +70,22 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 
 
 # Polled by every courier app and the backoffice: the order is read in the statement of the
-# token check (one round trip), as plain values written out without DRF's fields. A comment,
-# not a docstring: the docstring would become the schema's description.
+# token check (tracking/order_location.py). A comment, not a docstring: the docstring would
+# become the schema's description.
 class OrderLocationGetApi(APIView):
     permission_classes = [IsStaffOrCourier]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
-    token_read_with = ReadWithToken(ORDER_LOCATION, argument="order_id")
+
+    def initial(self, request, *args, **kwargs):
+        # Before DRF's authentication, which then finds the request authenticated by a token.
+        self.read = order_location_token_check(request, order_id=kwargs["order_id"])
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(responses={200: OrderLocationSerializer})
     def get(self, request, order_id):
-        row = self.token_read_with.get(request)
-        if row is None or not order_is_visible_to(
-            user=request.user, courier_id=row["courier_id"], status=row["status"]
-        ):
+        row = self.read.row if self.read else order_location_get(order_id=order_id)
+        if row is None or not order_is_visible_to(user=request.user, courier_id=row.courier_id, status=row.status):
             raise Http404("No such order.")
         return Response(order_location_payload(row))
 

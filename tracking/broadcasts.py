@@ -25,8 +25,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from tracking.selectors import couriers_with_location, order_public_state_build, orders_with_location
-from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer, PublicOrderStateSerializer
+from tracking.selectors import couriers_with_location, orders_with_location
+from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
+from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_build
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
-from tracking.selectors import order_public_state_get
-from tracking.serializers import PublicOrderStateSerializer
+from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 from ze_tracking.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle, throttles_check
 
 # Closed because the user is not (or no longer) signed-in staff.

@@ -15,6 +15,9 @@ class Ping(models.Model):
     copies of an event can still arrive, since a unique key on a partitioned table must hold
     the partition key. Django only needs a column to look rows up by, hence `event_id` as
     its primary key in the model.
+
+    The stored columns are also listed in `tracking.columns`, from which the worker's insert
+    and the export are generated (a test holds the two lists equal).
     """
 
     event_id = models.UUIDField(primary_key=True)

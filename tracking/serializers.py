@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 import msgspec
 from django.conf import settings
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from couriers.serializers import CourierRefSerializer
-from orders.models import ACTIVE_STATUSES, OrderStatus
+from orders.models import ACTIVE_STATUSES
 from ze_tracking.serializers import (
     EventLocationInputSerializer,
     FiniteFloatField,
@@ -120,35 +119,6 @@ class OrderLocationSerializer(serializers.Serializer):
         return order.destination_latlon
 
 
-_DATETIME = serializers.DateTimeField()
-
-
-def order_location_payload(row: dict) -> dict:
-    """`OrderLocationSerializer`'s payload from a `tracking.selectors.ORDER_LOCATION` row,
-    written out: DRF's walk of the fields cost more than the rest of the read (the hottest
-    one). A test holds the two equal, case by case; the serializer stays the definition
-    (the schema, the fleet socket)."""
-    located = row["last_location__recorded_at"] is not None
-    carried = row["courier_id"] is not None
-    return {
-        "order_id": str(row["id"]),
-        "status": row["status"],
-        "courier": {"id": str(row["courier_id"]), "name": row["courier__name"]} if carried else None,
-        "location": {
-            "lat": row["lat"],
-            "lon": row["lon"],
-            "accuracy_m": row["last_location__accuracy_m"],
-            "recorded_at": _DATETIME.to_representation(row["last_location__recorded_at"]),
-        }
-        if located
-        else None,
-        "distance_to_destination_m": row["last_location__distance_to_destination_m"],
-        "eta_seconds": row["last_location__eta_seconds"],
-        "updated_at": _DATETIME.to_representation(row["last_location__updated_at"]) if located else None,
-        "destination": {"lat": row["destination_lat"], "lon": row["destination_lon"]},
-    }
-
-
 class CourierLocationSerializer(serializers.Serializer):
     courier_id = serializers.UUIDField(source="id")
     name = serializers.CharField()
@@ -163,47 +133,6 @@ class CourierLocationSerializer(serializers.Serializer):
         if ids is None:
             ids = courier.orders.filter(status__in=ACTIVE_STATUSES).order_by("created_at").values_list("id", flat=True)
         return [str(i) for i in ids]
-
-
-# Shapes `tracking.selectors.PublicOrderState` for REST, the page and `/ws/track/<code>/` alike.
-class PublicOrderStateSerializer(serializers.Serializer):
-    """The consumer's view of an order (the tracking link and the tracking page)."""
-
-    status = serializers.ChoiceField(choices=OrderStatus.choices)
-    status_label = serializers.CharField()
-    eta_seconds = serializers.IntegerField(allow_null=True)
-    courier_first_name = serializers.CharField(allow_null=True)
-    location = inline_serializer(
-        "PublicCourierLocation",
-        {"lat": serializers.FloatField(), "lon": serializers.FloatField(), "recorded_at": serializers.DateTimeField()},
-        allow_null=True,
-    )
-    destination = inline_serializer(
-        "PublicDestination", {"lat": serializers.FloatField(), "lon": serializers.FloatField()}, allow_null=True
-    )
-    updated_at = serializers.DateTimeField(allow_null=True)
-
-    def to_representation(self, state) -> dict:
-        """The fields above, written out: DRF's walk over them cost more than reading and
-        building the state (every poll of every tracking link). A test holds the two equal."""
-        location, destination = state.location, state.destination
-        return {
-            "status": str(state.status),
-            "status_label": str(state.status_label),
-            "eta_seconds": None if state.eta_seconds is None else int(state.eta_seconds),
-            "courier_first_name": None if state.courier_first_name is None else str(state.courier_first_name),
-            "location": None
-            if location is None
-            else {
-                "lat": float(location["lat"]),
-                "lon": float(location["lon"]),
-                "recorded_at": _DATETIME.to_representation(location["recorded_at"]),
-            },
-            "destination": None
-            if destination is None
-            else {"lat": float(destination["lat"]), "lon": float(destination["lon"])},
-            "updated_at": None if state.updated_at is None else _DATETIME.to_representation(state.updated_at),
-        }
 
 
 def order_track_geojson(*, order, trail) -> dict:

@@ -12,8 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from tracking.selectors import order_public_state_get
-from tracking.serializers import PublicOrderStateSerializer
+from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 from ze_tracking.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 
 

@@ -206,3 +206,21 @@ def test_reading_the_location_renews_the_token(courier, in_transit_order):
 
     assert location_status(token, in_transit_order) == 200
     assert ApiToken.objects.get(pk=stored.pk).expiry > soon + dt.timedelta(minutes=30)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Token caf\u00e9", "Token " + "0" * 64, "Token", "Token a b"])
+def test_the_location_answers_a_malformed_or_unknown_token_401_with_the_scheme_to_use(in_transit_order, header):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=header)
+
+    response = api.get(f"/api/v1/orders/{in_transit_order.id}/location")
+
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.django_db
+def test_the_location_without_credentials_is_401(in_transit_order):
+    response = APIClient().get(f"/api/v1/orders/{in_transit_order.id}/location")
+
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"

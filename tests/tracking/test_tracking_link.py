@@ -24,8 +24,12 @@ from rest_framework.test import APIClient
 from orders.models import Order
 from tests.factories import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
-from tracking.selectors import PublicOrderState, order_public_state_build, order_public_state_get
-from tracking.serializers import PublicOrderStateSerializer
+from tracking.tracking_link import (
+    PublicOrderState,
+    PublicOrderStateSerializer,
+    order_public_state_build,
+    order_public_state_get,
+)
 
 STATUS_LABELS = {
     "pending": "Pedido recebido",

@@ -15,18 +15,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from orders.models import ACTIVE_STATUSES, OrderStatus
+from orders.models import OrderStatus
+from orders.selectors import CarriedOrder, couriers_carried_orders
 from tracking.geo import haversine_m
 from tracking.services.plausibility import pings_judge
-from ze_tracking.queries import binary_execute
-
-# The couriers' orders a batch may belong to: their active ones and any the pings name, with
-# the destination as plain numbers (no geometry object to build per order).
-ORDERS_SQL = """
-SELECT id, courier_id, status, ST_Y(destination::geometry), ST_X(destination::geometry), started_at
-FROM orders_order
-WHERE courier_id = ANY(%(courier)s::uuid[]) AND (status = ANY(%(active)s::text[]) OR id = ANY(%(named)s::uuid[]))
-"""
 
 # Streets are not straight lines: great-circle distance times this is a fair urban estimate.
 ROAD_FACTOR = 1.3
@@ -65,6 +57,19 @@ class EnrichedPing:
     # A stored fix the position filter reinstated as its courier's newest trusted one: it
     # joins the batch to move the last location, and is not stored again.
     reinstated: bool = False
+
+    # Stored columns (`tracking.columns`) that come from the primary leg.
+    @property
+    def order_id(self) -> uuid.UUID | None:
+        return self.primary_leg.order_id if self.legs else None
+
+    @property
+    def distance_to_destination_m(self) -> float | None:
+        return self.primary_leg.distance_to_destination_m if self.legs else None
+
+    @property
+    def eta_seconds(self) -> int | None:
+        return self.primary_leg.eta_seconds if self.legs else None
 
     @property
     def primary_leg(self) -> OrderLeg | None:
@@ -134,28 +139,25 @@ def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
         enriched.sort(key=lambda p: p.recorded_at)
     courier_ids = {batch.courier_id for batch in batches}
     named = {p.explicit_order_id for p in enriched if p.explicit_order_id}
-    orders = binary_execute(
-        ORDERS_SQL,
-        {"courier": list(courier_ids), "active": list(ACTIVE_STATUSES), "named": list(named)},
-        binary_rows=True,
-    ).fetchall()
-    active: dict[uuid.UUID, list[tuple]] = {}
+    orders = couriers_carried_orders(courier_ids=courier_ids, named_ids=named)
+    active: dict[uuid.UUID, list[CarriedOrder]] = {}
     for order in orders:
-        if order[2] in ACTIVE_STATUSES:
-            active.setdefault(order[1], []).append(order)
-    by_id = {o[0]: o for o in orders}
+        if order.active:
+            active.setdefault(order.courier_id, []).append(order)
+    by_id = {o.id: o for o in orders}
 
     for ping in enriched:
         named_order = by_id.get(ping.explicit_order_id)
         # An order the ping names counts only if it is its courier's.
-        if named_order is not None and named_order[1] == ping.courier_id:
+        if named_order is not None and named_order.courier_id == ping.courier_id:
             chosen = [named_order]
         else:
             chosen = active.get(ping.courier_id, [])
-        for order_id, _, status, destination_lat, destination_lon, started_at in chosen:
-            distance = haversine_m(ping.lat, ping.lon, destination_lat, destination_lon)
+        for order in chosen:
+            distance = haversine_m(ping.lat, ping.lon, order.destination_lat, order.destination_lon)
             ping.legs.append(
-                OrderLeg(order_id, status, round(distance, 1), eta_seconds_estimate(distance_m=distance), started_at)
-            )
+                OrderLeg(order.id, order.status, round(distance, 1), eta_seconds_estimate(distance_m=distance),
+                         order.started_at)
+            )  # fmt: skip
 
     return enriched

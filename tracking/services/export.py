@@ -16,34 +16,25 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from django.db import connection, transaction
 
+from tracking.columns import PING_COLUMNS, ping_export_select
+
 FORMATS = ("parquet", "csv")
 CHUNK_ROWS = 50_000
 
-# Positions as plain lat/lon degrees (WGS84), as stored: every tool reads them, no GIS library needed.
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
-        ("received_at", pa.timestamp("us", tz="UTC")),
-        ("courier_id", pa.string()),
-        ("order_id", pa.string()),
-        ("lat", pa.float64()),
-        ("lon", pa.float64()),
-        ("accuracy_m", pa.float32()),
-        ("speed_mps", pa.float32()),
-        ("heading_deg", pa.float32()),
-        ("distance_to_destination_m", pa.float32()),
-        ("eta_seconds", pa.int32()),
-        ("suspect_reason", pa.string()),
-        ("attributes", pa.string()),
-    ]
-)
+# The ping's columns (`tracking.columns`); positions as plain lat/lon degrees (WGS84), as
+# stored: every tool reads them, no GIS library needed.
+ARROW_TYPES = {
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "float64": pa.float64(),
+    "float32": pa.float32(),
+    "int32": pa.int32(),
+}
+SCHEMA = pa.schema([(column.name, ARROW_TYPES[column.export_type]) for column in PING_COLUMNS])
 
 # One day at a time, in a stable order (a file's content depends only on the data).
-DAY_SQL = """
-SELECT event_id::text, recorded_at, received_at, courier_id::text, order_id::text,
-       lat, lon, accuracy_m, speed_mps, heading_deg,
-       distance_to_destination_m, eta_seconds, suspect_reason, attributes::text
+DAY_SQL = f"""
+SELECT {ping_export_select()}
 FROM tracking_ping
 WHERE recorded_at >= %s AND recorded_at < %s
 ORDER BY recorded_at, event_id

@@ -27,9 +27,9 @@ UPSERT_SQL = """
 WITH courier_rows AS (
     INSERT INTO tracking_courierlastlocation AS t
         (courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at, event_id)
-    SELECT c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, e
-    FROM unnest(%(c_id)b::uuid[], %(c_lon)b::float8[], %(c_lat)b::float8[], %(c_acc)b::float8[],
-                %(c_speed)b::float8[], %(c_heading)b::float8[], %(c_rec)b::timestamptz[], %(c_event)b::uuid[])
+    SELECT c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %s, e
+    FROM unnest(%b::uuid[], %b::float8[], %b::float8[], %b::float8[],
+                %b::float8[], %b::float8[], %b::timestamptz[], %b::uuid[])
          AS u(c, lo, la, a, s, h, r, e)
     ON CONFLICT (courier_id) DO UPDATE SET
         location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m, speed_mps = EXCLUDED.speed_mps,
@@ -44,10 +44,10 @@ WITH courier_rows AS (
     INSERT INTO tracking_orderlastlocation AS t
         (order_id, courier_id, location, accuracy_m, speed_mps, heading_deg, recorded_at, updated_at,
          distance_to_destination_m, eta_seconds, event_id)
-    SELECT o, c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %(now)s, d, eta, e
-    FROM unnest(%(o_id)b::uuid[], %(o_courier)b::uuid[], %(o_lon)b::float8[], %(o_lat)b::float8[],
-                %(o_acc)b::float8[], %(o_speed)b::float8[], %(o_heading)b::float8[], %(o_rec)b::timestamptz[],
-                %(o_dist)b::float8[], %(o_eta)b::int4[], %(o_event)b::uuid[])
+    SELECT o, c, ST_SetSRID(ST_MakePoint(lo, la), 4326)::geography, a, s, h, r, %s, d, eta, e
+    FROM unnest(%b::uuid[], %b::uuid[], %b::float8[], %b::float8[],
+                %b::float8[], %b::float8[], %b::float8[], %b::timestamptz[],
+                %b::float8[], %b::int4[], %b::uuid[])
          AS u(o, c, lo, la, a, s, h, r, d, eta, e)
     ON CONFLICT (order_id) DO UPDATE SET
         courier_id = EXCLUDED.courier_id, location = EXCLUDED.location, accuracy_m = EXCLUDED.accuracy_m,
@@ -87,28 +87,31 @@ def last_locations_upsert(*, pings: list[EnrichedPing]) -> LastLocationsMoved:
     # and cannot deadlock.
     couriers = [newest_by_courier[k] for k in sorted(newest_by_courier)]
     orders = [newest_by_order[k] for k in sorted(newest_by_order)]
-    params = {
-        "now": timezone.now(),
-        "c_id": [p.courier_id for p in couriers],
-        "c_lon": [p.lon for p in couriers],
-        "c_lat": [p.lat for p in couriers],
-        "c_acc": [p.accuracy_m for p in couriers],
-        "c_speed": [p.speed_mps for p in couriers],
-        "c_heading": [p.heading_deg for p in couriers],
-        "c_rec": [p.recorded_at for p in couriers],
-        "c_event": [p.event_id for p in couriers],
-        "o_id": [leg.order_id for _, leg in orders],
-        "o_courier": [p.courier_id for p, _ in orders],
-        "o_lon": [p.lon for p, _ in orders],
-        "o_lat": [p.lat for p, _ in orders],
-        "o_acc": [p.accuracy_m for p, _ in orders],
-        "o_speed": [p.speed_mps for p, _ in orders],
-        "o_heading": [p.heading_deg for p, _ in orders],
-        "o_rec": [p.recorded_at for p, _ in orders],
-        "o_event": [p.event_id for p, _ in orders],
-        "o_dist": [leg.distance_to_destination_m for _, leg in orders],
-        "o_eta": [leg.eta_seconds for _, leg in orders],
-    }
+    now = timezone.now()
+    # In the statement's order (its unnest lists name them); `now` once for each table.
+    params = [
+        now,
+        [p.courier_id for p in couriers],
+        [p.lon for p in couriers],
+        [p.lat for p in couriers],
+        [p.accuracy_m for p in couriers],
+        [p.speed_mps for p in couriers],
+        [p.heading_deg for p in couriers],
+        [p.recorded_at for p in couriers],
+        [p.event_id for p in couriers],
+        now,
+        [leg.order_id for _, leg in orders],
+        [p.courier_id for p, _ in orders],
+        [p.lon for p, _ in orders],
+        [p.lat for p, _ in orders],
+        [p.accuracy_m for p, _ in orders],
+        [p.speed_mps for p, _ in orders],
+        [p.heading_deg for p, _ in orders],
+        [p.recorded_at for p, _ in orders],
+        [leg.distance_to_destination_m for _, leg in orders],
+        [leg.eta_seconds for _, leg in orders],
+        [p.event_id for p, _ in orders],
+    ]
     rows = binary_execute(UPSERT_SQL, params).fetchall()
     return LastLocationsMoved(
         courier_ids=[row[1] for row in rows if row[0] == "courier"],

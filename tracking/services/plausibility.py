@@ -72,23 +72,23 @@ IMPLIED_SPEED = "implied_speed"
 CONTEXT_SQL = """
 SELECT DISTINCT w.c, p.event_id, p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.heading_deg,
        p.suspect_reason
-FROM unnest(%(courier)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS w(c, lo, hi)
+FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[]) AS w(c, lo, hi)
 CROSS JOIN LATERAL (
     (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %(history)s AND w.hi
-     ORDER BY recorded_at DESC LIMIT %(k)s)
+     WHERE courier_id = w.c AND recorded_at BETWEEN w.lo - %s AND w.hi
+     ORDER BY recorded_at DESC LIMIT %s)
     UNION ALL
     (SELECT event_id, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, suspect_reason
      FROM tracking_ping
-     WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %(history)s
-     ORDER BY recorded_at LIMIT %(k)s)
+     WHERE courier_id = w.c AND recorded_at > w.hi AND recorded_at <= w.hi + %s
+     ORDER BY recorded_at LIMIT %s)
 ) AS p
 """
 
 REFLAG_SQL = """
 UPDATE tracking_ping AS p SET suspect_reason = u.reason
-FROM unnest(%(courier)s::uuid[], %(event_id)s::uuid[], %(recorded_at)s::timestamptz[], %(reason)s::text[])
+FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::text[])
      AS u(c, e, r, reason)
 WHERE p.courier_id = u.c AND p.event_id = u.e AND p.recorded_at = u.r
 """
@@ -220,13 +220,9 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
                 lo = ping.recorded_at
             hi = ping.recorded_at
         windows.append((courier_id, lo, hi))
-    context = {
-        "courier": [w[0] for w in windows],
-        "lo": [w[1] for w in windows],
-        "hi": [w[2] for w in windows],
-        "history": dt.timedelta(seconds=rules["PLAUSIBILITY_HISTORY_S"]),
-        "k": rules["PLAUSIBILITY_CONTEXT_PINGS"],
-    }
+    history, k = dt.timedelta(seconds=rules["PLAUSIBILITY_HISTORY_S"]), rules["PLAUSIBILITY_CONTEXT_PINGS"]
+    # The windows (courier, from, to); the history and the bound of each half, twice.
+    context = [[w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows], history, k, history, k]
     stored: dict[uuid.UUID, list[tuple]] = {}
     for row in binary_execute(CONTEXT_SQL, context, binary_rows=True).fetchall():
         stored.setdefault(row[0], []).append(row[1:])
@@ -242,13 +238,8 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
         # In key order, so two transactions re-flagging the same rows lock them in the same
         # order.
         changed.sort(key=lambda c: (str(c[0]), c[2], str(c[1])))
-        reflag = {
-            "courier": [c[0] for c in changed],
-            "event_id": [c[1] for c in changed],
-            "recorded_at": [c[2] for c in changed],
-            "reason": [c[3] for c in changed],
-        }
-        binary_execute(REFLAG_SQL, reflag)
+        # (courier, event id, recorded_at, reason) as four arrays.
+        binary_execute(REFLAG_SQL, [list(column) for column in zip(*changed, strict=True)])
     return resent
 
 

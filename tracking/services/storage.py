@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from tracking.columns import PING_COLUMN_NAMES, ping_insert_sql
 from tracking.services.enrichment import EnrichedPing
 from tracking.services.partitions import DAILY_PARTITION, ping_partition_name
 from ze_tracking.queries import binary_execute
@@ -20,8 +21,9 @@ logger = logging.getLogger(__name__)
 
 # Replaces `Ping.objects.bulk_create(ignore_conflicts=True)`: one statement claims each
 # event's identity in `tracking_pingevent` and inserts the pings that won their claim, which
-# the ORM cannot say. Arrays go as binary parameters (%b): psycopg builds text arrays in a
-# slow Python loop.
+# the ORM cannot say. It is generated from the ping's columns (`tracking.columns`): one
+# array per column, as binary parameters (%b): psycopg builds text arrays in a slow Python
+# loop.
 #
 # - The claim, keyed (courier_id, event_id), is what makes a copy of an event with another
 #   device time (milliseconds instead of microseconds, a corrected clock, another day's
@@ -35,27 +37,7 @@ logger = logging.getLogger(__name__)
 # - ON CONFLICT DO NOTHING on the ping itself: a copy with the same device time whose claim
 #   was pruned (or a ping stored before claims existed) is still stored once.
 # The statement returns the pings stored, for the last locations and notifications.
-INSERT_SQL = """
-WITH batch AS (
-    SELECT * FROM unnest(%b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::uuid[], %b::uuid[], %b::float8[],
-                         %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::int4[],
-                         %b::text[], %b::jsonb[])
-         AS t(e, r, rc, c, o, la, lo, a, s, h, d, eta, sr, x)
-), claimed AS (
-    INSERT INTO tracking_pingevent (courier_id, event_id, recorded_at)
-    SELECT c, e, r FROM batch ORDER BY c, e, r
-    ON CONFLICT DO NOTHING
-    RETURNING courier_id, event_id, recorded_at
-)
-INSERT INTO tracking_ping (
-    event_id, recorded_at, received_at, courier_id, order_id, lat, lon, accuracy_m, speed_mps,
-    heading_deg, distance_to_destination_m, eta_seconds, suspect_reason, attributes)
-SELECT e, r, rc, c, o, la, lo, a, s, h::int2, d::int4, eta, sr, x
-FROM batch JOIN claimed ON claimed.courier_id = c AND claimed.event_id = e AND claimed.recorded_at = r
-ORDER BY r
-ON CONFLICT DO NOTHING
-RETURNING courier_id, event_id, recorded_at
-"""
+INSERT_SQL = ping_insert_sql()
 
 
 def pings_store(*, pings: list[EnrichedPing]) -> list[EnrichedPing]:
@@ -63,23 +45,10 @@ def pings_store(*, pings: list[EnrichedPing]) -> list[EnrichedPing]:
     stored, nor copies of an event already stored with another device time."""
     if not pings:
         return []
-    legs = [p.primary_leg for p in pings]
-    columns = [
-        [p.event_id for p in pings],
-        [p.recorded_at for p in pings],
-        [p.received_at for p in pings],
-        [p.courier_id for p in pings],
-        [leg.order_id if leg else None for leg in legs],
-        [p.lat for p in pings],
-        [p.lon for p in pings],
-        [p.accuracy_m for p in pings],
-        [p.speed_mps for p in pings],
-        [p.heading_deg for p in pings],
-        [leg.distance_to_destination_m if leg else None for leg in legs],
-        [leg.eta_seconds if leg else None for leg in legs],
-        [p.suspect_reason for p in pings],
-        [Jsonb(p.attributes) if p.attributes else None for p in pings],
-    ]
+    columns = [[getattr(p, name) for p in pings] for name in PING_COLUMN_NAMES]
+    # jsonb goes wrapped; NULL rather than {} when the app sent none (a NULL costs no bytes).
+    attributes = PING_COLUMN_NAMES.index("attributes")
+    columns[attributes] = [Jsonb(value) if value else None for value in columns[attributes]]
     stored = set(binary_execute(INSERT_SQL, columns).fetchall())
     kept = []
     for p in pings:
