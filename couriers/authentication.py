@@ -14,7 +14,7 @@ from knox.signals import token_expired
 from rest_framework import exceptions
 
 from couriers.models import ApiToken
-from ze_tracking.queries import OneRowQueries, OneRowQuery
+from infra.db.queries import OneRowQueries, OneRowQuery
 
 # The token with its user and the user's courier profile (staff have none: a LEFT JOIN).
 INVALID = _("Invalid token.")

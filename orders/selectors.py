@@ -5,8 +5,8 @@ import uuid
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from infra.db.queries import OneRowQuery
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
-from ze_tracking.queries import OneRowQuery
 
 # An order with its courier and last location (tracking's, named by its relation only).
 _ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")

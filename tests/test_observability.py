@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.observability.metrics import metric_record
 from tests.conftest import OUTPUT, ping, wait_for
-from ze_tracking.metrics import metric_record
 
 LOCATIONS = "/api/v1/locations"
 

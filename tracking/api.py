@@ -11,6 +11,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from couriers.authentication import ReadWithToken
+from infra.http.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
+from infra.http.parsers import ItemsJSONParser
+from infra.http.renderers import JSONRenderer
+from infra.http.throttles import (
+    IngestCourierThrottle,
+    OneCallThrottles,
+    TrackingAddressThrottle,
+    TrackingCodeThrottle,
+)
 from orders.selectors import order_get_for, order_is_visible_to
 from tracking.selectors import ORDER_LOCATION, courier_with_location_get, order_public_state_get, order_trail_list
 from tracking.serializers import (
@@ -22,15 +31,6 @@ from tracking.serializers import (
     order_track_geojson,
 )
 from tracking.services.ingest import pings_ingest
-from ze_tracking.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
-from ze_tracking.parsers import ItemsJSONParser
-from ze_tracking.renderers import JSONRenderer
-from ze_tracking.throttles import (
-    IngestCourierThrottle,
-    OneCallThrottles,
-    TrackingAddressThrottle,
-    TrackingCodeThrottle,
-)
 
 THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
 

@@ -15,10 +15,10 @@ from django.http import Http404
 from django.utils import timezone
 
 from couriers.models import Courier, name_first_word
+from infra.db.queries import OneRowQuery
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from tracking.geo import Latitude, Longitude
 from tracking.models import Ping
-from ze_tracking.queries import OneRowQuery
 
 TRACK_MAX_POINTS = 5000
 FLEET_MAX = 5000

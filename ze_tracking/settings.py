@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ze_tracking.logging import logging_config, sentry_init
+from infra.observability.logging import logging_config, sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "ze_tracking.logging.RequestIdMiddleware",
+    "infra.observability.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,8 +101,8 @@ def _database() -> dict:
     for option in ("sslmode", "sslrootcert"):
         if value := env.str(f"DATABASE_{option.upper()}", default=""):
             config.setdefault("OPTIONS", {})[option] = value
-    # PostGIS's backend with a health check that costs no round trip (ze_tracking/database).
-    config["ENGINE"] = "ze_tracking.database"
+    # PostGIS's backend with a health check that costs no round trip (infra/db/backend).
+    config["ENGINE"] = "infra.db.backend"
     # The web runs under ASGI, where Django advises against persistent connections (each
     # request may run on another thread, and idle connections pile up):
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
@@ -128,10 +128,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # The cache holds the throttles' counters, read and written on the request path: a Redis
-# that does not answer within this is out, and the request a 503 (ze_tracking/throttles.py).
+# that does not answer within this is out, and the request a 503 (infra/http/throttles.py).
 REDIS_TIMEOUT_S = env.float("REDIS_TIMEOUT_S", default=0.5)
 # After Redis or the broker failed, a web process answers 503 without trying for this long
-# (ze_tracking/breakers.py).
+# (infra/http/breakers.py).
 BREAKER_OPEN_S = env.float("BREAKER_OPEN_S", default=2.0)
 CACHES = {
     "default": {
@@ -179,7 +179,7 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/backoffice/"
 
-# 1 MiB request bodies; larger ones get 413 (see ze_tracking/api.py).
+# 1 MiB request bodies; larger ones get 413 (see infra/http/api.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
@@ -189,11 +189,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["ze_tracking.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["infra.http.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "ze_tracking.api.exception_handler",
+    "EXCEPTION_HANDLER": "infra.http.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_PAGINATION_CLASS": "ze_tracking.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "infra.http.api.Pagination",
     # The proxies in front of the app that append to X-Forwarded-For; throttles key on the
     # address the outermost trusted one saw. 0 (local): the peer address, and the header a
     # client writes is ignored (None would trust that header: never). deploy/ sets 2, the
@@ -222,7 +222,7 @@ REST_KNOX = {
 # Logins beyond this many live tokens per user drop the oldest.
 API_TOKENS_PER_USER_MAX = env.int("API_TOKENS_PER_USER_MAX", default=10)
 
-# --- Throttles (DRF's rate syntax, counted in the Redis cache; see ze_tracking/throttles.py)
+# --- Throttles (DRF's rate syntax, counted in the Redis cache; see infra/http/throttles.py)
 THROTTLE_RATES = {
     # Brute force: per account from anywhere, and per address whatever the account.
     "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/min"),
@@ -254,7 +254,7 @@ SPECTACULAR_SETTINGS = {
     # The default enum hook, then the error answers every operation can give.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "ze_tracking.openapi.error_responses_document",
+        "infra.http.openapi.error_responses_document",
     ],
 }
 
@@ -279,11 +279,11 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60)
 # runs within a second, well inside the visibility timeout.
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
 # Retries waiting for their countdown that one worker holds (Redis only: on SQS the queue
-# holds them, see ze_tracking/failures.py). Past it the worker stops fetching until some run.
+# holds them, see infra/queue/settle.py). Past it the worker stops fetching until some run.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-eta-task-limit
 CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=1000)
-# Messages that cannot be read are dead-lettered, not dropped (ze_tracking/failures.py).
-CELERY_WORKER_CONSUMER = "ze_tracking.failures:Consumer"
+# Messages that cannot be read are dead-lettered, not dropped (infra/queue/celery_private.py).
+CELERY_WORKER_CONSUMER = "infra.queue.celery_private:Consumer"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
@@ -309,13 +309,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
 }
 
-# --- Retries of the ping task (ze_tracking/failures.py, docs/RELIABILITY.md).
+# --- Retries of the ping task (infra/queue/settle.py, docs/RELIABILITY.md).
 # A batch of <= 500 pings takes well under a second; the limits leave room for a slow
 # database and for the split-and-retry of a batch holding a refused ping.
 PING_TASK_SOFT_TIME_LIMIT_S = env.int("PING_TASK_SOFT_TIME_LIMIT_S", default=50)
 PING_TASK_TIME_LIMIT_S = env.int("PING_TASK_TIME_LIMIT_S", default=60)
 # A message whose worker died with it this many times (it kills its process, or outlives the
-# hard time limit) is dead-lettered instead of run again (ze_tracking/failures.py). Below
+# hard time limit) is dead-lettered instead of run again (infra/queue/settle.py). Below
 # the SQS queues' maxReceiveCount (5, deploy/ze_infra/messaging.py), so the table gets it.
 TASK_MAX_DELIVERIES = env.int("TASK_MAX_DELIVERIES", default=3)
 # Transient failures: 1, 2, 4 ... s with full jitter, capped at 60 s, retried until the batch
@@ -358,14 +358,14 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = BROKER_TIMEOUT_S
     CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = BROKER_TIMEOUT_S
     # kombu's Redis transport, with a fix that keeps a worker alive when Redis restarts.
-    CELERY_BROKER_TRANSPORT = "ze_tracking.broker:Transport"
+    CELERY_BROKER_TRANSPORT = "infra.queue.kombu_private:Transport"
 
 # Exactly one beat: celery-redbeat keeps the schedule in Redis and holds a lock there; a
 # second beat (a deploy or platform update starts the new one before stopping the old)
 # waits for the lock instead of scheduling everything twice.
 # https://redbeat.readthedocs.io/en/latest/config.html
-# ze_tracking/beat.py's scheduler is redbeat's, surviving a Redis that restarts or hangs.
-CELERY_BEAT_SCHEDULER = "ze_tracking.beat.Scheduler"
+# infra/queue/redbeat_private.py's scheduler is redbeat's, surviving a Redis that restarts or hangs.
+CELERY_BEAT_SCHEDULER = "infra.queue.redbeat_private.Scheduler"
 CELERY_REDBEAT_REDIS_URL = REDIS_URL
 # Beat's Redis calls give up on a silent Redis after 2 s and are retried once (redis-py's
 # default, 10 retries with backoff, would hold a tick for half a minute); a tick that fails
@@ -550,7 +550,7 @@ GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH", default=None)
 
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]  # GDAL 3.6 from Debian 12 works for what we use.
 
-# --- Observability (ze_tracking/logging.py, ze_tracking/metrics.py)
+# --- Observability (infra/observability/logging.py, infra/observability/metrics.py)
 LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))
 # Workers log through the same JSON handler instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -67,7 +67,7 @@ HEALTH_CONFIG = {
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
 
-# Written by the app (ze_tracking/metrics.py), shipped by the CloudWatch agent.
+# Written by the app (infra/observability/metrics.py), shipped by the CloudWatch agent.
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
@@ -265,7 +265,7 @@ class Compute(Construct):
             # tracking link's rate limit keys on the client, two hops from the right.
             "DRF_NUM_PROXIES": "2",
             # Application metrics: EMF lines to a file the CloudWatch agent ships
-            # (ze_tracking/metrics.py); the agent reads the log group name from here.
+            # (infra/observability/metrics.py); the agent reads the log group name from here.
             "METRICS_EMF_PATH": METRICS_EMF_PATH,
             "METRICS_EMF_LOG_GROUP": self.metrics_log_group.log_group_name,
             "METRICS_NAMESPACE": METRICS_NAMESPACE,

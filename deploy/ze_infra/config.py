@@ -35,7 +35,7 @@ PLATFORM_BRANCHES: frozenset[str] = frozenset(
     }
 )
 
-# The app's metrics namespace in CloudWatch (embedded metric format; ze_tracking/metrics.py).
+# The app's metrics namespace in CloudWatch (embedded metric format; infra/observability/metrics.py).
 METRICS_NAMESPACE = "ZeTracking"
 
 

@@ -186,7 +186,7 @@ def test_a_message_dead_lettered_again_is_one_row_with_its_failures_counted(cour
 def test_a_retry_on_sqs_is_held_by_the_queue_and_on_redis_by_the_worker(settings):
     from celery.exceptions import Retry
 
-    from ze_tracking.failures import task_retry as retry
+    from infra.queue.settle import task_retry as retry
 
     ping_batch_record.push_request(id="retried", retries=2, kwargs={}, is_eager=True, called_directly=False)
     try:
@@ -246,7 +246,7 @@ def test_a_message_requeued_by_a_worker_that_lives_on_is_not_counted_as_a_death(
     from celery.exceptions import Reject
     from kombu.exceptions import OperationalError as BrokerDown
 
-    from ze_tracking.failures import task_settle
+    from infra.queue.settle import task_settle
 
     def broker_down(*args, **kwargs):
         raise BrokerDown("the broker is away")

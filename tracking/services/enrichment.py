@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from infra.db.queries import binary_execute
 from orders.models import ACTIVE_STATUSES, OrderStatus
 from tracking.geo import haversine_m
 from tracking.services.plausibility import pings_judge
-from ze_tracking.queries import binary_execute
 
 # The couriers' orders a batch may belong to: their active ones and any the pings name, with
 # the destination as plain numbers (no geometry object to build per order).

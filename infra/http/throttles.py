@@ -23,8 +23,8 @@ from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
-from ze_tracking.api import ServiceUnavailable
-from ze_tracking.breakers import CACHE
+from infra.http.api import ServiceUnavailable
+from infra.http.breakers import CACHE
 
 
 class ThrottleUnavailable(ServiceUnavailable):

@@ -40,7 +40,7 @@ class Breaker:
         self.open_until = 0.0
 
 
-# The Redis cache, where the throttles count (ze_tracking/throttles.py).
+# The Redis cache, where the throttles count (infra/http/throttles.py).
 CACHE = Breaker("the Redis cache")
 # The broker, to which the ingest publishes its batches (tracking/services/ingest.py).
 BROKER = Breaker("the broker")

@@ -7,7 +7,7 @@ again in query cloning and bookkeeping. `OneRowQuery` compiles the queryset once
 still writes the SQL, so it follows the models), then per call runs that SQL with the new
 value and builds the instances as Django's `ModelIterable` does: the same converters
 (PostGIS geometries) and the same `select_related` caches. PostgreSQL too plans the
-statement once per connection: it is prepared (`ze_tracking.database`). Nothing is cached
+statement once per connection: it is prepared (`infra.db.backend`). Nothing is cached
 but the SQL and the plan: every call reads the database.
 
 A `values()` queryset reads a dict instead, as `ValuesIterable` makes it: no model
@@ -28,7 +28,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
 
-from ze_tracking.database.base import PreparingCursor
+from infra.db.backend.base import PreparingCursor
 
 
 class _Placeholder:

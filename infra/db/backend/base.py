@@ -3,7 +3,7 @@
 Prepared statements (`prepared_cursor`): PostgreSQL parses, analyses and plans each statement
 it is sent; for the one-row reads of every request (the token, an order) that was about two
 thirds of its CPU under load, more than running them. A prepared statement is planned once
-per connection and reused (psycopg names and tracks them; `ze_tracking.queries` uses it, for
+per connection and reused (psycopg names and tracks them; `infra.db.queries` uses it, for
 those reads and for the worker's batch statements, `binary_execute`).
 They live on the server connection, so a pooler in transaction mode (PgBouncer, RDS Proxy)
 would need to pin sessions; and a migration that changes the type of a column they select
