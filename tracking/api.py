@@ -3,6 +3,7 @@ location and trail, a courier's last location, the consumer's tracking link)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -47,7 +48,13 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 
     class PingBatchInputSerializer(serializers.Serializer):
         # Items are validated one by one in the service, so one bad ping rejects only itself.
-        pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1, max_length=500)
+        pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1)
+
+        def validate_pings(self, pings: list) -> list:
+            limit = settings.TRACKING["MAX_BATCH_PINGS"]
+            if len(pings) > limit:
+                raise serializers.ValidationError(f"Ensure this field has no more than {limit} elements.")
+            return pings
 
     class PingBatchResultSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()

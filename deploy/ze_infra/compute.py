@@ -253,7 +253,7 @@ class Compute(Construct):
             "AWS_DEFAULT_REGION": stack.region,
             "CELERY_BROKER_URL": "sqs://",
             # The queues' own numbers, which the app checks its retry delays and time limits
-            # against (ze_tracking/settings.py).
+            # against (ze_tracking/settings/celery.py, infra/queue/checks.py).
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS),
             "TASK_RETRY_MAX_AGE_S": str(RETENTION_DAYS * 86400),
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
