@@ -52,17 +52,3 @@ def test_a_connection_lost_before_any_answer_is_transient_and_a_time_limit_too()
 def test_a_value_python_cannot_convert_is_data_and_anything_unknown_is_other():
     assert failure_classify(exc=UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")) is Failure.DATA
     assert failure_classify(exc=RuntimeError("a bug")) is Failure.OTHER
-
-
-def test_the_worker_adapters_are_checked_again_when_celery_changes():
-    import celery
-
-    from infra.queue import celery_private
-
-    assert celery.__version__ == celery_private.CELERY_VERSION, (
-        f"Celery {celery.__version__} is not {celery_private.CELERY_VERSION}: check DeadLetterRequest.on_failure and "
-        "Consumer.on_decode_error / on_invalid_task in infra/queue/celery_private.py against it (does a body that "
-        "cannot be decoded still reach them, and does Celery still reject or ack it?), run "
-        "tests/e2e/test_worker_fates.py, "
-        "then update CELERY_VERSION"
-    )

@@ -24,66 +24,9 @@ from typing import Any
 
 import psycopg
 from django.db import connection, connections
-from django.db.models import Model, QuerySet
-from django.db.models.expressions import RawSQL
-from django.db.models.query import get_related_populators
+from django.db.models import QuerySet
 
-from infra.db.backend.base import PreparingCursor
-
-
-class _Placeholder:
-    """Stands for the looked-up value while the query is compiled; found again in its params."""
-
-
-class _Compiled:
-    def __init__(self, queryset: QuerySet, *, field: str, using: str):
-        placeholder = _Placeholder()
-        # RawSQL: the placeholder reaches the params untouched (a value would be converted).
-        compiler = queryset.filter(**{field: RawSQL("%s", (placeholder,))})[:1].query.get_compiler(using=using)
-        self.sql, params = compiler.as_sql()
-        self.params = list(params)
-        self.position = next(i for i, param in enumerate(self.params) if param is placeholder)
-        self.field = queryset.model._meta.get_field(field)
-        self.using = using
-        # Column position -> (converters, expression), as the compiler applies them.
-        self.converters = list(compiler.get_converters([column[0] for column in compiler.select]).items())
-        self.width = len(compiler.select)
-        pk = queryset.model._meta.pk.attname
-        query = compiler.query
-        if not query.default_cols:
-            # values(): the names ValuesIterable gives the columns.
-            self.names = list(query.selected or [*query.extra_select, *query.values_select, *query.annotation_select])
-            if pk not in self.names:
-                raise ValueError(f"A values() read selects the primary key ({pk}): it tells a missing row.")
-            self.model = None
-            self.pk_position = self.names.index(pk)
-            return
-        klass_info = compiler.klass_info
-        self.model = klass_info["model"]
-        first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        self.own = slice(first, last)
-        self.attnames = [column[0].target.attname for column in compiler.select[self.own]]
-        self.populators = get_related_populators(klass_info, compiler.select, using)
-        # NULL only when the row is missing (a LEFT JOIN in OneRowQueries found nothing).
-        self.pk_position = first + self.attnames.index(pk)
-
-    def param(self, value: Any, connection) -> Any:
-        """The looked-up value as a filter on the field converts it."""
-        return self.field.get_db_prep_value(value, connection)
-
-    def build(self, row, connection) -> Model | dict[str, Any]:
-        """The instance (with its `select_related` ones), or the dict, from a found row."""
-        if self.converters:
-            row = list(row)
-            for position, (converters, expression) in self.converters:
-                for converter in converters:
-                    row[position] = converter(row[position], expression, connection)
-        if self.model is None:
-            return dict(zip(self.names, row, strict=True))
-        instance = self.model.from_db(self.using, self.attnames, row[self.own])
-        for populator in self.populators:
-            populator.populate(row, instance)
-        return instance
+from infra.db.django_private import CompiledRead, PreparingCursor, cursor_wrap
 
 
 class OneRowQuery:
@@ -96,14 +39,14 @@ class OneRowQuery:
         self.make_queryset = make_queryset
         self.field = field
         self.using = using
-        self._compiled: _Compiled | None = None
+        self._compiled: CompiledRead | None = None
 
-    def compiled(self) -> _Compiled:
+    def compiled(self) -> CompiledRead:
         compiled = self._compiled
         if compiled is None:
             # Lazily: the models and the database backend must be ready. Two threads
             # compiling at once build the same thing.
-            compiled = self._compiled = _Compiled(self.make_queryset(), field=self.field, using=self.using)
+            compiled = self._compiled = CompiledRead(self.make_queryset(), field=self.field, using=self.using)
         return compiled
 
     def get(self, value: Any) -> Any:
@@ -166,6 +109,6 @@ def binary_execute(sql: str, params: list | dict, *, binary_rows: bool = False):
     raw = PreparingCursor(connection.connection)
     if binary_rows:
         raw.format = psycopg.pq.Format.BINARY
-    cursor = connection._prepare_cursor(raw)
+    cursor = cursor_wrap(connection, raw)
     cursor.execute(sql, params)
     return cursor

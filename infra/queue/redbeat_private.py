@@ -15,6 +15,10 @@ import redis
 from celery.utils.log import get_logger
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatConfig, RedBeatScheduler, get_redis
 
+#: The versions this adapter was written and tested against.
+REDBEAT_VERSION = "2.4.2"
+REDIS_VERSION = "8.1.0"
+
 logger = get_logger("celery.beat")
 
 

@@ -29,31 +29,10 @@ import select
 import psycopg
 from django.contrib.gis.db.backends.postgis.base import DatabaseWrapper as PostGISDatabaseWrapper
 from django.contrib.gis.db.backends.postgis.operations import PostGISOperations
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
 
-
-class PreparingCursor(ServerBindingCursor):
-    """psycopg's server-side binding cursor, preparing every statement it executes.
-
-    Django disables psycopg's prepared statements (`prepare_threshold` None), and psycopg
-    then refuses even an explicit `prepare=True`. The threshold is set only while this
-    cursor executes: everywhere else psycopg keeps no statement cache, so nothing else is
-    prepared, and other statements never make it drop these (it does on a ROLLBACK
-    command, which the worker's savepoints send)."""
-
-    def execute(self, query, params=None, **kwargs):
-        connection = self.connection
-        threshold, connection.prepare_threshold = connection.prepare_threshold, PREPARE_ON_REQUEST_ONLY
-        try:
-            return super().execute(query, params, prepare=True, **kwargs)
-        finally:
-            connection.prepare_threshold = threshold
-
-
-# A threshold no statement reaches: only `prepare=True` prepares.
-PREPARE_ON_REQUEST_ONLY = 2**31 - 1
+from infra.db.django_private import PreparingCursor, cursor_wrap, health_check_passed, health_check_pending
 
 
 class DatabaseOperations(PostGISOperations):
@@ -74,13 +53,13 @@ class DatabaseWrapper(PostGISDatabaseWrapper):
         self.close_if_health_check_failed()
         self.ensure_connection()
         with self.wrap_database_errors:
-            return self._prepare_cursor(PreparingCursor(self.connection))
+            return cursor_wrap(self, PreparingCursor(self.connection))
 
     def close_if_health_check_failed(self) -> None:
-        if self.connection is None or not self.health_check_enabled or self.health_check_done:
+        if not health_check_pending(self):
             return
         if self._idle_socket_is_quiet():
-            self.health_check_done = True
+            health_check_passed(self)
             return
         super().close_if_health_check_failed()
 
