@@ -1,20 +1,7 @@
-"""One-row reads on the hottest paths (every API request's token check, an order read),
-with their SQL compiled once per process instead of once per call.
-
-Compiling a queryset with two or three `select_related` joins costs the ORM about 0.2 ms
-of CPU, more than PostgreSQL takes to run it; building the instances costs about as much
-again in query cloning and bookkeeping. `OneRowQuery` compiles the queryset once (the ORM
-still writes the SQL, so it follows the models), then per call runs that SQL with the new
-value and builds the instances as Django's `ModelIterable` does: the same converters
-(PostGIS geometries) and the same `select_related` caches. PostgreSQL too plans the
-statement once per connection: it is prepared (`infra.db.backend`). Nothing is cached
-but the SQL and the plan: every call reads the database.
-
-A `values()` queryset reads a dict instead, as `ValuesIterable` makes it: no model
-instances, only the columns named. `OneRowQueries` runs several such reads in one
-statement: one round trip to PostgreSQL instead of one each.
-
-`binary_execute` runs the worker's hand-written batch statements (arrays in, binary rows out).
+"""One-row reads on the hottest paths (every API request's token check, an order read), with
+their SQL compiled once per process and prepared once per connection; every call still
+reads the database. `OneRowQueries` runs several in one round trip; `binary_execute` runs
+the worker's hand-written batch statements. How: docs/internals/compiled-reads.md.
 """
 
 from __future__ import annotations
@@ -101,8 +88,7 @@ def binary_execute(sql: str, params: list | dict, *, binary_rows: bool = False):
     """Run one statement with server-side binding on Django's connection (and so inside its
     transaction): Django's own cursors bind on the client, where %b is not allowed, and
     quote every array element in Python. The statement is prepared (planned once per
-    connection): planning the worker's statements over the partitioned ping table took about
-    a third of a batch's time. The cursor is wrapped like Django's, so query counting and
+    connection). The cursor is wrapped like Django's, so query counting and
     execute wrappers still see it. `binary_rows`: rows come back in binary,
     read without parsing text (times, uuids, floats); Django's converters do not run."""
     connection.ensure_connection()

@@ -22,17 +22,11 @@ CELERY_VERSION = "5.7.0"
 
 class DeadLetterRequest(Request):
     """A task message that failed before its body could settle it (a body that cannot be
-    decoded, arguments the task cannot take) is written by the task's `dead_letter_message`
-    in the worker's main process and acknowledged; Celery's own lifecycle would reject it,
-    which on Redis deletes it. Requeued if that write fails. A lost worker, a time limit, a
-    retry or a deliberate reject keep Celery's handling.
-
-    A body that decodes but is no `[args, kwargs, embed]` fails inside Celery's own request
-    constructor with a ValueError or TypeError, which nothing catches: the worker stops
-    ("Unrecoverable error"), and a restarted one meets the same message. One whose keyword
-    arguments are no mapping fails in the pool outside the task's body, which Celery reports
-    as a warning and acknowledges as a success. Both are raised here as InvalidTaskError,
-    which reaches the consumer's `on_invalid_task` (dead-lettered below)."""
+    decoded or is no `[args, kwargs, embed]`, arguments the task cannot take) is written by
+    the task's `dead_letter_message` in the worker's main process and acknowledged, or
+    requeued if that write fails; Celery's own lifecycle would reject it (on Redis: delete
+    it), ack it as a success, or stop the worker. A lost worker, a time limit, a retry or a
+    deliberate reject keep Celery's handling. docs/internals/task-settling.md."""
 
     def __init__(self, message, *args, **kwargs):
         try:

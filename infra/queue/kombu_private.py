@@ -1,16 +1,8 @@
-"""kombu's Redis broker transport (local runs; production's broker is SQS), with one fix that
-keeps a worker alive when Redis restarts. Written against kombu 5.7.0:
-tests/test_broker.py fails when the pinned version changes, to have it checked again.
-
-**Reconnecting.** A worker that loses Redis reconnects instead of exiting. When the connection
-drops, Celery first collects the broken connection, which detaches the transport from its
-client, then closes it. A channel that the first pass could not close (its pending BRPOP read
-failed) is closed again in the second and, to give back its unacknowledged messages, asks the
-detached transport for a new connection. kombu then fails with AttributeError ("'NoneType'
-object has no attribute 'hostname'"), which is no connection error, so it ends the worker
-("Unrecoverable error"). Here it is a connection error: the close gives up, Celery
-reconnects, and the messages come back with the visibility timeout, as after any lost
-connection.
+"""The one module that overrides kombu's internals: its Redis transport (local runs;
+production's broker is SQS), whose channel raises a connection error instead of an
+AttributeError when a closed connection is asked for its parameters, so a worker that loses
+Redis reconnects instead of exiting (docs/internals/broker-reconnect.md). Written against
+KOMBU_VERSION: tests/test_private_api_pins.py fails when the installed version differs.
 """
 
 from __future__ import annotations

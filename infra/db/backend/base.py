@@ -1,25 +1,7 @@
-"""PostGIS's backend, with two savings for the statements every web request runs.
-
-Prepared statements (`prepared_cursor`): PostgreSQL parses, analyses and plans each statement
-it is sent; for the one-row reads of every request (the token, an order) that was about two
-thirds of its CPU under load, more than running them. A prepared statement is planned once
-per connection and reused (psycopg names and tracks them; `infra.db.queries` uses it, for
-those reads and for the worker's batch statements, `binary_execute`).
-They live on the server connection, so a pooler in transaction mode (PgBouncer, RDS Proxy)
-would need to pin sessions; and a migration that changes the type of a column they select
-fails them until the web's connections are renewed (CONN_MAX_AGE, a minute).
-
-The health check costs no round trip while the connection is sound.
-
-Django checks a kept connection before a request's first query (CONN_HEALTH_CHECKS) with a
-`SELECT 1`: a round trip on every request, about a fifth of a short read's time on the web.
-A connection the server ended (a restart, a failover, an idle timeout,
-`pg_terminate_backend`) says so by itself: the server sends its FATAL error and closes the
-stream, so the idle socket becomes readable. Only then is the `SELECT 1` needed, and Django's
-check runs; it also runs for whatever else the server may have sent meanwhile (a TLS session
-ticket, a notice), after which the socket is quiet again. A server that vanished without a
-word (a network cut) is not seen by either check before the query times out.
-https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+"""PostGIS's backend (settings.DATABASES' ENGINE "infra.db.backend"), with two savings for
+the statements every web request runs: statements prepared once per connection
+(`prepared_cursor`), and a health check that costs no round trip while the connection is
+sound. Why and the limits: docs/internals/prepared-statements.md.
 """
 
 from __future__ import annotations
