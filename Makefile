@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema bench bench-deps chaos soak lock audit
+.PHONY: setup run test lint schema bench bench-deps chaos soak lock audit warehouse
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -12,6 +12,7 @@ run: setup
 
 ## Set up everything and run the whole test suite: the app, then the infrastructure checks.
 test: setup
+	@bash scripts/warehouse.sh install
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
 
@@ -35,6 +36,12 @@ chaos: bench-deps
 ## 30 minutes at 1,000 pings/s, watching memory (not in CI): make soak ARGS="--soak-minutes 5".
 soak: bench-deps
 	@bash -c 'source .local/env && python -m bench.chaos.run --soak $(ARGS)'
+
+## The analysts' warehouse (warehouse/, dbt): a local warehouse database fed by logical replication
+## from the service's database, `dbt build` on it (every model and test), and the docs site in
+## .local/warehouse/docs/. After some minutes of `make run` (its simulator), the marts have data.
+warehouse: setup
+	@bash scripts/warehouse.sh build
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

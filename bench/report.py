@@ -76,10 +76,23 @@ So the safer design costs about two thirds of a worker's throughput per core her
 runs on SQS, where the grouping's speed-up mostly did not apply and its failure modes did;
 the worker tier scales out on queue depth (deploy/ze_infra/compute.py); and today's volume
 is 1M pings a day, about 12 pings/s on average, so one 2-vCPU worker at ≈ 4,000 pings/s
-holds some 300 times that, and the cost model's 100 batches/s per instance is what it now
-measures. What a task costs beyond its statements is Celery's per-message round trips
+holds some 300 times that. What a task costs beyond its statements is Celery's per-message round trips
 (fetch, record, acknowledge), the delivery count (one Redis round trip) and one commit per
 batch; larger batches from the app (the API takes up to 500 pings) amortise them.
+
+## The SQS path: what the cost model and the scaling targets read
+
+`make bench ONLY=api,worker ARGS="--broker sqs"` (any run on SQS that measures both) writes
+`docs/performance/capacity.json`: the web's requests/s per gunicorn process with the worker
+stopped (each request one synchronous SendMessage) and one worker's batches/s draining a
+full queue (a ReceiveMessage and a DeleteMessage per message). `deploy/ze_infra/capacity.py`
+reads it for the cost model (`make cost` prints the figures under its table) and for the
+scaling targets. Measured 2026-12-07 with `--quick`, load average 9 on the 2 shared cores:
+12.1 requests/s per web process (p50 544 ms with 16 connections) and 7.1 batches/s of 50
+pings for one worker (pool of 2). Every call waited on the local SQS server (moto, one
+Python process), so these are lower bounds of what a 2-vCPU instance does on SQS; on Redis
+the same machine did ≈ 145 requests/s per process and ≈ 80 batches/s. Re-measure on AWS
+before sizing for 10× or more: the file is the one place to change.
 
 ## Margins of the other figures
 

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Only a full run replaces the committed report; a quick or partial one writes beside the logs.
 PUBLISHED = ROOT / "docs" / "performance"
 SCRATCH = LOGS / "report" / "performance"
+# The per-process figures of the SQS path that the cost model and the scaling targets read
+# (deploy/ze_infra/capacity.py): written by any run on SQS that measures api and worker.
+CAPACITY = PUBLISHED / "capacity.json"
 
 
 def arguments_parse(argv: list[str]) -> argparse.Namespace:
@@ -134,6 +137,38 @@ def bench_run(args: argparse.Namespace, command: str, out: Path) -> dict:
     }
 
 
+def capacity_write(*, data: dict) -> None:
+    """The web's requests/s per gunicorn process (worker stopped) and one worker's batches/s
+    from a full queue, on the SQS path; a run that did not measure both leaves the file."""
+    results = data["results"]
+    if data["broker"] != "sqs" or not {"api", "worker"} <= results.keys() or data["failures"]:
+        return
+    processes = int(os.environ.get("WEB_CONCURRENCY") or data["cpus"])  # scripts/web.sh's default
+    batch = data["plan"]["batch"]
+    api, worker = results["api"], results["worker"]
+    CAPACITY.write_text(
+        json.dumps(
+            {
+                "command": data["command"],
+                "commit": data["commit"],
+                "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(data["started_at"])),
+                "quick": data["quick"],
+                "cpus": data["cpus"],
+                "load_average_before": [round(x, 2) for x in data["load_average_before"]],
+                "pings_per_batch": batch,
+                "web_processes": processes,
+                "web_requests_per_s_per_process": round(api["requests_per_s"] / processes, 1),
+                "web_latency_ms_p50": api["latency_ms"]["p50"],
+                "worker_concurrency": worker["concurrency"],
+                "worker_batches_per_s": round(worker["pings_per_s"] / batch, 1),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"==> wrote {CAPACITY.relative_to(ROOT)}")
+
+
 def main(argv: list[str]) -> int:
     args = arguments_parse(argv)
     # The Makefile says how it was called; run directly, the command is this script's.
@@ -147,6 +182,7 @@ def main(argv: list[str]) -> int:
     from bench.report import report_write
 
     data = json.loads(results.read_text())
+    capacity_write(data=data)
     path = report_write(data=data, out=out)
     print(f"==> wrote {path.relative_to(ROOT)}")
     return 1 if data["failures"] else 0

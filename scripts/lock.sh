@@ -18,6 +18,7 @@ args=(--quiet --universal --python-version 3.11 --generate-hashes
 [ "${UPGRADE:-0}" = "1" ] && args+=(--upgrade)
 compile() { .venv-tools/bin/uv pip compile "${args[@]}" "$@"; }
 
+compile -o requirements/pip.txt requirements/pip.in
 compile -o requirements/base.txt requirements/base.in
 # The same versions as base.txt for everything production also runs.
 compile -c requirements/base.txt -o requirements/local.txt requirements/local.in
@@ -25,6 +26,7 @@ compile -c requirements/base.txt -o requirements/production.txt requirements/pro
 compile -c requirements/local.txt -o requirements/bench.txt requirements/bench.in
 compile -o requirements/deploy.txt requirements/deploy.in
 compile -o requirements/tools.txt requirements/tools.in
+compile -o requirements/warehouse.txt requirements/warehouse.in
 compile -o deploy/requirements-checkov.txt deploy/requirements-checkov.in
 # Downloaded by the instances' prebuild hook for their libraries only: no dependencies.
 compile --no-deps -o deploy/eb/geo-wheels.txt deploy/eb/geo-wheels.in

@@ -51,8 +51,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
     as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"
     (cd / && $as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null)
   fi
-  # wal_level=logical: the analytics publication is read by logical replication (DMS's CDC
-  # in production, a local subscription in tests/tracking/test_replication.py).
+  # wal_level=logical: change data capture reads a logical decoding slot (DMS's test_decoding
+  # slot in production, the same plugin in tests/tracking/test_replication.py).
   pg_options="-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200 \
     -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
   as_pg="$( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres --' )"

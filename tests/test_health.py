@@ -25,6 +25,15 @@ def test_healthz_answers_without_dependencies(client):
     assert client.get("/healthz").status_code == 200
 
 
+def test_healthz_answers_while_the_cache_and_the_broker_are_down(client, settings, broker_down):
+    """The load balancer's check, on which Auto Scaling replaces web instances: liveness only.
+    A database (no access allowed here), Redis or broker outage must not fail it, or one
+    outage would replace every instance."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+
+    assert client.get("/healthz", HTTP_HOST="localhost", HTTP_X_FORWARDED_PROTO="https").status_code == 200
+
+
 @pytest.mark.django_db
 def test_readyz_is_200_when_database_redis_and_broker_answer(client):
     response = client.get("/readyz")

@@ -12,9 +12,10 @@ cluster's admin login (rds_superuser), whose secret only that task's role may re
   2. the ze_app login, made owner of the database (so it owns what migrations create);
   3. the ze_dms login with rds_replication (logical replication slot for DMS CDC);
   4. the DDL-capture table, function and event trigger DMS uses to see new daily
-     partitions of tracking_ping (event triggers need rds_superuser, DMS's login has not).
+     partitions of tracking_ping (event triggers need rds_superuser, DMS's login has not);
+  5. the schema where DMS creates and writes its heartbeat table (HeartbeatSchema).
 `grants`:
-  5. SELECT for ze_dms on exactly the analytics tables and the existing ping partitions,
+  6. SELECT for ze_dms on exactly the analytics tables and the existing ping partitions,
      and by default on tables ze_app creates later (the partitions made ahead each day).
 
 Every step is idempotent: a deployment runs it again.
@@ -81,6 +82,14 @@ DROP FUNCTION IF EXISTS public.awsdms_intercept_ddl();
 DROP TABLE IF EXISTS public.awsdms_ddl_audit;
 """
 
+# DMS creates `awsdms_heartbeat` there on its first start and writes it every few minutes;
+# the only schema where its login may create anything.
+DMS_HEARTBEAT = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA {schema} TO {dms}
+"""
+
 
 def _secret(arn: str) -> dict:
     client = boto3.client("secretsmanager", region_name=os.environ["AWS_REGION"])
@@ -129,6 +138,11 @@ def roles() -> None:
             cur.execute(DDL_AUDIT_SWAP)
         cur.execute(sql.SQL("GRANT USAGE ON SCHEMA awsdms TO {}").format(sql.Identifier(dms["username"])))
         cur.execute(sql.SQL("GRANT SELECT ON awsdms.awsdms_ddl_audit TO {}").format(sql.Identifier(dms["username"])))
+        cur.execute(
+            sql.SQL(DMS_HEARTBEAT).format(
+                schema=sql.Identifier(tables.DMS_HEARTBEAT_SCHEMA), dms=sql.Identifier(dms["username"])
+            )
+        )
 
 
 def grants() -> None:

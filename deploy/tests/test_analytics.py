@@ -103,7 +103,37 @@ def test_source_reports_rows_under_their_partition_and_captures_new_partitions(c
     settings = source["PostgreSqlSettings"]
     assert settings["PluginName"] == "test-decoding"
     assert settings["CaptureDdls"] is True
-    assert settings["SlotName"].startswith("dms_")
+
+
+def _endpoint(cfn: dict, kind: str) -> dict:
+    endpoints = [e["Properties"] for e in resources(cfn, "AWS::DMS::Endpoint").values()]
+    (endpoint,) = [e for e in endpoints if e["EndpointType"] == kind]
+    return endpoint
+
+
+def test_dms_creates_its_own_replication_slot(cfn):
+    # DMS refuses to start a task whose endpoint names a slot unless the slot exists and the
+    # task has a CdcStartPosition in it: nothing creates one, so DMS makes its own.
+    settings = _endpoint(cfn, "source")["PostgreSqlSettings"]
+    assert "SlotName" not in settings or "CdcStartPosition" in _task(cfn)
+
+
+def test_heartbeat_writes_to_a_schema_the_dms_login_may_create_in(cfn):
+    settings = _endpoint(cfn, "source")["PostgreSqlSettings"]
+    assert settings["HeartbeatEnable"] is True
+    assert settings["HeartbeatSchema"] == tables.DMS_HEARTBEAT_SCHEMA
+
+
+def test_data_dms_cannot_write_as_it_is_stops_the_task_instead_of_being_altered(cfn):
+    # TruncateColumns and AcceptAnyDate would load a cut string or a NULL date silently;
+    # a LOB over LobMaxSize would be cut; a row in error would be logged and skipped.
+    target = _endpoint(cfn, "target")["RedshiftSettings"]
+    assert target.get("TruncateColumns", False) is False
+    assert target.get("AcceptAnyDate", False) is False
+    assert _endpoint(cfn, "source")["PostgreSqlSettings"]["FailTasksOnLobTruncation"] is True
+    errors = _settings(cfn)["ErrorBehavior"]
+    assert errors["DataTruncationErrorPolicy"] == "STOP_TASK"
+    assert errors["DataErrorPolicy"] == "STOP_TASK"
 
 
 def test_the_stack_never_starts_the_task(cfn):

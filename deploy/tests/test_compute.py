@@ -4,6 +4,7 @@ import json
 import re
 
 from conftest import resources
+from ze_infra.capacity import capacity_measured, web_requests_per_target_per_minute, worker_backlog_per_instance
 from ze_infra.config import CELERY_QUEUES, STAGES
 
 CONTRACT_ENV = {
@@ -108,29 +109,70 @@ def _scaling_spec(cfn: dict) -> dict[str, dict]:
     return {env["environment"].rsplit("-", 1)[1]: env for env in json.loads(text)}
 
 
-def test_workers_scale_on_the_age_and_depth_of_the_pings_queue_only(cfn, stage):
+def _pings_queue_ids(cfn: dict, metrics: str) -> set[str]:
+    return set(re.findall(r"ref:(\w+)", metrics))
+
+
+def test_workers_track_the_pings_backlog_per_instance_counting_messages_in_flight(cfn, stage):
     cfg = STAGES[stage]
     worker = _scaling_spec(cfn)["worker"]
     assert worker["environment"] == f"{cfg.prefix}-worker"
-    policies = {p["name"]: p["target_tracking"] for p in worker["policies"]}
+    policies = {p["name"]: p for p in worker["policies"]}
     assert set(policies) == {"pings-backlog-per-instance", "pings-oldest-age"}
-    backlog, age = policies["pings-backlog-per-instance"], policies["pings-oldest-age"]
-    assert backlog["TargetValue"] == cfg.worker_backlog_per_instance
-    assert age["TargetValue"] == cfg.worker_queue_age_target_seconds
-    metrics = json.dumps([backlog, age])
-    assert "ApproximateNumberOfMessagesVisible" in metrics and "ApproximateAgeOfOldestMessage" in metrics
-    assert "GroupInServiceInstances" in metrics
+    backlog = policies["pings-backlog-per-instance"]["target_tracking"]
+    # AWS's SQS guidance: acceptable latency / time per message, from the measured figures.
+    latency = cfg.worker_acceptable_latency_seconds
+    assert backlog["TargetValue"] == worker_backlog_per_instance(capacity_measured(), acceptable_latency_s=latency)
+    metrics = {m["Id"]: m for m in backlog["CustomizedMetricSpecification"]["Metrics"]}
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in metrics.values() if "MetricStat" in m}
+    assert names == {
+        "ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "GroupInServiceInstances",
+    }  # fmt: skip
+    (returned,) = [m for m in metrics.values() if m.get("ReturnData")]
+    visible, in_flight = (
+        next(i for i, m in metrics.items() if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == name)
+        for name in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible")
+    )
+    assert visible in returned["Expression"] and in_flight in returned["Expression"]
     # Only the pings queue, never the notifications or maintenance queues.
     pings = [k for k, v in resources(cfn, "AWS::SQS::Queue").items() if v["Properties"]["QueueName"].endswith("-pings")]
-    assert set(re.findall(r"ref:(\w+)", metrics)) == {pings[0]}
+    assert _pings_queue_ids(cfn, json.dumps(backlog)) == {pings[0]}
 
 
-def test_web_scales_on_request_count_per_target(cfn, stage):
+def test_workers_step_out_on_the_age_of_the_oldest_pings_batch(cfn, stage):
+    cfg = STAGES[stage]
+    policy = {p["name"]: p for p in _scaling_spec(cfn)["worker"]["policies"]}["pings-oldest-age"]
+    assert "target_tracking" not in policy
+    step = policy["step_scaling"]
+    assert step["AdjustmentType"] == "PercentChangeInCapacity" and step["MinAdjustmentMagnitude"] >= 1
+    adjustments = [a["ScalingAdjustment"] for a in step["StepAdjustments"]]
+    assert adjustments == sorted(adjustments) and adjustments[0] > 0
+    alarm = policy["alarm"]
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage" and alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == cfg.worker_queue_age_scale_out_seconds
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    pings = [k for k, v in resources(cfn, "AWS::SQS::Queue").items() if v["Properties"]["QueueName"].endswith("-pings")]
+    assert _pings_queue_ids(cfn, json.dumps(alarm)) == {pings[0]}
+
+
+def test_web_scales_on_request_count_per_target_at_half_its_measured_capacity(cfn, stage):
     (policy,) = _scaling_spec(cfn)["web"]["policies"]
     spec = policy["target_tracking"]["PredefinedMetricSpecification"]
     assert spec["PredefinedMetricType"] == "ALBRequestCountPerTarget"
     assert spec["ResourceLabel"] == "${ResourceLabel}"  # resolved against the current ALB at run time
-    assert policy["target_tracking"]["TargetValue"] == STAGES[stage].web_requests_per_target
+    capacity = capacity_measured()
+    assert policy["target_tracking"]["TargetValue"] == web_requests_per_target_per_minute(capacity)
+    assert policy["target_tracking"]["TargetValue"] == int(capacity.web_requests_per_s_per_instance * 30)
+
+
+def test_a_failing_scaling_reconciler_alarms(cfn, stage):
+    prefix = STAGES[stage].prefix
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(cfn, "AWS::CloudWatch::Alarm").values()}
+    errors, dead = alarms[f"{prefix}-scaling-reconciler-errors"], alarms[f"{prefix}-scaling-reconciler-dlq-not-empty"]
+    assert errors["MetricName"] == "Errors" and errors["Namespace"] == "AWS/Lambda"
+    assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible" and dead["Threshold"] == 0
+    # A reconciler that stops running at all says so too.
+    assert errors["TreatMissingData"] == "breaching"
 
 
 def test_scaling_survives_eb_replacing_its_groups(cfn, stage):

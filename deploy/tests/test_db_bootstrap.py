@@ -42,3 +42,11 @@ def test_ddl_capture_lives_in_a_schema_the_app_login_does_not_own():
         # Every table it writes is schema-qualified.
         for table in re.findall(r"(?:INSERT INTO|DELETE FROM)\s+(\S+)", body):
             assert table.startswith("awsdms."), table
+
+
+def test_dms_login_may_create_its_heartbeat_table_in_its_own_schema_only():
+    sql = _sql()["DMS_HEARTBEAT"]
+    assert "GRANT USAGE, CREATE ON SCHEMA {schema} TO {dms}" in sql
+    assert "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC" in sql
+    # The schema the source endpoint names (HeartbeatSchema, ze_infra/analytics.py).
+    assert "schema=sql.Identifier(tables.DMS_HEARTBEAT_SCHEMA)" in SOURCE.read_text()

@@ -77,6 +77,13 @@ def test_no_instance_can_read_the_database_admin_or_dms_login(cfn):
         assert "DB_ADMIN_SECRET_ARN" not in text
 
 
+def _release_project(cfn) -> dict:
+    (project,) = [
+        p for p in resources(cfn, "AWS::CodeBuild::Project").values() if p["Properties"]["Name"].endswith("-release")
+    ]
+    return project
+
+
 def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
     logins = _login_secrets(cfn)
     readers = set()
@@ -84,7 +91,7 @@ def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
         for s in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "secretsmanager:GetSecretValue" in s["Action"] and logins["admin"] in json.dumps(s["Resource"]):
                 readers.update(r["Ref"] for r in policy["Properties"]["Roles"])
-    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
+    project = _release_project(cfn)
     assert readers == {project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]}
     variables = {v["Name"]: v for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
     assert logins["admin"] in json.dumps(variables["DB_ADMIN_SECRET_ARN"])
@@ -92,8 +99,7 @@ def test_only_the_release_task_reads_the_admin_and_dms_logins(cfn):
 
 
 def test_release_task_runs_in_the_private_subnets_reaching_only_aurora_and_https(cfn):
-    (project,) = resources(cfn, "AWS::CodeBuild::Project").values()
-    props = project["Properties"]
+    props = _release_project(cfn)["Properties"]
     assert props["Environment"]["PrivilegedMode"] is False
     (sg_ref,) = props["VpcConfig"]["SecurityGroupIds"]
     sg_id = sg_ref["Fn::GetAtt"][0]

@@ -136,3 +136,21 @@ def test_the_cloudwatch_agent_ships_the_file_the_app_writes():
     config = (Path(__file__).resolve().parents[2] / ".ebextensions" / "20_metrics.config").read_text()
     assert f'"file_path": "{METRICS_EMF_PATH}"' in config
     assert '"OptionName": "METRICS_EMF_LOG_GROUP"' in config
+
+
+def test_each_environment_alarms_on_its_fullest_root_filesystem(cfn, stage):
+    """EB enhanced health publishes every instance's root filesystem use; the alarm takes the
+    fullest instance of the environment, whatever instances EB runs."""
+    prefix = STAGES[stage].prefix
+    alarms = _alarms(cfn)
+    for role in ("web", "worker", "scheduler"):
+        alarm = alarms[f"{prefix}-{role}-disk-used"]
+        (query,) = [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
+        assert "MAX(RootFilesystemUtil)" in query and '"AWS/ElasticBeanstalk", EnvironmentName, InstanceId' in query
+        assert f"EnvironmentName = '{prefix}-{role}'" in query
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] <= 90
+
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {(o["Namespace"], o["OptionName"]): o["Value"] for o in env["Properties"]["OptionSettings"]}
+        health = json.loads(options[("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument")])
+        assert "RootFilesystemUtil" in health["CloudWatchMetrics"]["Instance"], env["Properties"]["EnvironmentName"]

@@ -47,7 +47,30 @@ SPEC = [
                         "Statistic": "Average",
                     },
                 },
-            }
+            },
+            {
+                "name": "pings-oldest-age",
+                "step_scaling": {
+                    "AdjustmentType": "PercentChangeInCapacity",
+                    "MinAdjustmentMagnitude": 1,
+                    "MetricAggregationType": "Maximum",
+                    "StepAdjustments": [
+                        {"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": 30.0, "ScalingAdjustment": 10},
+                        {"MetricIntervalLowerBound": 30.0, "ScalingAdjustment": 25},
+                    ],
+                },
+                "alarm": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": [{"Name": "QueueName", "Value": "ze-tracking-dev-pings"}],
+                    "Statistic": "Maximum",
+                    "Period": 60,
+                    "EvaluationPeriods": 2,
+                    "Threshold": 30.0,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                    "TreatMissingData": "notBreaching",
+                },
+            },
         ],
     },
 ]
@@ -80,6 +103,13 @@ def _group(name: str, env: str, subnet: str) -> str:
 def _policies(group: str) -> dict[str, dict]:
     found = boto3.client("autoscaling", region_name=REGION).describe_policies(AutoScalingGroupName=group)
     return {p["PolicyName"]: p for p in found["ScalingPolicies"]}
+
+
+def _age_alarm() -> dict:
+    (alarm,) = boto3.client("cloudwatch", region_name=REGION).describe_alarms(
+        AlarmNames=["ze-tracking-dev-worker-pings-oldest-age"]
+    )["MetricAlarms"]
+    return alarm
 
 
 def _eb_answers(module, answers: dict[str, tuple[str, str | None]]) -> Stubber:
@@ -118,7 +148,9 @@ def test_policies_follow_the_environment_onto_a_replaced_group(aws):
     applied = aws.handler({}, None)
     stub.assert_no_pending_responses()
 
-    assert applied == [f"{web}/requests-per-target", f"{worker}/pings-backlog-per-instance"]
+    assert applied == [
+        f"{web}/requests-per-target", f"{worker}/pings-backlog-per-instance", f"{worker}/pings-oldest-age",
+    ]  # fmt: skip
     label = _policies(web)["requests-per-target"]["TargetTrackingConfiguration"]["PredefinedMetricSpecification"][
         "ResourceLabel"
     ]
@@ -127,6 +159,10 @@ def test_policies_follow_the_environment_onto_a_replaced_group(aws):
         "CustomizedMetricSpecification"
     ]["Dimensions"]
     assert dims == [{"Name": "AutoScalingGroupName", "Value": worker}]
+    # The age of the oldest batch steps the group out through an alarm on that group's policy.
+    age = _policies(worker)["pings-oldest-age"]
+    assert age["PolicyType"] == "StepScaling"
+    assert _age_alarm()["AlarmActions"] == [age["PolicyARN"]]
 
     # EB rebuilds the worker environment: a new group, no policy on it until the next run.
     stub.deactivate()
@@ -135,10 +171,12 @@ def test_policies_follow_the_environment_onto_a_replaced_group(aws):
     stub = _eb_answers(aws, {"ze-tracking-dev-web": (web, lb), "ze-tracking-dev-worker": (replaced, None)})
     aws.handler({}, None)
 
-    assert set(_policies(replaced)) == {"pings-backlog-per-instance"}
+    assert set(_policies(replaced)) == {"pings-backlog-per-instance", "pings-oldest-age"}
     assert _policies(replaced)["pings-backlog-per-instance"]["TargetTrackingConfiguration"][
         "CustomizedMetricSpecification"
     ]["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": replaced}]
+    # One alarm per environment, now acting on the new group's step policy.
+    assert _age_alarm()["AlarmActions"] == [_policies(replaced)["pings-oldest-age"]["PolicyARN"]]
 
 
 def test_an_environment_without_a_group_yet_is_skipped(aws):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from conftest import resources
 from ze_infra.config import STAGES
 
@@ -46,17 +44,33 @@ def test_rate_rule_blocks_a_client_address_first(cfn, stage):
     assert statement["Limit"] == STAGES[stage].waf_requests_per_address_per_5_minutes
 
 
-def test_web_acl_is_associated_with_the_web_environments_load_balancer(cfn):
-    (assoc,) = resources(cfn, "AWS::WAFv2::WebACLAssociation").values()
+def test_the_web_environment_hands_its_load_balancer_config_the_web_acl(cfn):
+    """The association lives in EB's stack (.ebextensions/40_web_load_balancer.config), bound
+    to EB's load balancer, so it follows a replaced one; this stack holds none bound to an ARN."""
+    assert resources(cfn, "AWS::WAFv2::WebACLAssociation") == {}
     (acl_id,) = resources(cfn, "AWS::WAFv2::WebACL")
-    assert assoc["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
-    lookup_id = assoc["Properties"]["ResourceArn"]["Fn::GetAtt"][0]
-    lookup = cfn["Resources"][lookup_id]
-    create = json.dumps(lookup["Properties"]["Create"])
-    assert "describeEnvironmentResources" in create and "LoadBalancers.0.Name" in create
-    (web_id,) = [k for k, v in resources(cfn, "AWS::ElasticBeanstalk::Environment").items()
-                 if v["Properties"]["EnvironmentName"].endswith("-web")]
-    assert web_id in create or web_id in lookup.get("DependsOn", [])
+    for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
+        options = {(o["Namespace"], o["OptionName"]): o["Value"] for o in env["Properties"]["OptionSettings"]}
+        acl = options.get(("aws:elasticbeanstalk:customoption", "WebAclArn"))
+        if env["Properties"]["EnvironmentName"].endswith("-web"):
+            assert acl == {"Fn::GetAtt": [acl_id, "Arn"]}
+        else:
+            assert acl is None
+
+
+def test_an_alarm_fires_when_the_web_acl_stops_seeing_requests(cfn, stage):
+    """A load balancer without the web ACL leaves its metrics silent: silence breaches."""
+    prefix = STAGES[stage].prefix
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{prefix}-waf-requests-missing"
+    ]
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Namespace"] == "AWS/WAFV2" and alarm["MetricName"] == "AllowedRequests"
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dims == {"WebACL": f"{prefix}-web", "Rule": "ALL", "Region": STAGES[stage].region}
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
 
 
 def test_waf_logs_leave_out_tokens_and_cookies(cfn):

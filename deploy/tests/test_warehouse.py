@@ -1,20 +1,33 @@
 """The Redshift side of the replicated tables (deploy/warehouse/) matches what DMS sends,
-and the release step starts the DMS task only when it should."""
+and the release step (deploy/warehouse/release.py) applies each warehouse migration once,
+stops and starts the DMS task only when it should, and fails loudly otherwise.
+
+DMS runs in moto, with the task's status set where moto does not model DMS's own moves.
+moto has no BatchExecuteStatement and answers every query with the same canned rows, so
+the Redshift Data API's answers are stubbed with botocore's Stubber."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+import time
 
+import boto3
 import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dms.models import FakeReplicationTask, dms_backends
 from ze_infra import analytics_tables as tables
 
-TABLES_SQL = tables.WAREHOUSE_SQL / "redshift_tables.sql"
+TABLES_SQL = tables.WAREHOUSE_SQL / "migrations" / "0001_replicated_tables.sql"
 
 
 def _release():
     spec = importlib.util.spec_from_file_location("warehouse_release", tables.WAREHOUSE_SQL / "release.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -51,16 +64,9 @@ def test_tables_are_laid_out_for_time_ranges_and_per_order_joins(table, keys):
         assert key in _created()[table]
 
 
-def test_every_analytics_view_has_a_redshift_twin():
-    postgres = (tables.WAREHOUSE_SQL.parents[1] / "tracking" / "sql" / "analytics_views.sql").read_text()
-    redshift = (tables.WAREHOUSE_SQL / "redshift_views.sql").read_text()
-    names = set(re.findall(r"CREATE OR REPLACE VIEW (analytics_\w+)", postgres))
-    assert names and names == set(re.findall(r"CREATE OR REPLACE VIEW public\.(analytics_\w+)", redshift))
-
-
 @pytest.mark.parametrize(
     ("status", "start_type"),
-    [("ready", "start-replication"), ("stopped", "resume-processing"), ("running", None), ("starting", None)],
+    [("ready", "start-replication"), ("stopped", "resume-processing"), ("running", None)],
 )
 def test_release_starts_a_new_task_resumes_a_stopped_one_and_leaves_a_running_one(status, start_type):
     assert _release().replication_task_start_type(status=status) == start_type
@@ -70,3 +76,293 @@ def test_release_refuses_to_restart_a_failed_task():
     # A restarted full load appends again under DO_NOTHING: a person decides first.
     with pytest.raises(SystemExit, match="failed"):
         _release().replication_task_start_type(status="failed")
+
+
+# --- The DMS task: the release waits until it runs, and says why when it does not --------
+
+REGION = "sa-east-1"
+TARGET = {"WorkgroupName": "ze-tracking-dev-analytics", "Database": "analytics", "SecretArn": "s"}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {
+        "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def task(aws):
+    """The stage's task as CloudFormation leaves it: created, ready, never started."""
+    dms = boto3.client("dms", region_name=REGION)
+    arn = dms.create_replication_task(
+        ReplicationTaskIdentifier="ze-tracking-dev-analytics",
+        SourceEndpointArn="arn:aws:dms:sa-east-1:123456789012:endpoint:source",
+        TargetEndpointArn="arn:aws:dms:sa-east-1:123456789012:endpoint:target",
+        ReplicationInstanceArn="arn:aws:dms:sa-east-1:123456789012:rep:instance",
+        MigrationType="full-load-and-cdc",
+        TableMappings="{}",
+    )["ReplicationTask"]["ReplicationTaskArn"]
+    _moto_task(arn).ready()
+    release = _release()
+    return release.ReplicationTask(dms=dms, arn=arn, deadline_s=2, poll_s=0.05)
+
+
+def _moto_task(arn: str):
+    return dms_backends[DEFAULT_ACCOUNT_ID][REGION].replication_tasks[arn]
+
+
+def _task_fails_to_start(monkeypatch, *, status: str, message: str) -> None:
+    """DMS accepts the start, then gives up (moto's task would run at once)."""
+
+    def start(self):
+        self.status = status
+        return self
+
+    def to_dict(self, original=FakeReplicationTask.to_dict):
+        return {**original(self), "LastFailureMessage": message, "StopReason": "FATAL_ERROR"}
+
+    monkeypatch.setattr(FakeReplicationTask, "start", start)
+    monkeypatch.setattr(FakeReplicationTask, "to_dict", to_dict)
+
+
+def test_first_start_waits_until_the_task_runs_its_full_load(task, capsys):
+    task.start()
+
+    assert task.describe()["Status"] == "running"
+    assert "ready: start-replication, now running" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status", ["failed", "stopped"])
+def test_a_task_that_does_not_reach_running_fails_the_release_with_dms_reason(task, monkeypatch, status):
+    _task_fails_to_start(monkeypatch, status=status, message="Replication slot could not be created")
+
+    with pytest.raises(SystemExit, match=f"is {status}.*FATAL_ERROR.*Replication slot could not be created"):
+        task.start()
+
+
+def test_a_task_still_starting_at_the_deadline_fails_the_release(task, monkeypatch):
+    _task_fails_to_start(monkeypatch, status="starting", message="")
+    started = time.monotonic()
+
+    with pytest.raises(SystemExit, match="is starting.*after 2 s"):
+        task.start()
+    assert time.monotonic() - started < 10
+
+
+def test_running_without_any_table_loading_is_not_yet_a_start(task, monkeypatch):
+    # Running, but the full load never began (every stat empty): the release waits, then fails.
+    def to_dict(self, original=FakeReplicationTask.to_dict):
+        described = original(self)
+        return {**described, "ReplicationTaskStats": {"FullLoadProgressPercent": 0, "TablesLoaded": 0}}
+
+    monkeypatch.setattr(FakeReplicationTask, "to_dict", to_dict)
+
+    with pytest.raises(SystemExit, match="is running.*waiting until it runs its full load"):
+        task.start()
+
+
+def test_before_stops_a_running_task_and_after_resumes_it(task):
+    task.start()
+
+    task.stop()
+    assert task.describe()["Status"] == "stopped"
+    task.start()
+    assert task.describe()["Status"] == "running"
+
+
+def test_a_task_still_in_its_first_full_load_is_not_stopped(task, monkeypatch):
+    # Resumed, it would load again the tables it had not finished, appending their rows.
+    task.start()
+
+    def to_dict(self, original=FakeReplicationTask.to_dict):
+        described = original(self)
+        described["ReplicationTaskStats"]["FullLoadProgressPercent"] = 40
+        return described
+
+    monkeypatch.setattr(FakeReplicationTask, "to_dict", to_dict)
+
+    with pytest.raises(SystemExit, match=r"still in its full load \(40 %\)"):
+        task.stop()
+    assert task.describe()["Status"] == "running"
+
+
+def test_a_task_that_never_ran_is_not_stopped_before_the_migrations(task):
+    task.stop()
+
+    assert task.describe()["Status"] == "ready"
+
+
+def test_a_failed_task_stops_the_release_before_anything_migrates(task):
+    _moto_task(task.arn).status = "failed"
+
+    with pytest.raises(SystemExit, match="is failed"):
+        task.stop()
+    with pytest.raises(SystemExit, match="'failed'"):
+        task.start()
+
+
+# --- Warehouse migrations: each once, in order; a half-applied one is reported -----------
+
+
+class DataApi:
+    """The Data API's answers, in the order the release asks (botocore's Stubber)."""
+
+    def __init__(self):
+        self.client = boto3.client("redshift-data", region_name=REGION)
+        self.stub = Stubber(self.client)
+        self.count = 0
+
+    def _id(self) -> str:
+        self.count += 1
+        return f"00000000-0000-0000-0000-{self.count:012d}"
+
+    def batch(self, sqls, *, status: str = "FINISHED") -> None:
+        statement_id = self._id()
+        self.stub.add_response(
+            "batch_execute_statement",
+            {"Id": statement_id},
+            {"Sqls": sqls, "StatementName": ANY, **TARGET},
+        )
+        answer = {"Id": statement_id, "Status": status}
+        if status == "FAILED":
+            answer["Error"] = 'ERROR: column "x" of relation "t" already exists'
+        self.stub.add_response("describe_statement", answer, {"Id": statement_id})
+
+    def query(self, rows: list[tuple[str, bool]]) -> None:
+        statement_id = self._id()
+        self.stub.add_response("execute_statement", {"Id": statement_id}, {"Sql": ANY, "StatementName": ANY, **TARGET})
+        self.stub.add_response("describe_statement", {"Id": statement_id, "Status": "FINISHED"}, {"Id": statement_id})
+        records = [[{"stringValue": name}, {"booleanValue": applied}] for name, applied in rows]
+        self.stub.add_response("get_statement_result", {"Records": records}, {"Id": statement_id})
+
+
+@pytest.fixture
+def migrations(tmp_path):
+    (tmp_path / "0001_tables.sql").write_text("-- the tables\nCREATE TABLE t (a INT);\n")
+    (tmp_path / "0002_add_x.sql").write_text("ALTER TABLE t ADD COLUMN x INT;\n")
+    return tmp_path
+
+
+@pytest.fixture
+def data_api(aws):
+    api = DataApi()
+    with api.stub:
+        yield api
+        api.stub.assert_no_pending_responses()
+
+
+def _migrate(data_api: DataApi, folder):
+    release = _release()
+    warehouse = release.Warehouse(
+        data=data_api.client, workgroup=TARGET["WorkgroupName"], database="analytics", secret_arn="s", poll_s=0
+    )
+    return release.warehouse_migrate(warehouse=warehouse, folder=folder)
+
+
+def _started(name: str) -> list[str]:
+    return [f"INSERT INTO public.warehouse_migrations (name, started_at) VALUES ('{name}', GETDATE())"]
+
+
+def _applied(name: str, *statements: str) -> list[str]:
+    return [*statements, f"UPDATE public.warehouse_migrations SET applied_at = GETDATE() WHERE name = '{name}'"]
+
+
+def test_migrations_apply_in_order_each_with_its_ledger_row_in_its_own_transaction(data_api, migrations):
+    release = _release()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([])
+    data_api.batch(_started("0001_tables.sql"))
+    data_api.batch(_applied("0001_tables.sql", "CREATE TABLE t (a INT)"))
+    data_api.batch(_started("0002_add_x.sql"))
+    data_api.batch(_applied("0002_add_x.sql", "ALTER TABLE t ADD COLUMN x INT"))
+
+    assert _migrate(data_api, migrations) == ["0001_tables.sql", "0002_add_x.sql"]
+
+
+def test_an_applied_migration_is_skipped_not_run_again(data_api, migrations):
+    release = _release()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([("0001_tables.sql", True)])
+    data_api.batch(_started("0002_add_x.sql"))
+    data_api.batch(_applied("0002_add_x.sql", "ALTER TABLE t ADD COLUMN x INT"))
+
+    assert _migrate(data_api, migrations) == ["0002_add_x.sql"]
+
+
+def test_a_half_applied_migration_stops_the_release_before_anything_runs(data_api, migrations):
+    release = _release()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([("0001_tables.sql", True), ("0002_add_x.sql", False)])
+
+    with pytest.raises(SystemExit, match="0002_add_x.sql was started and never recorded as applied"):
+        _migrate(data_api, migrations)
+
+
+def test_a_failed_migration_is_rolled_back_forgotten_and_fails_the_release(data_api, migrations):
+    release = _release()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([("0001_tables.sql", True)])
+    data_api.batch(_started("0002_add_x.sql"))
+    data_api.batch(_applied("0002_add_x.sql", "ALTER TABLE t ADD COLUMN x INT"), status="FAILED")
+    data_api.batch(["DELETE FROM public.warehouse_migrations WHERE name = '0002_add_x.sql' AND applied_at IS NULL"])
+
+    with pytest.raises(SystemExit, match="0002_add_x.sql: FAILED: .*already exists.*rolled back"):
+        _migrate(data_api, migrations)
+
+
+def test_a_warehouse_ahead_of_this_checkout_is_refused():
+    with pytest.raises(SystemExit, match="missing from this checkout: 0003_z.sql"):
+        _release().migrations_pending(files=["0001_a.sql"], ledger={"0001_a.sql": True, "0003_z.sql": True})
+
+
+def test_the_warehouse_migrations_are_named_in_order():
+    names = _release().migration_files()
+    assert names[0] == "0001_replicated_tables.sql"
+    assert [name[:4] for name in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+
+
+# --- The whole release: before (migrations, stop), after (start, wait) ----------------------
+
+
+def _outputs(task) -> dict[str, str]:
+    return {
+        "RedshiftWorkgroupName": TARGET["WorkgroupName"],
+        "RedshiftDatabase": "analytics",
+        "RedshiftAdminSecretArn": "s",
+        "AnalyticsTaskArn": task.arn,
+    }
+
+
+def _release_step(step: str, *, task, data_api) -> None:
+    # Every answer is final at once here, so the release's own deadlines and pauses apply.
+    _release().warehouse_release(step=step, outputs=_outputs(task), data=data_api.client, dms=task.dms)
+
+
+def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at_the_end(task, data_api, monkeypatch):
+    release = _release()
+    task.start()  # a task that runs since an earlier release
+    migration = tables.WAREHOUSE_SQL / "migrations" / "0001_replicated_tables.sql"
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([])
+    data_api.batch(_started(migration.name))
+    data_api.batch(_applied(migration.name, *tables.sql_statements(path=migration)))
+
+    _release_step("before", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "stopped"  # while Aurora migrates
+    _release_step("after", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "running"
+
+
+def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(task, data_api):
+    release = _release()
+    task.start()
+    data_api.batch([release.LEDGER_DDL])
+    data_api.query([("0001_replicated_tables.sql", False)])
+
+    with pytest.raises(SystemExit, match="0001_replicated_tables.sql was started and never recorded"):
+        _release_step("before", task=task, data_api=data_api)
+    assert task.describe()["Status"] == "running"

@@ -1,22 +1,32 @@
-"""The warehouse's release step: run after the application's migrations and grants.
+"""The warehouse's side of a release; deploy/eb/release.sh runs it around the database
+migrations:
 
-    python deploy/warehouse/release.py dev
+    python deploy/warehouse/release.py dev before   # before the release task migrates Aurora
+    python deploy/warehouse/release.py dev after    # once web, workers and beat run the new code
+    python deploy/warehouse/release.py dev dedupe   # after a first full load or a table reload
 
-deploy/eb/release.sh calls it last, once the web environment's leader has run `migrate`
-and `db_bootstrap.py grants` (deploy/eb/leader-database.sh). Needs boto3 and the same
-AWS credentials as the rest of the release.
+Needs boto3 and the release's AWS credentials (CloudFormation read, Redshift Data API, DMS
+describe, start and stop). Every wait has a deadline; every failure exits non-zero with
+what DMS or Redshift said.
 
-Steps:
+`before`:
   1. read the stage stack's outputs: the Redshift workgroup, database and admin secret,
      and the DMS task;
-  2. apply redshift_tables.sql, then redshift_views.sql, through the Redshift Data API
-     (every statement is idempotent) and wait for them: the task loads with
-     TargetTablePrepMode DO_NOTHING, so the tables must exist, with their keys, first;
-  3. start the DMS task if it never ran (full load, then CDC), resume it if it was
-     stopped, leave it alone while it runs. A failed task is left for an operator: a
-     restarted full load appends rows again (DO_NOTHING never empties a table), so the
-     tables it was loading must be emptied by hand first, and only while Aurora still
-     holds everything they had (never `tracking_ping` once a partition has expired).
+  2. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
+     order, each once (see `migration_apply`). The tables exist, with their keys, before
+     DMS loads them (TargetTablePrepMode DO_NOTHING) and before Aurora gains a replicated
+     column. The metrics are not here: the warehouse build (dbt, warehouse/) makes them,
+     after this release and daily (deploy/ze_infra/warehouse_build.py);
+  3. stop the DMS task if it runs, and wait until it is stopped, so that the migrations
+     are not replicated half-way. A task still in its first full load is not stopped: a
+     resumed task loads again the tables it had not finished, appending their rows.
+`after`:
+  4. start the task if it never ran (full load, then CDC), resume it if it was stopped,
+     and wait until it runs (with its full load under way after a first start). A failed
+     task is left for an operator (deploy/README.md, "DMS task failed").
+`dedupe`:
+  stop the task, keep one row per primary key in every replicated table (dedupe.sql:
+  Redshift does not enforce keys, and a full load appends to DO_NOTHING tables), resume.
 
 Why not a CloudFormation custom resource: the task must start after the migrations, and
 the stack is deployed before the code that migrates (release.sh ships code to the
@@ -25,69 +35,300 @@ environments the stack made).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ze_infra.analytics_tables import WAREHOUSE_SQL, sql_statements  # noqa: E402  (no CDK import)
 
-# DMS task status -> how to start it (None: nothing to do). DescribeReplicationTasks
+MIGRATIONS = WAREHOUSE_SQL / "migrations"
+MIGRATION_NAME = re.compile(r"^[0-9]{4}_[a-z0-9_]+\.sql$")
+LEDGER = "public.warehouse_migrations"
+# One row per migration: started_at is written before its batch runs, applied_at by the
+# batch itself, in the batch's transaction.
+LEDGER_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {LEDGER} ("
+    "name VARCHAR(128) NOT NULL, started_at TIMESTAMP NOT NULL, applied_at TIMESTAMP, PRIMARY KEY (name))"
+)
+
+STATEMENT_DONE = {"FINISHED", "FAILED", "ABORTED"}
+STATEMENT_DEADLINE_S = 1800
+TASK_DEADLINE_S = 1800
+POLL_S = 10.0
+
+# DMS task status -> how to start it (None: it runs already). DescribeReplicationTasks
 # documents the statuses; any other one (failed, deleting, ...) needs a person.
 START_TYPES: dict[str, str | None] = {
     "ready": "start-replication",
     "stopped": "resume-processing",
     "running": None,
-    "starting": None,
-    "modifying": None,
-    "stopping": None,
 }
+# Statuses that end by themselves: wait them out before deciding.
+TRANSITIONAL = {"creating", "starting", "stopping", "modifying", "moving", "testing"}
 
-DONE = {"FINISHED", "FAILED", "ABORTED"}
+
+class StatementFailed(Exception):
+    """A Data API statement ended FAILED or ABORTED: its batch was rolled back whole."""
+
+
+@dataclass
+class Warehouse:
+    """Redshift through the Data API: a batch of statements runs as one transaction."""
+
+    data: Any  # boto3 redshift-data client
+    workgroup: str
+    database: str
+    secret_arn: str
+    deadline_s: float = STATEMENT_DEADLINE_S
+    poll_s: float = POLL_S
+
+    def _target(self) -> dict[str, str]:
+        return {"WorkgroupName": self.workgroup, "Database": self.database, "SecretArn": self.secret_arn}
+
+    def _wait(self, *, statement_id: str, label: str) -> dict:
+        deadline = time.monotonic() + self.deadline_s
+        while (described := self.data.describe_statement(Id=statement_id))["Status"] not in STATEMENT_DONE:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"warehouse: {label}: still {described['Status']} after {self.deadline_s:.0f} s")
+            time.sleep(self.poll_s)
+        if described["Status"] != "FINISHED":
+            raise StatementFailed(f"{label}: {described['Status']}: {described.get('Error')}")
+        return described
+
+    def run(self, *, sqls: list[str], label: str) -> None:
+        statement_id = self.data.batch_execute_statement(Sqls=sqls, StatementName=label[:500], **self._target())["Id"]
+        self._wait(statement_id=statement_id, label=label)
+
+    def query(self, *, sql: str, label: str) -> list[list[Any]]:
+        statement_id = self.data.execute_statement(Sql=sql, StatementName=label[:500], **self._target())["Id"]
+        self._wait(statement_id=statement_id, label=label)
+        rows, token = [], None
+        while True:
+            page = self.data.get_statement_result(Id=statement_id, **({"NextToken": token} if token else {}))
+            # A Field holds one typed value, or isNull.
+            rows += [
+                [None if field.get("isNull") else next(iter(field.values())) for field in record]
+                for record in page["Records"]
+            ]
+            if not (token := page.get("NextToken")):
+                return rows
+
+
+# --- Warehouse migrations -----------------------------------------------------------------
+
+
+def migration_files(*, folder: Path = MIGRATIONS) -> list[str]:
+    names = sorted(path.name for path in folder.glob("*.sql"))
+    for name in names:
+        if not MIGRATION_NAME.match(name):
+            raise SystemExit(f"warehouse: {name}: a migration is named NNNN_lower_case.sql")
+    return names
+
+
+def migrations_pending(*, files: list[str], ledger: dict[str, bool]) -> list[str]:
+    """The migrations to apply, in order, given the ledger (name -> applied). Refuses when a
+    migration was started and never recorded as applied: its batch outlived a release that
+    gave up waiting, and whether it committed is for a person to find out."""
+    unfinished = sorted(name for name, applied in ledger.items() if not applied)
+    if unfinished:
+        raise SystemExit(
+            f"warehouse: migration {unfinished[0]} was started and never recorded as applied. Look in "
+            f"sys_query_history whether its statements committed, then either set applied_at in {LEDGER} "
+            "(it did) or delete its row (it did not) and release again."
+        )
+    unknown = sorted(set(ledger) - set(files))
+    if unknown:
+        raise SystemExit(f"warehouse: applied migrations missing from this checkout: {', '.join(unknown)}")
+    return [name for name in files if name not in ledger]
+
+
+def migration_apply(*, warehouse: Warehouse, name: str, folder: Path = MIGRATIONS) -> None:
+    """Steps: record the start (its own transaction); run the file's statements and record
+    the end in one batch (one transaction). A batch that fails is rolled back whole, so its
+    start is deleted and the release stops; a batch still running at the deadline keeps its
+    start, which the next release reports instead of running the file a second time."""
+    statements = sql_statements(path=folder / name)
+    warehouse.run(sqls=[f"INSERT INTO {LEDGER} (name, started_at) VALUES ('{name}', GETDATE())"], label=f"{name} start")
+    try:
+        warehouse.run(
+            sqls=[*statements, f"UPDATE {LEDGER} SET applied_at = GETDATE() WHERE name = '{name}'"], label=name
+        )
+    except StatementFailed as failure:
+        warehouse.run(sqls=[f"DELETE FROM {LEDGER} WHERE name = '{name}' AND applied_at IS NULL"], label=f"{name} undo")
+        raise SystemExit(f"warehouse: migration {failure} (rolled back; nothing applied)") from None
+    print(f"warehouse: {name} applied")
+
+
+def warehouse_migrate(*, warehouse: Warehouse, folder: Path = MIGRATIONS) -> list[str]:
+    """Apply the pending migrations; return the ones applied."""
+    warehouse.run(sqls=[LEDGER_DDL], label="migrations ledger")
+    ledger = {
+        name: bool(applied)
+        for name, applied in warehouse.query(
+            sql=f"SELECT name, applied_at IS NOT NULL FROM {LEDGER}", label="migrations applied"
+        )
+    }
+    pending = migrations_pending(files=migration_files(folder=folder), ledger=ledger)
+    for name in pending:
+        migration_apply(warehouse=warehouse, name=name, folder=folder)
+    print(f"warehouse: {len(pending)} migration(s) applied")
+    return pending
+
+
+def warehouse_dedupe(*, warehouse: Warehouse) -> None:
+    try:
+        warehouse.run(sqls=sql_statements(path=WAREHOUSE_SQL / "dedupe.sql"), label="dedupe.sql")
+    except StatementFailed as failure:
+        raise SystemExit(f"warehouse: {failure}") from None
+    print("warehouse: one row per key in every replicated table")
+
+
+# --- The DMS task ---------------------------------------------------------------------------
 
 
 def replication_task_start_type(*, status: str) -> str | None:
-    """How to start a task in `status`, or None when it runs (or is about to) already."""
+    """How to start a task in `status`, or None when it runs already."""
     if status not in START_TYPES:
-        raise SystemExit(f"DMS task is {status!r}: look at it before starting it again (see this file's docstring)")
+        raise SystemExit(f"DMS task is {status!r}: look at it before starting it again (deploy/README.md)")
     return START_TYPES[status]
 
 
-def warehouse_release(*, stage: str) -> None:
-    import boto3  # the release machine has it; the CDK tests import this module without it
+def replication_task_failure(task: dict) -> str:
+    """What DMS says about a task that is not where it should be."""
+    return (
+        f"DMS task {task['ReplicationTaskIdentifier']} is {task['Status']}"
+        f"; stop reason: {task.get('StopReason') or '-'}"
+        f"; last failure: {task.get('LastFailureMessage') or '-'}"
+    )
 
-    outputs = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in boto3.client("cloudformation").describe_stacks(StackName=f"ZeTracking-{stage}")["Stacks"][0]["Outputs"]
-    }
-    data = boto3.client("redshift-data")
-    for name in ("redshift_tables.sql", "redshift_views.sql"):
-        statement_id = data.batch_execute_statement(
-            WorkgroupName=outputs["RedshiftWorkgroupName"],
-            Database=outputs["RedshiftDatabase"],
-            SecretArn=outputs["RedshiftAdminSecretArn"],
-            Sqls=sql_statements(path=WAREHOUSE_SQL / name),
-            StatementName=f"ze-tracking-{stage}-{name}",
-        )["Id"]
-        deadline = time.monotonic() + 600
-        while (described := data.describe_statement(Id=statement_id))["Status"] not in DONE:
+
+def full_load_under_way(task: dict) -> bool:
+    stats = task.get("ReplicationTaskStats") or {}
+    return bool(
+        stats.get("FullLoadStartDate")
+        or stats.get("TablesLoading")
+        or stats.get("TablesLoaded")
+        or stats.get("FullLoadProgressPercent")
+    )
+
+
+def full_load_finished(task: dict) -> bool:
+    return (task.get("ReplicationTaskStats") or {}).get("FullLoadProgressPercent") == 100
+
+
+@dataclass
+class ReplicationTask:
+    dms: Any  # boto3 dms client
+    arn: str
+    deadline_s: float = TASK_DEADLINE_S
+    poll_s: float = POLL_S
+
+    def describe(self) -> dict:
+        (task,) = self.dms.describe_replication_tasks(
+            Filters=[{"Name": "replication-task-arn", "Values": [self.arn]}], WithoutSettings=True
+        )["ReplicationTasks"]
+        return task
+
+    def wait(self, *, done: Callable[[dict], bool], failed: Callable[[dict], bool], what: str) -> dict:
+        """Poll until `done`; exit non-zero with DMS's reasons when `failed` or at the deadline."""
+        deadline = time.monotonic() + self.deadline_s
+        while True:
+            task = self.describe()
+            if done(task):
+                return task
+            if failed(task):
+                raise SystemExit(f"{replication_task_failure(task)} (waiting until {what})")
             if time.monotonic() > deadline:
-                raise SystemExit(f"{name}: still {described['Status']} after 600 s")
-            time.sleep(2)
-        if described["Status"] != "FINISHED":
-            raise SystemExit(f"{name}: {described['Status']}: {described.get('Error')}")
-        print(f"warehouse: {name} applied")
+                raise SystemExit(f"{replication_task_failure(task)} after {self.deadline_s:.0f} s waiting until {what}")
+            time.sleep(self.poll_s)
 
-    dms = boto3.client("dms")
-    task_arn = outputs["AnalyticsTaskArn"]
-    (task,) = dms.describe_replication_tasks(Filters=[{"Name": "replication-task-arn", "Values": [task_arn]}])[
-        "ReplicationTasks"
-    ]
-    start_type = replication_task_start_type(status=task["Status"])
-    if start_type:
-        dms.start_replication_task(ReplicationTaskArn=task_arn, StartReplicationTaskType=start_type)
-    print(f"warehouse: DMS task was {task['Status']}: {start_type or 'left running'}")
+    def settled(self) -> dict:
+        return self.wait(
+            done=lambda t: t["Status"] not in TRANSITIONAL, failed=lambda t: False, what="it is no longer busy"
+        )
+
+    def stop(self) -> None:
+        """Stop a running task and wait until it is stopped; a task that never ran, or is
+        stopped, is left as it is."""
+        task = self.settled()
+        if task["Status"] in ("ready", "stopped"):
+            print(f"warehouse: DMS task is {task['Status']}: nothing to stop")
+            return
+        if task["Status"] != "running":
+            raise SystemExit(f"{replication_task_failure(task)}: see deploy/README.md before releasing")
+        if not full_load_finished(task):
+            progress = (task.get("ReplicationTaskStats") or {}).get("FullLoadProgressPercent")
+            raise SystemExit(
+                f"DMS task {task['ReplicationTaskIdentifier']} is still in its full load ({progress} %): "
+                "release once it has finished"
+            )
+        self.dms.stop_replication_task(ReplicationTaskArn=self.arn)
+        self.wait(
+            done=lambda t: t["Status"] == "stopped",
+            failed=lambda t: t["Status"] not in ("running", "stopping"),
+            what="it is stopped",
+        )
+        print("warehouse: DMS task stopped")
+
+    def start(self) -> None:
+        """Start or resume the task and wait until it runs, its full load under way after a
+        first start."""
+        task = self.settled()
+        start_type = replication_task_start_type(status=task["Status"])
+        if start_type:
+            self.dms.start_replication_task(ReplicationTaskArn=self.arn, StartReplicationTaskType=start_type)
+        first = start_type == "start-replication"
+        self.wait(
+            done=lambda t: t["Status"] == "running" and (not first or full_load_under_way(t)),
+            # A started task passes through "starting" only: stopped, failed or back to
+            # ready means DMS gave up (a missing grant, slot or table).
+            failed=lambda t: t["Status"] not in ("starting", "running"),
+            what="it runs" + (" its full load" if first else ""),
+        )
+        print(f"warehouse: DMS task was {task['Status']}: {start_type or 'left running'}, now running")
+
+
+# --- Entry point ---------------------------------------------------------------------------
+
+
+def stack_outputs(*, stage: str, cloudformation: Any) -> dict[str, str]:
+    (stack,) = cloudformation.describe_stacks(StackName=f"ZeTracking-{stage}")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def warehouse_release(*, step: str, outputs: dict[str, str], data: Any, dms: Any) -> None:
+    warehouse = Warehouse(
+        data=data,
+        workgroup=outputs["RedshiftWorkgroupName"],
+        database=outputs["RedshiftDatabase"],
+        secret_arn=outputs["RedshiftAdminSecretArn"],
+    )
+    task = ReplicationTask(dms=dms, arn=outputs["AnalyticsTaskArn"])
+    if step == "before":
+        warehouse_migrate(warehouse=warehouse)
+        task.stop()
+    elif step == "after":
+        task.start()
+    elif step == "dedupe":
+        task.stop()
+        warehouse_dedupe(warehouse=warehouse)
+        task.start()
+    else:
+        raise SystemExit(f"unknown step {step!r}: before, after or dedupe")
 
 
 if __name__ == "__main__":
-    warehouse_release(stage=sys.argv[1])
+    import boto3  # the release machine has it; the CDK tests import this module without it
+
+    stage_, step_ = sys.argv[1:3]
+    warehouse_release(
+        step=step_,
+        outputs=stack_outputs(stage=stage_, cloudformation=boto3.client("cloudformation")),
+        data=boto3.client("redshift-data"),
+        dms=boto3.client("dms"),
+    )

@@ -43,63 +43,6 @@ from .config import StageConfig
 from .data import Database
 from .network import Network
 
-
-def table_mappings() -> dict[str, Any]:
-    """DMS table mappings: exactly the tables in `analytics_tables`, partitions of
-    `tracking_ping` folded into one target table, personal columns removed."""
-    rules: list[dict[str, Any]] = []
-
-    def add(rule: dict[str, Any]) -> None:
-        rule["rule-id"] = str(len(rules) + 1)
-        rule["rule-name"] = f"{rule['rule-type']}-{rule['rule-id']}"
-        rules.append(rule)
-
-    for table in tables.TABLES:
-        add(
-            {
-                "rule-type": "selection",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": table},
-                "rule-action": "include",
-            }
-        )
-    for pattern in tables.PING_PARTITION_PATTERNS:
-        add(
-            {
-                "rule-type": "selection",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-                "rule-action": "include",
-            }
-        )
-        add(
-            {
-                "rule-type": "transformation",
-                "rule-target": "table",
-                "object-locator": {"schema-name": tables.SCHEMA, "table-name": pattern},
-                "rule-action": "rename",
-                "value": tables.PING_PARENT,
-            }
-        )
-    # Never the parent: its full load would read every partition a second time.
-    add(
-        {
-            "rule-type": "selection",
-            "object-locator": {"schema-name": tables.SCHEMA, "table-name": tables.PING_PARENT},
-            "rule-action": "exclude",
-        }
-    )
-    for table, columns in tables.EXCLUDED_COLUMNS.items():
-        for column in columns:
-            add(
-                {
-                    "rule-type": "transformation",
-                    "rule-target": "column",
-                    "object-locator": {"schema-name": tables.SCHEMA, "table-name": table, "column-name": column},
-                    "rule-action": "remove-column",
-                }
-            )
-    return {"rules": rules}
-
-
 TASK_SETTINGS: dict[str, Any] = {
     "TargetMetadata": {
         # `attributes` (jsonb) is a LOB to DMS; app payloads are small.
@@ -113,7 +56,7 @@ TASK_SETTINGS: dict[str, Any] = {
     # `tracking_ping`, so DROP_AND_CREATE would drop it, and TRUNCATE_BEFORE_LOAD empty
     # it, once per partition (keeping only the last day loaded), and either would wipe
     # the older history on any reload. The tables exist before the task first starts,
-    # with our distribution and sort keys (deploy/warehouse/redshift_tables.sql).
+    # with our distribution and sort keys (deploy/warehouse/migrations/).
     "FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING", "MaxFullLoadSubTasks": 4},
     # Source DDL never removes history downstream: dropping an expired partition (after
     # its DETACH, an ALTER of the excluded parent) leaves the warehouse's rows alone, a
@@ -130,6 +73,9 @@ TASK_SETTINGS: dict[str, Any] = {
     # (60 s minimum at the base RPUs): DMS applies changes in batches 10 to 15 minutes
     # apart. Analytics data is that fresh; the live map never reads Redshift.
     "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 600, "BatchApplyTimeoutMax": 900, "BatchApplyMemoryLimit": 500},
+    # A row DMS cannot write as it is (a conversion error, a value cut to fit) stops the
+    # task, which the release and the DMS alarms report, instead of being logged and skipped.
+    "ErrorBehavior": {"DataErrorPolicy": "STOP_TASK", "DataTruncationErrorPolicy": "STOP_TASK"},
     "Logging": {"EnableLogging": True},
     "ControlTablesSettings": {"HistoryTimeslotInMinutes": 5},
 }
@@ -295,17 +241,23 @@ class Analytics(Construct):
                 secrets_manager_access_role_arn=self.secrets_role.role_arn,
                 secrets_manager_secret_id=database.dms_secret.secret_arn,
                 # Heartbeats advance the slot's restart LSN on quiet nights, so WAL is freed.
+                # DMS creates its heartbeat table there (deploy/eb/db_bootstrap.py grants it).
                 heartbeat_enable=True,
                 heartbeat_frequency=5,
+                heartbeat_schema=tables.DMS_HEARTBEAT_SCHEMA,
                 # New daily partitions must reach the task: DMS records DDL in its audit table.
                 capture_ddls=True,
                 # A schema of the admin login, out of reach of ze_app (deploy/eb/db_bootstrap.py).
                 ddl_artifacts_schema="awsdms",
                 # test_decoding reports a row under the partition that holds it, which is
-                # what the table mappings expect; pglogical (the API's default) would need
-                # the extension in Aurora's shared_preload_libraries and a restart.
+                # what the table mappings expect (tests/tracking/test_replication.py decodes
+                # with it); pglogical would need the extension in Aurora's
+                # shared_preload_libraries and a restart. No SlotName: DMS creates its own
+                # slot on the first start (a named slot must exist already and the task
+                # would need a CdcStartPosition in it).
                 plugin_name="test-decoding",
-                slot_name=f"dms_{cfg.name}_analytics",
+                # A jsonb value longer than LobMaxSize stops the task instead of being cut.
+                fail_tasks_on_lob_truncation=True,
             ),
         )
         self.target = dms.CfnEndpoint(
@@ -325,8 +277,8 @@ class Analytics(Construct):
                 service_access_role_arn=self.dms_s3_role.role_arn,
                 encryption_mode="SSE_KMS",
                 server_side_encryption_kms_key_id=key.key_arn,
-                accept_any_date=True,
-                truncate_columns=True,
+                # TruncateColumns and AcceptAnyDate stay off (their default): a value that
+                # does not fit its column fails the load instead of arriving cut or NULL.
             ),
         )
         self.task = dms.CfnReplicationTask(
@@ -337,7 +289,7 @@ class Analytics(Construct):
             replication_instance_arn=self.instance.ref,
             source_endpoint_arn=self.source.ref,
             target_endpoint_arn=self.target.ref,
-            table_mappings=json.dumps(table_mappings()),
+            table_mappings=json.dumps(tables.table_mappings()),
             replication_task_settings=json.dumps(TASK_SETTINGS),
         )
         # CloudFormation creates the task and never starts it (AWS::DMS::ReplicationTask has

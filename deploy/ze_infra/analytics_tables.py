@@ -2,13 +2,14 @@
 
 Plain data with no CDK import: `deploy/eb/db_bootstrap.py` (which runs on the
 application instances) grants the DMS database user SELECT on exactly these tables,
-and `ze_infra/analytics.py` builds the DMS table mappings from them. The Redshift side
+and `table_mappings` below is the DMS task's table mappings (`ze_infra/analytics.py`). The Redshift side
 of the same tables is in `deploy/warehouse/`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SCHEMA = "public"
 
@@ -39,6 +40,68 @@ EXCLUDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tracking_orderlastlocation": ("event_id",),
     "tracking_courierlastlocation": ("event_id",),
 }
+
+
+def table_mappings() -> dict[str, Any]:
+    """DMS table mappings: exactly TABLES, the partitions of `tracking_ping` folded into
+    one target table, personal columns removed. tests/tracking/test_replication.py applies
+    them to what test_decoding reports, as DMS does."""
+    rules: list[dict[str, Any]] = []
+
+    def add(rule: dict[str, Any]) -> None:
+        rule["rule-id"] = str(len(rules) + 1)
+        rule["rule-name"] = f"{rule['rule-type']}-{rule['rule-id']}"
+        rules.append(rule)
+
+    for table in TABLES:
+        add(
+            {
+                "rule-type": "selection",
+                "object-locator": {"schema-name": SCHEMA, "table-name": table},
+                "rule-action": "include",
+            }
+        )
+    for pattern in PING_PARTITION_PATTERNS:
+        add(
+            {
+                "rule-type": "selection",
+                "object-locator": {"schema-name": SCHEMA, "table-name": pattern},
+                "rule-action": "include",
+            }
+        )
+        add(
+            {
+                "rule-type": "transformation",
+                "rule-target": "table",
+                "object-locator": {"schema-name": SCHEMA, "table-name": pattern},
+                "rule-action": "rename",
+                "value": PING_PARENT,
+            }
+        )
+    # Never the parent: its full load would read every partition a second time.
+    add(
+        {
+            "rule-type": "selection",
+            "object-locator": {"schema-name": SCHEMA, "table-name": PING_PARENT},
+            "rule-action": "exclude",
+        }
+    )
+    for table, columns in EXCLUDED_COLUMNS.items():
+        for column in columns:
+            add(
+                {
+                    "rule-type": "transformation",
+                    "rule-target": "column",
+                    "object-locator": {"schema-name": SCHEMA, "table-name": table, "column-name": column},
+                    "rule-action": "remove-column",
+                }
+            )
+    return {"rules": rules}
+
+
+# The schema of the source database where DMS creates its heartbeat table: DMS's login may
+# create there and nowhere else (deploy/eb/db_bootstrap.py).
+DMS_HEARTBEAT_SCHEMA = "awsdms_heartbeat"
 
 # The warehouse's SQL: tables and views (applied by deploy/warehouse/release.py) and the
 # privacy rule (run daily by the schedule in ze_infra/analytics.py).

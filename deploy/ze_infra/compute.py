@@ -2,9 +2,10 @@
 
 - `web`: Django behind nginx (REST under gunicorn, websockets under uvicorn) behind an ALB
   that carries WebSockets; health check on /healthz; scales on ALB requests per target
-  (workers on the pings queue's backlog and age; see scaling/index.py).
-- `worker`: Celery workers consuming the three queues; scales on the backlog of the
-  pings queue per instance (target tracking on SQS depth / instances in service).
+  (see scaling/index.py).
+- `worker`: Celery workers consuming the three queues; tracks the pings backlog per
+  instance (messages waiting and in flight / instances in service) and steps out on the
+  age of the oldest pings batch.
 - `scheduler`: Celery beat, exactly one instance (min = max = 1), so periodic tasks
   are scheduled once.
 
@@ -17,6 +18,7 @@ import json
 from dataclasses import dataclass
 
 from aws_cdk import (
+    ArnFormat,
     CfnParameter,
     Duration,
     RemovalPolicy,
@@ -40,6 +42,7 @@ from constructs import Construct
 
 from pathlib import Path
 
+from .capacity import capacity_measured, web_requests_per_target_per_minute, worker_backlog_per_instance
 from .common import EB_RESOURCE_DESCRIBES, eb_resources_read_statements, retention
 from .config import CELERY_QUEUES, METRICS_NAMESPACE, PLATFORM_BRANCHES, StageConfig
 from .data import Cache, Database
@@ -62,7 +65,8 @@ HEALTH_CONFIG = {
             "ApplicationLatencyP99": 60,
             "EnvironmentHealth": 60,
         },
-        "Instance": {},
+        # Per instance, for the disk-used alarms (monitoring.py).
+        "Instance": {"RootFilesystemUtil": 60},
     },
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
@@ -71,7 +75,10 @@ HEALTH_CONFIG = {
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 
 # Worker-tier environments publish their health for the environment-health alarms.
-DAEMON_HEALTH_CONFIG = {"Version": 1, "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {}}}
+DAEMON_HEALTH_CONFIG = {
+    "Version": 1,
+    "CloudWatchMetrics": {"Environment": {"EnvironmentHealth": 60}, "Instance": {"RootFilesystemUtil": 60}},
+}
 
 SQS_CONSUME = [
     "sqs:ReceiveMessage",
@@ -106,6 +113,7 @@ class Compute(Construct):
         cache: Cache,
         messaging: Messaging,
         key: kms.IKey,
+        web_acl_arn: str,
     ) -> None:
         super().__init__(scope, id)
         self.cfg = cfg
@@ -321,6 +329,9 @@ class Compute(Construct):
             # Publish request counts to CloudWatch, for the 5xx-rate alarm (monitoring.py).
             Setting("aws:elasticbeanstalk:healthreporting:system", "ConfigDocument", json.dumps(HEALTH_CONFIG, sort_keys=True)),
             *self._rolling_rows(min_instances=cfg.web_min_instances, max_instances=cfg.web_max_instances),
+            # Read by the bundle's .ebextensions/40_web_load_balancer.config, which associates
+            # the web ACL with EB's load balancer in EB's stack.
+            Setting("aws:elasticbeanstalk:customoption", "WebAclArn", web_acl_arn),
         ]
         self.web = self._environment(
             "Web", "web", web_rows, environment={**environment, "ZE_PROCESS": "web",
@@ -546,19 +557,26 @@ class Compute(Construct):
 
     def _scaling_reconciler(self, messaging: Messaging, *, key: kms.IKey) -> None:
         """Target tracking for web (requests per target) and workers (pings backlog per
-        instance, and age of the oldest pings batch), kept on whatever Auto Scaling group
-        EB gives each environment.
+        instance), and step scaling for workers on the age of the oldest pings batch, kept
+        on whatever Auto Scaling group EB gives each environment. The targets derive from
+        the measured capacity (capacity.py).
 
         Why a reconciler and not a policy in this template: EB owns the groups and load
         balancers and replaces them on a rebuild, so a policy bound to one group's name
         (found once by a custom resource with a fixed physical id) disappears with it,
-        and EB's own triggers know only EC2/ELB metrics, not SQS. The function
-        (scaling/index.py) is keyed on the environment names, runs on EB's events for
-        them and every 5 minutes, and re-applies the policies idempotently."""
+        and EB's own triggers know only EC2/ELB metrics, not SQS. Nor can the policies
+        live in `.ebextensions` `Resources:`: the three environments deploy one bundle, so
+        every resource there lands in all three stacks (the web would scale on the pings
+        queue), and EB documents no conditions for them. The function (scaling/index.py)
+        is keyed on the environment names, runs on EB's events for them and every 5
+        minutes, and re-applies the policies idempotently; monitoring.py alarms when it
+        fails."""
         cfg = self.cfg
         stack = Stack.of(self)
         pings = messaging.queues["pings"]
         web_env, worker_env = f"{cfg.prefix}-web", f"{cfg.prefix}-worker"
+        capacity = capacity_measured()
+        age = cfg.worker_queue_age_scale_out_seconds
 
         def stat(id_: str, namespace: str, name: str, dims: dict[str, str], statistic: str) -> dict:
             return {
@@ -581,7 +599,7 @@ class Compute(Construct):
                     {
                         "name": "requests-per-target",
                         "target_tracking": {
-                            "TargetValue": float(cfg.web_requests_per_target),
+                            "TargetValue": float(web_requests_per_target_per_minute(capacity)),
                             "PredefinedMetricSpecification": {
                                 "PredefinedMetricType": "ALBRequestCountPerTarget",
                                 "ResourceLabel": "${ResourceLabel}",
@@ -596,17 +614,24 @@ class Compute(Construct):
                     {
                         "name": "pings-backlog-per-instance",
                         "target_tracking": {
-                            "TargetValue": float(cfg.worker_backlog_per_instance),
+                            "TargetValue": float(
+                                worker_backlog_per_instance(
+                                    capacity, acceptable_latency_s=cfg.worker_acceptable_latency_seconds
+                                )
+                            ),
                             "CustomizedMetricSpecification": {
                                 "Metrics": [
                                     stat("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                                         {"QueueName": pings.queue_name}, "Sum"),
+                                    # Received by a worker, not yet deleted: work the group holds.
+                                    stat("in_flight", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible",
                                          {"QueueName": pings.queue_name}, "Sum"),
                                     stat("instances", "AWS/AutoScaling", "GroupInServiceInstances",
                                          {"AutoScalingGroupName": "${AutoScalingGroupName}"}, "Average"),
                                     {
                                         "Id": "backlog_per_instance",
-                                        "Label": "Pings batches waiting per worker instance",
-                                        "Expression": "visible / IF(instances > 0, instances, 1)",
+                                        "Label": "Pings batches waiting or in flight per worker instance",
+                                        "Expression": "(visible + in_flight) / IF(instances > 0, instances, 1)",
                                         "ReturnData": True,
                                     },
                                 ]
@@ -614,25 +639,40 @@ class Compute(Construct):
                         },
                     },
                     {
+                        # Step, not target tracking: the age says how late the oldest batch
+                        # is, not how much capacity is missing; steps add a share of the group.
                         "name": "pings-oldest-age",
-                        "target_tracking": {
-                            "TargetValue": float(cfg.worker_queue_age_target_seconds),
-                            "CustomizedMetricSpecification": {
-                                "Metrics": [
-                                    {
-                                        **stat("age", "AWS/SQS", "ApproximateAgeOfOldestMessage",
-                                               {"QueueName": pings.queue_name}, "Maximum"),
-                                        "ReturnData": True,
-                                    }
-                                ]
-                            },
+                        "step_scaling": {
+                            "AdjustmentType": "PercentChangeInCapacity",
+                            "MinAdjustmentMagnitude": 1,
+                            "MetricAggregationType": "Maximum",
+                            "EstimatedInstanceWarmup": 180,
+                            "StepAdjustments": [
+                                {"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": float(age),
+                                 "ScalingAdjustment": 10},
+                                {"MetricIntervalLowerBound": float(age), "MetricIntervalUpperBound": float(3 * age),
+                                 "ScalingAdjustment": 25},
+                                {"MetricIntervalLowerBound": float(3 * age), "ScalingAdjustment": 50},
+                            ],
+                        },
+                        "alarm": {
+                            "Namespace": "AWS/SQS",
+                            "MetricName": "ApproximateAgeOfOldestMessage",
+                            "Dimensions": [{"Name": "QueueName", "Value": pings.queue_name}],
+                            "Statistic": "Maximum",
+                            "Period": 60,
+                            "EvaluationPeriods": 2,
+                            "DatapointsToAlarm": 2,
+                            "Threshold": float(age),
+                            "ComparisonOperator": "GreaterThanThreshold",
+                            "TreatMissingData": "notBreaching",
                         },
                     },
                 ],
             },
         ]
 
-        dead_letters = sqs.Queue(
+        self.scaling_dead_letters = dead_letters = sqs.Queue(
             self,
             "ScalingReconcilerDeadLetters",
             queue_name=f"{cfg.prefix}-scaling-reconciler-dlq",
@@ -645,7 +685,7 @@ class Compute(Construct):
             self,
             "ScalingReconciler",
             function_name=f"{cfg.prefix}-scaling-reconciler",
-            description="Keeps target tracking on the Auto Scaling groups EB gives the web and worker environments",
+            description="Keeps the scaling policies on the Auto Scaling groups of the web and worker environments",
             runtime=lambda_.Runtime.PYTHON_3_12,
             handler="index.handler",
             code=lambda_.Code.from_asset(str(Path(__file__).parent / "scaling")),
@@ -677,6 +717,17 @@ class Compute(Construct):
             stack=stack, describes=[*EB_RESOURCE_DESCRIBES, "elasticloadbalancing:DescribeTargetGroups"]
         ):
             role.add_to_principal_policy(statement)
+        # The step policy's alarm, one per environment, re-pointed at the current group's policy.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricAlarm"],
+                resources=[stack.format_arn(service="cloudwatch", resource="alarm",
+                                            resource_name=f"{worker_env}-pings-oldest-age",
+                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+            )
+        )
+        # Reads only; DescribePolicies takes no resource.
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["autoscaling:DescribePolicies"], resources=["*"]))
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["autoscaling:PutScalingPolicy", "autoscaling:EnableMetricsCollection"],
@@ -699,7 +750,7 @@ class Compute(Construct):
         events.Rule(
             self,
             "ScalingOnEnvironmentChange",
-            description="Re-apply target tracking when EB changes the web or worker environment",
+            description="Re-apply the scaling policies when EB changes the web or worker environment",
             event_pattern=events.EventPattern(
                 source=["aws.elasticbeanstalk"],
                 detail={"EnvironmentName": envs},
@@ -709,7 +760,7 @@ class Compute(Construct):
         events.Rule(
             self,
             "ScalingEveryFiveMinutes",
-            description="Re-apply target tracking on the current EB Auto Scaling groups",
+            description="Re-apply the scaling policies on the current EB Auto Scaling groups",
             schedule=events.Schedule.rate(Duration.minutes(5)),
             targets=[target],
         )

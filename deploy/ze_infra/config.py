@@ -48,22 +48,24 @@ class StageConfig:
     vpc_cidr: str = "10.40.0.0/16"
     nat_gateways: int = 1
 
-    # Web tier (Django ASGI behind the ALB).
+    # Web tier: REST under gunicorn (2 sync processes), websockets under uvicorn, behind the
+    # ALB. It tracks ALB requests per target at half an instance's measured capacity
+    # (capacity.py reads the figures from docs/performance/capacity.json).
     web_instance_type: str = "t4g.small"
     web_min_instances: int = 1
     web_max_instances: int = 2
-    # Target tracking on ALBRequestCountPerTarget (requests per instance per minute).
-    # Measured on 2 cores: uvicorn with 2 workers serves 300-400 req/s; aim at ~50 %.
-    web_requests_per_target: int = 9_000
-    # Celery workers: scale on the backlog of the pings queue per instance.
+    # Celery workers. They track the pings backlog per instance (messages waiting and in
+    # flight) at what an instance clears in this many seconds: one upload interval of the
+    # courier app, so the live map is at most one upload behind (AWS's SQS guidance:
+    # backlog per instance = acceptable latency / time per message; capacity.py).
     worker_instance_type: str = "t4g.small"
     worker_min_instances: int = 1
     worker_max_instances: int = 2
     worker_concurrency: int = 4
-    worker_backlog_per_instance: int = 200  # batches waiting per worker instance
-    # A second target on the age of the oldest pings batch: scale out when batches wait
-    # longer than this, even if few (slow batches); scale in only when both targets agree.
-    worker_queue_age_target_seconds: int = 30
+    worker_acceptable_latency_seconds: int = 15
+    # And step out, by a share of the group, while the oldest pings batch waits longer than
+    # this (a backlog the target has not caught yet: slow batches, a burst after an outage).
+    worker_queue_age_scale_out_seconds: int = 30
     scheduler_instance_type: str = "t4g.micro"
     # A platform branch, never a patch version: the stack resolves the branch's
     # recommended version at deploy time (compute.py), and managed updates keep it current.
@@ -140,10 +142,12 @@ STAGES: dict[str, StageConfig] = {
         nat_gateways=3,
         web_instance_type="c7g.large",
         web_min_instances=2,
-        web_max_instances=8,
+        # What the cost model needs at 100x (100M pings/day) from the measured capacity, plus
+        # room for a rolling deploy's extra instance (deploy/tests/test_cost.py checks it).
+        web_max_instances=100,
         worker_instance_type="c7g.large",
         worker_min_instances=2,
-        worker_max_instances=10,
+        worker_max_instances=170,
         worker_concurrency=8,
         scheduler_instance_type="t4g.small",
         domain_name="tracking.ze.delivery",

@@ -20,6 +20,7 @@ from .compute import Compute
 from .config import METRICS_NAMESPACE, StageConfig
 from .data import Cache, Database
 from .messaging import Messaging
+from .waf import Waf
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -36,6 +37,7 @@ class Monitoring(Construct):
         cache: Cache,
         compute: Compute,
         analytics: Analytics,
+        waf: Waf,
         topic: sns.ITopic,
         key: kms.IKey,
     ) -> None:
@@ -93,6 +95,27 @@ class Monitoring(Construct):
                 f"A {name} task failed {5} times and was dead-lettered: inspect and redrive.",
                 periods=1,
             )
+
+        # The function that keeps the scaling policies on EB's groups (compute.py): failing
+        # or silent, it leaves a rebuilt environment without scaling. It runs every 5 minutes
+        # and Lambda publishes Errors (0 when none) for every run.
+        alarm(
+            "scaling-reconciler-errors",
+            compute.scaling_function.metric_errors(period=Duration.minutes(15), statistic="Sum"),
+            0,
+            "The scaling reconciler failed or did not run: web and worker scaling may be missing.",
+            periods=1,
+            missing=cw.TreatMissingData.BREACHING,
+        )
+        alarm(
+            "scaling-reconciler-dlq-not-empty",
+            compute.scaling_dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            0,
+            "A scaling reconciler run failed after its retries: read its log, then purge the queue.",
+            periods=1,
+        )
 
         env = compute.web.environment_name or f"{cfg.prefix}-web"
         requests = cw.Metric(
@@ -271,6 +294,34 @@ class Monitoring(Construct):
                 missing=cw.TreatMissingData.BREACHING,
                 comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
+            # The fullest root filesystem of the environment's instances (EB enhanced
+            # health publishes each one's; compute.py turns that on).
+            alarm(
+                f"{role}-disk-used",
+                lb_query(
+                    "Root filesystem used %",
+                    'SELECT MAX(RootFilesystemUtil) FROM SCHEMA("AWS/ElasticBeanstalk", EnvironmentName, InstanceId)'
+                    f" WHERE EnvironmentName = '{name}'",
+                ),
+                80,
+                f"A {role} instance's root filesystem is more than 80 % full: logs or the metrics file growing?",
+                periods=5,
+            )
+
+        # The web ACL sees every request the load balancer takes: silence means the ACL is
+        # no longer associated with it (or nothing reaches the load balancer at all).
+        alarm(
+            "waf-requests-missing",
+            cw.Metric(
+                namespace="AWS/WAFV2", metric_name="AllowedRequests",
+                dimensions_map={"WebACL": waf.web_acl.name or f"{cfg.prefix}-web", "Rule": "ALL", "Region": cfg.region},
+                statistic="Sum", period=FIVE_MINUTES,
+            ),
+            1,
+            "The web ACL allowed no request for 15 minutes: is it still associated with the web load balancer?",
+            missing=cw.TreatMissingData.BREACHING,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
 
         # --- Redis ----------------------------------------------------------------------
         # The primary of a cluster-mode-disabled replication group is node 001.

@@ -46,15 +46,27 @@ PRICES: dict[str, Price] = {
     # activity), managed storage per GB-month.
     "redshift.rpu": Price(0.563, "RPU-hour", "2025-06"),
     "redshift.storage": Price(0.0408, "GB-month", "2025-06"),
-    # Messaging.
+    # Messaging: SQS requests (each 64 KB of a payload is one request), SNS publishes and
+    # their deliveries to an HTTP/S subscriber.
     "sqs.requests": Price(0.40, "million requests", "2025-06"),
-    "sns.sms.brazil": Price(0.0207, "SMS to a Brazilian number", "2025-06"),
+    "sns.publish": Price(0.50, "million publishes", "2025-06"),
+    "sns.https": Price(0.60, "million HTTP/S deliveries", "2025-06"),
+    # AWS WAF: the web ACL, each rule or managed rule group in it, the requests it inspects.
+    "waf.acl": Price(5.00, "web ACL-month", "2025-06"),
+    "waf.rule": Price(1.00, "rule-month", "2025-06"),
+    "waf.requests": Price(0.60, "million requests", "2025-06"),
+    # Secrets Manager and KMS (customer managed keys; requests beyond the free tier).
+    "secretsmanager.secret": Price(0.40, "secret-month", "2025-06"),
+    "kms.key": Price(1.00, "key-month", "2025-06"),
+    "kms.requests": Price(3.00, "million requests", "2025-06"),
     # Network.
     "nat.hour": Price(0.093, "gateway-hour", "2025-06"),
     "nat.gb": Price(0.093, "GB processed", "2025-06"),
     "transfer.out.gb": Price(0.15, "GB to the internet (first 10 TB)", "2025-06"),
-    # CloudWatch Logs ingestion (JSON logs and EMF metric lines) and custom metrics.
+    # CloudWatch Logs ingestion (JSON logs and EMF metric lines), vended logs (WAF, VPC flow
+    # logs) delivered to CloudWatch Logs, and custom metrics.
     "logs.ingest.gb": Price(0.90, "GB ingested", "2025-06"),
+    "logs.vended.gb": Price(0.90, "GB of vended logs ingested (first 10 TB)", "2025-06"),
     "cloudwatch.metric": Price(0.30, "metric-month", "2025-06"),
 }
 

@@ -16,6 +16,7 @@ from .messaging import Messaging
 from .monitoring import Monitoring
 from .network import Network
 from .waf import Waf
+from .warehouse_build import WarehouseBuild
 
 
 class ZeTrackingStack(Stack):
@@ -58,6 +59,7 @@ class ZeTrackingStack(Stack):
         self.database = Database(self, "Database", cfg=cfg, vpc=self.network.vpc, sg=self.network.db_sg, key=self.key)
         self.cache = Cache(self, "Cache", cfg=cfg, vpc=self.network.vpc, sg=self.network.redis_sg, key=self.key)
         self.messaging = Messaging(self, "Messaging", cfg=cfg, key=self.key)
+        self.waf = Waf(self, "Waf", cfg=cfg, key=self.key)
         self.compute = Compute(
             self,
             "App",
@@ -67,10 +69,19 @@ class ZeTrackingStack(Stack):
             cache=self.cache,
             messaging=self.messaging,
             key=self.key,
+            web_acl_arn=self.waf.web_acl.attr_arn,
         )
-        self.waf = Waf(self, "Waf", cfg=cfg, web=self.compute.web, key=self.key)
         self.analytics = Analytics(
             self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
+        )
+        self.warehouse_build = WarehouseBuild(
+            self,
+            "WarehouseBuild",
+            cfg=cfg,
+            network=self.network,
+            analytics=self.analytics,
+            key=self.key,
+            topic=self.messaging.alarm_topic,
         )
         self.monitoring = Monitoring(
             self,
@@ -81,6 +92,7 @@ class ZeTrackingStack(Stack):
             cache=self.cache,
             compute=self.compute,
             analytics=self.analytics,
+            waf=self.waf,
             topic=self.messaging.alarm_topic,
             key=self.key,
         )

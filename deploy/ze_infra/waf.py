@@ -1,8 +1,9 @@
 """AWS WAF in front of the public load balancer.
 
-Elastic Beanstalk creates the ALB, so its ARN is read from the web environment at
-deploy time and the web ACL is
-associated with it. Rules, first match wins:
+Elastic Beanstalk creates the ALB and may replace it, so the web ACL is associated with
+it from EB's own stack (.ebextensions/40_web_load_balancer.config, which reads the ACL's
+ARN from the web environment's custom option `WebAclArn`, set in compute.py).
+Rules, first match wins:
 
 0. a rate limit per client address (the ALB hands WAF the real peer address, so a
    forged X-Forwarded-For cannot dodge it);
@@ -16,16 +17,13 @@ Requests are logged to CloudWatch Logs without their Authorization and Cookie he
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
-from aws_cdk import aws_elasticbeanstalk as eb
-from aws_cdk import aws_iam as iam
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from .common import EB_RESOURCE_DESCRIBES, eb_resources_read_statements, retention
+from .common import retention
 from .config import StageConfig
 
 MANAGED_RULE_GROUPS: tuple[tuple[str, list[str]], ...] = (
@@ -42,11 +40,8 @@ def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 
 class Waf(Construct):
-    def __init__(
-        self, scope: Construct, id: str, *, cfg: StageConfig, web: eb.CfnEnvironment, key: kms.IKey
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, key: kms.IKey) -> None:
         super().__init__(scope, id)
-        stack = Stack.of(self)
         rules = [
             wafv2.CfnWebACL.RuleProperty(
                 name="RatePerClientAddress",
@@ -113,40 +108,4 @@ class Waf(Construct):
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
             ],
-        )
-
-        lookup = cr.AwsCustomResource(
-            self,
-            "WebLoadBalancerLookup",
-            on_update=cr.AwsSdkCall(
-                service="ElasticBeanstalk",
-                action="describeEnvironmentResources",
-                parameters={"EnvironmentName": web.environment_name},
-                physical_resource_id=cr.PhysicalResourceId.of(f"{cfg.prefix}-web-alb"),
-                # For an application load balancer, the "name" EB reports is its ARN.
-                output_paths=["EnvironmentResources.LoadBalancers.0.Name"],
-            ),
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=["elasticbeanstalk:DescribeEnvironmentResources"],
-                        resources=[
-                            stack.format_arn(
-                                service="elasticbeanstalk",
-                                resource="environment",
-                                resource_name=f"{cfg.prefix}/{cfg.prefix}-web",
-                            )
-                        ],
-                    ),
-                    *eb_resources_read_statements(stack=stack, describes=EB_RESOURCE_DESCRIBES),
-                ]
-            ),
-            install_latest_aws_sdk=False,
-        )
-        lookup.node.add_dependency(web)
-        wafv2.CfnWebACLAssociation(
-            self,
-            "WebAlbAssociation",
-            resource_arn=lookup.get_response_field("EnvironmentResources.LoadBalancers.0.Name"),
-            web_acl_arn=self.web_acl.attr_arn,
         )

@@ -205,3 +205,45 @@ def test_dropping_a_partition_gives_way_to_a_long_reader_and_succeeds_once_it_en
     long_reader.rollback()
     assert expired in ping_partitions_drop_expired(today=today)
     assert expired not in partitions()
+
+
+@pytest.mark.django_db
+def test_a_new_partition_has_its_primary_key_from_the_statement_that_creates_it():
+    """DMS learns of a new partition from its captured CREATE TABLE and reads the table's key
+    then: a partition that gets its key only at ATTACH replicates without one (DMS cannot
+    apply its updates and deletes by key). What the DDL capture's event trigger sees is
+    recorded here by a trigger of the same kind."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE created_seen (name text, has_key boolean)")
+        cursor.execute(
+            "CREATE FUNCTION pg_temp.created_record() RETURNS event_trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN INSERT INTO created_seen SELECT c.object_identity, EXISTS ("
+            "  SELECT 1 FROM pg_index i WHERE i.indrelid = c.objid AND i.indisprimary) "
+            "FROM pg_event_trigger_ddl_commands() c WHERE c.command_tag = 'CREATE TABLE' AND c.object_type = 'table'; "
+            "END $$"
+        )
+        cursor.execute(
+            "CREATE EVENT TRIGGER created_seen ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+            "EXECUTE FUNCTION pg_temp.created_record()"
+        )
+    day = timezone.now().date() + dt.timedelta(days=200)
+
+    created = ping_partitions_ensure(today=day)
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP EVENT TRIGGER created_seen")
+        cursor.execute("SELECT name, has_key FROM created_seen")
+        seen = dict(cursor.fetchall())
+    assert created and {f"public.{name}" for name in created} == set(seen)
+    assert all(seen.values()), seen
+    # ATTACH adopted the copied indexes: each of the parent's once, none twice.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_index WHERE indrelid = 'tracking_ping'::regclass), "
+            "(SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass), "
+            "(SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+            " WHERE x.indrelid = %s::regclass)",
+            [created[0], created[0]],
+        )
+        parent, partition, attached = cursor.fetchone()
+    assert parent == partition == attached

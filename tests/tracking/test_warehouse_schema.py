@@ -1,7 +1,7 @@
-"""The Redshift tables DMS loads into (deploy/warehouse/redshift_tables.sql) have exactly
+"""The Redshift tables DMS loads into (deploy/warehouse/migrations/) have exactly
 Aurora's columns, in Aurora's order, minus the ones DMS holds back. The DMS task never
 creates or alters them (TargetTablePrepMode DO_NOTHING, source ALTERs not replayed), so a
-migration that adds, drops or reorders a replicated column must change that file too."""
+migration that adds, drops or reorders a replicated column needs a warehouse migration too."""
 
 from __future__ import annotations
 
@@ -17,11 +17,19 @@ from ze_infra import analytics_tables as tables  # noqa: E402  (plain data, no C
 
 
 def _redshift_columns() -> dict[str, list[str]]:
-    columns = {}
-    for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "redshift_tables.sql"):
-        name = re.search(r"CREATE TABLE IF NOT EXISTS public\.(\w+)", statement).group(1)
-        body = statement[statement.index("(") + 1 :]
-        columns[name] = [m.group(1) for m in re.finditer(r"^\s+(\w+)\s+[A-Z]", body, re.M) if m.group(1) != "PRIMARY"]
+    """The replicated tables' columns once every warehouse migration has run, in order."""
+    columns: dict[str, list[str]] = {}
+    for path in sorted((tables.WAREHOUSE_SQL / "migrations").glob("*.sql")):
+        for statement in tables.sql_statements(path=path):
+            if created := re.search(r"CREATE TABLE IF NOT EXISTS public\.(\w+)", statement):
+                body = statement[statement.index("(") + 1 :]
+                columns[created.group(1)] = [
+                    m.group(1) for m in re.finditer(r"^\s+(\w+)\s+[A-Z]", body, re.M) if m.group(1) != "PRIMARY"
+                ]
+            elif added := re.search(r"ALTER TABLE public\.(\w+) ADD COLUMN (\w+)", statement):
+                columns[added.group(1)].append(added.group(2))
+            elif dropped := re.search(r"ALTER TABLE public\.(\w+) DROP COLUMN (\w+)", statement):
+                columns[dropped.group(1)].remove(dropped.group(2))
     return columns
 
 

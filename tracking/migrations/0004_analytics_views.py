@@ -1,16 +1,10 @@
-"""The analytics views (tracking/sql/analytics_views.sql, documented in docs/ANALYTICS.md).
-
-The file is the views' single source and every statement in it is CREATE OR REPLACE VIEW:
-a later change to a view edits the file and adds a migration that runs it again.
-"""
-
-from pathlib import Path
+"""Formerly the analytics views in the service's database. The metrics now live in the
+warehouse's dbt project (warehouse/, docs/ANALYTICS.md); migration 0009 drops the views
+from databases that have them, and this migration creates nothing."""
 
 from django.db import migrations
 
-VIEWS_SQL = Path(__file__).resolve().parents[1] / "sql" / "analytics_views.sql"
-
-# Dependants first: analytics_eta_accuracy reads analytics_eta_error.
+# Dependants first: analytics_eta_accuracy read analytics_eta_error.
 VIEWS = (
     "analytics_eta_accuracy",
     "analytics_eta_error",
@@ -29,9 +23,4 @@ class Migration(migrations.Migration):
         ("tracking", "0003_analytics_publication"),
     ]
 
-    operations = [
-        migrations.RunSQL(
-            VIEWS_SQL.read_text(),
-            ";".join(f"DROP VIEW IF EXISTS {view}" for view in VIEWS),
-        ),
-    ]
+    operations = []

@@ -9,10 +9,10 @@ created with the float columns it does nothing.
 
 Steps, in one transaction: copy the rows (the point's coordinates read out as floats, the
 same float8 values) and the daily partitions' bounds aside; drop the analytics views that
-read the table and the table (the publication forgets it); create it again from 0001's DDL
-with the same partitions; put the rows back in time order (as the BRIN index expects);
-publish the table again; create the views again from their file. Closed days' keys are
-packed again by `ping_partitions_pack`, as for any day.
+read the table (they are gone for good since 0009) and the table (the publication forgets
+it); create it again from 0001's DDL with the same partitions; put the rows back in time
+order (as the BRIN index expects); publish the table again. Closed days' keys are packed
+again by `ping_partitions_pack`, as for any day.
 """
 
 import importlib
@@ -63,7 +63,6 @@ def ping_table_rebuild(apps, schema_editor):
         )
         cursor.execute("DROP TABLE tracking_ping_rows")
         cursor.execute("ALTER PUBLICATION ze_analytics ADD TABLE tracking_ping")
-        cursor.execute(views.VIEWS_SQL.read_text())
 
 
 class Migration(migrations.Migration):

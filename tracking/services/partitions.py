@@ -60,18 +60,21 @@ def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "defaul
 
 
 def ping_partition_create(*, day: dt.date, using: str = "default") -> None:
-    """Steps, in one transaction: create the day's table on its own, move the day's rows out
-    of the default partition into it, attach it. `CREATE TABLE ... PARTITION OF` would fail
-    while the default partition holds rows of that day (a ping that arrived before its
-    partition existed), and would lock the whole table while it checks; ATTACH locks the
-    parent only in SHARE UPDATE EXCLUSIVE mode, so inserts go on meanwhile."""
+    """Steps, in one transaction: create the day's table on its own, with the parent's
+    primary key and indexes, move the day's rows out of the default partition into it,
+    attach it (which adopts those indexes instead of building new ones).
+    `CREATE TABLE ... PARTITION OF` would fail while the default partition holds rows of
+    that day (a ping that arrived before its partition existed), and would lock the whole
+    table while it checks; ATTACH locks the parent only in SHARE UPDATE EXCLUSIVE mode, so
+    inserts go on meanwhile. The key comes with the CREATE because DMS reads a new table's
+    key when it sees that statement (its DDL capture), not at the ATTACH."""
     name = ping_partition_name(day=day)
     # Bounds are UTC midnights; the names are literals built from dates only.
     low, high = f"'{day.isoformat()} 00:00:00+00'", f"'{(day + dt.timedelta(days=1)).isoformat()} 00:00:00+00'"
     ddl_run(
         using=using,
         statements=[
-            f"CREATE TABLE {name} (LIKE tracking_ping INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+            f"CREATE TABLE {name} (LIKE tracking_ping INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)",
             f"WITH moved AS (DELETE FROM tracking_ping_default WHERE recorded_at >= {low} AND recorded_at < {high} "
             f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
             f"ALTER TABLE tracking_ping ATTACH PARTITION {name} FOR VALUES FROM ({low}) TO ({high})",

@@ -1,5 +1,5 @@
-"""Keeps target-tracking policies on the Auto Scaling group an Elastic Beanstalk
-environment has *now*.
+"""Keeps scaling policies on the Auto Scaling group an Elastic Beanstalk environment has
+*now*: target tracking, and step scaling with the CloudWatch alarm that drives it.
 
 EB owns its environments' Auto Scaling groups and load balancers and replaces them on a
 rebuild (or some configuration changes): a policy attached once, by a fixed name, would
@@ -12,7 +12,9 @@ Steps, per environment in SCALING (JSON, set by deploy/ze_infra/compute.py):
 1. describe the environment's resources; no group yet (being created) -> skip, next run;
 2. turn on the group metrics target tracking on GroupInServiceInstances needs;
 3. substitute ${AutoScalingGroupName} and ${ResourceLabel} (ALB/target group) into each
-   policy and put it.
+   policy and put it;
+4. for a step policy, put its alarm (one per environment and policy, named after both)
+   with the policy's ARN as its action, so the alarm follows the group EB has now.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ logger.setLevel(logging.INFO)
 
 eb = boto3.client("elasticbeanstalk")
 autoscaling = boto3.client("autoscaling")
+cloudwatch = boto3.client("cloudwatch")
 elbv2 = boto3.client("elbv2")
 
 
@@ -53,12 +56,28 @@ def environment_policies_apply(*, environment: str, policies: list[dict]) -> lis
         text = text.replace("${ResourceLabel}", label)
     applied = []
     for policy in json.loads(text):
-        autoscaling.put_scaling_policy(
-            AutoScalingGroupName=group,
-            PolicyName=policy["name"],
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingConfiguration=policy["target_tracking"],
-        )
+        if "step_scaling" in policy:
+            autoscaling.put_scaling_policy(
+                AutoScalingGroupName=group, PolicyName=policy["name"], PolicyType="StepScaling",
+                **policy["step_scaling"],
+            )  # fmt: skip
+            (put,) = autoscaling.describe_policies(AutoScalingGroupName=group, PolicyNames=[policy["name"]])[
+                "ScalingPolicies"
+            ]
+            arn = put["PolicyARN"]
+            cloudwatch.put_metric_alarm(
+                AlarmName=f"{environment}-{policy['name']}",
+                AlarmDescription=f"Steps {environment} out (policy {policy['name']} on its current group)",
+                AlarmActions=[arn],
+                **policy["alarm"],
+            )
+        else:
+            autoscaling.put_scaling_policy(
+                AutoScalingGroupName=group,
+                PolicyName=policy["name"],
+                PolicyType="TargetTrackingScaling",
+                TargetTrackingConfiguration=policy["target_tracking"],
+            )
         applied.append(f"{group}/{policy['name']}")
     logger.info("applied %s", applied)
     return applied

@@ -1,11 +1,12 @@
 -- Redshift tables that DMS fills from Aurora (full load, then CDC).
 --
--- They exist before the DMS task first starts (deploy/warehouse/release.py runs this file
--- through the Redshift Data API), because the task's TargetTablePrepMode is DO_NOTHING:
--- DMS never creates, drops or empties them (deploy/ze_infra/analytics.py TASK_SETTINGS).
--- Every statement is idempotent (IF NOT EXISTS). A schema change is a new statement at the
--- end of this file (ALTER TABLE ... ADD COLUMN), applied before the Aurora migration that
--- needs it: DMS does not replay source ALTERs (HandleSourceTableAltered is off).
+-- They exist before the DMS task first starts (deploy/warehouse/release.py applies the
+-- migrations of this folder, each once), because the task's TargetTablePrepMode is
+-- DO_NOTHING: DMS never creates, drops or empties them (deploy/ze_infra/analytics.py
+-- TASK_SETTINGS). IF NOT EXISTS lets a warehouse made before the migrations adopt this one.
+-- A schema change is a new file here (ALTER TABLE ... ADD COLUMN), released before the
+-- Aurora migration that needs it: DMS does not replay source ALTERs
+-- (HandleSourceTableAltered is off).
 --
 -- Types follow what DMS writes for each PostgreSQL type:
 --   uuid -> VARCHAR(36); timestamptz -> TIMESTAMP (UTC); real -> REAL;
