@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from bench.measurements.base import Bench
 
 TOP_N = 25
-# Where a task's own frames start: Celery's tracer (build_tracer.<locals>.trace_task), or
-# the call of a grouped task (ze_tracking/task_groups.py).
+# Where a task's own frames start: Celery's tracer (build_tracer.<locals>.trace_task).
 TASK_TRACERS = ("trace_task (celery/app/trace.py)",)
 OUTSIDE_TASKS = "(outside any task: waiting for work, acknowledging)"
 LINE_NUMBER = re.compile(r":\d+\)$")

@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 
 from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
-from ze_tracking.api import IsStaff, Pagination
-from ze_tracking.parsers import JSONParser
-from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
+from infra.http.api import IsStaff, Pagination
+from infra.http.parsers import JSONParser
+from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
 
 THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
 

@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
 from couriers.models import ApiToken
-from ze_tracking.queries import OneRowQuery
+from infra.db.queries import OneRowQuery
 
 INVALID = _("Invalid token.")
 # The token with its user and the user's courier profile (staff have none: a LEFT JOIN),

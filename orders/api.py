@@ -7,11 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from couriers.serializers import CourierRefSerializer
+from infra.http.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier, Pagination
+from infra.http.serializers import EventLocationInputSerializer, PointInputSerializer, RecordedAtField
 from orders.models import NotificationStatus, Order, OrderEventType, OrderStatus
 from orders.selectors import order_get_for, order_notifications_list, orders_visible_to
 from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, order_create, order_transition
-from ze_tracking.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier, Pagination
-from ze_tracking.serializers import EventLocationInputSerializer, PointInputSerializer, RecordedAtField
 
 # What a courier sees of an order it may take but does not carry: enough to decide to take
 # it (where, roughly; since when), not who the consumer is or the exact address.

@@ -19,9 +19,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from infra.observability.metrics import metric_record
 from orders.models import Notification, NotificationKind, NotificationStatus
 from orders.notification_backends import DeliveryFailed, NotificationMessage, notification_backend_get
-from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from infra.db.queries import binary_execute
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
-from ze_tracking.queries import binary_execute
 
 
 def orders_visible_to(*, user) -> QuerySet[Order]:

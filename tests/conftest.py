@@ -26,8 +26,8 @@ from django.utils import timezone
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
+from infra.http.breakers import Breaker
 from tests.factories import SAO_PAULO, CourierFactory, OrderFactory, UserFactory
-from ze_tracking.breakers import Breaker
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"

@@ -1,4 +1,4 @@
-"""The Redis broker transport (ze_tracking/broker.py), against a real Redis server: a worker
+"""The Redis broker transport (infra/queue/kombu_private.py), against a real Redis server: a worker
 whose Redis crashed closes its broken connection with connection errors only, which Celery
 ignores before it reconnects; any other error ends the worker ("Unrecoverable error", seen
 in `make chaos`)."""
@@ -8,8 +8,6 @@ from __future__ import annotations
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
 from kombu.common import ignore_errors
-
-from ze_tracking import broker
 
 
 def test_a_worker_connection_to_a_crashed_redis_closes_without_ending_the_worker(own_redis):
@@ -36,13 +34,3 @@ def test_a_worker_connection_to_a_crashed_redis_closes_without_ending_the_worker
     finally:
         for channel in channels:  # no second try when this process exits
             channel.qos.restore_at_shutdown = False
-
-
-def test_the_adapter_is_checked_again_when_kombu_changes():
-    # broker.Channel overrides kombu's private `_connparams`, read against this version.
-    import kombu
-
-    assert kombu.__version__ == broker.KOMBU_VERSION, (
-        f"kombu {kombu.__version__} is not {broker.KOMBU_VERSION}: check ze_tracking/broker.py against it "
-        "(does a closed connection still fail with AttributeError in _connparams?), then update KOMBU_VERSION"
-    )

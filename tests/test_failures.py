@@ -7,7 +7,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError, connection, transaction
 
-from ze_tracking.failures import Failure, failure_classify
+from infra.db.failures import Failure, failure_classify
 
 CASES = {
     "08006": Failure.TRANSIENT,  # connection failure
@@ -52,16 +52,3 @@ def test_a_connection_lost_before_any_answer_is_transient_and_a_time_limit_too()
 def test_a_value_python_cannot_convert_is_data_and_anything_unknown_is_other():
     assert failure_classify(exc=UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")) is Failure.DATA
     assert failure_classify(exc=RuntimeError("a bug")) is Failure.OTHER
-
-
-def test_the_worker_adapters_are_checked_again_when_celery_changes():
-    import celery
-
-    from ze_tracking import failures
-
-    assert celery.__version__ == failures.CELERY_VERSION, (
-        f"Celery {celery.__version__} is not {failures.CELERY_VERSION}: check DeadLetterRequest.on_failure and "
-        "Consumer.on_decode_error / on_invalid_task in ze_tracking/failures.py against it (does a body that cannot "
-        "be decoded still reach them, and does Celery still reject or ack it?), run tests/e2e/test_worker_fates.py, "
-        "then update CELERY_VERSION"
-    )

@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.observability.metrics import metric_record
 from tests.conftest import OUTPUT, ping, wait_for
-from ze_tracking.metrics import metric_record
 
 LOCATIONS = "/api/v1/locations"
 
@@ -204,7 +204,7 @@ def test_with_log_json_path_each_log_line_is_one_json_object_in_that_file(tmp_pa
     # agent ships this file instead, and Logs Insights reads its fields.
     import logging.config
 
-    from ze_tracking.logging import logging_config
+    from infra.observability.logging import logging_config
 
     path = tmp_path / "app.log"
     logging.config.dictConfig(logging_config(level="INFO", json_path=str(path)))
@@ -220,7 +220,7 @@ def test_with_log_json_path_each_log_line_is_one_json_object_in_that_file(tmp_pa
 
 
 def test_a_sentry_event_names_no_tracking_code():
-    from ze_tracking.logging import sentry_event_scrub
+    from infra.observability.logging import sentry_event_scrub
 
     code = "Zk3_secret-code-0123456789abcdef"
     event = {

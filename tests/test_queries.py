@@ -11,12 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from couriers.models import ApiToken
+from infra.db.queries import OneRowQueries, OneRowQuery
 from orders.models import Order
 from tests.conftest import ping
 from tests.factories import UserFactory
 from tracking.geo import Latitude, Longitude
 from tracking.services.ingest import ping_batch_record
-from ze_tracking.queries import OneRowQueries, OneRowQuery
 
 ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")
 

@@ -14,11 +14,11 @@ from django.core.cache import cache
 from django.test import Client, override_settings
 from rest_framework.test import APIClient, APIRequestFactory
 
+from infra.http.breakers import CACHE
+from infra.http.throttles import TrackingAddressThrottle
 from tests.conftest import client_for, free_port, ping, wait_for
 from tests.factories import OrderFactory
 from tracking.models import Ping
-from ze_tracking.breakers import CACHE
-from ze_tracking.throttles import TrackingAddressThrottle
 
 
 def rates(**changes) -> override_settings:

@@ -3,6 +3,7 @@ location and trail, a courier's last location, the consumer's tracking link)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -10,6 +11,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.http.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
+from infra.http.parsers import ItemsJSONParser
+from infra.http.renderers import JSONRenderer
+from infra.http.throttles import (
+    IngestCourierThrottle,
+    OneCallThrottles,
+    TrackingAddressThrottle,
+    TrackingCodeThrottle,
+)
 from orders.selectors import order_get_for, order_is_visible_to
 from tracking.order_location import order_location_get, order_location_payload, order_location_token_check
 from tracking.selectors import courier_with_location_get, order_trail_list
@@ -21,15 +31,6 @@ from tracking.serializers import (
 )
 from tracking.services.ingest import pings_ingest
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
-from ze_tracking.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
-from ze_tracking.parsers import ItemsJSONParser
-from ze_tracking.renderers import JSONRenderer
-from ze_tracking.throttles import (
-    IngestCourierThrottle,
-    OneCallThrottles,
-    TrackingAddressThrottle,
-    TrackingCodeThrottle,
-)
 
 THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
 
@@ -46,7 +47,13 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 
     class PingBatchInputSerializer(serializers.Serializer):
         # Items are validated one by one in the service, so one bad ping rejects only itself.
-        pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1, max_length=500)
+        pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1)
+
+        def validate_pings(self, pings: list) -> list:
+            limit = settings.TRACKING["MAX_BATCH_PINGS"]
+            if len(pings) > limit:
+                raise serializers.ValidationError(f"Ensure this field has no more than {limit} elements.")
+            return pings
 
     class PingBatchResultSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()

@@ -14,9 +14,9 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
+from infra.http.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle, throttles_check
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
-from ze_tracking.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle, throttles_check
 
 # Closed because the user is not (or no longer) signed-in staff.
 CLOSE_FORBIDDEN = 4403

@@ -21,9 +21,9 @@ from django.db.models import F
 from rest_framework import serializers
 
 from couriers.authentication import API_TOKEN, ApiTokenAuthentication, api_token_digest, api_token_in_header
+from infra.db.queries import OneRowQueries, OneRowQuery
 from orders.models import Order
 from tracking.geo import Latitude, Longitude
-from ze_tracking.queries import OneRowQueries, OneRowQuery
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
+from infra.http.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from tracking.consumers import FleetConsumer, TrackConsumer
-from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 
 websocket_urlpatterns = [
     path("ws/fleet/", FleetConsumer.as_asgi()),

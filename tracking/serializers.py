@@ -11,8 +11,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from couriers.serializers import CourierRefSerializer
-from orders.models import ACTIVE_STATUSES
-from ze_tracking.serializers import (
+from infra.http.serializers import (
     EventLocationInputSerializer,
     FiniteFloatField,
     JsonbObjectField,
@@ -21,13 +20,14 @@ from ze_tracking.serializers import (
     recorded_at_validate,
     tiny_to_zero,
 )
+from orders.models import ACTIVE_STATUSES
 
 
 class PingInputSerializer(EventLocationInputSerializer):
     event_id = serializers.UUIDField()
     recorded_at = RecordedAtField()
     # Bounds that make physical sense; they also keep the values inside `real` (see
-    # ze_tracking.serializers).
+    # infra.http.serializers).
     speed_mps = FiniteFloatField(min_value=0, max_value=1000, required=False, allow_null=True)
     heading_deg = FiniteFloatField(min_value=0, required=False, allow_null=True)
     order_id = serializers.UUIDField(required=False, allow_null=True)

@@ -8,25 +8,25 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from infra.observability.logging import log_context_bind
+from infra.observability.metrics import metric_record
+from infra.queue.settle import task_settle
 from tracking.services.dead_letters import ping_batch_dead_letter_record
 from tracking.services.ingest import ping_batch_record as ping_batch_record_service
 from tracking.services.partitions import ping_partitions_drop_expired as ping_partitions_drop_expired_service
 from tracking.services.partitions import ping_partitions_ensure as ping_partitions_ensure_service
 from tracking.services.storage import ping_events_prune as ping_events_prune_service
 from tracking.services.storage import ping_partitions_pack as ping_partitions_pack_service
-from ze_tracking.failures import task_settle
-from ze_tracking.logging import log_context_bind
-from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 
 
 class PingBatchTask(Task):
     """One batch per message, on Celery's own lifecycle: acknowledged after its commit, and
-    whatever fails settled for this message alone (ze_tracking/failures.py). A message that
+    whatever fails settled for this message alone (infra/queue/settle.py). A message that
     fails before the task body runs is dead-lettered by its request class."""
 
-    Request = "ze_tracking.failures:DeadLetterRequest"
+    Request = "infra.queue.celery_private:DeadLetterRequest"
 
     def dead_letter_message(self, *, task_id: str, body, content_type: str, content_encoding: str, exc) -> None:
         ping_batch_dead_letter_record(

@@ -25,9 +25,9 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from couriers.models import name_first_word
+from infra.db.queries import OneRowQuery
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from tracking.geo import Latitude, Longitude
-from ze_tracking.queries import OneRowQuery
 
 _DATETIME = serializers.DateTimeField()
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from infra.http.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
-from ze_tracking.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 
 
 @staff_member_required(login_url=settings.LOGIN_URL)

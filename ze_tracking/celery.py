@@ -41,6 +41,6 @@ def database_connections_tidy(*, sender, **kwargs) -> None:
 @app.task(name="ze_tracking.celery.beat_heartbeat", ignore_result=True)
 def beat_heartbeat() -> None:
     """Beat schedules this every minute; the metric it records is beat's proof of life."""
-    from ze_tracking.metrics import metric_record  # Django settings are loaded by now
+    from infra.observability.metrics import metric_record  # Django settings are loaded by now
 
     metric_record(name="BeatHeartbeat")

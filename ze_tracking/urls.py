@@ -6,6 +6,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from couriers.api import CourierCreateApi, TokenCreateApi, TokenDeleteAllApi, TokenDeleteApi
+from infra.http.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
+from infra.http.health import healthz, readyz
+from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, throttled
+from infra.observability.metrics import metrics_view
 from orders.api import OrderCancelApi, OrderCreateListApi, OrderEventCreateApi, OrderGetApi, OrderNotificationListApi
 from tracking.api import (
     CourierLocationGetApi,
@@ -15,10 +19,6 @@ from tracking.api import (
     TrackingLinkGetApi,
 )
 from tracking.views import backoffice_map, order_tracking_page
-from ze_tracking.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
-from ze_tracking.health import healthz, readyz
-from ze_tracking.metrics import metrics_view
-from ze_tracking.throttles import LoginAddressThrottle, LoginUsernameThrottle, throttled
 
 login_throttled = throttled(LoginUsernameThrottle, LoginAddressThrottle)
 
@@ -58,4 +58,4 @@ urlpatterns = [
 ]
 
 # Unknown URLs under /api/ answer JSON, like every other API error.
-handler404 = "ze_tracking.openapi.not_found"
+handler404 = "infra.http.openapi.not_found"

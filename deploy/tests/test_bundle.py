@@ -66,7 +66,7 @@ def test_logrotate_rotates_a_full_metrics_file_and_the_app_writes_on_into_a_new_
     if group != user:
         text = text.replace(f"{user} {user}", f"{user} {group}")
     (tmp_path / "metrics.conf").write_text(text)
-    handler = logging.handlers.WatchedFileHandler(log)  # as ze_tracking/metrics.py writes it
+    handler = logging.handlers.WatchedFileHandler(log)  # as infra/observability/metrics.py writes it
     record = logging.LogRecord("emf", logging.INFO, __file__, 0, "%s", ("line",), None)
     handler.emit(record)
     with log.open("r+b") as f:

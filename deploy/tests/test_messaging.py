@@ -37,7 +37,7 @@ def test_queues_are_encrypted_long_polled_and_outlast_the_longest_task(cfn, stag
 
 
 def test_each_celery_queue_takes_messages_of_the_size_the_web_guards(cfn, stage):
-    # ze_tracking/settings.py TRACKING["MAX_TASK_PAYLOAD_BYTES"] is sized for 256 KiB, and
+    # ze_tracking/settings/tracking.py TRACKING["MAX_TASK_PAYLOAD_BYTES"] is sized for 256 KiB, and
     # tests/e2e/test_sqs_broker.py publishes the largest batch it accepts to such a queue.
     prefix = STAGES[stage].prefix
     queues = _queues(cfn)

@@ -69,8 +69,8 @@ HEALTH_CONFIG = {
     "Rules": {"Environment": {"Application": {"ApplicationRequests4xx": {"Enabled": False}}}},
 }
 
-# Written by the app (ze_tracking/metrics.py, ze_tracking/logging.py), shipped by the
-# CloudWatch agent (.ebextensions/20_metrics.config).
+# Written by the app (infra/observability/metrics.py, infra/observability/logging.py), shipped by
+# the CloudWatch agent (.ebextensions/20_metrics.config).
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 APP_LOG_PATH = "/var/log/ze-tracking/app.log"
 
@@ -256,7 +256,7 @@ class Compute(Construct):
             "AWS_DEFAULT_REGION": stack.region,
             "CELERY_BROKER_URL": "sqs://",
             # The queues' own numbers, which the app checks its retry delays and time limits
-            # against (ze_tracking/settings.py).
+            # against (ze_tracking/settings/celery.py, infra/queue/checks.py).
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS),
             "TASK_RETRY_MAX_AGE_S": str(RETENTION_DAYS * 86400),
             **{f"SQS_{name.upper()}_QUEUE_URL": queues[name].queue_url for name in CELERY_QUEUES},
@@ -268,7 +268,7 @@ class Compute(Construct):
             # tracking link's rate limit keys on the client, two hops from the right.
             "DRF_NUM_PROXIES": "2",
             # Application metrics: EMF lines to a file the CloudWatch agent ships
-            # (ze_tracking/metrics.py); the agent reads the log group name from here.
+            # (infra/observability/metrics.py); the agent reads the log group name from here.
             "METRICS_EMF_PATH": METRICS_EMF_PATH,
             "METRICS_EMF_LOG_GROUP": self.metrics_log_group.log_group_name,
             "METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -15,7 +15,7 @@ from typing import Any
 
 PROJECT = "ze-tracking"
 
-# Celery queue names, as `ze_tracking/settings.py` names them (CELERY_TASK_ROUTES and
+# Celery queue names, as `ze_tracking/settings/celery.py` names them (CELERY_TASK_ROUTES and
 # the kombu `predefined_queues` map name -> URL from SQS_<NAME>_QUEUE_URL).
 CELERY_QUEUES: tuple[str, ...] = ("pings", "notifications", "maintenance")
 
@@ -37,7 +37,7 @@ PLATFORM_BRANCHES: frozenset[str] = frozenset(
     }
 )
 
-# The app's metrics namespace in CloudWatch (embedded metric format; ze_tracking/metrics.py).
+# The app's metrics namespace in CloudWatch (embedded metric format; infra/observability/metrics.py).
 METRICS_NAMESPACE = "ZeTracking"
 
 
@@ -122,7 +122,7 @@ class StageConfig:
     dms_target_lag_alarm_seconds: int = 1800
     log_retention_days: int = 30
     # Beat's shortest schedule is 60 s (the heartbeat, notifications resend): silence for
-    # twice that alarms (ze_tracking/settings.py CELERY_BEAT_SCHEDULE).
+    # twice that alarms (ze_tracking/settings/celery.py CELERY_BEAT_SCHEDULE).
     beat_shortest_schedule_seconds: int = 60
     redis_memory_alarm_percent: int = 80
     # Data freshness (device time -> stored), p99, the app's own metric.

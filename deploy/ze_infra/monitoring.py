@@ -232,7 +232,7 @@ class Monitoring(Construct):
             "The DMS replication slot holds more than 5 GiB of WAL: is the DMS task running?",
         )
 
-        # --- the app's own metrics (EMF, ze_tracking/metrics.py) ------------------------
+        # --- the app's own metrics (EMF, infra/observability/metrics.py) ------------------------
         def app(name: str, statistic: str = "Sum", period: Duration = Duration.minutes(1)) -> cw.Metric:
             return cw.Metric(
                 namespace=METRICS_NAMESPACE,

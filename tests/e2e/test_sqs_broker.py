@@ -94,7 +94,7 @@ django.setup()
 random.seed(7)  # the jitter: a countdown that is not 0
 from django.db import OperationalError
 from tracking.tasks import ping_batch_record
-from ze_tracking.failures import task_retry
+from infra.queue.settle import task_retry
 from celery.exceptions import Retry
 ping_batch_record.push_request(id="retried", retries=5, kwargs=json.loads(sys.argv[1]), called_directly=False)
 try:
@@ -128,7 +128,7 @@ import django, json, sys, uuid
 django.setup()
 from django.utils import timezone
 from tracking.services.ingest import BatchTooLarge, ping_batch_enqueue
-from ze_tracking.breakers import BROKER
+from infra.http.breakers import BROKER
 
 size = int(sys.argv[1])
 courier_id, received_at = uuid.UUID(sys.argv[2]), timezone.now()

@@ -4,6 +4,8 @@ import datetime as dt
 import json
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import ping
@@ -99,6 +101,16 @@ def test_more_than_500_pings_is_400(courier_api):
 
     assert response.status_code == 400
     assert "pings" in response.json()
+
+
+def test_a_batch_longer_than_tracking_max_batch_pings_is_400(courier_api):
+    with override_settings(TRACKING={**settings.TRACKING, "MAX_BATCH_PINGS": 3}):
+        too_long = post(courier_api, [ping(seconds_ago=i + 1) for i in range(4)])
+        at_the_limit = post(courier_api, [ping(seconds_ago=i + 1) for i in range(3)])
+
+    assert too_long.status_code == 400
+    assert "pings" in too_long.json()
+    assert at_the_limit.status_code == 202
 
 
 def test_body_over_one_mebibyte_is_413(courier_api):

@@ -13,11 +13,11 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra.http.serializers import tiny_to_zero
 from tests.conftest import ping
 from tracking.models import Ping
 from tracking.serializers import PingInputSerializer, ping_validate_fast
 from ze_tracking.celery import app as celery_app
-from ze_tracking.serializers import tiny_to_zero
 
 URL = "/api/v1/locations"
 

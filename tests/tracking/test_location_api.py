@@ -14,13 +14,13 @@ from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
 from couriers.services import api_token_create
+from infra.http.renderers import JSONRenderer
 from orders.models import Order
 from tests.conftest import ping
 from tests.factories import UserFactory
 from tracking.models import OrderLastLocation
 from tracking.serializers import OrderLocationSerializer
 from tracking.services.ingest import ping_batch_record
-from ze_tracking.renderers import JSONRenderer
 
 
 def record(courier, pings):

@@ -26,6 +26,11 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.exceptions import ValidationError
 
+from infra.db.failures import Failure, failure_classify
+from infra.http.api import PayloadTooLarge, ServiceUnavailable
+from infra.http.breakers import BROKER
+from infra.observability.logging import log_context_bind
+from infra.observability.metrics import metric_record
 from orders.models import NotificationKind, OrderStatus
 from orders.notifications import notifications_create
 from orders.selectors import courier_active_orders
@@ -35,11 +40,6 @@ from tracking.services import dead_letters
 from tracking.services.enrichment import EnrichedPing, PingBatch, pings_enrich
 from tracking.services.last_location import LastLocationsMoved, last_locations_upsert
 from tracking.services.storage import pings_store
-from ze_tracking.api import PayloadTooLarge, ServiceUnavailable
-from ze_tracking.breakers import BROKER
-from ze_tracking.failures import Failure, failure_classify
-from ze_tracking.logging import log_context_bind
-from ze_tracking.metrics import metric_record
 
 logger = logging.getLogger(__name__)
 

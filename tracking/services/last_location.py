@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from infra.db.queries import binary_execute
 from tracking.services.enrichment import EnrichedPing, OrderLeg
-from ze_tracking.queries import binary_execute
 
 UPSERT_SQL = """
 WITH courier_rows AS (

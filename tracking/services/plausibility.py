@@ -58,8 +58,8 @@ from itertools import pairwise
 
 from django.conf import settings
 
+from infra.db.queries import binary_execute
 from tracking.geo import haversine_m
-from ze_tracking.queries import binary_execute
 
 NULL_ISLAND = "null_island"
 IMPLIED_SPEED = "implied_speed"

@@ -12,10 +12,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from infra.db.queries import binary_execute
 from tracking.columns import PING_COLUMN_NAMES, ping_insert_sql
 from tracking.services.enrichment import EnrichedPing
 from tracking.services.partitions import DAILY_PARTITION, ping_partition_name
-from ze_tracking.queries import binary_execute
 
 logger = logging.getLogger(__name__)
 

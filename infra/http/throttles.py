@@ -23,8 +23,8 @@ from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
-from ze_tracking.api import ServiceUnavailable
-from ze_tracking.breakers import CACHE
+from infra.http.api import ServiceUnavailable
+from infra.http.breakers import CACHE
 
 
 class ThrottleUnavailable(ServiceUnavailable):
@@ -36,11 +36,11 @@ class ThrottleUnavailable(ServiceUnavailable):
 # DRF's sliding window (at most N requests in any `duration`), checked and recorded in one
 # step inside Redis: the requests of a window are a sorted set scored by time. DRF reads a
 # key's list of times, then writes it back: two round trips per throttle, and concurrent
-# requests all read the same count and all pass (80 of 80 parallel requests against a limit
-# of 20, measured). A route's throttles go in one call (several keys: fine on a Redis without
-# cluster mode, as deployed). Per key: "" when the request counts, else the time of the
-# oldest request that must leave the window for one more to fit; a refused request is not
-# recorded in that key (as in DRF). Times are strings: Lua would truncate numbers to integers.
+# requests all read the same count and all pass (docs/PERFORMANCE.md). A route's throttles
+# go in one call (several keys: fine on a Redis without cluster mode, as deployed). Per
+# key: "" when the request counts, else the time of the oldest request that must leave the
+# window for one more to fit; a refused request is not recorded in that key (as in DRF).
+# Times are strings: Lua would truncate numbers to integers.
 SLIDING_WINDOWS = """
 local now = tonumber(ARGV[1])
 local answers = {}

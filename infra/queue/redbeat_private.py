@@ -1,12 +1,8 @@
 """Celery beat's scheduler: celery-redbeat's (the schedule and a single-beat lock in Redis),
-made to outlive its Redis. redbeat's tick renews the lock and reads the schedule without
-handling a failure, so a Redis that restarts, hangs or fails over ends the beat process
-(and `make run` with it).
-
-Here a tick that cannot reach Redis logs it and skips to the next tick. The lock keeps
-redbeat's meaning, one beat schedules at a time: a lock this beat lost (it expired during
-the outage, or Redis came back without its data) is taken again without waiting when it is
-free, and meanwhile this beat stands by and sends nothing. https://redbeat.readthedocs.io/en/latest/design.html
+made to outlive its Redis: a tick that cannot reach it is skipped, and a lost lock is taken
+again when free (docs/internals/beat-scheduler.md). The one module that uses redbeat's
+internals and redis-py's lock internals, written against REDBEAT_VERSION and REDIS_VERSION:
+tests/test_private_api_pins.py fails when an installed version differs.
 """
 
 from __future__ import annotations
@@ -14,6 +10,10 @@ from __future__ import annotations
 import redis
 from celery.utils.log import get_logger
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatConfig, RedBeatScheduler, get_redis
+
+#: The versions this adapter was written and tested against.
+REDBEAT_VERSION = "2.4.2"
+REDIS_VERSION = "8.1.0"
 
 logger = get_logger("celery.beat")
 

@@ -1,12 +1,7 @@
-"""Failing fast while Redis or the broker is out, in the web process.
-
-A request that meets a silent dependency waits out its timeout (the cache's REDIS_TIMEOUT_S,
-the broker's BROKER_TIMEOUT_S and one retry), then answers 503 with Retry-After. Under load
-that is not enough: with a few sync workers, requests that each wait a second queue behind
-one another and wait many times that (answers of up to 10 s while the broker hung, in `make
-chaos`). So after a failure the process skips the call for BREAKER_OPEN_S and answers 503
-at once; the first request after that tries again. Each process learns on its own: the
-state lives where the requests wait, and a shared one would need the Redis that is out.
+"""Failing fast while Redis or the broker is out, in the web process: after a failure the
+process answers 503 at once for BREAKER_OPEN_S instead of waiting out the timeout again;
+the first request after that tries again. Each process learns on its own. Why:
+docs/internals/breakers.md.
 """
 
 from __future__ import annotations
@@ -40,7 +35,7 @@ class Breaker:
         self.open_until = 0.0
 
 
-# The Redis cache, where the throttles count (ze_tracking/throttles.py).
+# The Redis cache, where the throttles count (infra/http/throttles.py).
 CACHE = Breaker("the Redis cache")
 # The broker, to which the ingest publishes its batches (tracking/services/ingest.py).
 BROKER = Breaker("the broker")

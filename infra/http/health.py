@@ -6,11 +6,10 @@ import functools
 import logging
 
 import redis
+from celery import current_app as celery_app  # the project's app (ze_tracking/celery.py)
 from django.db import connection
 from django.http import JsonResponse
 from django_redis import get_redis_connection
-
-from ze_tracking.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 

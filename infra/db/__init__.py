@@ -1,0 +1,1 @@
+"""The database: PostGIS backend, compiled one-row reads, failure classification."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the apps' APIs: throttles, breakers, parsers, renderers, health."""

@@ -1,0 +1,1 @@
+"""Structured logs with request ids, metrics in CloudWatch's embedded format, Sentry."""
