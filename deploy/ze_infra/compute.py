@@ -631,10 +631,11 @@ class Compute(Construct):
         Why a reconciler and not a policy in this template: EB owns the groups and load
         balancers and replaces them on a rebuild, so a policy bound to one group's name
         (found once by a custom resource with a fixed physical id) disappears with it,
-        and EB's own triggers know only EC2/ELB metrics, not SQS. Nor can the policies
-        live in `.ebextensions` `Resources:`: the three environments deploy one bundle, so
-        every resource there lands in all three stacks (the web would scale on the pings
-        queue), and EB documents no conditions for them. The function (scaling/index.py)
+        and EB's own triggers know only EC2/ELB metrics, not SQS. Nor do the policies
+        live in `.ebextensions` `Resources:`: the workers and the scheduler deploy the same
+        worker bundle (deploy/eb/bundle.sh), so a worker policy there would land in the
+        scheduler's stack too (scaling beat, which must stay one instance, on the pings
+        queue); and the targets come from this stack's measured capacity. The function (scaling/index.py)
         is keyed on the environment names, runs on EB's events for them and every 5
         minutes, and re-applies the policies idempotently; monitoring.py alarms when it
         fails."""
