@@ -11,7 +11,9 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import OUTPUT, ping, wait_for
+from tests.support import OUTPUT
+from tests.support.builders import ping
+from tests.support.waiting import wait_for
 from ze_tracking.metrics import metric_record
 
 LOCATIONS = "/api/v1/locations"

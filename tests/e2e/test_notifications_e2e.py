@@ -13,8 +13,10 @@ from django.utils import timezone
 from orders.models import Notification
 from orders.notifications import notifications_pending_resend
 from orders.services import order_transition
-from tests.conftest import OUTPUT, client_for, ping, wait_for
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support import OUTPUT
+from tests.support.api import client_for
+from tests.support.builders import SAO_PAULO, OrderFactory, ping
+from tests.support.waiting import wait_for
 
 
 def statuses(order_id) -> dict[str, str]:

@@ -10,15 +10,13 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.conftest import ping, wait_for
+from tests.support.api import token_client, token_login
+from tests.support.builders import ping
+from tests.support.waiting import wait_for
 
 
 def login(username: str, password: str) -> APIClient:
-    client = APIClient()
-    response = client.post("/api/v1/auth/token", {"username": username, "password": password}, format="json")
-    assert response.status_code == 200
-    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
-    return client
+    return token_client(token_login(username, password)["token"])
 
 
 def test_staff_courier_and_order_flow_end_to_end(worker, monkeypatch):

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from orders.models import Notification, Order, OrderEvent
 from orders.signals import order_event_recorded
-from tests.conftest import client_for, order_act
-from tests.factories import CourierFactory, OrderFactory
+from tests.support.api import client_for
+from tests.support.builders import CourierFactory, OrderFactory, order_act
 from tracking.models import OrderLastLocation, Ping
 
 

@@ -25,7 +25,7 @@ import uuid
 import pytest
 from django.db import connection
 
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
 
 DAY = dt.date(2026, 1, 10)
 # One 0.001-degree step along the meridian at Sao Paulo's latitude, on the WGS84 spheroid.

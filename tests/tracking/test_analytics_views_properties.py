@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
 
 NOON = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)
 # Each example rolls its rows back; the fixture's courier stays.

@@ -15,8 +15,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.conftest import ROOT, database_url, free_port
-from tests.factories import CourierFactory
+from tests.support import ROOT
+from tests.support.builders import CourierFactory
+from tests.support.database import database_url
+from tests.support.network import free_port
 
 COURIER = uuid.UUID("00000000-0000-4000-8000-00000000000c")
 ORDER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")

@@ -6,8 +6,7 @@ import json
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ping
-from tests.factories import OrderFactory
+from tests.support.builders import OrderFactory, ping
 from tracking.models import CourierLastLocation, OrderLastLocation, Ping
 
 URL = "/api/v1/locations"

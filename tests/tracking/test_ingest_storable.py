@@ -13,7 +13,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ping
+from tests.support.builders import ping
 from tracking.models import Ping
 from tracking.serializers import PingInputSerializer, ping_validate_fast
 from ze_tracking.celery import app as celery_app

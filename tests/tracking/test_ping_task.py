@@ -8,17 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import uuid
 
-import psycopg
 import pytest
 from celery.signals import task_retry
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from tests.conftest import ROOT, ping
+from tests.support.builders import ping
+from tests.support.database import database_connect
+from tests.support.processes import python_run
 from tracking.models import Ping, PingBatchDeadLetter
 from tracking.tasks import ping_batch_record
 
@@ -91,8 +90,7 @@ def test_a_lock_held_past_the_lock_timeout_is_retried_until_it_is_released(couri
     from tracking.services.ingest import ping_batch_record as record
 
     record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+    with database_connect() as blocker:
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
         on_retry(blocker.rollback)
         with connection.cursor() as cursor:
@@ -213,14 +211,12 @@ def test_settings_refuse_time_limits_the_visibility_timeout_could_not_hold():
         **{f"SQS_{name}_QUEUE_URL": "https://sqs.example/q" for name in ("PINGS", "NOTIFICATIONS", "MAINTENANCE")},
         "CELERY_VISIBILITY_TIMEOUT": "100",
     }
-    started = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    started = python_run("import django; django.setup()", env=env)
 
     assert started.returncode != 0
     assert "PING_TASK_TIME_LIMIT_S must stay under half" in started.stderr
     env["CELERY_VISIBILITY_TIMEOUT"] = "300"  # the queues' (deploy/ze_infra/messaging.py)
-    assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env).returncode == 0
+    assert python_run("import django; django.setup()", env=env).returncode == 0
     assert ping_batch_record.soft_time_limit < ping_batch_record.time_limit
 
 

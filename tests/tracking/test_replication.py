@@ -19,9 +19,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import order_act, ping, wait_for
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
-from tracking.services.ingest import ping_batch_record
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory, order_act, ping, pings_record
+from tests.support.waiting import wait_for
 from tracking.services.partitions import ping_partition_name, ping_partitions_drop_expired, ping_partitions_ensure
 
 PUBLICATION = "ze_analytics"
@@ -158,15 +157,11 @@ def test_pings_order_changes_and_last_locations_arrive_intact_updates_included(w
     order = OrderFactory()
     order_act(order, courier, "assigned", seconds_ago=120)
     order_act(order, courier, "started", seconds_ago=90)
-    ping_batch_record(
-        courier_id=courier.id,
-        received_at=timezone.now(),
-        pings=[ping(seconds_ago=60, lat=-23.58), ping(seconds_ago=45, lat=-23.575)],
-    )
+    pings_record(courier, [ping(seconds_ago=60, lat=-23.58), ping(seconds_ago=45, lat=-23.575)])
     warehouse.wait_in_sync()
 
     # Updates: the last locations move, the order is delivered.
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5620)])
+    pings_record(courier, [ping(seconds_ago=30, lat=-23.5620)])
     order_act(order, courier, "delivered", seconds_ago=10, lat=SAO_PAULO[0])
     warehouse.wait_in_sync()
 
@@ -218,7 +213,7 @@ def test_dropping_an_expired_partition_deletes_nothing_downstream(warehouse):
     assert warehouse.rows("tracking_ping", dbname=warehouse.publisher, where=expired) == []
     # A ping written after the drop reaches the subscriber after anything the drop caused.
     marker = ping(seconds_ago=5)
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[marker])
+    pings_record(courier, [marker])
     wait_for(
         lambda: warehouse.execute(
             "SELECT 1 FROM tracking_ping WHERE event_id = %s", [marker["event_id"]], dbname=warehouse.subscriber

@@ -22,7 +22,7 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support.builders import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
 from tracking.selectors import PublicOrderState, order_public_state_build, order_public_state_get
 from tracking.serializers import PublicOrderStateSerializer
