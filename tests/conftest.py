@@ -1,10 +1,11 @@
-"""Fixtures every test shares: the isolation between tests and the people every endpoint is
-tested against. The harness itself lives in tests/support/; the browser and the live server
-in tests/e2e/conftest.py."""
+"""Fixtures every test shares: the `processes` mark, the isolation between tests and the
+people every endpoint is tested against. The harness itself lives in tests/support/; the
+browser and the live server in tests/e2e/conftest.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import pytest
 import redis
@@ -19,6 +20,49 @@ from tests.support.builders import CourierFactory, OrderFactory, UserFactory
 from ze_tracking.breakers import Breaker
 
 pytest_plugins = ["tests.support.network", "tests.support.aws", "tests.support.processes"]
+
+# --- The `processes` mark: tests that start a real process or server ---------------------
+
+# A test using one of these, directly or through another fixture, starts a process (a Celery
+# worker, redis-server, uvicorn, Chromium) or moto's server. A test that starts one itself
+# carries the mark (or its module's `pytestmark`).
+PROCESS_FIXTURES = {
+    "celery_worker_process", "spawn_celery_worker", "own_redis", "sns_emulator", "asgi_server", "browser",
+}  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
+_started: list[str] | None = None  # what the running unmarked test started
+
+
+def _process_started(event: str, args: tuple) -> None:
+    if _started is not None and event in ("subprocess.Popen", "os.posix_spawn", "os.fork"):
+        _started.append(f"{event} {args[0] if args else ''}")
+
+
+sys.addaudithook(_process_started)
+
+
+@pytest.fixture(autouse=True)
+def _processes_marked(request):
+    """A test that starts a process without the `processes` mark fails, so that
+    `-m "not processes"` runs none."""
+    global _started
+    if request.node.get_closest_marker("processes"):
+        yield
+        return
+    _started = []
+    yield
+    started, _started = _started, None
+    if started:
+        pytest.fail(f"started a process without @pytest.mark.processes: {started}", pytrace=False)
+
 
 # --- Isolation between tests -------------------------------------------------------------
 

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 
+import pytest
 import redis
 
 from tests.support import ROOT
 from tests.support.network import free_port
 from tests.support.processes import redis_answers
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes  # redis-server, through scripts/redis.sh
 
 
 def redis_start(port: int, folder) -> redis.Redis:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.processes import python_run
 
+pytestmark = pytest.mark.processes  # each probe is a fresh Python process
+
 PROBE = """
 import django, json
 django.setup()

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import redis
 from django.conf import settings
 
 from tests.support.processes import celery_beat_start
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes  # two `celery beat` processes
 
 
 def test_a_second_beat_cannot_take_the_lock_until_the_first_stops():

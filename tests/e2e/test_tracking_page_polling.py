@@ -20,6 +20,8 @@ from tests.support.browser import chromium_launch, csp_violations_watch
 from tests.support.builders import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
 
+pytestmark = pytest.mark.processes  # Chromium
+
 
 def other_sessions() -> set[int]:
     """Other sessions on the test database (a worker started by an earlier test keeps its own)."""

@@ -129,6 +129,7 @@ def run_command(*args: str, database: str | None = None) -> subprocess.Completed
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -147,6 +148,7 @@ def test_bad_arguments_exit_with_2_and_say_why_on_stderr(db, tmp_path, args, mes
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.processes
 def test_out_must_be_a_folder(db, tmp_path):
     (tmp_path / "file").write_text("")
     out = str(tmp_path / "file")
@@ -156,6 +158,7 @@ def test_out_must_be_a_folder(db, tmp_path):
     assert "is not a folder" in result.stderr
 
 
+@pytest.mark.processes
 def test_a_failed_export_exits_with_1_and_leaves_no_file(db, tmp_path):
     unreachable = f"postgis://postgres@127.0.0.1:{free_port()}/nowhere"
     args = ["--since", "2026-01-10", "--until", "2026-01-11", "--format", "parquet", "--out", str(tmp_path)]

@@ -16,6 +16,8 @@ from tests.support.network import free_port
 from tests.support.processes import python_run
 from tracking.models import Ping
 
+pytestmark = pytest.mark.processes  # each ingest runs in a fresh Python process
+
 # The answer must come within the publish budget (about 2 s) plus this process's overhead.
 ANSWER_WITHIN_S = 2.5
 

@@ -202,6 +202,7 @@ def test_a_retry_on_sqs_is_held_by_the_queue_and_on_redis_by_the_worker(settings
         ping_batch_record.pop_request()
 
 
+@pytest.mark.processes
 def test_settings_refuse_time_limits_the_visibility_timeout_could_not_hold():
     """A received message is held unacknowledged while it runs: if that could pass the
     visibility timeout, the broker would deliver it to a second worker."""
