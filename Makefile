@@ -16,7 +16,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-deploy
 
 ## The tests that start no process (no Celery worker, web server, browser, redis-server or moto):
-## a quick check while editing. More pytest options: make test-fast ARGS="-x".
+## a quick check while editing. More pytest options: make test-fast ARGS="--lf -x".
 test-fast: setup
 	@bash scripts/test.sh -m "not processes" $(ARGS)
 
