@@ -4,9 +4,13 @@
 - `api`: API clients and the login.
 - `waiting`: wait for a condition with a deadline.
 - `database`: the test database seen from outside Django (URL, connections, lock waiters).
-- `processes`: real processes (Celery workers, beat, redis-server) and free ports.
+- `network`: free ports, and a port that never answers.
+- `processes`: real processes (Celery workers, beat, redis-server, a Python snippet).
 - `aws`: moto's server as SNS and SQS.
 - `browser`: Debian's Chromium through Playwright.
+
+A new fixture that starts a process or server goes into `PROCESS_FIXTURES` (tests/conftest.py),
+which marks the tests using it `processes`.
 """
 
 from __future__ import annotations

@@ -42,11 +42,19 @@ class OrderFactory(factory.django.DjangoModelFactory):
     destination = factory.LazyFunction(lambda: Point(SAO_PAULO[1], SAO_PAULO[0], srid=4326))
 
 
-def ping(*, seconds_ago: float = 0, lat: float | None = None, lon: float | None = None, **extra) -> dict:
-    """A valid ping as the app sends it, near São Paulo's Paulista avenue by default."""
+def ping(
+    *,
+    seconds_ago: float = 0,
+    at: dt.datetime | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    **extra,
+) -> dict:
+    """A valid ping as the app sends it, recorded `seconds_ago` (or `at`), near São Paulo's
+    Paulista avenue by default."""
     return {
         "event_id": str(uuid.uuid4()),
-        "recorded_at": (timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
+        "recorded_at": (at or timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
         "lat": SAO_PAULO[0] + 0.01 if lat is None else lat,
         "lon": SAO_PAULO[1] + 0.01 if lon is None else lon,
         "accuracy_m": 5.0,
@@ -59,6 +67,19 @@ def pings_record(courier, pings: list[dict]) -> int:
     from tracking.services.ingest import ping_batch_record
 
     return ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+
+
+def order_event(
+    event_type: str, *, lat: float = -23.56, lon: float = -46.65, seconds_ago: float = 0, event_id=None, **location
+) -> dict:
+    """The body of `POST /api/v1/orders/{id}/events` as the courier app sends it; `location`
+    adds fields to the position (accuracy_m)."""
+    return {
+        "type": event_type,
+        "event_id": str(event_id or uuid.uuid4()),
+        "recorded_at": (timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
+        "location": {"lat": lat, "lon": lon, **location},
+    }
 
 
 def order_act(order, courier, event_type, *, seconds_ago=0.0, lat=-23.57, lon=SAO_PAULO[1], event_id=None):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.support.builders import SAO_PAULO, CourierFactory, pings_record
+from tests.support.builders import SAO_PAULO, CourierFactory, ping, pings_record
 from tracking.geo import EARTH_RADIUS_M
 from tracking.models import CourierLastLocation, Ping
 
@@ -30,8 +30,7 @@ def offset(lat: float, lon: float, *, metres: float, bearing_deg: float) -> tupl
 
 
 def fix(at: dt.datetime, lat: float, lon: float, accuracy_m: float = 5.0) -> dict:
-    return {"event_id": str(uuid.uuid4()), "recorded_at": at.isoformat(), "lat": lat, "lon": lon,
-            "accuracy_m": accuracy_m}  # fmt: skip
+    return ping(at=at, lat=lat, lon=lon, accuracy_m=accuracy_m)
 
 
 def drive(start: dt.datetime, n: int, *, every_s: float = 5, lat: float = SAO_PAULO[0], lon: float = SAO_PAULO[1]):
