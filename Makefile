@@ -1,4 +1,4 @@
-.PHONY: setup run test lint schema bench bench-deps chaos soak lock audit warehouse
+.PHONY: setup run test test-fast lint schema bench bench-deps chaos soak lock audit warehouse
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -15,6 +15,11 @@ test: setup
 	@bash scripts/warehouse.sh install
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
+
+## The tests that start no process (no Celery worker, web server, browser, redis-server or moto):
+## a quick check while editing. More pytest options: make test-fast ARGS="--lf -x".
+test-fast: setup
+	@bash scripts/test.sh -m "not processes" $(ARGS)
 
 ## Benchmarks: start the stack, measure, stop it, write docs/PERFORMANCE.md (see bench/run.py).
 ## A subset: make bench ONLY=api,worker; more options: make bench ARGS="--quick" (or --soak).

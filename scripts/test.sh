@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against real PostGIS, Redis, Celery workers and an SQS/SNS
-# emulator. Tests use their own database (pytest-django's test_ prefix) and Redis db 9.
+# Runs the test suite against real PostGIS, Redis, Celery workers and an SQS/SNS emulator;
+# arguments go to pytest (`-m "not processes"` for the tests that start no process,
+# `--lf` for those that failed last time).
+# Tests use their own database (pytest-django's test_ prefix) and Redis db 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .local/env

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from couriers.models import ApiToken
 from couriers.services import api_token_create
 from orders.models import Order
-from tests.conftest import ping
-from tracking.services.ingest import ping_batch_record
+from tests.support.builders import ping, pings_record
 
 
 @pytest.fixture
@@ -19,7 +17,7 @@ def admin_client_(client, staff):
 
 
 def test_support_lists_and_searches_every_model(admin_client_, courier, in_transit_order):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping()])
+    pings_record(courier, [ping()])
 
     for url in [
         "couriers/courier",
@@ -37,7 +35,7 @@ def test_support_lists_and_searches_every_model(admin_client_, courier, in_trans
 
 
 def test_order_page_draws_the_trail_and_destination_on_a_map(admin_client_, courier, in_transit_order):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5701)])
+    pings_record(courier, [ping(lat=-23.5701)])
 
     page = admin_client_.get(f"/admin/orders/order/{in_transit_order.id}/change/").content.decode()
 
@@ -63,7 +61,7 @@ def test_admin_needs_staff(client, courier):
 
 def test_raw_pings_list_shows_the_last_hour_unless_narrowed_by_date_or_search(admin_client_, courier):
     old, new = ping(seconds_ago=2 * 3600), ping()
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[old, new])
+    pings_record(courier, [old, new])
 
     default = admin_client_.get("/admin/tracking/ping/").content.decode()
     by_date = admin_client_.get(

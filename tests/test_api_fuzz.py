@@ -25,8 +25,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ROOT, client_for
-from tests.factories import CourierFactory, OrderFactory, UserFactory
+from tests.support import ROOT
+from tests.support.api import client_for
+from tests.support.builders import CourierFactory, OrderFactory, UserFactory
 from ze_tracking.wsgi import application
 
 schema = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.yaml")

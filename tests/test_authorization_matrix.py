@@ -17,10 +17,10 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from knox.models import get_token_model
 from rest_framework.test import APIClient
 
-from tests.factories import CourierFactory, OrderFactory, UserFactory
+from tests.support.api import client_for
+from tests.support.builders import CourierFactory, OrderFactory, UserFactory
 from tracking.routing import websocket_urlpatterns
 
 ACTORS = ("anonymous", "courier_a", "courier_b", "staff", "consumer_x", "consumer_y")
@@ -123,12 +123,11 @@ class World:
         self.codes = {"consumer_x": self.order_x.tracking_code, "consumer_y": self.order_y.tracking_code}
 
     def client(self, actor: str) -> APIClient:
-        client = APIClient()
         user = self.users.get(actor)
-        if user is not None:
-            _, token = get_token_model().objects.create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-            client.force_login(user)  # the pages and the admin use the session
+        if user is None:
+            return APIClient()
+        client = client_for(user)
+        client.force_login(user)  # the pages and the admin use the session
         return client
 
     def url(self, pattern: str, actor: str) -> str:

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 from django.db import connection, connections
 
-from tests.conftest import database_url, wait_for
+from tests.support.database import database_url
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError, connection
 
-from tests.conftest import ping
+from tests.support.builders import ping
 
 
 def unreachable(execute, sql, params, many, context):

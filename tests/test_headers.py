@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.factories import OrderFactory
+from tests.support.builders import OrderFactory
 
 
 def policy(response) -> dict[str, str]:

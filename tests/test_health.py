@@ -4,7 +4,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from tests.conftest import ping
+from tests.support.builders import ping
 from ze_tracking.celery import app as celery_app
 
 
@@ -91,7 +91,7 @@ def test_openapi_schema_and_docs_are_served(client):
 def test_the_committed_openapi_schema_matches_the_code(tmp_path):
     from django.core.management import call_command
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     generated = tmp_path / "openapi.yaml"
     call_command("spectacular", "--file", str(generated), "--validate", "--fail-on-warn")
@@ -104,7 +104,7 @@ def test_every_operation_documents_the_503_a_dependency_outage_gives():
     answer 503 with Retry-After, so a client generated from the schema expects it."""
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     schema = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
     operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]

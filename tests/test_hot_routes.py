@@ -11,7 +11,7 @@ from celery.signals import task_postrun, task_prerun
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import ping
+from tests.support.builders import ping
 
 
 def queries_of(call) -> list[str]:

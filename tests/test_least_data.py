@@ -9,8 +9,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.conftest import order_act
-from tests.factories import OrderFactory
+from tests.support.builders import OrderFactory, order_act
 
 
 @pytest.mark.django_db

@@ -7,9 +7,15 @@ import os
 import signal
 import subprocess
 
+import pytest
 import redis
 
-from tests.conftest import ROOT, free_port, wait_for
+from tests.support import ROOT
+from tests.support.network import free_port
+from tests.support.processes import redis_answers
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes  # redis-server, through scripts/redis.sh
 
 
 def redis_start(port: int, folder) -> redis.Redis:
@@ -23,7 +29,7 @@ def test_a_batch_queued_in_the_local_redis_survives_a_redis_crash(tmp_path):
     try:
         client.lpush("pings", b"a batch answered 202")
         os.kill(int((tmp_path / "redis.pid").read_text()), signal.SIGKILL)
-        wait_for(lambda: not client_answers(client), timeout=10, message="Redis to be gone")
+        wait_for(lambda: not redis_answers(client), timeout=10, message="Redis to be gone")
 
         client = redis_start(port, tmp_path)
 
@@ -38,7 +44,7 @@ def test_a_local_redis_started_without_persistence_gets_it(tmp_path):
                     "--daemonize", "yes", "--dir", str(tmp_path)], check=True)  # fmt: skip
     client = redis.Redis(port=port)
     try:
-        wait_for(lambda: client_answers(client), timeout=10, message="Redis to answer")
+        wait_for(lambda: redis_answers(client), timeout=10, message="Redis to answer")
         redis_start(port, tmp_path)
         assert client.config_get("appendonly") == {"appendonly": "yes"}
     finally:
@@ -47,10 +53,3 @@ def test_a_local_redis_started_without_persistence_gets_it(tmp_path):
 
 def redis_stop(client: redis.Redis) -> None:
     os.kill(client.info("server")["process_id"], signal.SIGKILL)
-
-
-def client_answers(client: redis.Redis) -> bool:
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False

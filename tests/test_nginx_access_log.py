@@ -13,8 +13,13 @@ import sys
 import pytest
 import requests
 
-from tests.conftest import OUTPUT, ROOT, database_url, wait_for
-from tests.factories import OrderFactory
+from tests.support import OUTPUT, ROOT
+from tests.support.builders import OrderFactory
+from tests.support.database import database_url
+from tests.support.waiting import wait_for
+
+# nginx runs as a process of its own.
+pytestmark = pytest.mark.processes
 
 
 def _three_free_ports() -> int:

@@ -12,7 +12,9 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.observability.metrics import metric_record
-from tests.conftest import OUTPUT, ping, wait_for
+from tests.support import OUTPUT
+from tests.support.builders import ping
+from tests.support.waiting import wait_for
 
 LOCATIONS = "/api/v1/locations"
 

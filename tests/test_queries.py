@@ -8,15 +8,12 @@ import uuid
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from couriers.models import ApiToken
 from infra.db.queries import OneRowQueries, OneRowQuery
 from orders.models import Order
-from tests.conftest import ping
-from tests.factories import UserFactory
+from tests.support.builders import UserFactory, ping, pings_record
 from tracking.geo import Latitude, Longitude
-from tracking.services.ingest import ping_batch_record
 
 ORDER = OneRowQuery(lambda: Order.objects.select_related("courier", "last_location"), field="id")
 
@@ -27,7 +24,7 @@ def fields(instance) -> dict:
 
 @pytest.mark.django_db
 def test_it_reads_what_the_orm_reads_with_the_related_rows(courier, in_transit_order):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.57)])
+    pings_record(courier, [ping(lat=-23.57)])
     expected = Order.objects.select_related("courier", "last_location").get(id=in_transit_order.id)
 
     with CaptureQueriesContext(connection) as queries:
@@ -103,7 +100,7 @@ def test_a_batch_with_a_refused_ping_is_stored_once_after_a_prepared_read(courie
     batch = [ping(seconds_ago=10 - i, lat=-23.5700 + i * 0.0001) for i in range(7)]
     batch[3]["accuracy_m"] = 1e39  # outside float4: the database refuses it
 
-    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=batch) == 6
+    assert pings_record(courier, batch) == 6
     stored = list(Ping.objects.values_list("event_id", flat=True))
     assert sorted(str(e) for e in stored) == sorted(p["event_id"] for i, p in enumerate(batch) if i != 3)
     assert PingDeadLetter.objects.count() == 1
@@ -117,7 +114,7 @@ TOKEN_AND_ORDER = OneRowQueries(TOKEN, ORDER)
 
 @pytest.mark.django_db
 def test_several_reads_in_one_statement_read_what_each_reads_alone(courier, in_transit_order):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.57)])
+    pings_record(courier, [ping(lat=-23.57)])
     token = ApiToken.objects.create(user=courier.user)[0]
 
     with CaptureQueriesContext(connection) as queries:
@@ -152,7 +149,7 @@ ORDER_VALUES = OneRowQuery(
 
 @pytest.mark.django_db
 def test_a_values_read_is_a_dict_of_converted_columns_and_plain_coordinates(courier, in_transit_order):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5712345678901)])
+    pings_record(courier, [ping(lat=-23.5712345678901)])
     expected = ORDER.get(in_transit_order.id)
 
     row = ORDER_VALUES.get(in_transit_order.id)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from django.conf import settings
+
+from tests.support.processes import python_run
+
+pytestmark = pytest.mark.processes  # each probe is a fresh Python process
 
 PROBE = """
 import django, json
@@ -27,14 +28,7 @@ print(json.dumps({"options": options, "outcome": outcome}))
 
 
 def _probe(**env: str) -> dict:
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ze_tracking.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=settings.BASE_DIR,
-    )
+    run = python_run(PROBE, env={**os.environ, "DJANGO_SETTINGS_MODULE": "ze_tracking.settings", **env})
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])
 

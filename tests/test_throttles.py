@@ -16,9 +16,13 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from infra.http.breakers import CACHE
 from infra.http.throttles import TrackingAddressThrottle
-from tests.conftest import client_for, free_port, ping, wait_for
-from tests.factories import OrderFactory
+from tests.support.api import client_for, token_post
+from tests.support.builders import OrderFactory, ping
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 from tracking.models import Ping
+
+WRONG = "wrong-password"
 
 
 def rates(**changes) -> override_settings:
@@ -30,29 +34,26 @@ def assert_throttled(response) -> None:
     assert int(response["Retry-After"]) > 0
 
 
-def login(client: APIClient, username: str, password: str = "wrong-password"):
-    return client.post("/api/v1/auth/token", {"username": username, "password": password}, format="json")
-
-
 @pytest.mark.django_db
 def test_login_is_limited_per_username_from_any_address(courier):
     with rates(login_username="3/min"):
         statuses = [
-            login(APIClient(REMOTE_ADDR=f"198.51.100.{n}"), courier.user.username).status_code for n in range(3)
+            token_post(courier.user.username, WRONG, client=APIClient(REMOTE_ADDR=f"198.51.100.{n}")).status_code
+            for n in range(3)
         ]
         assert statuses == [400, 400, 400]
         # Even the right password waits: the attacker cannot tell a hit from the limit.
-        assert_throttled(login(APIClient(REMOTE_ADDR="198.51.100.99"), courier.user.username, "s3cret-pass-123"))
-        assert login(APIClient(REMOTE_ADDR="198.51.100.99"), "someone-else").status_code == 400
+        assert_throttled(token_post(courier.user.username, client=APIClient(REMOTE_ADDR="198.51.100.99")))
+        assert token_post("someone-else", WRONG, client=APIClient(REMOTE_ADDR="198.51.100.99")).status_code == 400
 
 
 @pytest.mark.django_db
 def test_login_is_limited_per_address_whatever_the_username(db):
     with rates(login_address="3/min"):
         client = APIClient(REMOTE_ADDR="198.51.100.7")
-        assert [login(client, f"user-{n}").status_code for n in range(3)] == [400, 400, 400]
-        assert_throttled(login(client, "user-4"))
-        assert login(APIClient(REMOTE_ADDR="198.51.100.8"), "user-4").status_code == 400
+        assert [token_post(f"user-{n}", WRONG, client=client).status_code for n in range(3)] == [400, 400, 400]
+        assert_throttled(token_post("user-4", WRONG, client=client))
+        assert token_post("user-4", WRONG, client=APIClient(REMOTE_ADDR="198.51.100.8")).status_code == 400
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rest_framework.test import APIClient
+from tests.support.api import token_login, token_post
 
 
 def test_staff_creates_a_courier_who_then_logs_in(staff_api):
@@ -10,14 +10,11 @@ def test_staff_creates_a_courier_who_then_logs_in(staff_api):
 
     assert response.status_code == 201
     assert set(response.json()) == {"id", "name", "username"}
-    login = APIClient().post(
-        "/api/v1/auth/token", {"username": "carla", "password": "long-enough-pass-1"}, format="json"
-    )
-    assert login.status_code == 200 and login.json()["token"]
+    assert token_login("carla", "long-enough-pass-1")["token"]
 
 
 def test_bad_credentials_are_400(db):
-    assert APIClient().post("/api/v1/auth/token", {"username": "x", "password": "y"}, format="json").status_code == 400
+    assert token_post("x", "y").status_code == 400
 
 
 def test_taken_username_and_weak_password_are_400(staff_api, courier):

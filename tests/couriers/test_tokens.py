@@ -9,35 +9,19 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 from knox.crypto import hash_token
-from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
 from couriers.services import user_password_set
-
-PASSWORD = "s3cret-pass-123"
-
-
-def login(username: str, **extra) -> dict:
-    response = APIClient().post(
-        "/api/v1/auth/token", {"username": username, "password": PASSWORD, **extra}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def api(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
+from tests.support.api import token_client, token_login
 
 
 def orders_status(token: str) -> int:
-    return api(token).get("/api/v1/orders").status_code
+    return token_client(token).get("/api/v1/orders").status_code
 
 
 @pytest.mark.django_db
 def test_login_answers_a_token_and_its_expiry_and_the_database_keeps_only_a_digest(courier):
-    body = login(courier.user.username)
+    body = token_login(courier.user.username)
 
     assert set(body) == {"token", "expiry"} and body["expiry"]
     stored = ApiToken.objects.get(user=courier.user)
@@ -48,9 +32,9 @@ def test_login_answers_a_token_and_its_expiry_and_the_database_keeps_only_a_dige
 
 @pytest.mark.django_db
 def test_each_login_is_a_new_token_and_a_device_name_replaces_that_devices_old_one(courier):
-    first, second = login(courier.user.username)["token"], login(courier.user.username)["token"]
-    phone = login(courier.user.username, device="Ana's phone")["token"]
-    phone_again = login(courier.user.username, device="Ana's phone")["token"]
+    first, second = token_login(courier.user.username)["token"], token_login(courier.user.username)["token"]
+    phone = token_login(courier.user.username, device="Ana's phone")["token"]
+    phone_again = token_login(courier.user.username, device="Ana's phone")["token"]
 
     assert len({first, second, phone, phone_again}) == 4
     assert [orders_status(t) for t in (first, second, phone, phone_again)] == [200, 200, 401, 200]
@@ -59,12 +43,12 @@ def test_each_login_is_a_new_token_and_a_device_name_replaces_that_devices_old_o
 
 @pytest.mark.django_db
 def test_logout_revokes_only_this_token_and_logout_all_revokes_every_one(courier):
-    one, two, three = (login(courier.user.username)["token"] for _ in range(3))
+    one, two, three = (token_login(courier.user.username)["token"] for _ in range(3))
 
-    assert api(one).post("/api/v1/auth/logout").status_code == 204
+    assert token_client(one).post("/api/v1/auth/logout").status_code == 204
     assert [orders_status(t) for t in (one, two, three)] == [401, 200, 200]
 
-    assert api(two).post("/api/v1/auth/logout-all").status_code == 204
+    assert token_client(two).post("/api/v1/auth/logout-all").status_code == 204
     assert [orders_status(t) for t in (one, two, three)] == [401, 401, 401]
 
 
@@ -85,7 +69,7 @@ def test_a_malformed_or_unknown_token_is_401(anonymous_api, header):
 @pytest.mark.django_db
 def test_a_token_expires_unless_used_and_each_use_pushes_the_expiry(courier):
     with override_settings(REST_KNOX={**_knox(), "TOKEN_TTL": dt.timedelta(hours=1), "MIN_REFRESH_INTERVAL": 0}):
-        token = login(courier.user.username)["token"]
+        token = token_login(courier.user.username)["token"]
         stored = ApiToken.objects.get(user=courier.user)
         ApiToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() + dt.timedelta(minutes=1))
 
@@ -102,17 +86,17 @@ def test_expired_tokens_are_deleted_at_the_next_login_or_by_the_hourly_task(cour
 
     from couriers.tasks import api_tokens_expired_delete
 
-    live = login(courier.user.username)["token"]
+    live = token_login(courier.user.username)["token"]
     for user in (courier.user, other_courier.user):
         for _ in range(2):
-            login(user.username)
+            token_login(user.username)
     expired = ApiToken.objects.exclude(digest=hash_token(live)).filter(user=courier.user)
     ApiToken.objects.filter(pk__in=[t.pk for t in expired]).update(expiry=timezone.now() - dt.timedelta(seconds=1))
     ApiToken.objects.filter(user=other_courier.user).update(expiry=timezone.now() - dt.timedelta(seconds=1))
 
     assert orders_status(live) == 200
     assert ApiToken.objects.count() == 5  # a request leaves the user's other tokens alone
-    login(courier.user.username)
+    token_login(courier.user.username)
     assert ApiToken.objects.filter(user=courier.user).count() == 2  # the live one and the new one
 
     assert api_tokens_expired_delete.delay().get() == 2
@@ -123,7 +107,7 @@ def test_expired_tokens_are_deleted_at_the_next_login_or_by_the_hourly_task(cour
 
 @pytest.mark.django_db
 def test_changing_the_password_revokes_every_token(courier):
-    tokens = [login(courier.user.username)["token"] for _ in range(2)]
+    tokens = [token_login(courier.user.username)["token"] for _ in range(2)]
 
     user_password_set(user=courier.user, password="another-long-pass-456")
 
@@ -135,7 +119,7 @@ def test_the_admins_password_form_revokes_every_token(client, staff, courier):
     staff.is_superuser = True
     staff.save()
     client.force_login(staff)
-    token = login(courier.user.username)["token"]
+    token = token_login(courier.user.username)["token"]
 
     response = client.post(
         f"/admin/couriers/user/{courier.user.id}/password/",
@@ -151,7 +135,7 @@ def test_the_admin_shows_no_usable_token(client, staff, courier):
     staff.is_superuser = True
     staff.save()
     client.force_login(staff)
-    token = login(courier.user.username)["token"]
+    token = token_login(courier.user.username)["token"]
 
     pages = [client.get(url).content.decode() for url in ("/admin/couriers/apitoken/", "/admin/couriers/courier/")]
     stored = ApiToken.objects.get(user=courier.user)

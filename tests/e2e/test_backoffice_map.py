@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import time
 
-from django.utils import timezone
-
-from tests.conftest import OUTPUT, client_for, ping, wait_for
-from tests.factories import UserFactory
-from tracking.services.ingest import ping_batch_record
-
-
-def log_in(page, username: str, password: str) -> None:
-    page.goto("/accounts/login/?next=/backoffice/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/backoffice/")
+from tests.support import OUTPUT
+from tests.support.api import client_for
+from tests.support.browser import log_in
+from tests.support.builders import UserFactory, ping, pings_record
+from tests.support.waiting import wait_for
 
 
 def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
@@ -25,7 +17,7 @@ def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
     UserFactory(username="ops", is_staff=True, password="ops-pass-123456")
     courier.name = 'Ana <img id="injected" src="x">'  # any staff member can name a courier
     courier.save()
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5700)])
+    pings_record(courier, [ping(seconds_ago=30, lat=-23.5700)])
 
     log_in(page, "ops", "ops-pass-123456")
     page.wait_for_selector(f'[data-courier-id="{courier.id}"]')

@@ -4,40 +4,30 @@ during an immutable deploy or a managed platform update of the scheduler environ
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 
+import pytest
 import redis
 from django.conf import settings
 
-from tests.conftest import OUTPUT, ROOT, wait_for
+from tests.support.processes import celery_beat_start
+from tests.support.waiting import wait_for
 
-
-def beat_start(*, name: str, prefix: str, env: dict | None = None) -> tuple[subprocess.Popen, object]:
-    env = {**os.environ, **(env or {}), "REDBEAT_KEY_PREFIX": prefix, "LOG_LEVEL": "DEBUG"}
-    log_path = OUTPUT / f"beat-{name}.log"
-    log = open(log_path, "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ze_tracking", "beat", "--loglevel", "DEBUG"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    return process, lambda: log_path.read_text()
+pytestmark = pytest.mark.processes  # two `celery beat` processes
 
 
 def test_a_second_beat_cannot_take_the_lock_until_the_first_stops():
     prefix = f"redbeat-test-{uuid.uuid4().hex[:8]}"
     r = redis.Redis.from_url(settings.REDIS_URL)
     lock_key = f"{prefix}:lock"
-    first, first_log = beat_start(name="first", prefix=prefix)
+    first, first_log = celery_beat_start(name="first", prefix=prefix)
     second = None
     try:
         wait_for(lambda: "beat: Acquired lock" in first_log(), timeout=60, message="the first beat to take the lock")
         holder = r.get(lock_key)
         assert holder
 
-        second, second_log = beat_start(name="second", prefix=prefix)
+        second, second_log = celery_beat_start(name="second", prefix=prefix)
         wait_for(lambda: "beat: Acquiring lock" in second_log(), timeout=60, message="the second beat to try the lock")
         # The first beat keeps the lock (it renews it on every tick) and the second waits.
         wait_for(lambda: "beat: Extending lock" in first_log(), timeout=30, message="the first beat to renew")

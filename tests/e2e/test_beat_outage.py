@@ -10,8 +10,8 @@ import uuid
 import pytest
 import redis
 
-from tests.conftest import wait_for
-from tests.e2e.test_beat_lock import beat_start
+from tests.support.processes import celery_beat_start
+from tests.support.waiting import wait_for
 
 # Long enough for a tick (CELERY_BEAT_MAX_LOOP_INTERVAL, 5 s) that waits out its Redis
 # timeouts; short enough that a beat hanging on a silent Redis fails the test.
@@ -25,7 +25,7 @@ def beat(own_redis):
     """A beat on `own_redis`, which has taken the lock and sent an entry made due; yields
     (process, log reader, key prefix)."""
     prefix = f"redbeat-outage-{uuid.uuid4().hex[:8]}"
-    process, log = beat_start(
+    process, log = celery_beat_start(
         name=f"outage-{prefix}", prefix=prefix, env={"REDIS_URL": own_redis.url, "CELERY_BROKER_URL": own_redis.url}
     )
     try:

@@ -3,8 +3,8 @@ Content-Security-Policy: nothing is blocked."""
 
 from __future__ import annotations
 
-from tests.e2e.test_backoffice_map import log_in
-from tests.factories import UserFactory
+from tests.support.browser import log_in
+from tests.support.builders import UserFactory
 
 
 def test_the_admin_trail_map_and_the_api_docs_run_under_the_policy(page, csp_violations, in_transit_order):

@@ -13,8 +13,10 @@ from django.utils import timezone
 from orders.models import Notification
 from orders.notifications import notifications_pending_resend
 from orders.services import order_transition
-from tests.conftest import OUTPUT, client_for, ping, wait_for
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support import OUTPUT
+from tests.support.api import client_for
+from tests.support.builders import SAO_PAULO, OrderFactory, order_event, ping
+from tests.support.waiting import wait_for
 
 
 def statuses(order_id) -> dict[str, str]:
@@ -26,12 +28,7 @@ def test_the_consumer_gets_each_notification_exactly_once_through_sns(worker, sn
     order = OrderFactory()
 
     def act(kind, lat, *, event_id=None, seconds_ago=0):
-        body = {
-            "type": kind,
-            "event_id": str(event_id or uuid.uuid4()),
-            "recorded_at": (timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
-            "location": {"lat": lat, "lon": SAO_PAULO[1]},
-        }
+        body = order_event(kind, lat=lat, lon=SAO_PAULO[1], event_id=event_id, seconds_ago=seconds_ago)
         response = app.post(f"/api/v1/orders/{order.id}/events", body, format="json")
         assert response.status_code == 201, response.content
 

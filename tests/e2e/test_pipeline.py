@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.conftest import ping, wait_for
+from tests.support.api import token_client, token_login
+from tests.support.builders import order_event, ping
+from tests.support.waiting import wait_for
 
 
 def login(username: str, password: str) -> APIClient:
-    client = APIClient()
-    response = client.post("/api/v1/auth/token", {"username": username, "password": password}, format="json")
-    assert response.status_code == 200
-    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
-    return client
+    return token_client(token_login(username, password)["token"])
 
 
 def test_staff_courier_and_order_flow_end_to_end(worker, monkeypatch):
@@ -37,12 +31,7 @@ def test_staff_courier_and_order_flow_end_to_end(worker, monkeypatch):
     app = login("ana", "ana-pass-123456")
 
     def act(kind, lat, seconds_ago=0):
-        body = {
-            "type": kind,
-            "event_id": str(uuid.uuid4()),
-            "recorded_at": (timezone.now() - dt.timedelta(seconds=seconds_ago)).isoformat(),
-            "location": {"lat": lat, "lon": -46.6559},
-        }
+        body = order_event(kind, lat=lat, lon=-46.6559, seconds_ago=seconds_ago)
         response = app.post(f"/api/v1/orders/{order['id']}/events", body, format="json")
         assert response.status_code == 201, response.content
         return response.json()

@@ -8,7 +8,7 @@ from io import StringIO
 from django.core.management import call_command
 
 from orders.models import Order
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tracking.models import OrderLastLocation, Ping
 
 

@@ -5,14 +5,14 @@ process started with the production broker settings; a worker process consumes."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ROOT, ping, wait_for
+from tests.support.builders import ping
+from tests.support.processes import python_run
+from tests.support.waiting import wait_for
 from tracking.models import OrderLastLocation, Ping, PingBatchDeadLetter
 
 PUBLISH = """
@@ -29,10 +29,7 @@ def test_a_batch_published_to_sqs_is_stored_by_a_worker_reading_sqs(
 ):
     spawn_celery_worker(env=sqs_env, name="sqs", concurrency=2)
     batch = [ping(seconds_ago=2, lat=-23.5701), ping(seconds_ago=1, lat=-23.5700)]
-    published = subprocess.run(
-        [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
-        cwd=ROOT, env=sqs_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    published = python_run(PUBLISH, str(courier.id), json.dumps(batch), env=sqs_env)
     assert published.returncode == 0, published.stderr
     assert published.stdout.startswith("2 []")
 
@@ -68,10 +65,7 @@ def test_a_batch_the_worker_cannot_handle_is_dead_lettered_in_the_database_and_a
     spawn_celery_worker(env=sqs_env, name="sqs-reject", queues="pings", concurrency=1)
     # A message no code could ever apply: its courier id is not an id.
     kwargs = {"courier_id": "not-a-courier", "received_at": timezone.now().isoformat(), "pings": [ping()]}
-    published = subprocess.run(
-        [sys.executable, "-c", PUBLISH_TASK, json.dumps(kwargs)],
-        cwd=ROOT, env=sqs_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    published = python_run(PUBLISH_TASK, json.dumps(kwargs), env=sqs_env)
     assert published.returncode == 0, published.stderr
 
     letter = wait_for(lambda: PingBatchDeadLetter.objects.first(), timeout=60, message="the batch's dead letter")
@@ -108,8 +102,7 @@ def test_a_retry_waits_in_the_sqs_queue_not_in_a_worker(sqs_env, sns_emulator, t
     sqs = sns_emulator.client("sqs")
     kwargs = {"courier_id": str(courier.id), "received_at": timezone.now().isoformat(), "pings": [ping()]}
     env = {**sqs_env, "TASK_RETRY_BACKOFF_S": "30", "TASK_RETRY_BACKOFF_MAX_S": "30"}
-    published = subprocess.run([sys.executable, "-c", PUBLISH_RETRY, json.dumps(kwargs)], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    published = python_run(PUBLISH_RETRY, json.dumps(kwargs), env=env)
     assert published.returncode == 0, published.stderr
     delay, countdown = published.stdout.split()
     assert 0 < int(delay) <= 30 and countdown == "0"  # no ETA for a worker to hold
@@ -156,8 +149,7 @@ def sqs_queue_256k(sqs_env, sns_emulator):
 
 
 def publish_sized(env: dict, size: int) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PUBLISH_SIZED, str(size), str(uuid.uuid4())], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = python_run(PUBLISH_SIZED, str(size), str(uuid.uuid4()), env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import OUTPUT, client_for, order_act, ping, wait_for
+from tests.support import OUTPUT
+from tests.support.api import client_for
+from tests.support.builders import order_act, ping
+from tests.support.waiting import wait_for
 
 VIEWPORT = (390, 800)  # a phone
 

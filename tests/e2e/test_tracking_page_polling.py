@@ -15,14 +15,12 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from orders.models import Order
-from tests.conftest import OUTPUT, csp_violations_watch
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support import OUTPUT
+from tests.support.browser import chromium_launch, csp_violations_watch
+from tests.support.builders import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+pytestmark = pytest.mark.processes  # Chromium
 
 
 def other_sessions() -> set[int]:
@@ -66,7 +64,7 @@ def test_the_tracking_page_follows_the_order_until_delivery(live_server, in_tran
         override_settings(TRACKING_PAGE_POLL_S=0.3, MAP_TILE_URL=f"{live_server.url}/tiles/{{z}}/{{x}}/{{y}}.png"),
         sync_playwright() as p,
     ):
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = chromium_launch(p)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
             page.on("request", lambda request: requested.append(request.url))

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 
-import psycopg
 import pytest
-from django.db import connection
 
-from tests.conftest import ROOT, lock_waiter_wait, ping, private_broker_env, unacked_overdue_wait, wait_for
+from tests.support.builders import ping, pings_record
+from tests.support.database import database_connect, lock_waiters_wait
+from tests.support.processes import private_broker_env, python_run, unacked_overdue_wait
+from tests.support.waiting import wait_for
 from tracking.models import CourierLastLocation, Ping
-from tracking.services.ingest import ping_batch_record
 
 PUBLISH = """
 import django, json, sys, uuid
@@ -26,30 +24,25 @@ print(pings_ingest(courier_id=uuid.UUID(sys.argv[1]), pings=json.loads(sys.argv[
 
 @pytest.fixture
 def crash_env():
-    """The worker-failure environment (tests.conftest.private_broker_env), on Redis db 10."""
+    """The worker-failure environment (tests.support.processes.private_broker_env), on Redis db 10."""
     return private_broker_env(redis_db=10)
 
 
 def test_batch_of_a_worker_killed_mid_transaction_is_stored_once_by_the_next_worker(
     crash_env, spawn_celery_worker, transactional_db, courier
 ):
-    from django.utils import timezone
 
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
+    pings_record(courier, [ping(seconds_ago=60)])
     batch = [ping(seconds_ago=3 - i, lat=-23.5700 + i * 0.0001) for i in range(3)]
-    db = connection.settings_dict
     first = spawn_celery_worker(env=crash_env, name="doomed", queues="pings", pool="solo", concurrency=1)
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+    with database_connect() as blocker:
         # Hold the courier's last-location row: the worker inserts the pings, then waits
         # on this lock inside its transaction, where we kill it.
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
-        published = subprocess.run(
-            [sys.executable, "-c", PUBLISH, str(courier.id), json.dumps(batch)],
-            cwd=ROOT, env=crash_env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        published = python_run(PUBLISH, str(courier.id), json.dumps(batch), env=crash_env)
         assert published.stdout.strip() == "3", published.stderr
 
-        lock_waiter_wait(blocker=blocker, message="the worker to block mid-batch")
+        lock_waiters_wait(blocker, message="the worker to block mid-batch")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         blocker.rollback()

@@ -9,7 +9,8 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from tests.conftest import ping, wait_for
+from tests.support.builders import ping
+from tests.support.waiting import wait_for
 from tracking.models import OrderLastLocation, Ping, PingDeadLetter
 from tracking.tasks import ping_batch_record
 

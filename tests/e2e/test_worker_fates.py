@@ -8,19 +8,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
-from tests.conftest import ROOT, lock_waiter_wait, ping, private_broker_env, unacked_overdue_wait, wait_for
-from tests.factories import CourierFactory
+from tests.support.builders import CourierFactory, ping, pings_record
+from tests.support.database import database_connect, lock_waiters, lock_waiters_wait
+from tests.support.processes import private_broker_env, python_run, unacked_overdue_wait
+from tests.support.waiting import wait_for
 from tracking.models import Ping
 
 # Publishes each message given as JSON (a list of task keyword arguments) through the app's
@@ -44,8 +42,7 @@ def broker_env(request, sns_emulator):
 
 
 def publish(env: dict, messages: list[dict]) -> None:
-    done = subprocess.run([sys.executable, "-c", PUBLISH, json.dumps(messages)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = python_run(PUBLISH, json.dumps(messages), env=env)
     assert done.returncode == 0, done.stderr
 
 
@@ -146,13 +143,11 @@ def test_a_batch_whose_worker_dies_with_it_every_time_is_dead_lettered_after_a_f
 ):
     env = {**private_broker_env(redis_db=13), "TASK_MAX_DELIVERIES": "3"}
     stuck, other = CourierFactory(), CourierFactory()
-    from tracking.services.ingest import ping_batch_record
 
-    ping_batch_record(courier_id=stuck.id, received_at=timezone.now(), pings=[ping(seconds_ago=120)])
-    db = connection.settings_dict
+    pings_record(stuck, [ping(seconds_ago=120)])
     from tracking.models import PingBatchDeadLetter
 
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+    with database_connect() as blocker:
         # The stuck courier's last location is locked: each delivery of its batch waits
         # there, and the kernel kills its process (SIGKILL), as a batch that crashes or
         # exhausts its worker would have it.
@@ -163,7 +158,7 @@ def test_a_batch_whose_worker_dies_with_it_every_time_is_dead_lettered_after_a_f
         kills, dead = 0, lambda: PingBatchDeadLetter.objects.filter(task_id="doomed-1").exists()
         while not dead():
             assert kills < 6, "the doomed batch was delivered again and again"
-            waiting = wait_for(lambda: lock_waiters(blocker), timeout=30, message="the doomed batch to block")
+            waiting = lock_waiters_wait(blocker, message="the doomed batch to block")
             for pid in process_children(worker.pid):
                 os.kill(pid, signal.SIGKILL)
             # The server notices a dead client only when it next reads from it: end its session.
@@ -182,16 +177,6 @@ def test_a_batch_whose_worker_dies_with_it_every_time_is_dead_lettered_after_a_f
     assert not Ping.objects.filter(event_id=doomed["pings"][0]["event_id"]).exists()
 
 
-def lock_waiters(blocker) -> list[int]:
-    """The server processes of the test database that wait on a lock."""
-    blocker.execute("SELECT pg_stat_clear_snapshot()")
-    rows = blocker.execute(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-        [connection.settings_dict["NAME"]],
-    ).fetchall()
-    return [pid for (pid,) in rows]
-
-
 def process_children(pid: int) -> list[int]:
     """The pool processes of a worker (Linux: /proc lists a thread's children)."""
     children = []
@@ -205,22 +190,20 @@ def test_the_worker_keeps_consuming_after_its_broker_connection_drops_while_batc
 ):
     env = private_broker_env(redis_db=14)
     busy, others = CourierFactory(), [CourierFactory() for _ in range(3)]
-    from tracking.services.ingest import ping_batch_record
 
-    ping_batch_record(courier_id=busy.id, received_at=timezone.now(), pings=[ping(seconds_ago=300)])
+    pings_record(busy, [ping(seconds_ago=300)])
     broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
     spawn_celery_worker(env=env, name="fates-reconnect", queues="pings", pool="prefork", concurrency=2)
-    db = connection.settings_dict
     sent: set[str] = set()
     for round_ in range(3):
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+        with database_connect() as blocker:
             # Both children busy on the blocked courier, more batches waiting behind them.
             blocker.execute("SELECT 1 FROM tracking_courierlastlocation WHERE courier_id = %s FOR UPDATE", [busy.id])
             messages = [batch(busy, seconds_ago=200 - round_ * 20 - i) for i in range(2)]
             messages += [batch(others[i % 3], seconds_ago=200 - round_ * 20 - i) for i in range(6)]
             publish(env, messages)
             sent |= {m["pings"][0]["event_id"] for m in messages}
-            lock_waiter_wait(blocker=blocker, message="the children to block")
+            lock_waiters_wait(blocker, message="the children to block")
             # The broker drops every connection of the worker (a failover, a restart).
             broker.client_kill_filter(_type="normal", skipme=True)
             blocker.rollback()
@@ -233,19 +216,17 @@ def test_batches_of_a_worker_killed_mid_transaction_come_back_and_are_stored_onc
     spawn_celery_worker, transactional_db, courier
 ):
     env = private_broker_env(redis_db=15)
-    from tracking.services.ingest import ping_batch_record
 
     others = [CourierFactory() for _ in range(3)]
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=120)])
+    pings_record(courier, [ping(seconds_ago=120)])
     messages = [batch(c, seconds_ago=20 - i) for i in range(3) for c in (*others, courier)]
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+    with database_connect() as blocker:
         # Hold the courier's last-location row: the worker's transaction of its batch waits
         # on it, and is killed there with its worker, holding the messages behind it.
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation WHERE courier_id = %s FOR UPDATE", [courier.id])
         publish(env, messages)
         doomed = spawn_celery_worker(env=env, name="fates-killed", queues="pings", pool="prefork", concurrency=1)
-        lock_waiter_wait(blocker=blocker, message="the worker to block mid-batch")
+        lock_waiters_wait(blocker, message="the worker to block mid-batch")
         for pid in [*process_children(doomed.pid), doomed.pid]:
             os.kill(pid, signal.SIGKILL)
         doomed.wait(timeout=10)
@@ -275,8 +256,7 @@ def test_a_retried_batch_runs_at_its_countdown_and_the_worker_lives_on(spawn_cel
     env = private_broker_env(redis_db=15)
     worker = spawn_celery_worker(env=env, name="fates-retrying", queues="pings", pool="prefork", concurrency=1)
     later = batch(courier, seconds_ago=30)
-    done = subprocess.run([sys.executable, "-c", PUBLISH_LATER, json.dumps(later)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = python_run(PUBLISH_LATER, json.dumps(later), env=env)
     assert done.returncode == 0, done.stderr
 
     wait_for(lambda: Ping.objects.filter(courier=courier).count() == 1, timeout=60, message="the retried batch")

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.selectors import couriers_carried_orders
-from tests.factories import CourierFactory, OrderFactory
+from tests.support.builders import CourierFactory, OrderFactory
 
 
 @pytest.mark.django_db

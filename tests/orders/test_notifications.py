@@ -13,7 +13,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -23,9 +22,11 @@ from django.utils import timezone
 from orders.models import Notification
 from orders.notification_backends import DeliveryFailed
 from orders.notifications import notification_deliver
-from tests.conftest import SnsEmulator, free_port, order_act, ping, wait_for
-from tests.factories import SAO_PAULO, OrderFactory
-from tracking.services.ingest import ping_batch_record
+from tests.support.aws import SnsEmulator
+from tests.support.builders import SAO_PAULO, OrderFactory, order_act, ping, pings_record
+from tests.support.database import database_connect, lock_waiters_wait
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 SECRET = "partner-secret-123"
 
@@ -37,10 +38,6 @@ def kinds(order) -> list[str]:
 def at_destination(n: int = 1, *, seconds_ago: float = 0, lat_offset: float = 0.0, **extra) -> list[dict]:
     return [ping(seconds_ago=seconds_ago + n - i, lat=SAO_PAULO[0] + lat_offset, lon=SAO_PAULO[1], **extra)
             for i in range(n)]  # fmt: skip
-
-
-def record(courier, pings):
-    return ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
 
 
 # --- What is written, once --------------------------------------------------------------
@@ -68,15 +65,15 @@ def test_a_refused_action_writes_no_notification(courier, other_courier, order):
 
 @pytest.mark.django_db
 def test_a_burst_of_pings_near_the_destination_notifies_arriving_once(courier, in_transit_order):
-    record(courier, at_destination(5, lat_offset=0.001))  # about 110 m away
-    record(courier, at_destination(5))
+    pings_record(courier, at_destination(5, lat_offset=0.001))  # about 110 m away
+    pings_record(courier, at_destination(5))
 
     assert kinds(in_transit_order) == ["arriving"]
 
 
 @pytest.mark.django_db
 def test_pings_far_from_the_destination_do_not_notify_arriving(courier, in_transit_order):
-    record(courier, at_destination(3, lat_offset=0.02))  # about 2.2 km away
+    pings_record(courier, at_destination(3, lat_offset=0.02))  # about 2.2 km away
 
     assert kinds(in_transit_order) == []
 
@@ -84,20 +81,20 @@ def test_pings_far_from_the_destination_do_not_notify_arriving(courier, in_trans
 @pytest.mark.django_db
 @override_settings(ARRIVING_RADIUS_M=50, ARRIVING_ETA_S=120)
 def test_arriving_is_notified_when_the_eta_drops_under_the_threshold(courier, in_transit_order):
-    record(courier, at_destination(1, seconds_ago=60, lat_offset=0.0055))  # about 610 m: ETA 132 s
+    pings_record(courier, at_destination(1, seconds_ago=60, lat_offset=0.0055))  # about 610 m: ETA 132 s
     assert kinds(in_transit_order) == []
 
-    record(courier, at_destination(1, lat_offset=0.0036))  # about 400 m: ETA 87 s, outside 50 m
+    pings_record(courier, at_destination(1, lat_offset=0.0036))  # about 400 m: ETA 87 s, outside 50 m
     assert kinds(in_transit_order) == ["arriving"]
 
 
 @pytest.mark.django_db
 @override_settings(ARRIVING_RADIUS_M=300, ARRIVING_ETA_S=0)
 def test_arriving_is_notified_inside_the_radius(courier, in_transit_order):
-    record(courier, at_destination(1, seconds_ago=60, lat_offset=0.0036))  # about 400 m
+    pings_record(courier, at_destination(1, seconds_ago=60, lat_offset=0.0036))  # about 400 m
     assert kinds(in_transit_order) == []
 
-    record(courier, at_destination(1, lat_offset=0.0025))  # about 280 m
+    pings_record(courier, at_destination(1, lat_offset=0.0025))  # about 280 m
     assert kinds(in_transit_order) == ["arriving"]
 
 
@@ -105,7 +102,7 @@ def test_arriving_is_notified_inside_the_radius(courier, in_transit_order):
 def test_late_pings_recorded_before_the_start_never_notify_arriving(courier, in_transit_order):
     # The delivery started 5 minutes ago; these were recorded at the store 6 minutes ago
     # (next to this destination) and only arrive now.
-    record(courier, at_destination(3, seconds_ago=360))
+    pings_record(courier, at_destination(3, seconds_ago=360))
 
     assert kinds(in_transit_order) == []
 
@@ -113,15 +110,15 @@ def test_late_pings_recorded_before_the_start_never_notify_arriving(courier, in_
 @pytest.mark.django_db
 def test_an_order_not_started_yet_is_not_arriving(courier):
     order = OrderFactory(courier=courier, status="assigned", assigned_at=timezone.now())
-    record(courier, at_destination(2))
+    pings_record(courier, at_destination(2))
 
     assert kinds(order) == []
 
 
 @pytest.mark.django_db
 def test_a_gps_glitch_near_the_destination_does_not_notify_arriving(courier, in_transit_order):
-    record(courier, [ping(seconds_ago=5, lat=SAO_PAULO[0] + 0.2, lon=SAO_PAULO[1])])  # 22 km away
-    record(courier, at_destination(1))  # 22 km in 4 s: an implausible jump
+    pings_record(courier, [ping(seconds_ago=5, lat=SAO_PAULO[0] + 0.2, lon=SAO_PAULO[1])])  # 22 km away
+    pings_record(courier, at_destination(1))  # 22 km in 4 s: an implausible jump
 
     assert kinds(in_transit_order) == []
 
@@ -129,22 +126,22 @@ def test_a_gps_glitch_near_the_destination_does_not_notify_arriving(courier, in_
 @pytest.mark.django_db
 def test_a_lone_unconfirmed_fix_near_the_destination_sends_no_arriving(courier, in_transit_order):
     # Nothing before it to agree with, and the accuracy of a network position, not of a GPS fix.
-    record(courier, at_destination(1, accuracy_m=60.0))
+    pings_record(courier, at_destination(1, accuracy_m=60.0))
 
     assert kinds(in_transit_order) == []
 
 
 @pytest.mark.django_db
 def test_a_lone_fix_near_the_destination_notifies_arriving_once_a_second_fix_confirms_it(courier, in_transit_order):
-    record(courier, at_destination(1, seconds_ago=10, accuracy_m=60.0))
-    record(courier, at_destination(1, lat_offset=0.0002, accuracy_m=60.0))  # 22 m on, 10 s later
+    pings_record(courier, at_destination(1, seconds_ago=10, accuracy_m=60.0))
+    pings_record(courier, at_destination(1, lat_offset=0.0002, accuracy_m=60.0))  # 22 m on, 10 s later
 
     assert kinds(in_transit_order) == ["arriving"]
 
 
 @pytest.mark.django_db
 def test_a_lone_fix_with_a_good_accuracy_near_the_destination_notifies_arriving(courier, in_transit_order):
-    record(courier, at_destination(1, accuracy_m=8.0))
+    pings_record(courier, at_destination(1, accuracy_m=8.0))
 
     assert kinds(in_transit_order) == ["arriving"]
 
@@ -161,17 +158,14 @@ def test_starting_next_to_the_consumer_notifies_on_the_way_then_arriving(courier
 def test_two_racing_batches_near_the_destination_notify_arriving_once(courier, in_transit_order):
     """Both batches wait on a lock held on the courier's last-location row, then race to
     insert the same (order, arriving) row."""
-    record(courier, at_destination(1, seconds_ago=60, lat_offset=0.01))
-    db = connection.settings_dict
+    pings_record(courier, at_destination(1, seconds_ago=60, lat_offset=0.01))
     errors: list[Exception] = []
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None
-    ) as blocker:
+    with database_connect() as blocker:
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
 
         def run(pings):
             try:
-                record(courier, pings)
+                pings_record(courier, pings)
             except Exception as exc:  # pragma: no cover - reported below
                 errors.append(exc)
             finally:
@@ -181,17 +175,7 @@ def test_two_racing_batches_near_the_destination_notify_arriving_once(courier, i
         for t in threads:
             t.start()
 
-        def both_waiting():
-            blocker.execute("SELECT pg_stat_clear_snapshot()")
-            return (
-                blocker.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-                    [db["NAME"]],
-                ).fetchone()[0]
-                >= 2
-            )
-
-        wait_for(both_waiting, timeout=10, message="both batches to wait on the lock")
+        lock_waiters_wait(blocker, count=2, timeout=10, message="both batches to wait on the lock")
         blocker.rollback()
         for t in threads:
             t.join(timeout=10)

@@ -46,7 +46,7 @@ def test_couriers_cannot_create_orders(courier_api):
 
 
 def test_courier_lists_pending_orders_and_its_own_but_never_sees_tracking_codes(courier_api, other_courier, order):
-    from tests.factories import OrderFactory
+    from tests.support.builders import OrderFactory
 
     theirs = OrderFactory(courier=other_courier, status="assigned")
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import uuid
 
@@ -10,22 +9,14 @@ from django.utils import timezone
 
 from orders.models import Notification, Order, OrderEvent
 from orders.signals import order_event_recorded
-from tests.conftest import client_for, order_act
-from tests.factories import CourierFactory, OrderFactory
+from tests.support.api import client_for
+from tests.support.builders import CourierFactory, OrderFactory, order_act, order_event
 from tracking.models import OrderLastLocation, Ping
 
 
 def event(api, order, type_, *, event_id=None, lat=-23.56, lon=-46.65):
-    return api.post(
-        f"/api/v1/orders/{order.id}/events",
-        {
-            "type": type_,
-            "event_id": str(event_id or uuid.uuid4()),
-            "recorded_at": timezone.now().isoformat(),
-            "location": {"lat": lat, "lon": lon, "accuracy_m": 8},
-        },
-        format="json",
-    )
+    body = order_event(type_, event_id=event_id, lat=lat, lon=lon, accuracy_m=8)
+    return api.post(f"/api/v1/orders/{order.id}/events", body, format="json")
 
 
 def test_courier_takes_starts_and_delivers_an_order(courier_api, courier, order):
@@ -187,12 +178,7 @@ def test_couriers_cannot_cancel(courier_api, order):
 def test_late_event_time_outside_the_window_is_400(courier_api, order):
     response = courier_api.post(
         f"/api/v1/orders/{order.id}/events",
-        {
-            "type": "assigned",
-            "event_id": str(uuid.uuid4()),
-            "recorded_at": (timezone.now() - dt.timedelta(days=8)).isoformat(),
-            "location": {"lat": -23.5, "lon": -46.6},
-        },
+        order_event("assigned", seconds_ago=8 * 86400),
         format="json",
     )
 

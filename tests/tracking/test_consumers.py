@@ -11,8 +11,7 @@ from django.conf import settings
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from tests.conftest import order_act, ping
-from tests.factories import CourierFactory, OrderFactory
+from tests.support.builders import CourierFactory, OrderFactory, order_act, ping, pings_record
 from tracking.broadcasts import last_locations_publish, live_updates_flush, order_group
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
@@ -60,7 +59,7 @@ def test_fleet_socket_refuses_anonymous_users_and_couriers(courier):
 def test_fleet_socket_sends_the_state_first_then_one_message_per_moved_order_per_batch(
     staff, courier, in_transit_order
 ):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
+    pings_record(courier, [ping(seconds_ago=60)])
 
     headers = session_of(staff)
 
@@ -190,7 +189,7 @@ def test_track_socket_shows_position_only_in_transit_and_goes_silent_after_deliv
 def test_track_socket_gets_the_status_even_when_the_action_is_older_than_the_last_ping(courier, order):
     order_act(order, courier, "assigned", seconds_ago=300, lat=-23.57, lon=-46.66)
     order_act(order, courier, "started", seconds_ago=240, lat=-23.5690, lon=-46.66)
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5650, lon=-46.66)])
+    pings_record(courier, [ping(lat=-23.5650, lon=-46.66)])
 
     async def scenario():
         ws = socket(f"/ws/track/{order.tracking_code}/")

@@ -15,11 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Notification
-from tests.conftest import ping
-from tests.factories import SAO_PAULO
+from tests.support.builders import SAO_PAULO, ping, pings_record
 from tracking.models import OrderLastLocation, Ping, PingDeadLetter
 from tracking.services.dead_letters import ping_dead_letters_replay
-from tracking.services.ingest import ping_batch_record
 
 POISONS = {
     "float4 overflow": {"accuracy_m": 1e39},
@@ -28,17 +26,13 @@ POISONS = {
 }
 
 
-def record(courier, pings) -> int:
-    return ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("poison", POISONS.values(), ids=POISONS.keys())
 def test_a_refused_ping_is_dead_lettered_and_its_neighbours_are_stored(courier, in_transit_order, poison):
     batch = [ping(seconds_ago=10 - i, lat=-23.5700 + i * 0.0001) for i in range(7)]
     batch[3].update(poison)
 
-    assert record(courier, batch) == 6
+    assert pings_record(courier, batch) == 6
 
     stored = set(Ping.objects.values_list("event_id", flat=True))
     assert {str(e) for e in stored} == {p["event_id"] for i, p in enumerate(batch) if i != 3}
@@ -69,7 +63,7 @@ def test_any_refused_pings_anywhere_in_a_batch_are_exactly_the_ones_dead_lettere
     for i in bad:
         batch[i].update(data.draw(REFUSED))
 
-    assert record(courier, batch) == size - len(bad)
+    assert pings_record(courier, batch) == size - len(bad)
 
     sent = [p["event_id"] for p in batch]  # the examples share the test's transaction
     stored = {str(e) for e in Ping.objects.filter(event_id__in=sent).values_list("event_id", flat=True)}
@@ -84,7 +78,7 @@ def test_two_refused_pings_in_one_batch_are_both_kept_and_the_arriving_notice_st
     batch[0].update(POISONS["float4 overflow"])
     batch[4].update(POISONS["lone surrogate in jsonb"])
 
-    assert record(courier, batch) == 3
+    assert pings_record(courier, batch) == 3
 
     refused = {batch[0]["event_id"], batch[4]["event_id"]}
     assert set(PingDeadLetter.objects.values_list("event_id", flat=True)) == refused
@@ -95,8 +89,8 @@ def test_two_refused_pings_in_one_batch_are_both_kept_and_the_arriving_notice_st
 def test_a_redelivered_batch_stores_nothing_twice_and_counts_the_failure_on_the_same_row(courier):
     batch = [ping(seconds_ago=2), ping(seconds_ago=1, **POISONS["float4 overflow"])]
 
-    assert record(courier, batch) == 1
-    assert record(courier, batch) == 0
+    assert pings_record(courier, batch) == 1
+    assert pings_record(courier, batch) == 0
 
     assert Ping.objects.count() == 1
     assert PingDeadLetter.objects.get().failures == 2
@@ -107,8 +101,8 @@ def test_dead_letters_of_one_instant_written_differently_are_one_row(courier):
     sent = ping(recorded_at="2026-01-10T12:00:00.123000+00:00", **POISONS["float4 overflow"])
     written_otherwise = {**sent, "event_id": sent["event_id"].upper(), "recorded_at": "2026-01-10T09:00:00.123-03:00"}
 
-    record(courier, [sent])
-    record(courier, [written_otherwise])
+    pings_record(courier, [sent])
+    pings_record(courier, [written_otherwise])
 
     letter = PingDeadLetter.objects.get()
     assert (letter.event_id, letter.failures) == (sent["event_id"], 2)
@@ -120,8 +114,8 @@ def test_dead_letters_of_one_event_at_two_device_times_are_one_row(courier):
     sent = ping(seconds_ago=60, **POISONS["lone surrogate in jsonb"])
     resent = {**sent, "recorded_at": ping(seconds_ago=5)["recorded_at"]}
 
-    record(courier, [sent])
-    record(courier, [resent])
+    pings_record(courier, [sent])
+    pings_record(courier, [resent])
 
     assert PingDeadLetter.objects.get().failures == 2
 
@@ -129,9 +123,9 @@ def test_dead_letters_of_one_event_at_two_device_times_are_one_row(courier):
 @pytest.mark.django_db
 def test_replaying_a_dead_letter_whose_event_was_stored_since_stores_nothing_twice(courier):
     sent = ping(seconds_ago=60, accuracy_m=1e39)
-    record(courier, [sent])
+    pings_record(courier, [sent])
     # The app resent the event later, fixed and with a corrected clock: it is stored.
-    assert record(courier, [{**sent, "accuracy_m": 4.0, "recorded_at": ping(seconds_ago=5)["recorded_at"]}]) == 1
+    assert pings_record(courier, [{**sent, "accuracy_m": 4.0, "recorded_at": ping(seconds_ago=5)["recorded_at"]}]) == 1
     PingDeadLetter.objects.update(ping=json.dumps({**sent, "accuracy_m": 3.0}))
 
     assert ping_dead_letters_replay() == {"replayed": 1, "failed": 0}
@@ -142,7 +136,7 @@ def test_replaying_a_dead_letter_whose_event_was_stored_since_stores_nothing_twi
 @pytest.mark.django_db
 def test_replay_stores_a_fixed_ping_once_and_leaves_one_still_refused(courier):
     fixed_later, still_bad = ping(seconds_ago=2, accuracy_m=1e39), ping(seconds_ago=1, speed_mps=1e-50)
-    record(courier, [fixed_later, still_bad])
+    pings_record(courier, [fixed_later, still_bad])
     assert Ping.objects.count() == 0
 
     # Replayed before any fix: refused again, counted, not marked.
@@ -165,7 +159,7 @@ def test_replay_stores_a_fixed_ping_once_and_leaves_one_still_refused(courier):
 @pytest.mark.django_db
 def test_the_replay_command_replays_every_pending_row_and_says_so(courier):
     bad = ping(seconds_ago=1, accuracy_m=1e39)
-    record(courier, [bad])
+    pings_record(courier, [bad])
     PingDeadLetter.objects.update(ping=json.dumps({**bad, "accuracy_m": 3.0}))
     out = StringIO()
 
@@ -185,7 +179,7 @@ def test_the_replay_command_needs_ids_or_all():
 @pytest.mark.django_db
 def test_support_lists_searches_and_replays_dead_letters_in_the_admin(client, staff, courier):
     bad = ping(seconds_ago=1, accuracy_m=1e39)
-    record(courier, [bad])
+    pings_record(courier, [bad])
     staff.is_superuser = True
     staff.save()
     client.force_login(staff)
@@ -204,11 +198,11 @@ def test_support_lists_searches_and_replays_dead_letters_in_the_admin(client, st
 def test_staff_without_the_change_right_cannot_replay(client, courier):
     from django.contrib.auth.models import Permission
 
-    from tests.factories import UserFactory
+    from tests.support.builders import UserFactory
 
     viewer = UserFactory(is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_pingdeadletter"))
-    record(courier, [ping(seconds_ago=1, accuracy_m=1e39)])
+    pings_record(courier, [ping(seconds_ago=1, accuracy_m=1e39)])
     client.force_login(viewer)
 
     page = client.get("/admin/tracking/pingdeadletter/")

@@ -15,8 +15,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.conftest import ROOT, database_url, free_port
-from tests.factories import CourierFactory
+from tests.support import ROOT
+from tests.support.builders import CourierFactory
+from tests.support.database import database_url
+from tests.support.network import free_port
 
 COURIER = uuid.UUID("00000000-0000-4000-8000-00000000000c")
 ORDER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -127,6 +129,7 @@ def run_command(*args: str, database: str | None = None) -> subprocess.Completed
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -145,6 +148,7 @@ def test_bad_arguments_exit_with_2_and_say_why_on_stderr(db, tmp_path, args, mes
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.processes
 def test_out_must_be_a_folder(db, tmp_path):
     (tmp_path / "file").write_text("")
     out = str(tmp_path / "file")
@@ -154,6 +158,7 @@ def test_out_must_be_a_folder(db, tmp_path):
     assert "is not a folder" in result.stderr
 
 
+@pytest.mark.processes
 def test_a_failed_export_exits_with_1_and_leaves_no_file(db, tmp_path):
     unreachable = f"postgis://postgres@127.0.0.1:{free_port()}/nowhere"
     args = ["--since", "2026-01-10", "--until", "2026-01-11", "--format", "parquet", "--out", str(tmp_path)]

@@ -8,8 +8,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.conftest import ping
-from tests.factories import OrderFactory
+from tests.support.builders import OrderFactory, ping
 from tracking.models import CourierLastLocation, OrderLastLocation, Ping
 
 URL = "/api/v1/locations"

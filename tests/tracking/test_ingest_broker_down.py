@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from couriers.services import api_token_create
-from tests.conftest import ROOT, database_url, free_port, ping
+from tests.support.builders import ping
+from tests.support.database import database_url
+from tests.support.network import free_port
+from tests.support.processes import python_run
 from tracking.models import Ping
+
+pytestmark = pytest.mark.processes  # each ingest runs in a fresh Python process
 
 # The answer must come within the publish budget (about 2 s) plus this process's overhead.
 ANSWER_WITHIN_S = 2.5
@@ -38,10 +41,7 @@ def ingest_in_process(*, env: dict, courier, requests: int = 1) -> dict | list[d
     """The answer to one batch, or to `requests` batches posted one after the other."""
     _, token = api_token_create(user=courier.user)
     env = {**env, "DJANGO_ALLOWED_HOSTS": "testserver", "DB_CONN_MAX_AGE": "0", "DATABASE_URL": database_url()}
-    done = subprocess.run(
-        [sys.executable, "-c", POST, token, json.dumps({"pings": [ping(), ping()]}), str(requests)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = python_run(POST, token, json.dumps({"pings": [ping(), ping()]}), str(requests), env=env)
     assert done.returncode == 0, done.stderr
     answers = json.loads(done.stdout.strip().splitlines()[-1])
     return answers[0] if requests == 1 else answers

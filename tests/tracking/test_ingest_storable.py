@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.http.serializers import tiny_to_zero
-from tests.conftest import ping
+from tests.support.builders import ping
 from tracking.models import Ping
 from tracking.serializers import PingInputSerializer, ping_validate_fast
 from ze_tracking.celery import app as celery_app

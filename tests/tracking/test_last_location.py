@@ -3,16 +3,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.conftest import ping
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support.builders import SAO_PAULO, OrderFactory, ping, pings_record
+from tests.support.database import database_connect, lock_waiters_wait
 from tracking.models import CourierLastLocation, OrderLastLocation
-from tracking.services.ingest import ping_batch_record
 
 
 def batch(n: int, *, start_seconds_ago: float = 600) -> list[dict]:
@@ -24,7 +22,7 @@ def test_queries_per_batch_do_not_grow_with_the_batch_size(courier, in_transit_o
     counts = []
     for size in (1, 50, 500):
         with CaptureQueriesContext(connection) as queries:
-            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=batch(size))
+            pings_record(courier, batch(size))
         counts.append(len(queries))
 
     assert counts[0] == counts[1] == counts[2]
@@ -40,7 +38,7 @@ def test_queries_per_batch_near_the_destination_do_not_grow_with_the_batch_size(
         OrderFactory(courier=courier, status="in_transit", started_at=timezone.now() - dt.timedelta(hours=1))
         near = [ping(seconds_ago=600 - i, lat=SAO_PAULO[0], lon=SAO_PAULO[1]) for i in range(size)]
         with CaptureQueriesContext(connection) as queries:
-            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=near)
+            pings_record(courier, near)
         counts.append(len(queries))
 
     assert counts[0] == counts[1] == counts[2]
@@ -51,31 +49,21 @@ def test_queries_per_batch_near_the_destination_do_not_grow_with_the_batch_size(
 def test_two_racing_batches_leave_the_newest_location(courier, in_transit_order):
     """Both batches wait on a lock held on the last-location rows, then race; whichever
     commits last, the newer device time must win."""
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=300)])
+    pings_record(courier, [ping(seconds_ago=300)])
     newer = [ping(seconds_ago=10, lat=-23.5600)]
     older = [ping(seconds_ago=20, lat=-23.5601)]
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None
-    ) as blocker:
+    with database_connect() as blocker:
         blocker.execute("SELECT 1 FROM tracking_orderlastlocation FOR UPDATE")
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
 
         def record(pings):
-            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+            pings_record(courier, pings)
             connection.close()
 
         threads = [threading.Thread(target=record, args=(p,)) for p in (newer, older)]
         for t in threads:
             t.start()
-        waiting = 0
-        deadline = timezone.now() + dt.timedelta(seconds=10)
-        while waiting < 2 and timezone.now() < deadline:
-            blocker.execute("SELECT pg_stat_clear_snapshot()")  # stats are cached per transaction
-            waiting = blocker.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s", [db["NAME"]]
-            ).fetchone()[0]
-        assert waiting == 2, "both batches should be blocked on the row lock"
+        lock_waiters_wait(blocker, count=2, timeout=10, message="both batches to be blocked on the row lock")
         blocker.commit()
     for t in threads:
         t.join(timeout=30)
@@ -92,7 +80,7 @@ def test_demotion_override_matches_only_the_fix_the_row_came_from(courier, in_tr
     older = ping(seconds_ago=20, lat=-23.5601)
 
     for pings in ([real], [null_twin], [older]):
-        ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+        pings_record(courier, pings)
 
     assert CourierLastLocation.objects.get(courier=courier).location.y == pytest.approx(-23.5600)
     assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(-23.5600)
@@ -102,7 +90,7 @@ def test_demotion_override_matches_only_the_fix_the_row_came_from(courier, in_tr
 def test_a_last_location_remembers_the_fix_it_came_from(courier, in_transit_order):
     pings = batch(3)
 
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
+    pings_record(courier, pings)
 
     assert str(CourierLastLocation.objects.get(courier=courier).event_id) == pings[-1]["event_id"]
     assert str(OrderLastLocation.objects.get(order=in_transit_order).event_id) == pings[-1]["event_id"]
@@ -111,18 +99,18 @@ def test_a_last_location_remembers_the_fix_it_came_from(courier, in_transit_orde
 @pytest.mark.django_db
 def test_retried_batch_stores_nothing_twice_and_keeps_the_location(courier, in_transit_order):
     pings = batch(5)
-    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings) == 5
+    assert pings_record(courier, pings) == 5
 
-    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings) == 0
+    assert pings_record(courier, pings) == 0
     assert OrderLastLocation.objects.get(order=in_transit_order).location.y == pytest.approx(pings[-1]["lat"])
 
 
 @pytest.mark.django_db
 def test_each_active_order_of_the_courier_gets_the_position(courier, in_transit_order):
-    from tests.factories import OrderFactory
+    from tests.support.builders import OrderFactory
 
     second = OrderFactory(courier=courier, status="assigned", assigned_at=timezone.now())
 
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=batch(3))
+    pings_record(courier, batch(3))
 
     assert OrderLastLocation.objects.filter(order__in=[in_transit_order, second]).count() == 2

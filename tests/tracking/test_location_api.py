@@ -16,19 +16,14 @@ from couriers.models import ApiToken
 from couriers.services import api_token_create
 from infra.http.renderers import JSONRenderer
 from orders.models import Order
-from tests.conftest import ping
-from tests.factories import UserFactory
+from tests.support.api import token_client
+from tests.support.builders import UserFactory, ping, pings_record
 from tracking.models import OrderLastLocation
 from tracking.serializers import OrderLocationSerializer
-from tracking.services.ingest import ping_batch_record
-
-
-def record(courier, pings):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
 
 
 def test_order_location_shows_the_newest_position_with_distance_and_eta(staff_api, courier, in_transit_order):
-    record(courier, [ping(seconds_ago=20, lat=-23.5700), ping(seconds_ago=10, lat=-23.5690)])
+    pings_record(courier, [ping(seconds_ago=20, lat=-23.5700), ping(seconds_ago=10, lat=-23.5690)])
 
     body = staff_api.get(f"/api/v1/orders/{in_transit_order.id}/location").json()
 
@@ -57,7 +52,7 @@ def test_unknown_order_is_404(staff_api):
 
 
 def test_courier_location_is_staff_only(staff_api, courier_api, courier):
-    record(courier, [ping(lat=-23.58)])
+    pings_record(courier, [ping(lat=-23.58)])
 
     body = staff_api.get(f"/api/v1/couriers/{courier.id}/location").json()
 
@@ -67,8 +62,8 @@ def test_courier_location_is_staff_only(staff_api, courier_api, courier):
 
 def test_track_is_geojson_in_device_time_order_without_suspect_pings(staff_api, courier_api, courier, in_transit_order):
     pings = [ping(seconds_ago=s, lat=-23.56 - s * 0.00001, speed_mps=4.0) for s in (30, 90, 60)]
-    record(courier, pings)
-    record(courier, [ping(seconds_ago=45, lat=-20.0)])  # hundreds of km away: flagged
+    pings_record(courier, pings)
+    pings_record(courier, [ping(seconds_ago=45, lat=-20.0)])  # hundreds of km away: flagged
 
     track = staff_api.get(f"/api/v1/orders/{in_transit_order.id}/track").json()
 
@@ -109,9 +104,7 @@ def test_the_location_is_the_serializers_payload_byte_for_byte(staff_api, courie
         consumer_name="C", destination=Point(-46.62, -23.52, srid=4326), courier=courier, status="in_transit"
     ))()  # fmt: skip
     if case == "pinged":
-        ping_batch_record(
-            courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5601, order_id=str(order.id))]
-        )
+        pings_record(courier, [ping(lat=-23.5601, order_id=str(order.id))])
     if case == "nulls":
         last_location_set(order, location=Point(-46.6, -23.55, srid=4326), accuracy_m=None)
 
@@ -144,7 +137,7 @@ def test_coordinates_are_the_stored_floats_exactly(staff_api, in_transit_order, 
 @pytest.mark.django_db
 def test_a_session_reads_the_location_as_a_token_does(client, staff, courier, courier_api, in_transit_order):
     """The backoffice's pages send the session cookie, not a token: the order is read on its own."""
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(lat=-23.5611)])
+    pings_record(courier, [ping(lat=-23.5611)])
     client.force_login(staff)
 
     response = client.get(f"/api/v1/orders/{in_transit_order.id}/location")
@@ -158,9 +151,7 @@ def test_a_session_reads_the_location_as_a_token_does(client, staff, courier, co
 
 
 def location_status(token: str, order) -> int:
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return api.get(f"/api/v1/orders/{order.id}/location").status_code
+    return token_client(token).get(f"/api/v1/orders/{order.id}/location").status_code
 
 
 @pytest.mark.django_db

@@ -4,15 +4,14 @@ import datetime as dt
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import OperationalError, connection
 from django.db import connections as db_connections
 from django.utils import timezone
 
-from tests.conftest import ping, wait_for
-from tests.factories import CourierFactory
-from tracking.services.ingest import ping_batch_record
+from tests.support.builders import CourierFactory, ping, pings_record
+from tests.support.database import database_connect
+from tests.support.waiting import wait_for
 from tracking.services.partitions import ping_partitions_drop_expired, ping_partitions_ensure
 
 
@@ -35,7 +34,7 @@ def test_partitions_are_created_ahead_and_the_call_is_idempotent():
 
 @pytest.mark.django_db
 def test_pings_land_in_their_day_partition_not_the_default_one(courier):
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=2 * 86400)])
+    pings_record(courier, [ping(seconds_ago=2 * 86400)])
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT tableoid::regclass::text, recorded_at FROM tracking_ping")
@@ -90,7 +89,7 @@ def test_tomorrows_partition_exists_before_midnight_and_pings_either_side_land_i
     before["recorded_at"] = at_utc(day, "23:59:59.999999").isoformat()
     after["recorded_at"] = at_utc(day + dt.timedelta(days=1), "00:00:00").isoformat()
 
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[before, after])
+    pings_record(courier, [before, after])
 
     assert ping_table(before["event_id"]) == f"tracking_ping_p{day:%Y%m%d}"
     assert ping_table(after["event_id"]) == f"tracking_ping_p{day + dt.timedelta(days=1):%Y%m%d}"
@@ -104,7 +103,7 @@ def test_a_ping_for_a_day_without_partition_is_kept_and_moves_into_the_day_when_
     early = ping()
     early["recorded_at"] = at_utc(day, "08:00:00").isoformat()
 
-    assert ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[early]) == 1
+    assert pings_record(courier, [early]) == 1
     assert ping_table(early["event_id"]) == "tracking_ping_default"
 
     assert f"tracking_ping_p{day:%Y%m%d}" in ping_partitions_ensure(today=day - dt.timedelta(days=1))
@@ -123,7 +122,7 @@ def test_dropping_expired_partitions_behind_a_long_reader_does_not_hold_up_inges
     expired_day = timezone.now().date() - dt.timedelta(days=settings.TRACKING["RETENTION_DAYS"] + 30)
     ping_partitions_ensure(today=expired_day)
     courier = CourierFactory()
-    reader = psycopg.connect(psycopg_conninfo())
+    reader = database_connect()
     reader.execute("SELECT count(*) FROM tracking_ping")  # the transaction stays open
 
     def drop() -> None:
@@ -136,7 +135,7 @@ def test_dropping_expired_partitions_behind_a_long_reader_does_not_hold_up_inges
 
     def ingest() -> None:
         try:
-            ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping()])
+            pings_record(courier, [ping()])
         finally:
             db_connections.close_all()
 
@@ -161,14 +160,8 @@ def test_dropping_expired_partitions_behind_a_long_reader_does_not_hold_up_inges
         assert cursor.fetchone()[0] == 1
 
 
-def psycopg_conninfo() -> str:
-    db = connection.settings_dict
-    info = f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
-    return info + (f" password={db['PASSWORD']}" if db.get("PASSWORD") else "")
-
-
 def detach_waiting() -> bool:
-    with psycopg.connect(psycopg_conninfo(), autocommit=True) as conn:
+    with database_connect(autocommit=True) as conn:
         return bool(
             conn.execute(
                 "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
@@ -181,8 +174,7 @@ def detach_waiting() -> bool:
 def long_reader():
     """Another connection in the middle of a transaction that read the ping table: it holds
     a lock that partition DDL needs until it ends."""
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as reader:
+    with database_connect() as reader:
         reader.execute("SELECT count(*) FROM tracking_ping")
         yield reader
 

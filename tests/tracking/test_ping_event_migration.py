@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from tests.factories import CourierFactory
+from tests.support.builders import CourierFactory
 from tracking.models import Ping, PingDeadLetter
 
 migration = importlib.import_module("tracking.migrations.0008_ping_event_identity")

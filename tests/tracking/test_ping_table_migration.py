@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from django.db import connection
 
-from tests.factories import SAO_PAULO
+from tests.support.builders import SAO_PAULO
 
 rebuild = importlib.import_module("tracking.migrations.0005_ping_position_floats")
 

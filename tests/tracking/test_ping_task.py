@@ -12,13 +12,14 @@ import subprocess
 import sys
 import uuid
 
-import psycopg
 import pytest
 from celery.signals import task_retry
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from tests.conftest import ROOT, ping
+from tests.support import ROOT
+from tests.support.builders import ping
+from tests.support.database import database_connect
 from tracking.models import Ping, PingBatchDeadLetter
 from tracking.tasks import ping_batch_record
 
@@ -91,8 +92,7 @@ def test_a_lock_held_past_the_lock_timeout_is_retried_until_it_is_released(couri
     from tracking.services.ingest import ping_batch_record as record
 
     record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]) as blocker:
+    with database_connect() as blocker:
         blocker.execute("SELECT 1 FROM tracking_courierlastlocation FOR UPDATE")
         on_retry(blocker.rollback)
         with connection.cursor() as cursor:
@@ -204,6 +204,7 @@ def test_a_retry_on_sqs_is_held_by_the_queue_and_on_redis_by_the_worker(settings
         ping_batch_record.pop_request()
 
 
+@pytest.mark.processes
 def test_the_system_check_refuses_time_limits_the_visibility_timeout_could_not_hold():
     """A received message is held unacknowledged while it runs: if that could pass the
     visibility timeout, the broker would deliver it to a second worker. `manage.py check`

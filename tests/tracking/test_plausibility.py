@@ -16,10 +16,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import SAO_PAULO, CourierFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, ping, pings_record
 from tracking.geo import EARTH_RADIUS_M
 from tracking.models import CourierLastLocation, Ping
-from tracking.services.ingest import ping_batch_record
 
 
 def offset(lat: float, lon: float, *, metres: float, bearing_deg: float) -> tuple[float, float]:
@@ -31,18 +30,13 @@ def offset(lat: float, lon: float, *, metres: float, bearing_deg: float) -> tupl
 
 
 def fix(at: dt.datetime, lat: float, lon: float, accuracy_m: float = 5.0) -> dict:
-    return {"event_id": str(uuid.uuid4()), "recorded_at": at.isoformat(), "lat": lat, "lon": lon,
-            "accuracy_m": accuracy_m}  # fmt: skip
+    return ping(at=at, lat=lat, lon=lon, accuracy_m=accuracy_m)
 
 
 def drive(start: dt.datetime, n: int, *, every_s: float = 5, lat: float = SAO_PAULO[0], lon: float = SAO_PAULO[1]):
     """n fixes of a courier heading north at 8 m/s."""
     return [fix(start + dt.timedelta(seconds=i * every_s), *offset(lat, lon, metres=8 * every_s * i, bearing_deg=0))
             for i in range(n)]  # fmt: skip
-
-
-def record(courier, pings: list[dict]) -> None:
-    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=pings)
 
 
 def flags(pings: list[dict]) -> list[str | None]:
@@ -66,8 +60,8 @@ def test_a_wrong_first_fix_is_flagged_and_the_consistent_fixes_take_over(courier
     wild = fix(now - dt.timedelta(seconds=60), *offset(*SAO_PAULO, metres=40_000, bearing_deg=90))
     real = drive(now - dt.timedelta(seconds=50), 4)
 
-    record(courier, [wild])
-    record(courier, real)
+    pings_record(courier, [wild])
+    pings_record(courier, real)
 
     assert flags(real) == [None] * 4
     assert flags([wild]) == ["implied_speed"]
@@ -80,9 +74,9 @@ def test_a_wrong_first_fix_loses_to_real_fixes_sent_one_by_one(courier):
     wild = fix(now - dt.timedelta(seconds=60), *offset(*SAO_PAULO, metres=40_000, bearing_deg=90))
     real = drive(now - dt.timedelta(seconds=50), 4)
 
-    record(courier, [wild])
+    pings_record(courier, [wild])
     for p in real:
-        record(courier, [p])
+        pings_record(courier, [p])
 
     assert flags(real) == [None] * 4
     assert flags([wild]) == ["implied_speed"]
@@ -97,9 +91,9 @@ def test_a_wild_fix_after_an_offline_gap_is_flagged(courier):
     wild = fix(now - dt.timedelta(seconds=60), *offset(*SAO_PAULO, metres=100_000, bearing_deg=200))
     after = drive(now - dt.timedelta(seconds=55), 4, lat=SAO_PAULO[0] + 0.05)
 
-    record(courier, before)
-    record(courier, [wild, *after[:1]])
-    record(courier, after[1:])
+    pings_record(courier, before)
+    pings_record(courier, [wild, *after[:1]])
+    pings_record(courier, after[1:])
 
     assert flags([wild]) == ["implied_speed"]
     assert flags(before + after) == [None] * 7
@@ -117,12 +111,12 @@ def test_real_fix_agreeing_with_history_beats_a_wild_one_after_a_gap(courier, ar
                                                          bearing_deg=10))  # fmt: skip
     wild = fix(now - dt.timedelta(seconds=295), *offset(*SAO_PAULO, metres=45_000, bearing_deg=120))
 
-    record(courier, history)
+    pings_record(courier, history)
     if arrival == "together":
-        record(courier, [wild, real])
+        pings_record(courier, [wild, real])
     else:
         for p in [wild, real] if arrival == "wild_first" else [real, wild]:
-            record(courier, [p])
+            pings_record(courier, [p])
 
     assert flags([wild, real]) == ["implied_speed", None]
     assert flags(history) == [None] * 3
@@ -137,8 +131,8 @@ def test_a_late_pair_before_a_gap_is_judged_by_the_history_after_it(courier):
     wild = fix(now - dt.timedelta(minutes=20), *offset(*SAO_PAULO, metres=45_000, bearing_deg=300))
     real = fix(now - dt.timedelta(minutes=20, seconds=-5), *offset(*SAO_PAULO, metres=3_000, bearing_deg=190))
 
-    record(courier, later)
-    record(courier, [wild, real])
+    pings_record(courier, later)
+    pings_record(courier, [wild, real])
 
     assert flags([wild, real]) == ["implied_speed", None]
     assert flags(later) == [None] * 3
@@ -153,9 +147,9 @@ def test_a_days_old_ping_does_not_let_a_wild_fix_in_the_same_batch_through(couri
     wild = fix(now - dt.timedelta(seconds=60), *offset(*SAO_PAULO, metres=300_000, bearing_deg=45))
     later = drive(now - dt.timedelta(seconds=50), 3, lat=real[-1]["lat"])
 
-    record(courier, real)
-    record(courier, [days_old, wild])
-    record(courier, later)
+    pings_record(courier, real)
+    pings_record(courier, [days_old, wild])
+    pings_record(courier, later)
 
     assert flags([days_old, wild]) == [None, "implied_speed"]
     assert flags(real + later) == [None] * 8
@@ -168,9 +162,9 @@ def test_a_glitch_newer_than_everything_that_arrives_first_never_stays_the_last_
     real = drive(now - dt.timedelta(seconds=100), 10)
     glitch = fix(now - dt.timedelta(seconds=52), *offset(*SAO_PAULO, metres=20_000, bearing_deg=270))
 
-    record(courier, [glitch])  # the newest fix, and the first the server sees
-    record(courier, real[5:])
-    record(courier, real[:5])
+    pings_record(courier, [glitch])  # the newest fix, and the first the server sees
+    pings_record(courier, real[5:])
+    pings_record(courier, real[:5])
 
     assert flags([glitch]) == ["implied_speed"]
     assert flags(real) == [None] * 10
@@ -185,9 +179,9 @@ def test_a_glitch_out_of_order_across_batches_is_flagged(courier):
     glitch = fix(now - dt.timedelta(seconds=47.5), *offset(real[10]["lat"], real[10]["lon"], metres=1_500,
                                                             bearing_deg=90))  # fmt: skip
 
-    record(courier, real[:5])
-    record(courier, [glitch])
-    record(courier, real[5:])
+    pings_record(courier, real[:5])
+    pings_record(courier, [glitch])
+    pings_record(courier, real[5:])
 
     assert flags([glitch]) == ["implied_speed"]
     assert flags(real) == [None] * 20
@@ -202,10 +196,10 @@ def test_a_real_fix_overturned_then_confirmed_by_older_pings_becomes_the_last_lo
     glitch = fix(now - dt.timedelta(seconds=100.5), *offset(real[99]["lat"], real[99]["lon"], metres=5_000,
                                                              bearing_deg=90))  # fmt: skip
 
-    record(courier, real[:1])
-    record(courier, [glitch])
-    record(courier, real[100:])  # one newcomer against two agreeing fixes: flagged for now
-    record(courier, real[1:100])  # the late pings in between settle it
+    pings_record(courier, real[:1])
+    pings_record(courier, [glitch])
+    pings_record(courier, real[100:])  # one newcomer against two agreeing fixes: flagged for now
+    pings_record(courier, real[1:100])  # the late pings in between settle it
 
     assert flags([glitch]) == ["implied_speed"]
     assert flags(real) == [None] * 101
@@ -219,8 +213,8 @@ def test_null_fixes_are_flagged_as_null_island(courier, lat, lon):
     real = drive(now - dt.timedelta(seconds=30), 3)
     null = fix(now - dt.timedelta(seconds=2), lat, lon)
 
-    record(courier, [null])  # even as the very first fix
-    record(courier, real)
+    pings_record(courier, [null])  # even as the very first fix
+    pings_record(courier, real)
 
     assert flags([null]) == ["null_island"]
     assert flags(real) == [None] * 3
@@ -233,8 +227,8 @@ def test_a_lone_fix_that_contradicts_the_trusted_one_is_flagged(courier):
     here = fix(now - dt.timedelta(seconds=20), *SAO_PAULO)
     there = fix(now - dt.timedelta(seconds=10), *offset(*SAO_PAULO, metres=100_000, bearing_deg=0))
 
-    record(courier, [here])
-    record(courier, [there])
+    pings_record(courier, [here])
+    pings_record(courier, [there])
 
     assert flags([here, there]) == [None, "implied_speed"]
     assert last_location(courier) == at(here)
@@ -246,9 +240,9 @@ def test_queries_per_batch_that_overturns_a_stored_fix_do_not_grow_with_the_batc
     for size in (3, 50, 500):
         courier = CourierFactory(user__password=None)
         now = timezone.now()
-        record(courier, [fix(now - dt.timedelta(seconds=600), 0.5, 0.5)])  # a wild first fix, stored trusted
+        pings_record(courier, [fix(now - dt.timedelta(seconds=600), 0.5, 0.5)])  # a wild first fix, stored trusted
         with CaptureQueriesContext(connection) as queries:
-            record(courier, drive(now - dt.timedelta(seconds=599), size, every_s=1))
+            pings_record(courier, drive(now - dt.timedelta(seconds=599), size, every_s=1))
         counts.append(len(queries))
         assert CourierLastLocation.objects.get(courier=courier).location.y != pytest.approx(0.5)
 
@@ -348,7 +342,7 @@ def test_any_drive_with_glitches_in_any_batch_order_keeps_the_newest_real_fix(db
     courier = CourierFactory(user__password=None)
 
     for batch in batches:
-        record(courier, batch)
+        pings_record(courier, batch)
 
     assert [p for p, f in zip(real, flags(real), strict=True) if f] == [], "a real fix was flagged"
     assert [p for p, f in zip(glitches, flags(glitches), strict=True) if not f] == [], "a glitch was trusted"

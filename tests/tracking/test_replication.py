@@ -25,8 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.string import TextLoader
 
-from tests.conftest import order_act, ping
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory, order_act, ping
 from tracking.services.ingest import ping_batch_record
 from tracking.services.partitions import ping_partition_name, ping_partitions_drop_expired, ping_partitions_ensure
 

@@ -6,10 +6,11 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from tests.conftest import wait_for
+from tests.support.database import database_connect, lock_waiters
+from tests.support.waiting import wait_for
 from tracking.models import Ping
 from tracking.selectors import order_trail_list
 from tracking.services.enrichment import EnrichedPing
@@ -89,7 +90,7 @@ def test_a_pack_killed_half_way_is_finished_by_the_next_run_and_its_leftover_dro
 
 @pytest.mark.django_db(transaction=True)
 def test_the_trail_reads_the_courier_key_not_the_whole_day(courier):
-    from tests.factories import OrderFactory
+    from tests.support.builders import OrderFactory
 
     now = timezone.now()
     order = OrderFactory(courier=courier, status="in_transit", assigned_at=now - dt.timedelta(minutes=30))
@@ -169,17 +170,9 @@ def record_in_thread(*, courier_id: uuid.UUID, ping: dict, then=None) -> tuple[t
 
 def lock_wait_or_done(*, thread: threading.Thread) -> None:
     """Until `thread`'s insert waits on a lock, or it has finished without waiting."""
-    name = settings.DATABASES["default"]["NAME"]
-
-    def waits_or_done():
-        with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s", [name]
-            )
-            return cursor.fetchone()[0] or not thread.is_alive()
-
-    wait_for(waits_or_done, timeout=30, message="the second writer waits on the first")
+    with database_connect(autocommit=True) as observer:
+        wait_for(lambda: lock_waiters(observer) or not thread.is_alive(), timeout=30,
+                 message="the second writer waits on the first")  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)

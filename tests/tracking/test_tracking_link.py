@@ -22,7 +22,7 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from tests.factories import SAO_PAULO, OrderFactory
+from tests.support.builders import SAO_PAULO, OrderFactory
 from tracking.models import OrderLastLocation
 from tracking.tracking_link import (
     PublicOrderState,

@@ -28,8 +28,11 @@ import pytest
 from django.db import connection
 
 from orders.models import Notification, Order
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
 from tests.warehouse.conftest import ROOT, SCHEMA, dbt, rows
+
+# dbt runs as a process of its own.
+pytestmark = pytest.mark.processes
 
 DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)
 # One 0.001-degree step along the meridian at Sao Paulo's latitude, on the WGS84 spheroid.

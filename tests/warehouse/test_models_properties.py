@@ -8,13 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Order
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
 from tests.warehouse.conftest import SCHEMA, dbt, rows
+
+# dbt runs as a process of its own.
+pytestmark = pytest.mark.processes
 
 NOON = dt.datetime.combine(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10), dt.time(12), tzinfo=dt.UTC)
 CASES = 15

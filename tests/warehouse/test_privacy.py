@@ -15,8 +15,11 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.models import Order
-from tests.factories import SAO_PAULO, CourierFactory, OrderFactory
+from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
 from tests.warehouse.conftest import SCHEMA, dbt, rows
+
+# dbt runs as a process of its own.
+pytestmark = pytest.mark.processes
 
 DOOR = (SAO_PAULO[0] + 0.00437, SAO_PAULO[1] - 0.00291)
 M_PER_DEG_LAT = 110_750.0
