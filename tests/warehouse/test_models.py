@@ -231,6 +231,8 @@ def test_the_marts_give_each_delivery_courier_day_and_ping_day_its_numbers(day):
                                         "pings_without_accuracy")} == {
         "day": DAY, "pings": 6, "active_s": 360.0, "orders_delivered": 1, "idle_s": 0.0, "pings_without_accuracy": 1,
     }  # fmt: skip
+    # São Paulo's midnight, for range filters on the raw timestamps.
+    assert courier_day["day_starts_at"] == dt.datetime.combine(DAY, dt.time(3), tzinfo=dt.UTC)
     # Trusted pings' accuracies 3, 8, 15, 150 and 60 m.
     assert courier_day["mean_accuracy_m"] == pytest.approx(47.2)
 

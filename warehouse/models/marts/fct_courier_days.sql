@@ -47,6 +47,7 @@ trip_days as (
 select
     a.courier_id,
     a.day,
+    {{ local_day_start('a.day') }} as day_starts_at,
     a.first_ping_at,
     a.pings,
     a.distance_m,

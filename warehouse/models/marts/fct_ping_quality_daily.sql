@@ -40,6 +40,7 @@ transit_gaps as (
 )
 select
     c.day,
+    {{ local_day_start('c.day') }} as day_starts_at,
     c.pings,
     c.late,
     cast(c.late as double precision) / c.pings as late_rate,
