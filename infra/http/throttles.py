@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_redis.exceptions import ConnectionInterrupted
 from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
@@ -205,12 +205,12 @@ class TrackingAddressThrottle(RateThrottle):
 
 def throttled(
     *throttle_classes: type[RateThrottle],
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """The same throttles on a plain Django view (the login pages, the tracking page)."""
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 waits = throttles_check(request=request, view=None, throttles=[cls() for cls in throttle_classes])
             except ThrottleUnavailable as exc:
