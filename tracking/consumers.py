@@ -48,6 +48,7 @@ def socket_throttled(*, scope, tracking_code: str) -> bool:
     request.META["REMOTE_ADDR"] = (scope.get("client") or [""])[0]
     if b"x-forwarded-for" in headers:
         request.META["HTTP_X_FORWARDED_FOR"] = headers[b"x-forwarded-for"].decode("latin-1")
+    # The throttles read `.kwargs` only.
     request.resolver_match = SimpleNamespace(kwargs={"tracking_code": tracking_code})  # type: ignore[assignment]
     return bool(
         throttles_check(request=request, view=None, throttles=[TrackingCodeThrottle(), TrackingAddressThrottle()])
