@@ -48,9 +48,7 @@ class PreparingCursor(_BindingCursor):
             connection.prepare_threshold = threshold
 
 
-# Django's database wrapper is typed Any here: its stubs do not describe the private state read below.
-
-
+# `wrapper`: Django's database wrapper, typed Any because its stubs lack the private state read here.
 def cursor_wrap(wrapper: Any, raw: psycopg.Cursor[Any]) -> CursorWrapper:
     """A raw psycopg cursor wrapped as Django wraps its own (`connection.cursor()`): query
     counting, execute wrappers and debug logging see it."""
