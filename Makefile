@@ -1,4 +1,4 @@
-.PHONY: setup run test test-fast lint schema bench bench-deps chaos soak lock audit warehouse
+.PHONY: setup run test test-fast lint typecheck schema bench bench-deps chaos soak lock audit warehouse
 
 .DEFAULT_GOAL := run
 include deploy/deploy.mk
@@ -12,6 +12,7 @@ run: setup
 
 ## Set up everything and run the whole test suite: the app, then the infrastructure checks.
 test: setup
+	@$(MAKE) --no-print-directory typecheck
 	@bash scripts/warehouse.sh install
 	@bash scripts/test.sh
 	@$(MAKE) --no-print-directory test-deploy
@@ -50,6 +51,12 @@ warehouse: setup
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck
+
+## mypy with the Django and DRF plugins (pyproject.toml: strict on services, selectors and infra/).
+## The Django plugin loads the settings, so it reads .local/env as the app does.
+typecheck: setup
+	@bash -c 'source .local/env && .venv/bin/mypy'
 
 ## Regenerate the committed OpenAPI schema (docs/openapi.yaml).
 schema: setup

@@ -47,8 +47,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["user", "device", "created", "expiry", "token_key"]
     list_select_related = ["user"]
     search_fields = ["user__username", "device"]
-    fields = ["user", "device", "created", "expiry", "token_key"]
-    readonly_fields = fields
+    # A tuple: one value for both, which the stubs type apart.
+    fields = readonly_fields = ("user", "device", "created", "expiry", "token_key")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -82,4 +82,5 @@ def api_token_in_header(request) -> bytes | None:
 class ApiTokenScheme(KnoxTokenScheme):
     """The OpenAPI security scheme of knox's check (`knoxApiToken`), for this subclass of it."""
 
-    target_class = ApiTokenAuthentication
+    # drf-spectacular takes a class or its dotted path; knox's extension names it by path.
+    target_class = ApiTokenAuthentication  # type: ignore[assignment]

@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
 
-from couriers.models import ApiToken, Courier, name_first_word
+from couriers.models import ApiToken, Courier, User, name_first_word
 
 
 def courier_create(*, name: str, username: str, password: str) -> Courier:
@@ -20,7 +20,7 @@ def courier_create(*, name: str, username: str, password: str) -> Courier:
         return Courier.objects.create(user=user, name=name)
 
 
-def api_token_create(*, user, device: str = "") -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, device: str = "") -> tuple[ApiToken, str]:
     """Steps: drop the user's expired tokens, and the old token of this device if it is
     named; keep at most API_TOKENS_PER_USER_MAX live tokens (the oldest go); create the new
     one. Returns the row and the token, which exists only in this answer."""
@@ -32,18 +32,22 @@ def api_token_create(*, user, device: str = "") -> tuple[ApiToken, str]:
         keep = settings.API_TOKENS_PER_USER_MAX - 1
         oldest = tokens.order_by("-created").values_list("digest", flat=True)[keep:]
         ApiToken.objects.filter(digest__in=list(oldest)).delete()
-        return ApiToken.objects.create(user, device=device)
+        # knox's manager (untyped) returns the row and the token.
+        created: tuple[ApiToken, str] = ApiToken.objects.create(user, device=device)
+        return created
 
 
 def api_tokens_expired_delete() -> int:
     """Every expired token, whoever it belongs to (a token is refused once expired anyway;
     this keeps the table to the live ones). Returns how many were deleted."""
+    deleted: int
     deleted, _ = ApiToken.objects.filter(expiry__lt=timezone.now()).delete()
     return deleted
 
 
 def user_tokens_revoke(*, user_id: int) -> int:
     """Log the user out of every device: the next API request needs a new login."""
+    deleted: int
     deleted, _ = ApiToken.objects.filter(user_id=user_id).delete()
     return deleted
 
@@ -52,7 +56,7 @@ def courier_token_reset(*, courier: Courier) -> None:
     user_tokens_revoke(user_id=courier.user_id)
 
 
-def user_password_set(*, user, password: str | None) -> None:
+def user_password_set(*, user: User, password: str | None) -> None:
     """Every password change goes through here (the admin's form too): the new password is
     saved and every API token of the user is revoked, in one transaction. Django itself
     ends the other browser sessions (their stored password hash no longer matches).

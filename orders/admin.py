@@ -9,8 +9,16 @@ from orders.services import TransitionNotAllowed, order_cancel
 
 class OrderEventInline(admin.TabularInline):
     model = OrderEvent
-    fields = ["type", "status_after", "courier", "recorded_at", "received_at", "location", "accuracy_m"]
-    readonly_fields = fields
+    # A tuple: one value for both, which the stubs type apart.
+    fields = readonly_fields = (
+        "type",
+        "status_after",
+        "courier",
+        "recorded_at",
+        "received_at",
+        "location",
+        "accuracy_m",
+    )
     extra = 0
     can_delete = False
 
@@ -20,8 +28,8 @@ class OrderEventInline(admin.TabularInline):
 
 class NotificationInline(admin.TabularInline):
     model = Notification
-    fields = ["kind", "status", "attempts", "created_at", "sent_at", "error"]
-    readonly_fields = fields
+    # A tuple: one value for both, which the stubs type apart.
+    fields = readonly_fields = ("kind", "status", "attempts", "created_at", "sent_at", "error")
     extra = 0
     can_delete = False
 

@@ -26,7 +26,7 @@ from orders.notification_backends import DeliveryFailed, NotificationMessage, no
 logger = logging.getLogger(__name__)
 
 # (Portuguese, English); the consumer gets both, then the tracking link.
-TEXTS = {
+TEXTS: dict[str, tuple[str, str]] = {
     NotificationKind.ASSIGNED: ("Seu pedido foi aceito por {courier}.", "{courier} accepted your order."),
     NotificationKind.ON_THE_WAY: ("Seu pedido saiu para entrega.", "Your order is on the way."),
     NotificationKind.ARRIVING: ("Seu pedido está chegando!", "Your order is arriving!"),
@@ -76,7 +76,7 @@ def notifications_enqueue(*, notification_ids: list[int]) -> None:
 
 def notification_message_build(*, notification: Notification) -> NotificationMessage:
     order = notification.order
-    courier = (order.courier.first_name if order.courier_id else "") or "Zé"
+    courier = (order.courier.first_name if order.courier is not None else "") or "Zé"
     pt, en = (text.format(courier=courier) for text in TEXTS[notification.kind])
     url = f"{settings.PUBLIC_BASE_URL}/t/{order.tracking_code}"
     return NotificationMessage(

@@ -5,14 +5,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from couriers.models import User
 from infra.db.queries import binary_execute
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
 
 
-def orders_visible_to(*, user) -> QuerySet[Order]:
+def orders_visible_to(*, user: User | AnonymousUser) -> QuerySet[Order]:
     """Staff see every order; a courier sees its own and the pending ones it may take."""
     orders = Order.objects.select_related("courier")
     if user.is_staff:
@@ -23,7 +25,7 @@ def orders_visible_to(*, user) -> QuerySet[Order]:
     return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING))
 
 
-def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
+def order_get_for(*, user: User | AnonymousUser, order_id: uuid.UUID, include_pending: bool = False) -> Order:
     """The order if `user` may act on it, else 404 (never reveal another courier's order)."""
     order = Order.objects.select_related("courier").filter(id=order_id).first()
     if order is None or not order_is_visible_to(
@@ -33,7 +35,9 @@ def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -
     return order
 
 
-def order_is_visible_to(*, user, courier_id: uuid.UUID | None, status: str, include_pending: bool = False) -> bool:
+def order_is_visible_to(
+    *, user: User | AnonymousUser, courier_id: uuid.UUID | None, status: str, include_pending: bool = False
+) -> bool:
     """Whether `user` may act on an order carried by `courier_id` in `status`: staff on any,
     a courier on its own (and, with `include_pending`, on the pending ones it may take)."""
     if user.is_staff:
@@ -44,7 +48,7 @@ def order_is_visible_to(*, user, courier_id: uuid.UUID | None, status: str, incl
     return courier_id == courier.id or (include_pending and status == OrderStatus.PENDING)
 
 
-def courier_active_orders(*, courier_id) -> QuerySet[Order]:
+def courier_active_orders(*, courier_id: uuid.UUID) -> QuerySet[Order]:
     return Order.objects.filter(courier_id=courier_id, status__in=ACTIVE_STATUSES)
 
 

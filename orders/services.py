@@ -16,13 +16,13 @@ from orders.notifications import notifications_create
 from orders.signals import order_event_recorded, orders_changed
 
 # event type -> (status it applies to, status it leads to, timestamp it sets)
-TRANSITIONS = {
+TRANSITIONS: dict[str, tuple[OrderStatus, OrderStatus, str]] = {
     OrderEventType.ASSIGNED: (OrderStatus.PENDING, OrderStatus.ASSIGNED, "assigned_at"),
     OrderEventType.STARTED: (OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT, "started_at"),
     OrderEventType.DELIVERED: (OrderStatus.IN_TRANSIT, OrderStatus.DELIVERED, "delivered_at"),
 }
 # What the consumer is told when an action applies (arriving comes from the pings).
-NOTIFIED = {
+NOTIFIED: dict[str, NotificationKind] = {
     OrderEventType.ASSIGNED: NotificationKind.ASSIGNED,
     OrderEventType.STARTED: NotificationKind.ON_THE_WAY,
     OrderEventType.DELIVERED: NotificationKind.DELIVERED,
@@ -31,7 +31,7 @@ CANCELLABLE = (OrderStatus.PENDING, OrderStatus.ASSIGNED, OrderStatus.IN_TRANSIT
 
 
 class TransitionNotAllowed(Exception):
-    def __init__(self, *, current_status: str, message: str):
+    def __init__(self, *, current_status: str | None, message: str) -> None:
         super().__init__(message)
         self.current_status = current_status
 
@@ -110,7 +110,9 @@ def order_transition(
     return TransitionResult(event=event, replayed=False)
 
 
-def _event_replay(*, event_id, order_id, courier, event_type) -> TransitionResult | None:
+def _event_replay(
+    *, event_id: uuid.UUID, order_id: uuid.UUID, courier: Courier, event_type: str
+) -> TransitionResult | None:
     event = OrderEvent.objects.filter(courier=courier, event_id=event_id).first()
     if event is None:
         return None

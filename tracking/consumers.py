@@ -35,7 +35,7 @@ def session_is_staff(*, session_key: str | None) -> bool:
     if not session_key:
         return False
     store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
-    user = get_user(SimpleNamespace(session=store))
+    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]  # get_user reads .session only
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
@@ -48,7 +48,8 @@ def socket_throttled(*, scope, tracking_code: str) -> bool:
     request.META["REMOTE_ADDR"] = (scope.get("client") or [""])[0]
     if b"x-forwarded-for" in headers:
         request.META["HTTP_X_FORWARDED_FOR"] = headers[b"x-forwarded-for"].decode("latin-1")
-    request.resolver_match = SimpleNamespace(kwargs={"tracking_code": tracking_code})
+    # The throttles read `.kwargs` only.
+    request.resolver_match = SimpleNamespace(kwargs={"tracking_code": tracking_code})  # type: ignore[assignment]
     return bool(
         throttles_check(request=request, view=None, throttles=[TrackingCodeThrottle(), TrackingAddressThrottle()])
     )

@@ -105,12 +105,13 @@ def order_location_payload(row: OrderLocationRow) -> dict:
             "lat": row.location_lat,
             "lon": row.location_lon,
             "accuracy_m": row.location_accuracy_m,
-            "recorded_at": _DATETIME.to_representation(row.location_recorded_at),
+            # DRF renders None as None; its stubs take a datetime only.
+            "recorded_at": _DATETIME.to_representation(row.location_recorded_at),  # type: ignore[arg-type]
         }
         if located
         else None,
         "distance_to_destination_m": row.location_distance_to_destination_m,
         "eta_seconds": row.location_eta_seconds,
-        "updated_at": _DATETIME.to_representation(row.location_updated_at) if located else None,
+        "updated_at": _DATETIME.to_representation(row.location_updated_at) if located else None,  # type: ignore[arg-type]
         "destination": {"lat": row.destination_lat, "lon": row.destination_lon},
     }

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,8 +13,10 @@ from tracking import broadcasts
 from tracking.services.ingest import ping_batch_record
 
 
-def order_event_ping_record(*, event: OrderEvent, **kwargs) -> None:
+def order_event_ping_record(*, event: OrderEvent, **kwargs: Any) -> None:
     """A courier action's position is a ping of the order, stored with the action."""
+    # Sent for a courier's action only, which has its courier and its position.
+    assert event.courier_id is not None and event.location is not None
     ping_batch_record(
         courier_id=event.courier_id,
         received_at=timezone.now(),

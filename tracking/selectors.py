@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import OuterRef, Q, QuerySet
@@ -27,7 +29,7 @@ def courier_with_location_get(*, courier_id: uuid.UUID) -> Courier:
     return courier[0]
 
 
-def orders_with_location(*, ids=None) -> list[Order]:
+def orders_with_location(*, ids: Iterable[uuid.UUID] | None = None) -> list[Order]:
     orders = Order.objects.select_related("courier", "last_location")
     if ids is None:
         waiting_or_active = (OrderStatus.PENDING, *ACTIVE_STATUSES)
@@ -35,7 +37,7 @@ def orders_with_location(*, ids=None) -> list[Order]:
     return list(orders.filter(id__in=ids))
 
 
-def couriers_with_location(*, ids=None) -> list[Courier]:
+def couriers_with_location(*, ids: Iterable[uuid.UUID] | None = None) -> list[Courier]:
     """With `active_order_ids` (oldest first) read in the same statement: no order instances."""
     active = Order.objects.filter(courier_id=OuterRef("id"), status__in=ACTIVE_STATUSES).order_by("created_at")
     couriers = Courier.objects.select_related("last_location")
@@ -50,7 +52,7 @@ def couriers_with_location(*, ids=None) -> list[Courier]:
     return list(couriers.filter(id__in=ids))
 
 
-def order_trail_list(*, order: Order) -> QuerySet:
+def order_trail_list(*, order: Order) -> QuerySet[Ping, Mapping[str, Any]]:
     """The order's trail: the courier's trusted pings from assignment to delivery (or now),
     in device-time order, as dicts. Pings are filed under the courier, so an order carried
     alongside another one still gets its whole trail. Suspect pings are left out."""

@@ -31,7 +31,7 @@ from tracking.geo import Latitude, Longitude
 
 _DATETIME = serializers.DateTimeField()
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[str, str] = {
     OrderStatus.PENDING: "Pedido recebido",
     OrderStatus.ASSIGNED: "Entregador a caminho da loja",
     OrderStatus.IN_TRANSIT: "Saiu para entrega",
@@ -44,7 +44,7 @@ STATUS_LABELS = {
 class PublicOrderState:
     """What the consumer holding the tracking code may see (`PublicOrderStateSerializer`)."""
 
-    order_id: uuid.UUID  # for routing only; never serialized
+    order_id: uuid.UUID | None  # for routing only; never serialized (None: an unknown code's)
     status: str
     status_label: str
     eta_seconds: int | None
@@ -85,6 +85,20 @@ class TrackingLinkRow:
     location_updated_at: dt.datetime | None
     location_eta_seconds: int | None
 
+    def last_position(self) -> PublicPosition | None:
+        """The last location, or None while the order has none (its values are null together)."""
+        lat, lon, recorded_at, updated_at = (
+            self.location_lat,
+            self.location_lon,
+            self.location_recorded_at,
+            self.location_updated_at,
+        )
+        if lat is None or lon is None or recorded_at is None or updated_at is None:
+            return None
+        return PublicPosition(
+            lat=lat, lon=lon, recorded_at=recorded_at, updated_at=updated_at, eta_seconds=self.location_eta_seconds
+        )
+
 
 _ORDER_BY_CODE = OneRowQuery(
     lambda: Order.objects.values(
@@ -121,11 +135,8 @@ def order_public_state_get(*, tracking_code: str) -> PublicOrderState | None:
         updated_at=row.updated_at,
         destination={"lat": row.destination_lat, "lon": row.destination_lon},
         courier_name=row.courier_name,
-        last=PublicPosition(
-            lat=row.location_lat, lon=row.location_lon, recorded_at=row.location_recorded_at,
-            updated_at=row.location_updated_at, eta_seconds=row.location_eta_seconds,
-        ) if row.location_recorded_at is not None else None,
-    )  # fmt: skip
+        last=row.last_position(),
+    )
     if not hmac.compare_digest(row.tracking_code.encode(), tracking_code.encode()) or found is None:
         return None
     return state
@@ -143,7 +154,7 @@ def order_public_state_build(*, order: Order) -> PublicOrderState:
         ended_at=order.trail_ends_at,
         updated_at=order.updated_at,
         destination=order.destination_latlon,
-        courier_name=order.courier.name if order.courier_id else None,
+        courier_name=order.courier.name if order.courier is not None else None,
         last=PublicPosition(
             lat=last.location.y, lon=last.location.x, recorded_at=last.recorded_at,
             updated_at=last.updated_at, eta_seconds=last.eta_seconds,

@@ -7,8 +7,9 @@ cover what it takes over)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
@@ -22,7 +23,14 @@ DJANGO_VERSION = "5.2.19"
 PREPARE_ON_REQUEST_ONLY = 2**31 - 1
 
 
-class PreparingCursor(ServerBindingCursor):
+if TYPE_CHECKING:
+    # The stubs declare ServerBindingCursor without its psycopg base class.
+    _BindingCursor = psycopg.Cursor[Any]
+else:
+    _BindingCursor = ServerBindingCursor
+
+
+class PreparingCursor(_BindingCursor):
     """psycopg's server-side binding cursor, preparing every statement it executes.
 
     Django disables psycopg's prepared statements (`prepare_threshold` None), and psycopg
@@ -31,7 +39,7 @@ class PreparingCursor(ServerBindingCursor):
     prepared, and other statements never make it drop these (it does on a ROLLBACK
     command, which the worker's savepoints send)."""
 
-    def execute(self, query, params=None, **kwargs):
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> PreparingCursor:
         connection = self.connection
         threshold, connection.prepare_threshold = connection.prepare_threshold, PREPARE_ON_REQUEST_ONLY
         try:
@@ -40,19 +48,21 @@ class PreparingCursor(ServerBindingCursor):
             connection.prepare_threshold = threshold
 
 
-def cursor_wrap(wrapper, raw) -> CursorWrapper:
+# `wrapper`: Django's database wrapper, typed Any because its stubs lack the private state read here.
+def cursor_wrap(wrapper: Any, raw: psycopg.Cursor[Any]) -> CursorWrapper:
     """A raw psycopg cursor wrapped as Django wraps its own (`connection.cursor()`): query
     counting, execute wrappers and debug logging see it."""
-    return wrapper._prepare_cursor(raw)
+    cursor: CursorWrapper = wrapper._prepare_cursor(raw)
+    return cursor
 
 
-def health_check_pending(wrapper) -> bool:
+def health_check_pending(wrapper: Any) -> bool:
     """Whether Django would check this open connection before its next query
     (CONN_HEALTH_CHECKS, once per request)."""
     return wrapper.connection is not None and wrapper.health_check_enabled and not wrapper.health_check_done
 
 
-def health_check_passed(wrapper) -> None:
+def health_check_passed(wrapper: Any) -> None:
     """Mark the connection as checked for this request, as Django's own check does."""
     wrapper.health_check_done = True
 
@@ -66,7 +76,7 @@ class CompiledRead:
     the looked-up value, and what turns a row into instances (or a dict) as Django's
     `ModelIterable` and `ValuesIterable` do: the same converters and `select_related` caches."""
 
-    def __init__(self, queryset: QuerySet, *, field: str, using: str):
+    def __init__(self, queryset: QuerySet[Any, Any], *, field: str, using: str) -> None:
         placeholder = _Placeholder()
         # RawSQL: the placeholder reaches the params untouched (a value would be converted).
         compiler = queryset.filter(**{field: RawSQL("%s", (placeholder,))})[:1].query.get_compiler(using=using)
@@ -93,15 +103,16 @@ class CompiledRead:
         first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         self.own = slice(first, last)
         self.attnames = [column[0].target.attname for column in compiler.select[self.own]]
-        self.populators = get_related_populators(klass_info, compiler.select, using)
+        # The stubs describe Django 6.1, whose get_related_populators also takes fetch_mode.
+        self.populators = get_related_populators(klass_info, compiler.select, using)  # type: ignore[call-arg]
         # NULL only when the row is missing (a LEFT JOIN in OneRowQueries found nothing).
         self.pk_position = first + self.attnames.index(pk)
 
-    def param(self, value: Any, connection) -> Any:
+    def param(self, value: Any, connection: Any) -> Any:
         """The looked-up value as a filter on the field converts it."""
         return self.field.get_db_prep_value(value, connection)
 
-    def build(self, row, connection) -> Model | dict[str, Any]:
+    def build(self, row: Any, connection: Any) -> Model | dict[str, Any]:
         """The instance (with its `select_related` ones), or the dict, from a found row."""
         if self.converters:
             row = list(row)
@@ -110,7 +121,7 @@ class CompiledRead:
                     row[position] = converter(row[position], expression, connection)
         if self.model is None:
             return dict(zip(self.names, row, strict=True))
-        instance = self.model.from_db(self.using, self.attnames, row[self.own])
+        instance: Model = self.model.from_db(self.using, self.attnames, row[self.own])
         for populator in self.populators:
             populator.populate(row, instance)
         return instance

@@ -7,13 +7,17 @@ the worker's hand-written batch statements. How: docs/internals/compiled-reads.m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from django.db import connection, connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 
 from infra.db.django_private import CompiledRead, PreparingCursor, cursor_wrap
+
+if TYPE_CHECKING:
+    from infra.db.backend.base import DatabaseWrapper
 
 
 class OneRowQuery:
@@ -22,7 +26,7 @@ class OneRowQuery:
     included) that selects the primary key; it must not use `prefetch_related` or ordering
     (it is read by a unique field)."""
 
-    def __init__(self, make_queryset: Callable[[], QuerySet], *, field: str, using: str = "default"):
+    def __init__(self, make_queryset: Callable[[], QuerySet[Any, Any]], *, field: str, using: str = "default") -> None:
         self.make_queryset = make_queryset
         self.field = field
         self.using = using
@@ -39,7 +43,7 @@ class OneRowQuery:
     def get(self, value: Any) -> Any:
         """The instance (a dict for a values() queryset), or None."""
         compiled = self.compiled()
-        connection = connections[self.using]
+        connection = cast("DatabaseWrapper", connections[self.using])  # settings.DATABASES' ENGINE
         params = compiled.params.copy()
         params[compiled.position] = compiled.param(value, connection)
         with connection.prepared_cursor() as cursor:
@@ -54,7 +58,7 @@ class OneRowQueries:
     (and its LIMIT 1), LEFT JOINed to a one-row constant: a missing row is None and leaves
     the others. Compiled once and prepared, as `OneRowQuery`; all on one database alias."""
 
-    def __init__(self, *queries: OneRowQuery):
+    def __init__(self, *queries: OneRowQuery) -> None:
         if len({query.using for query in queries}) != 1:
             raise ValueError("OneRowQueries reads from one database.")
         self.queries = queries
@@ -67,8 +71,8 @@ class OneRowQueries:
             columns = ", ".join(f'"read{i}".*' for i in range(len(compiled)))
             reads = " ".join(f'LEFT JOIN ({c.sql}) AS "read{i}" ON TRUE' for i, c in enumerate(compiled))
             self._sql = f'SELECT {columns} FROM (SELECT 1) AS "one" {reads}'
-        connection = connections[self.using]
-        params = []
+        connection = cast("DatabaseWrapper", connections[self.using])
+        params: list[Any] = []
         for c, value in zip(compiled, values, strict=True):
             own = c.params.copy()
             own[c.position] = c.param(value, connection)
@@ -76,7 +80,9 @@ class OneRowQueries:
         with connection.prepared_cursor() as cursor:
             cursor.execute(self._sql, params)
             row = cursor.fetchone()
-        found, start = [], 0
+        assert row is not None  # one row: the LEFT JOINs keep the constant's
+        found: list[Any] = []
+        start = 0
         for c in compiled:
             part = row[start : start + c.width]
             start += c.width
@@ -84,7 +90,7 @@ class OneRowQueries:
         return tuple(found)
 
 
-def binary_execute(sql: str, params: list | dict, *, binary_rows: bool = False):
+def binary_execute(sql: str, params: list[Any] | dict[str, Any], *, binary_rows: bool = False) -> CursorWrapper:
     """Run one statement with server-side binding on Django's connection (and so inside its
     transaction): Django's own cursors bind on the client, where %b is not allowed, and
     quote every array element in Python. The statement is prepared (planned once per

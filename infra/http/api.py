@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -10,7 +12,10 @@ from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, permissions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
@@ -19,13 +24,16 @@ logger = logging.getLogger(__name__)
 class Pagination(LimitOffsetPagination):
     """Every list: `?limit=&offset=`, never more than API_PAGE_MAX items a page."""
 
+    # Properties, not attributes, so the settings are read at each request.
     @property
-    def default_limit(self) -> int:
-        return settings.API_PAGE_DEFAULT
+    def default_limit(self) -> int:  # type: ignore[override]
+        limit: int = settings.API_PAGE_DEFAULT
+        return limit
 
     @property
-    def max_limit(self) -> int:
-        return settings.API_PAGE_MAX
+    def max_limit(self) -> int:  # type: ignore[override]
+        limit: int = settings.API_PAGE_MAX
+        return limit
 
 
 class FirstRendererNegotiation(DefaultContentNegotiation):
@@ -34,28 +42,31 @@ class FirstRendererNegotiation(DefaultContentNegotiation):
     with a 406, a client that asks for something else; such a client gets JSON, as HTTP
     allows. Request bodies are still matched to their Content-Type (415 otherwise)."""
 
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
 
 
 class IsCourier(permissions.BasePermission):
     message = "Only couriers can do this."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated and hasattr(request.user, "courier"))
 
 
 class IsStaff(permissions.BasePermission):
     message = "Only staff can do this."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 
 class IsStaffOrCourier(permissions.BasePermission):
     message = "Only staff and couriers can do this."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return IsStaff().has_permission(request, view) or IsCourier().has_permission(request, view)
 
 
@@ -76,7 +87,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus: bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are 413 (Django would
     answer 400), and a dependency that cannot take the request is 503 with Retry-After. The
     apps raise subclasses of the base exceptions above, so this module imports no app."""

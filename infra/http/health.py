@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from celery import current_app as celery_app  # the project's app (ze_tracking/celery.py)
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
 
 
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     """200 "ready" only when the database, Redis and the broker answer; else 503 "not
     ready". What failed, and why, goes to the log and to signed-in staff only: the error
     text can name hosts and the database user.
 
     Each check reuses a pooled connection: the request's database connection (kept for
     CONN_MAX_AGE), django-redis's pool, and one small pool per broker URL."""
-    failed = {}
-    checks = {
+    failed: dict[str, str] = {}
+    checks: dict[str, Callable[[], object]] = {
         "database": lambda: connection.cursor().execute("SELECT 1"),
         "redis": lambda: get_redis_connection("default").ping(),
         "broker": _broker_check,
@@ -38,7 +40,7 @@ def readyz(request):
             failed[name] = str(exc)[:200] or exc.__class__.__name__
     if failed:
         logger.warning("not ready: %s", failed)
-    body: dict = {"status": "not ready" if failed else "ready"}
+    body: dict[str, Any] = {"status": "not ready" if failed else "ready"}
     if failed and request.user.is_authenticated and request.user.is_staff:
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)

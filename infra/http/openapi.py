@@ -12,10 +12,15 @@ All share one shape, DRF's: `{"detail": ...}` or field -> messages.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+if TYPE_CHECKING:
+    from drf_spectacular.generators import SchemaGenerator
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -33,11 +38,11 @@ REASONS = {
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
 
 
-def _error(description: str) -> dict:
+def _error(description: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": ERROR_REF}}, "description": description}
 
 
-def _refusing_permissions(view) -> bool:
+def _refusing_permissions(view: APIView) -> bool:
     try:
         permissions = view.get_permissions()
     except Exception:  # noqa: BLE001 (a view that needs a real request to say: assume it can refuse)
@@ -45,10 +50,14 @@ def _refusing_permissions(view) -> bool:
     return any(not isinstance(p, AllowAny) for p in permissions)
 
 
-def error_responses_document(result: dict, generator, request, public) -> dict:
+def error_responses_document(
+    result: dict[str, Any], generator: SchemaGenerator, request: HttpRequest | None, public: bool
+) -> dict[str, Any]:
     """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
-    views = {}
-    for path, _, method, callback in generator.endpoints:
+    views: dict[tuple[str, str], APIView] = {}
+    # drf-spectacular's endpoints are (path, regex, method, view), not DRF's typed triples.
+    endpoints: list[tuple[str, str, str, Any]] = generator.endpoints  # type: ignore[assignment]
+    for path, _, method, callback in endpoints:
         view = callback.cls(**getattr(callback, "initkwargs", {}))
         view.request = SimpleNamespace(method=method.upper())
         views[(path, method.lower())] = view
@@ -88,7 +97,7 @@ def error_responses_document(result: dict, generator, request, public) -> dict:
     return result
 
 
-def not_found(request: HttpRequest, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """URLs that match no route: JSON under /api/ (where the clients read JSON), Django's
     page elsewhere."""
     if request.path.startswith("/api/"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -25,7 +26,7 @@ MAX_OFFSET_WEST, MAX_OFFSET_EAST = dt.timedelta(hours=12), dt.timedelta(hours=14
 
 
 class FiniteFloatField(serializers.FloatField):
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool):
             self.fail("invalid")
         try:
@@ -41,7 +42,7 @@ def tiny_to_zero(value: float) -> float:
     return 0.0 if abs(value) < TINY else value
 
 
-def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | None:
+def json_storable_problem(value: object, *, max_depth: int, depth: int = 1) -> str | None:
     """What jsonb would refuse in `value` (parsed JSON), or None."""
     if isinstance(value, str):
         if "\x00" in value:
@@ -58,7 +59,7 @@ def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | Non
     if isinstance(value, (dict, list)):
         if depth > max_depth:
             return f"Must be nested at most {max_depth} levels deep."
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        items: list[object] = [*value.keys(), *value.values()] if isinstance(value, dict) else value
         for item in items:
             problem = json_storable_problem(item, max_depth=max_depth, depth=depth + 1)
             if problem:
@@ -66,18 +67,18 @@ def json_storable_problem(value, *, max_depth: int, depth: int = 1) -> str | Non
     return None
 
 
-def jsonb_object_fits(value: dict, *, max_bytes: int, max_depth: int) -> bool:
+def jsonb_object_fits(value: dict[str, Any], *, max_bytes: int, max_depth: int) -> bool:
     return json_storable_problem(value, max_depth=max_depth) is None and len(json.dumps(value)) <= max_bytes
 
 
 class JsonbObjectField(serializers.DictField):
     """A JSON object stored as jsonb (see the module's docstring)."""
 
-    def __init__(self, *, max_bytes: int, max_depth: int, **kwargs):
+    def __init__(self, *, max_bytes: int, max_depth: int, **kwargs: Any) -> None:
         self.max_bytes, self.max_depth = max_bytes, max_depth
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
         problem = json_storable_problem(value, max_depth=self.max_depth)
         if problem:
@@ -92,6 +93,7 @@ def recorded_at_validate(value: dt.datetime, *, now: dt.datetime | None = None) 
     if timezone.is_naive(value):
         raise serializers.ValidationError("Must include a UTC offset (ISO 8601, e.g. 2026-11-25T12:00:00-03:00).")
     offset = value.utcoffset()
+    assert offset is not None  # an aware datetime has one
     # Every real time zone is within these, in whole minutes; PostgreSQL refuses some others.
     if offset % dt.timedelta(minutes=1) or not -MAX_OFFSET_WEST <= offset <= MAX_OFFSET_EAST:
         raise serializers.ValidationError("Must have a UTC offset in whole minutes, from -12:00 to +14:00.")
@@ -105,19 +107,19 @@ def recorded_at_validate(value: dt.datetime, *, now: dt.datetime | None = None) 
 
 
 class RecordedAtField(serializers.DateTimeField):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("default_timezone", None)
         super().__init__(**kwargs)
 
-    def enforce_timezone(self, value):
+    def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
         # Keep the offset the device sent; naive values are rejected by the validator.
         return value
 
-    def to_internal_value(self, value):
+    def to_internal_value(self, value: Any) -> dt.datetime:
         return recorded_at_validate(super().to_internal_value(value))
 
 
-class PointInputSerializer(serializers.Serializer):
+class PointInputSerializer(serializers.Serializer[dict[str, Any]]):
     lat = FiniteFloatField(min_value=-90, max_value=90)
     lon = FiniteFloatField(min_value=-180, max_value=180)
 

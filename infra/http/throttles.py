@@ -13,15 +13,18 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_redis.exceptions import ConnectionInterrupted
 from redis import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from infra.http.api import ServiceUnavailable
 from infra.http.breakers import CACHE
@@ -61,24 +64,36 @@ return answers
 """
 
 
+# A DRF Request, a plain Django HttpRequest (the login pages) or the websocket's stand-in: each
+# has what `ident()` reads (method, data or POST, META, user, resolver_match).
+ThrottledRequest = Any
+
+
 class RateThrottle(SimpleRateThrottle):
     """A throttle whose rate is `settings.THROTTLE_RATES[scope]` and whose key is `ident()`
     (None: the request is not counted by this throttle), counted by `throttles_check`."""
 
-    def get_rate(self) -> str:
-        return settings.THROTTLE_RATES[self.scope]
+    scope: str
+    # Set by SimpleRateThrottle.__init__ from the rate; `oldest` by `throttles_check`.
+    num_requests: int
+    duration: int
+    oldest: float
 
-    def ident(self, request, view) -> str | None:
+    def get_rate(self) -> str:
+        rate: str = settings.THROTTLE_RATES[self.scope]
+        return rate
+
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         raise NotImplementedError
 
-    def get_cache_key(self, request, view) -> str | None:
+    def get_cache_key(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         ident = self.ident(request, view)
         if ident is None:
             return None
         # Hashed: keys stay short and carry no user input into Redis.
         return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(ident.encode()).hexdigest()[:32]}
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: ThrottledRequest, view: APIView | None) -> bool:
         return not throttles_check(request=request, view=view, throttles=[self])
 
     def wait(self) -> float:
@@ -86,10 +101,10 @@ class RateThrottle(SimpleRateThrottle):
         return max(self.duration - (self.now - self.oldest), 0.0)
 
 
-def throttles_check(*, request, view, throttles: list[RateThrottle]) -> list[float]:
+def throttles_check(*, request: ThrottledRequest, view: APIView | None, throttles: list[RateThrottle]) -> list[float]:
     """Count the request against every throttle in one Redis call; return how long each
     throttle that refused it asks to wait (empty: allowed)."""
-    counted = []
+    counted: list[tuple[RateThrottle, str]] = []
     for throttle in throttles:
         key = throttle.get_cache_key(request, view) if throttle.rate is not None else None
         if key is not None:
@@ -97,7 +112,7 @@ def throttles_check(*, request, view, throttles: list[RateThrottle]) -> list[flo
     if not counted:
         return []
     now = time.time()
-    args = [repr(now), f"{now!r}:{os.urandom(6).hex()}"]
+    args: list[str | int] = [repr(now), f"{now!r}:{os.urandom(6).hex()}"]
     for throttle, _ in counted:
         args += [throttle.duration, throttle.num_requests]
     # Within REDIS_TIMEOUT_S, then at once while the cache's breaker is open.
@@ -106,13 +121,15 @@ def throttles_check(*, request, view, throttles: list[RateThrottle]) -> list[flo
     try:
         # The cache's own keys (prefix and version), as the cache API would write them.
         # redis-py sends the script's digest (EVALSHA), and the script when Redis lost it.
-        script = cache.client.get_client(write=True).register_script(SLIDING_WINDOWS)
+        # `client` is django-redis's, which the cache API's stubs do not know.
+        client = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+        script = client.register_script(SLIDING_WINDOWS)
         answers = script(keys=[cache.make_key(key) for _, key in counted], args=args)
     # redis-py's errors, django-redis's wrapper of them, or a bare socket error.
     except (RedisError, OSError, ConnectionInterrupted) as exc:
         CACHE.trip(exc)
         raise ThrottleUnavailable() from exc
-    waits = []
+    waits: list[float] = []
     for (throttle, _), answer in zip(counted, answers, strict=True):
         if answer:
             throttle.now, throttle.oldest = now, float(answer)
@@ -120,15 +137,17 @@ def throttles_check(*, request, view, throttles: list[RateThrottle]) -> list[flo
     return waits
 
 
-class OneCallThrottles:
+class OneCallThrottles(APIView):
     """For a DRF view: its throttles (`throttle_classes`) in one Redis call, not one each."""
 
-    def check_throttles(self, request) -> None:
-        if waits := throttles_check(request=request, view=self, throttles=self.get_throttles()):
+    def check_throttles(self, request: ThrottledRequest) -> None:
+        # The throttle_classes of these views are RateThrottles.
+        throttles = cast(list[RateThrottle], self.get_throttles())
+        if waits := throttles_check(request=request, view=self, throttles=throttles):
             self.throttled(request, max(waits))
 
 
-def _posted(request, field: str) -> str:
+def _posted(request: ThrottledRequest, field: str) -> str:
     data = getattr(request, "data", None)
     if data is None:  # a plain Django view (the login pages)
         data = request.POST
@@ -142,7 +161,7 @@ class LoginUsernameThrottle(RateThrottle):
 
     scope = "login_username"
 
-    def ident(self, request, view):
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         return None if request.method in SAFE_METHODS else (_posted(request, "username") or None)
 
 
@@ -151,7 +170,7 @@ class LoginAddressThrottle(RateThrottle):
 
     scope = "login_address"
 
-    def ident(self, request, view):
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         return None if request.method in SAFE_METHODS else self.get_ident(request)
 
 
@@ -160,7 +179,7 @@ class IngestCourierThrottle(RateThrottle):
 
     scope = "ingest_courier"
 
-    def ident(self, request, view):
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         return f"user:{request.user.pk}" if request.user.is_authenticated else self.get_ident(request)
 
 
@@ -169,7 +188,7 @@ class TrackingCodeThrottle(RateThrottle):
 
     scope = "tracking_link_code"
 
-    def ident(self, request, view):
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         code = request.resolver_match.kwargs.get("tracking_code", "") if request.resolver_match else ""
         return f"{code}|{self.get_ident(request)}"
 
@@ -180,16 +199,18 @@ class TrackingAddressThrottle(RateThrottle):
 
     scope = "tracking_link_address"
 
-    def ident(self, request, view):
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         return self.get_ident(request)
 
 
-def throttled(*throttle_classes):
+def throttled(
+    *throttle_classes: type[RateThrottle],
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """The same throttles on a plain Django view (the login pages, the tracking page)."""
 
-    def decorate(view):
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapper(request, *args, **kwargs):
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 waits = throttles_check(request=request, view=None, throttles=[cls() for cls in throttle_classes])
             except ThrottleUnavailable as exc:

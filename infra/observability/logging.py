@@ -18,9 +18,15 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from celery.signals import task_postrun, task_prerun
+from django.http import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event, Hint
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _courier_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("courier_id", default=None)
@@ -53,13 +59,13 @@ class RequestIdMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
     @staticmethod
-    def _log(request, response, started: float) -> None:
+    def _log(request: HttpRequest, response: HttpResponse, started: float) -> None:
         # The URL pattern, never the path: tracking links carry their secret code in it.
         match = getattr(request, "resolver_match", None)
         access_log.info(
@@ -75,18 +81,19 @@ class RequestIdMiddleware:
             },
         )
 
-    def _bind(self, request) -> tuple[str, list[contextvars.Token]]:
+    def _bind(self, request: HttpRequest) -> tuple[str, list[contextvars.Token[str | None]]]:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]  # for the request's handlers
         return request_id, [_request_id.set(request_id), _courier_id.set(None)]
 
     @staticmethod
-    def _unbind(tokens: list[contextvars.Token]) -> None:
+    def _unbind(tokens: list[contextvars.Token[str | None]]) -> None:
         _request_id.reset(tokens[0])
         _courier_id.reset(tokens[1])
 
-    def __call__(self, request):
+    # The response, or under ASGI an awaitable of it.
+    def __call__(self, request: HttpRequest) -> Any:
         if iscoroutinefunction(self):
             return self.__acall__(request)
         started = time.monotonic()
@@ -99,11 +106,11 @@ class RequestIdMiddleware:
         response["X-Request-ID"] = request_id
         return response
 
-    async def __acall__(self, request):
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
         started = time.monotonic()
         request_id, tokens = self._bind(request)
         try:
-            response = await self.get_response(request)
+            response: HttpResponse = await self.get_response(request)
             self._log(request, response, started)
         finally:
             self._unbind(tokens)
@@ -111,20 +118,21 @@ class RequestIdMiddleware:
         return response
 
 
-@task_prerun.connect
-def _task_bind(task_id=None, kwargs=None, **_):
+# Celery ships no types: its signals' decorators are untyped.
+@task_prerun.connect  # type: ignore[untyped-decorator]
+def _task_bind(task_id: str | None = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
     _task_id.set(task_id)
     courier_id = (kwargs or {}).get("courier_id")
     _courier_id.set(str(courier_id) if courier_id else None)
 
 
-@task_postrun.connect
-def _task_unbind(**_):
+@task_postrun.connect  # type: ignore[untyped-decorator]
+def _task_unbind(**_: Any) -> None:
     _task_id.set(None)
     _courier_id.set(None)
 
 
-def logging_config(*, level: str, json_path: str = "") -> dict:
+def logging_config(*, level: str, json_path: str = "") -> dict[str, Any]:
     """Django's LOGGING: every line one JSON object, with the context ids, on stderr, or
     appended to `json_path` when set (deploy/ sets it: on Elastic Beanstalk stdout reaches
     CloudWatch behind a syslog prefix, so the CloudWatch agent ships this file instead)."""
@@ -167,15 +175,16 @@ def logging_config(*, level: str, json_path: str = "") -> dict:
 TRACKING_CODE_IN_URL_RE = re.compile(r"/(t|api/v1/track|ws/track)/[^/?#\s]+")
 
 
-def sentry_event_scrub(event: dict, hint: dict) -> dict:
+def sentry_event_scrub(event: Event, hint: Hint) -> Event:
     """Sentry's `before_send`: the request's URL names the route instead of a tracking code,
     and the Referer (the tracking page's URL) is dropped."""
     request = event.get("request") or {}
-    if isinstance(request.get("url"), str):
-        request["url"] = TRACKING_CODE_IN_URL_RE.sub(r"/\1/:code", request["url"])
-    headers = request.get("headers") or {}
-    for name in [n for n in headers if n.lower() == "referer"]:
-        del headers[name]
+    if isinstance(url := request.get("url"), str):
+        request["url"] = TRACKING_CODE_IN_URL_RE.sub(r"/\1/:code", url)
+    headers = request.get("headers")
+    if isinstance(headers, dict):  # Sentry's request headers: name -> value
+        for name in [n for n in headers if n.lower() == "referer"]:
+            del headers[name]
     return event
 
 

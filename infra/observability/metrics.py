@@ -160,7 +160,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Staff or the metrics token only.\n", status=403, content_type="text/plain")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
     else:
         registry = REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ differs, to have it checked again."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
@@ -20,7 +21,8 @@ logger = logging.getLogger(__name__)
 CELERY_VERSION = "5.7.0"
 
 
-class DeadLetterRequest(Request):
+# Celery ships no types: its classes are Any to mypy.
+class DeadLetterRequest(Request):  # type: ignore[misc]
     """A task message that failed before its body could settle it (a body that cannot be
     decoded or is no `[args, kwargs, embed]`, arguments the task cannot take) is written by
     the task's `dead_letter_message` in the worker's main process and acknowledged, or
@@ -28,7 +30,7 @@ class DeadLetterRequest(Request):
     it), ack it as a success, or stop the worker. A lost worker, a time limit, a retry or a
     deliberate reject keep Celery's handling. docs/internals/task-settling.md."""
 
-    def __init__(self, message, *args, **kwargs):
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         try:
             super().__init__(message, *args, **kwargs)
         except (TypeError, ValueError, KeyError) as exc:
@@ -39,13 +41,14 @@ class DeadLetterRequest(Request):
                 f"{type(self.kwargs).__name__}"
             )
 
-    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         exc = exc_info.exception
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         passed_on = (WorkerLostError, TimeLimitExceeded, Reject, Ignore, Retry, Terminated, MemoryError)
         if isinstance(exc, passed_on) or self.acknowledged:
-            return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+            super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+            return
         logger.error("dead-lettering %s[%s], which failed before it could run: %r", self.task.name, self.id, exc)
         try:
             self.task.dead_letter_message(
@@ -59,7 +62,7 @@ class DeadLetterRequest(Request):
         self.acknowledge()
 
 
-def message_dead_letter(*, app, message, exc: BaseException) -> bool:
+def message_dead_letter(*, app: Any, message: Any, exc: BaseException) -> bool:
     """Hand a message the worker's main process could not read to its task's
     `dead_letter_message`, then acknowledge it; requeue it when that write fails. False when
     its task has no such hook (Celery's own handling then applies)."""
@@ -82,16 +85,16 @@ def message_dead_letter(*, app, message, exc: BaseException) -> bool:
     return True
 
 
-class Consumer(CeleryConsumer):
+class Consumer(CeleryConsumer):  # type: ignore[misc]
     """Celery's worker consumer (CELERY_WORKER_CONSUMER), except that a message whose body
     cannot be decoded, or that is no valid task message, is dead-lettered by its task
     instead of being acknowledged (Celery's `on_decode_error`) or rejected (its
     `on_invalid_task`, which on Redis deletes it) with a log line as its only trace."""
 
-    def on_decode_error(self, message, exc):
+    def on_decode_error(self, message: Any, exc: BaseException) -> None:
         if not message_dead_letter(app=self.app, message=message, exc=exc):
             super().on_decode_error(message, exc)
 
-    def on_invalid_task(self, body, message, exc):
+    def on_invalid_task(self, body: Any, message: Any, exc: BaseException) -> None:
         if not message_dead_letter(app=self.app, message=message, exc=exc):
             super().on_invalid_task(body, message, exc)

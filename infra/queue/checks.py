@@ -3,6 +3,10 @@ checks first: migrate, collectstatic, runserver)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
@@ -15,7 +19,9 @@ from django.core import checks
 HELD = ("PING_TASK_TIME_LIMIT_S", "NOTIFICATIONS_RETRY_BACKOFF_MAX_S + CELERY_TASK_TIME_LIMIT")
 
 
-def visibility_timeout_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def visibility_timeout_check(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """On SQS, where deploy/ passes the queues' own visibility timeout: each held time stays
     under half of it. The Redis defaults agree too; tests shrink them on purpose."""
     if not settings.CELERY_BROKER_URL.startswith("sqs://"):

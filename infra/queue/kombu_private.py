@@ -7,6 +7,8 @@ KOMBU_VERSION: tests/test_private_api_pins.py fails when the installed version d
 
 from __future__ import annotations
 
+from typing import Any
+
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -15,10 +17,11 @@ KOMBU_VERSION = "5.7.0"
 
 
 class Channel(kombu_redis.Channel):
-    def _connparams(self, asynchronous: bool = False) -> dict:
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise RedisConnectionError("the broker connection was closed; Celery reconnects")
-        return super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+        return params
 
 
 class Transport(kombu_redis.Transport):

@@ -7,6 +7,8 @@ tests/test_private_api_pins.py fails when an installed version differs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from celery.utils.log import get_logger
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatConfig, RedBeatScheduler, get_redis
@@ -18,7 +20,8 @@ REDIS_VERSION = "8.1.0"
 logger = get_logger("celery.beat")
 
 
-class Config(RedBeatConfig):
+# redbeat ships no types: its classes are Any to mypy.
+class Config(RedBeatConfig):  # type: ignore[misc]
     """redbeat's settings, read from Celery's CELERY_ namespace. redbeat asks whether a
     setting is given by looking for its bare name among the configuration's keys, which
     lists CELERY_REDBEAT_REDIS_OPTIONS under that name only: it would then warn that
@@ -28,12 +31,17 @@ class Config(RedBeatConfig):
         return name in self.app.conf
 
 
-class Scheduler(RedBeatScheduler):
+class Scheduler(RedBeatScheduler):  # type: ignore[misc]
     # False until the static schedule is in Redis, and again whenever the lock is taken
     # again: a Redis that lost the lock may have lost the schedule with it.
     schedule_installed = False
+    # Set by redbeat's scheduler, described here for the type checker.
+    max_interval: float
+    lock: redis.lock.Lock | None
+    lock_key: str | None
+    lock_timeout: float
 
-    def __init__(self, app, **kwargs) -> None:
+    def __init__(self, app: Any, **kwargs: Any) -> None:
         app.redbeat_conf = Config(app)  # before redbeat builds its own
         super().__init__(app, **kwargs)
 
@@ -48,7 +56,7 @@ class Scheduler(RedBeatScheduler):
         else:
             self.schedule_installed = True
 
-    def tick(self, min=min, **kwargs) -> float:
+    def tick(self, min: Any = min, **kwargs: Any) -> float:
         """Steps: hold the lock (renew it, or take it again if it is free), else stand by;
         install the schedule if it is missing; send the due entries, as redbeat does. A
         Redis failure ends the tick; the next one comes `max_interval` later."""
@@ -65,7 +73,8 @@ class Scheduler(RedBeatScheduler):
         except redis.RedisError as exc:
             logger.warning("beat: Redis failed: %r; next try in %s s", exc, self.max_interval)
             return self.max_interval
-        return min([*remaining_times, self.max_interval])
+        soonest: float = min([*remaining_times, self.max_interval])
+        return soonest
 
     def _lock_hold(self) -> bool:
         """Whether this beat holds the lock now. redbeat takes it once, at start-up (waiting
@@ -91,7 +100,7 @@ class Scheduler(RedBeatScheduler):
         """The lock as redbeat builds it at start-up, whose extend sets the expiry anew
         rather than adding to it."""
         client = get_redis(self.app)
-        lock = client.lock(self.lock_key, timeout=self.lock_timeout, sleep=self.max_interval)
+        lock: redis.lock.Lock = client.lock(self.lock_key, timeout=self.lock_timeout, sleep=self.max_interval)
         lock.lua_extend = client.register_script(LUA_EXTEND_TO_SCRIPT)
         return lock
 

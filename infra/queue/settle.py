@@ -80,7 +80,14 @@ def task_settle(
         _deliveries_clear(task=task)
 
 
-def _settle(*, task: Task, run: Callable, dead_letter: Callable, since: dt.datetime, deliveries: int) -> None:
+def _settle(
+    *,
+    task: Task,
+    run: Callable[[], object],
+    dead_letter: Callable[[BaseException], None],
+    since: dt.datetime,
+    deliveries: int,
+) -> None:
     if deliveries > settings.TASK_MAX_DELIVERIES:
         exc: BaseException = DeadLetter(
             f"delivered {deliveries - 1} times without finishing: its worker died or passed the hard time "
@@ -96,7 +103,9 @@ def _settle(*, task: Task, run: Callable, dead_letter: Callable, since: dt.datet
         _failure_settle(task=task, dead_letter=dead_letter, exc=exc, since=since)
 
 
-def _failure_settle(*, task: Task, dead_letter: Callable, exc: BaseException, since: dt.datetime) -> None:
+def _failure_settle(
+    *, task: Task, dead_letter: Callable[[BaseException], None], exc: BaseException, since: dt.datetime
+) -> None:
     kind = failure_classify(exc=exc)
     age_s = (timezone.now() - since).total_seconds()
     if kind is Failure.TRANSIENT and age_s < settings.TASK_RETRY_MAX_AGE_S:
@@ -108,7 +117,9 @@ def _failure_settle(*, task: Task, dead_letter: Callable, exc: BaseException, si
     _dead_letter_or_requeue(task=task, dead_letter=dead_letter, exc=exc, since=since)
 
 
-def _dead_letter_or_requeue(*, task: Task, dead_letter: Callable, exc: BaseException, since: dt.datetime) -> None:
+def _dead_letter_or_requeue(
+    *, task: Task, dead_letter: Callable[[BaseException], None], exc: BaseException, since: dt.datetime
+) -> None:
     try:
         dead_letter(exc)
     except Exception as failed:

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -45,7 +46,7 @@ WHERE t.replayed_at IS NULL
 """
 
 
-def _text(value, *, limit: int | None = None) -> str:
+def _text(value: object, *, limit: int | None = None) -> str:
     """Text PostgreSQL always accepts: no NUL, no lone surrogate."""
     if isinstance(value, dt.datetime):
         value = value.isoformat()
@@ -54,7 +55,7 @@ def _text(value, *, limit: int | None = None) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
 
 
-def _event_id_text(value) -> str:
+def _event_id_text(value: object) -> str:
     """The event id as its row's key: a UUID in its canonical form (one event written in two
     cases is one row), anything else as text PostgreSQL accepts."""
     try:
@@ -72,13 +73,13 @@ def _error_message(exc: BaseException) -> str:
     return _text(str(exc) or repr(exc), limit=4000)
 
 
-def _json(value) -> str:
+def _json(value: object) -> str:
     # ensure_ascii: every character outside ASCII (a lone surrogate included) as an escape.
     return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, dt.datetime) else str(v))
 
 
 def ping_dead_letters_record(
-    *, courier_id: uuid.UUID, received_at: dt.datetime, failures: list[tuple[dict, BaseException]]
+    *, courier_id: uuid.UUID, received_at: dt.datetime, failures: list[tuple[dict[str, Any], BaseException]]
 ) -> None:
     """Keep each refused ping with its error (one statement). Runs in the caller's transaction."""
     if not failures:
@@ -154,12 +155,13 @@ WHERE t.replayed_at IS NULL
 """
 
 
-def message_kwargs_decode(*, body, content_type: str, content_encoding: str) -> dict | None:
+def message_kwargs_decode(*, body: bytes | str, content_type: str, content_encoding: str) -> dict[str, Any] | None:
     """The keyword arguments of a Celery (protocol 2) message body, or None when the body is
     not one."""
     try:
-        accept = prepare_accept_content(settings.CELERY_ACCEPT_CONTENT)
-        _, kwargs, _ = loads(body, content_type, content_encoding, accept=accept)
+        # kombu's serialization functions are unannotated.
+        accept = prepare_accept_content(settings.CELERY_ACCEPT_CONTENT)  # type: ignore[no-untyped-call]
+        _, kwargs, _ = loads(body, content_type, content_encoding, accept=accept)  # type: ignore[no-untyped-call]
     except Exception:
         return None
     return kwargs if isinstance(kwargs, dict) else None
@@ -170,7 +172,7 @@ def ping_batch_dead_letter_record(
     task_id: str,
     task_name: str,
     exc: BaseException,
-    kwargs: dict | None = None,
+    kwargs: dict[str, Any] | None = None,
     body: bytes | str | None = None,
     content_type: str = "",
     content_encoding: str = "",
@@ -232,7 +234,7 @@ def ping_batch_dead_letters_replay(
                 )
                 if letter is None:
                     continue
-                kwargs = json.loads(letter.kwargs) if letter.kwargs else None
+                kwargs: Any = json.loads(letter.kwargs) if letter.kwargs else None
                 readable = isinstance(kwargs, dict) and "courier_id" in kwargs and isinstance(kwargs.get("pings"), list)
                 if not readable:
                     outcome = "unreadable"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 
@@ -47,7 +48,7 @@ class EnrichedPing:
     accuracy_m: float | None = None
     speed_mps: float | None = None
     heading_deg: float | None = None
-    attributes: dict = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
     explicit_order_id: uuid.UUID | None = None
     legs: list[OrderLeg] = field(default_factory=list)
     suspect_reason: str | None = None
@@ -61,15 +62,18 @@ class EnrichedPing:
     # Stored columns (`tracking.columns`) that come from the primary leg.
     @property
     def order_id(self) -> uuid.UUID | None:
-        return self.primary_leg.order_id if self.legs else None
+        leg = self.primary_leg
+        return leg.order_id if leg else None
 
     @property
     def distance_to_destination_m(self) -> float | None:
-        return self.primary_leg.distance_to_destination_m if self.legs else None
+        leg = self.primary_leg
+        return leg.distance_to_destination_m if leg else None
 
     @property
     def eta_seconds(self) -> int | None:
-        return self.primary_leg.eta_seconds if self.legs else None
+        leg = self.primary_leg
+        return leg.eta_seconds if leg else None
 
     @property
     def primary_leg(self) -> OrderLeg | None:
@@ -81,7 +85,8 @@ class EnrichedPing:
 
 
 def eta_seconds_estimate(*, distance_m: float) -> int:
-    return round(distance_m * ROAD_FACTOR / settings.TRACKING["DEFAULT_SPEED_MPS"])
+    speed_mps: float = settings.TRACKING["DEFAULT_SPEED_MPS"]
+    return round(distance_m * ROAD_FACTOR / speed_mps)
 
 
 @dataclass
@@ -90,10 +95,12 @@ class PingBatch:
 
     courier_id: uuid.UUID
     received_at: dt.datetime
-    pings: list[dict]
+    pings: list[dict[str, Any]]
 
     @classmethod
-    def of(cls, *, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict]) -> PingBatch:
+    def of(
+        cls, *, courier_id: uuid.UUID | str, received_at: dt.datetime | str, pings: list[dict[str, Any]]
+    ) -> PingBatch:
         """From a task message's plain JSON (ids and times as text) or from Python values."""
         if isinstance(received_at, str):
             received_at = dt.datetime.fromisoformat(received_at)
@@ -144,7 +151,7 @@ def pings_enrich(*, batches: list[PingBatch]) -> list[EnrichedPing]:
     for order in orders:
         if order.active:
             active.setdefault(order.courier_id, []).append(order)
-    by_id = {o.id: o for o in orders}
+    by_id: dict[uuid.UUID | None, CarriedOrder] = {o.id: o for o in orders}
 
     for ping in enriched:
         named_order = by_id.get(ping.explicit_order_id)

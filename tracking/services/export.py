@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -64,7 +65,8 @@ def pings_count(*, since: dt.datetime, until: dt.datetime) -> int:
         cursor.execute(
             "SELECT count(*) FROM tracking_ping WHERE recorded_at >= %s AND recorded_at < %s", [since, until]
         )
-        return cursor.fetchone()[0]
+        count: int = cursor.fetchone()[0]
+        return count
 
 
 def pings_export(
@@ -101,7 +103,7 @@ def pings_export(
     return written
 
 
-def _writer(*, path: Path, file_format: str):
+def _writer(*, path: Path, file_format: str) -> Any:
     if file_format == "parquet":
         return pq.ParquetWriter(path, SCHEMA, compression="zstd")
     return pa_csv.CSVWriter(path, SCHEMA)

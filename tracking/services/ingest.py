@@ -16,7 +16,9 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -57,10 +59,10 @@ class BatchTooLarge(PayloadTooLarge):
 @dataclass
 class IngestResult:
     accepted: int = 0
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime | None = None) -> IngestResult:
+def pings_ingest(*, courier_id: uuid.UUID, pings: list[Any], received_at: dt.datetime | None = None) -> IngestResult:
     """Steps: load the courier's active orders (one query, only when a ping names an order:
     apps that leave orders to enrichment save it); validate each ping on its own; keep one
     ping per event id (a repeat at the same instant is dropped, one at another instant
@@ -74,7 +76,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
     result = IngestResult()
     # Keyed by a ping's identity, its event id (the courier is the batch's), with the index
     # of the copy kept.
-    accepted: dict[uuid.UUID, tuple[int, dict]] = {}
+    accepted: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
     # One serializer for the whole batch: building DRF fields costs more than validating
     # with them (≈ 630 µs a ping when instantiated per ping, against ≈ 150 µs reused).
     validator = PingInputSerializer(context={"active_order_ids": active_order_ids})
@@ -86,7 +88,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
             if data is None:
                 data = validator.run_validation(raw)
         except ValidationError as exc:
-            rejection = {"index": index, "errors": exc.detail}
+            rejection: dict[str, Any] = {"index": index, "errors": exc.detail}
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             # Echoed so the app can find the ping; only what an event id can look like.
             if isinstance(event_id, str) and len(event_id) <= 64 and event_id.isascii():
@@ -117,7 +119,7 @@ def pings_ingest(*, courier_id: uuid.UUID, pings: list, received_at: dt.datetime
     return result
 
 
-def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict]) -> None:
+def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict[str, Any]]) -> None:
     from tracking.tasks import ping_batch_record as task
 
     # Plain JSON values, as the worker will receive them; full microsecond precision
@@ -172,8 +174,8 @@ def ping_batch_record(
     *,
     courier_id: uuid.UUID | str,
     received_at: dt.datetime | str,
-    pings: list[dict],
-    changed_order_ids: list[uuid.UUID] = (),
+    pings: list[dict[str, Any]],
+    changed_order_ids: Sequence[uuid.UUID] = (),
 ) -> int:
     """Steps: enrich (2 reads), store raw pings (1 insert), upsert last locations
     (1 statement), write "arriving" notifications (1 insert, only when a ping is close),
@@ -204,7 +206,7 @@ def ping_batch_record(
         # instead of the commit of every half that succeeded.
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        refused: list[tuple[dict, BaseException]] = []
+        refused: list[tuple[dict[str, Any], BaseException]] = []
         stored, moved, enriched = _pings_record_splitting(
             courier_id=courier_id, received_at=received_at, pings=pings, error=error, refused=refused
         )
@@ -233,7 +235,12 @@ def _pings_record(*, batches: list[PingBatch]) -> tuple[int, LastLocationsMoved,
 
 
 def _pings_record_splitting(
-    *, courier_id: uuid.UUID, received_at: dt.datetime, pings: list[dict], error: BaseException, refused: list
+    *,
+    courier_id: uuid.UUID,
+    received_at: dt.datetime,
+    pings: list[dict[str, Any]],
+    error: BaseException,
+    refused: list[tuple[dict[str, Any], BaseException]],
 ) -> tuple[int, LastLocationsMoved, list[EnrichedPing]]:
     """`pings` failed with the data error `error`: record each half in its own savepoint and
     split again each half that fails, down to the single pings at fault, which go to
@@ -266,7 +273,7 @@ def _freshness_record(*, pings: list[EnrichedPing]) -> None:
     metric_record(name="Freshness", value=[(stored_at - p.recorded_at).total_seconds() for p in pings])
 
 
-def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids) -> None:
+def _broadcast_on_commit(*, moved: LastLocationsMoved, changed_order_ids: Sequence[uuid.UUID]) -> None:
     order_ids = sorted({*moved.order_ids, *changed_order_ids})
     transaction.on_commit(lambda: broadcasts.last_locations_publish(courier_ids=moved.courier_ids, order_ids=order_ids))
 

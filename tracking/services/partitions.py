@@ -16,6 +16,7 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
+from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,15 @@ def ping_partition_name(*, day: dt.date) -> str:
     return f"tracking_ping_p{day:%Y%m%d}"
 
 
-def ping_partitions_list(*, cursor) -> list[tuple[str, float]]:
+def ping_partitions_list(*, cursor: CursorWrapper) -> list[tuple[str, float]]:
     """Every partition of `tracking_ping` (the default one included), by name, with the
     planner's row estimate."""
     cursor.execute(
         "SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'tracking_ping' ORDER BY c.relname"
     )
-    return cursor.fetchall()
+    partitions: list[tuple[str, float]] = cursor.fetchall()
+    return partitions
 
 
 def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "default") -> list[str]:

@@ -55,6 +55,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from django.conf import settings
 
@@ -107,7 +108,7 @@ class Fix:
     heading_deg: float | None = None
     stored_reason: str | None = None
     stored: bool = False
-    pings: tuple = ()
+    pings: tuple[Any, ...] = ()
     confirmed: bool = False
 
 
@@ -190,7 +191,7 @@ def fixes_judge(*, fixes: list[Fix]) -> tuple[list[bool], list[bool]]:
     return trusted, [t and c for t, c in zip(trusted, confirmed, strict=True)]
 
 
-def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
+def pings_judge(*, pings: list[Any]) -> list[tuple[uuid.UUID, Fix]]:
     """Set `suspect_reason` and `confirmed` on the pings (sorted by `recorded_at`; of one courier or several,
     each judged on its own). Steps: flag null fixes; load each courier's stored fixes around
     its pings (one query for all); judge each courier's pings and stored fixes together;
@@ -201,7 +202,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
     fix is a stored one outside them: the caller carries it through the batch again, as a
     resent ping (stored once: storage ignores a ping it already holds)."""
     rules = settings.TRACKING
-    candidates: dict[uuid.UUID, list] = {}
+    candidates: dict[uuid.UUID, list[Any]] = {}
     for ping in pings:
         ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
         ping.confirmed = False
@@ -223,7 +224,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
     history, k = dt.timedelta(seconds=rules["PLAUSIBILITY_HISTORY_S"]), rules["PLAUSIBILITY_CONTEXT_PINGS"]
     # The windows (courier, from, to); the history and the bound of each half, twice.
     context = [[w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows], history, k, history, k]
-    stored: dict[uuid.UUID, list[tuple]] = {}
+    stored: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
     for row in binary_execute(CONTEXT_SQL, context, binary_rows=True).fetchall():
         stored.setdefault(row[0], []).append(row[1:])
 
@@ -243,7 +244,7 @@ def pings_judge(*, pings: list) -> list[tuple[uuid.UUID, Fix]]:
     return resent
 
 
-def _courier_judge(*, pings: list, stored: list[tuple]) -> tuple[list[tuple], Fix | None]:
+def _courier_judge(*, pings: list[Any], stored: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], Fix | None]:
     """One courier's candidate pings judged with its stored fixes around them: sets their
     `suspect_reason` and `confirmed`; returns the stored fixes whose verdict changed (event id, recorded_at,
     reason) and the stored fix to carry through as a resent ping, if any."""

@@ -75,7 +75,7 @@ def ping_events_prune(*, now: dt.datetime | None = None, chunk: int = 10_000) ->
     stopped being retried: only a copy with another device time could still arrive."""
     now = now or timezone.now()
     before = now - dt.timedelta(seconds=settings.TRACKING["EVENT_IDENTITY_KEEP_S"])
-    pruned = 0
+    pruned: int = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(PRUNE_SQL, [before, chunk])

@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -77,7 +78,9 @@ class CourierRun:
     def _drive(self) -> None:
         """Pings due by now, plus the app's real-life quirks: a resend of an earlier ping, a
         ping held back to a later batch, a batch out of order."""
-        elapsed = (device_now() - self.trip_t0).total_seconds()
+        trip_t0 = self.trip_t0
+        assert trip_t0 is not None  # set when the trip started
+        elapsed = (device_now() - trip_t0).total_seconds()
         batch = []
         while self.next_fix < len(self.path) and self.path[self.next_fix].t <= elapsed:
             fix = self.path[self.next_fix]
@@ -85,7 +88,7 @@ class CourierRun:
             batch.append(
                 {
                     "event_id": str(uuid.uuid4()),
-                    "recorded_at": (self.trip_t0 + dt.timedelta(seconds=fix.t)).isoformat(),
+                    "recorded_at": (trip_t0 + dt.timedelta(seconds=fix.t)).isoformat(),
                     "lat": round(fix.lat, 7),
                     "lon": round(fix.lon, 7),
                     "accuracy_m": round(self.rng.uniform(3, 12), 1),
@@ -149,7 +152,7 @@ class CourierRun:
         another 4xx drops the order: log and go on. A 5xx or no answer: False, and the same
         event_id is sent again after Retry-After (the server answers a known id once)."""
         event_id = self.event_ids.setdefault(kind, str(uuid.uuid4()))
-        body = {
+        body: dict[str, Any] = {
             "type": kind,
             "event_id": event_id,
             "recorded_at": device_now().isoformat(),

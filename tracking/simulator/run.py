@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import requests
 from django.contrib.auth import get_user_model
@@ -194,7 +195,7 @@ class Simulation:
             destination = destination_pick(
                 near=courier.position, trip_km=self.config.trip_km, radius_km=self.config.radius_km, rng=self.rng
             )
-            body = {
+            body: dict[str, Any] = {
                 "consumer_name": self.rng.choice(CONSUMERS),
                 "destination": {"lat": round(destination[0], 7), "lon": round(destination[1], 7)},
                 "external_id": f"SIM-{self.run_id}-{self.stats.orders_created + 1}",

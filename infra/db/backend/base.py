@@ -7,6 +7,7 @@ sound. Why and the limits: docs/internals/prepared-statements.md.
 from __future__ import annotations
 
 import select
+from typing import Any
 
 import psycopg
 from django.contrib.gis.db.backends.postgis.base import DatabaseWrapper as PostGISDatabaseWrapper
@@ -18,10 +19,11 @@ from infra.db.django_private import PreparingCursor, cursor_wrap, health_check_p
 
 
 class DatabaseOperations(PostGISOperations):
-    def last_executed_query(self, cursor, sql, params):
+    def last_executed_query(self, cursor: Any, sql: Any, params: Any) -> str:
         # What query logging (DEBUG, tests) shows: as Django shows server-side binding.
         if isinstance(cursor, PreparingCursor):
-            return self.compose_sql(sql, params)
+            composed: str = self.compose_sql(sql, params)
+            return composed
         return super().last_executed_query(cursor, sql, params)
 
 
