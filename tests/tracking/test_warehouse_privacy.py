@@ -1,5 +1,5 @@
 """The warehouse's privacy rule (deploy/warehouse/privacy.sql), run on PostGIS against the
-warehouse's own tables (deploy/warehouse/redshift_tables.sql), with a trip 95 days old:
+warehouse's own tables (deploy/warehouse/migrations/), with a trip 95 days old:
 after it, no column of the trip places the consumer's door better than its rounded point.
 
 The Redshift SQL runs as it is, in a schema of its own, with four spellings PostgreSQL
@@ -171,8 +171,9 @@ def warehouse(db):
         cursor.execute(f"CREATE SCHEMA {SCHEMA}")
         cursor.execute(f"SET LOCAL search_path TO {SCHEMA}, public")
         cursor.execute(FUNCTIONS)
-        for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "redshift_tables.sql"):
-            cursor.execute(_postgres(statement))
+        for migration in sorted((tables.WAREHOUSE_SQL / "migrations").glob("*.sql")):
+            for statement in tables.sql_statements(path=migration):
+                cursor.execute(_postgres(statement))
         yield cursor
 
 
