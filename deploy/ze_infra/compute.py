@@ -248,6 +248,8 @@ class Compute(Construct):
             # .platform/nginx/conf.d/elasticbeanstalk/10_ze_tracking.conf).
             "DJANGO_ALLOWED_HOSTS": f"{cfg.domain_name},localhost",
             "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{cfg.domain_name}",
+            # Staff log in with a TOTP code or a recovery code (couriers/staff_access.py).
+            "STAFF_OTP_REQUIRED": "true",
             "DB_HOST": database.cluster.cluster_endpoint.hostname,
             "DB_PORT": "5432",
             "DB_NAME": cfg.database_name,
