@@ -99,3 +99,15 @@ def codebuild_vpc_access_scoped(project: codebuild.Project, *, network, security
             },
         ],
     )
+
+
+@jsii.implements(IAspect)
+class LogGroupsOnKey:
+    """Every log group of the stack on one key (the logs key), whichever construct made it."""
+
+    def __init__(self, key) -> None:
+        self.key = key
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, logs.CfnLogGroup):
+            node.kms_key_id = self.key.key_arn
