@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
+from couriers.staff_access import staff_otp_token_check
 from infra.http.api import IsStaff, Pagination
 from infra.http.parsers import JSONParser
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
@@ -20,7 +21,8 @@ THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
 class TokenCreateApi(OneCallThrottles, APIView):
     """Log in: a new token for this device. Send it as `Authorization: Token <token>`. It
     expires after a day without use (each use extends it) and after 30 days in any case;
-    a new login from the same named `device` revokes that device's previous token."""
+    a new login from the same named `device` revokes that device's previous token. Staff
+    send their one-time code as `otp_token`; their token ends 8 hours after login."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -31,6 +33,8 @@ class TokenCreateApi(OneCallThrottles, APIView):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
         device = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+        # Staff only, when the second factor is required: a TOTP code or a recovery code.
+        otp_token = serializers.CharField(max_length=16, required=False, default="", allow_blank=True)
 
     class TokenOutputSerializer(serializers.Serializer):
         token = serializers.CharField()
@@ -48,6 +52,8 @@ class TokenCreateApi(OneCallThrottles, APIView):
         user = authenticate(request, username=values["username"], password=values["password"])
         if user is None:
             raise serializers.ValidationError({"non_field_errors": ["Unable to log in with provided credentials."]})
+        if not staff_otp_token_check(user=user, token=values["otp_token"]):
+            raise serializers.ValidationError({"otp_token": ["A valid one-time code is required."]})
         stored, token = api_token_create(user=user, device=values["device"])
         return Response(self.TokenOutputSerializer({"token": token, "expiry": stored.expiry}).data)
 

@@ -42,7 +42,7 @@ class ApiTokenAuthentication(TokenAuthentication):
     def token_accept(self, found: ApiToken | None) -> tuple:
         """(user, token) for the token read by its digest, by knox's rules: a missing or
         expired token is refused (an expired one deleted), an inactive user too; the expiry
-        slides forward."""
+        of a courier's token slides forward."""
         if found is None:
             raise exceptions.AuthenticationFailed(INVALID)
         if found.expiry is not None and found.expiry < timezone.now():
@@ -50,7 +50,8 @@ class ApiTokenAuthentication(TokenAuthentication):
             found.delete()
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             raise exceptions.AuthenticationFailed(INVALID)
-        if knox_settings.AUTO_REFRESH and found.expiry:
+        # A staff token keeps the expiry of its login: staff log in again, with their code.
+        if knox_settings.AUTO_REFRESH and found.expiry and not found.user.is_staff:
             self.renew_token(found)
         return self.validate_user(found)
 

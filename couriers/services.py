@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -23,7 +25,8 @@ def courier_create(*, name: str, username: str, password: str) -> Courier:
 def api_token_create(*, user: User, device: str = "") -> tuple[ApiToken, str]:
     """Steps: drop the user's expired tokens, and the old token of this device if it is
     named; keep at most API_TOKENS_PER_USER_MAX live tokens (the oldest go); create the new
-    one. Returns the row and the token, which exists only in this answer."""
+    one (a staff token lives STAFF_API_TOKEN_TTL_H, a courier's knox's TOKEN_TTL). Returns
+    the row and the token, which exists only in this answer."""
     with transaction.atomic():
         tokens = ApiToken.objects.filter(user=user)
         tokens.filter(expiry__lt=timezone.now()).delete()
@@ -33,7 +36,12 @@ def api_token_create(*, user: User, device: str = "") -> tuple[ApiToken, str]:
         oldest = tokens.order_by("-created").values_list("digest", flat=True)[keep:]
         ApiToken.objects.filter(digest__in=list(oldest)).delete()
         # knox's manager (untyped) returns the row and the token.
-        created: tuple[ApiToken, str] = ApiToken.objects.create(user, device=device)
+        created: tuple[ApiToken, str]
+        if user.is_staff:
+            staff_ttl = dt.timedelta(hours=settings.STAFF_API_TOKEN_TTL_H)
+            created = ApiToken.objects.create(user, expiry=staff_ttl, device=device)
+        else:
+            created = ApiToken.objects.create(user, device=device)
         return created
 
 

@@ -14,6 +14,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
+from couriers.staff_access import session_otp_verified
 from infra.http.throttles import ThrottleUnavailable, TrackingAddressThrottle, TrackingCodeThrottle, throttles_check
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
@@ -31,12 +32,14 @@ CLOSE_TRY_AGAIN_LATER = 1013
 def session_is_staff(*, session_key: str | None) -> bool:
     """Whether the session still belongs to an active staff user, read afresh: a logout
     deletes the session, a password change invalidates its hash, the admin may remove the
-    staff right. Django's own `get_user` checks the first two."""
+    staff right. Django's own `get_user` checks the first two. When the second factor is
+    required, the session must have passed it."""
     if not session_key:
         return False
     store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
     user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]  # get_user reads .session only
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    staff = bool(user.is_authenticated and user.is_active and user.is_staff)
+    return staff and session_otp_verified(user=user, session=store)
 
 
 def socket_throttled(*, scope, tracking_code: str) -> bool:
@@ -62,7 +65,10 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not (user and user.is_authenticated and user.is_staff):
+        session = self.scope.get("session")
+        if not (user and user.is_authenticated and user.is_staff) or not await database_sync_to_async(
+            session_otp_verified
+        )(user=user, session=session):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.checked_at = time.monotonic()

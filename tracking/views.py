@@ -4,7 +4,6 @@ REST API) and the consumer's tracking page (no login: the code in the URL is the
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -12,11 +11,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from couriers.staff_access import staff_required
 from infra.http.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 
 
-@staff_member_required(login_url=settings.LOGIN_URL)
+@staff_required
 def backoffice_map(request):
     return render(
         request,

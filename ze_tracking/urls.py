@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from couriers.api import CourierCreateApi, TokenCreateApi, TokenDeleteAllApi, TokenDeleteApi
+from couriers.staff_access import StaffLoginView
 from infra.http.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from infra.http.health import healthz, readyz
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, throttled
@@ -52,7 +53,7 @@ urlpatterns = [
     path("admin/login/", login_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     # Only log in and out: passwords are set by staff in the admin (no e-mail reset here).
-    path("accounts/login/", login_throttled(auth_views.LoginView.as_view()), name="login"),
+    path("accounts/login/", login_throttled(StaffLoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("backoffice/", backoffice_map, name="backoffice"),
 ]

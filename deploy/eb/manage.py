@@ -2,6 +2,7 @@
 
     python3 deploy/eb/manage.py prod replay_dead_letters --all
     python3 deploy/eb/manage.py prod createsuperuser --noinput --username ana --email ana@ze.delivery
+    python3 deploy/eb/manage.py prod addstatictoken ana
     python3 deploy/eb/manage.py prod export_pings --since 2026-01-01 --until 2026-01-08 --format parquet
 
 On an operator's machine (credentials allowed by the `<app>-manage-operator` policy): reads
@@ -22,7 +23,11 @@ import sys
 from pathlib import Path
 
 # Management commands an operator may run in production, nothing else.
-ALLOWED = frozenset({"createsuperuser", "export_pings", "replay_dead_letters", "resend_failed_notifications"})
+# addstatictoken (django-otp): a recovery code for a staff user without a usable device
+# (the first one, or a lost phone), handed over through the exports bucket.
+ALLOWED = frozenset(
+    {"addstatictoken", "createsuperuser", "export_pings", "replay_dead_letters", "resend_failed_notifications"}
+)
 # export_pings writes here in the job; the job then uploads the folder to EXPORTS_BUCKET
 # under the build's id, for the operator to fetch (the bucket keeps objects a week).
 EXPORT_DIR = "/tmp/ze-exports"
@@ -37,6 +42,8 @@ def command_argv(args: list[str]) -> list[str]:
         raise SystemExit("arguments must be strings")
     if args[0] == "createsuperuser" and "--noinput" not in args:
         args = [*args, "--noinput"]
+    if args[0] == "addstatictoken" and any(a in ("-t", "--token") or a.startswith("--token=") for a in args):
+        raise SystemExit("addstatictoken: the job chooses the code; it lands in the exports bucket")
     if args[0] == "export_pings":
         if any(a == "--out" or a.startswith("--out=") for a in args):
             raise SystemExit("export_pings: the job chooses --out; the files land in the exports bucket")
@@ -46,7 +53,7 @@ def command_argv(args: list[str]) -> list[str]:
 
 def job_run(args: list[str]) -> int:
     """In the job: run the allowed command; then upload what it left in EXPORT_DIR (the
-    export's files, a new superuser's first password) under the build's id."""
+    export's files, a new superuser's first password, a recovery code) under the build's id."""
     import subprocess
 
     argv = command_argv(args)
@@ -57,7 +64,15 @@ def job_run(args: list[str]) -> int:
         Path(EXPORT_DIR).mkdir(parents=True, exist_ok=True)
         env["DJANGO_SUPERUSER_PASSWORD"] = secrets.token_urlsafe(24)
         (Path(EXPORT_DIR) / "new-superuser-password.txt").write_text(env["DJANGO_SUPERUSER_PASSWORD"] + "\n")
-    code = subprocess.run([sys.executable, *argv], env=env).returncode
+    if args[0] == "addstatictoken":
+        # The command prints the code it made: kept out of the job's log, handed over as a file.
+        done = subprocess.run([sys.executable, *argv], env=env, stdout=subprocess.PIPE, text=True)
+        code = done.returncode
+        if code == 0:
+            Path(EXPORT_DIR).mkdir(parents=True, exist_ok=True)
+            (Path(EXPORT_DIR) / "recovery-code.txt").write_text(done.stdout.strip() + "\n")
+    else:
+        code = subprocess.run([sys.executable, *argv], env=env).returncode
     if code == 0 and Path(EXPORT_DIR).is_dir():
         import boto3
 

@@ -1,4 +1,4 @@
-"""The stage key: AWS services may use it only on behalf of this account."""
+"""The stage's keys: AWS services may use them only on behalf of this account."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from conftest import resources
 
 
 def _service_statements(cfn: dict) -> list[dict]:
-    (key,) = resources(cfn, "AWS::KMS::Key").values()
-    return [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
+    return [
+        s
+        for key in resources(cfn, "AWS::KMS::Key").values()
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if "Service" in s.get("Principal", {})
+    ]
 
 
 def test_every_service_grant_on_the_key_is_bound_to_this_account(cfn):

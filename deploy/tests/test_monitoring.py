@@ -192,7 +192,7 @@ def test_a_failed_privacy_run_reaches_the_alarm_topic(cfn, stage):
     assert pattern["detail"]["statementName"] == [f"{prefix}-warehouse-privacy"]
     assert [t["Arn"] for t in rule["Targets"]] == [_topic_ref(cfn)]
     # EventBridge may use the stage key of the encrypted topic, for this account's rules only.
-    (key,) = resources(cfn, "AWS::KMS::Key").values()
+    (key,) = [k for k in resources(cfn, "AWS::KMS::Key").values() if k["Properties"]["Description"].endswith("data at rest")]
     policies = [p["Properties"]["PolicyDocument"] for p in resources(cfn, "AWS::SNS::TopicPolicy").values()]
     events = [
         s

@@ -39,6 +39,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from . import analytics_tables as tables
+from .common import service_for_this_account
 from .config import StageConfig
 from .data import Database
 from .network import Network
@@ -131,7 +132,7 @@ class Analytics(Construct):
             "DmsRedshiftS3Role",
             role_name=f"{cfg.prefix}-dms-redshift-s3",
             assumed_by=iam.CompositePrincipal(
-                iam.ServicePrincipal("dms.amazonaws.com"), iam.ServicePrincipal("redshift.amazonaws.com")
+                service_for_this_account(self, "dms.amazonaws.com"), iam.ServicePrincipal("redshift.amazonaws.com")
             ),
         )
         self.staging_bucket.grant_read_write(self.dms_s3_role)
@@ -199,7 +200,7 @@ class Analytics(Construct):
             self,
             "DmsSecretsRole",
             role_name=f"{cfg.prefix}-dms-secrets",
-            assumed_by=iam.ServicePrincipal(f"dms.{stack.region}.amazonaws.com"),
+            assumed_by=service_for_this_account(self, f"dms.{stack.region}.amazonaws.com"),
         )
         database.dms_secret.grant_read(self.secrets_role)
 
@@ -279,7 +280,7 @@ class Analytics(Construct):
             self,
             "PrivacyRuleRole",
             role_name=f"{cfg.prefix}-warehouse-privacy",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            assumed_by=service_for_this_account(self, "scheduler.amazonaws.com"),
         )
         privacy_role.add_to_policy(
             iam.PolicyStatement(

@@ -22,6 +22,13 @@ def retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
 
+def service_for_this_account(scope: IConstruct, service: str) -> iam.ServicePrincipal:
+    """A service principal trusted only when it acts for this account (the confused-deputy
+    condition AWS documents for the role trust policies of EventBridge Scheduler, CodeBuild
+    and DMS). https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html"""
+    return iam.ServicePrincipal(service, conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}})
+
+
 # What reading the resources Elastic Beanstalk built for an environment needs.
 EB_RESOURCE_DESCRIBES = [
     "autoscaling:DescribeAutoScalingGroups",
@@ -92,3 +99,15 @@ def codebuild_vpc_access_scoped(project: codebuild.Project, *, network, security
             },
         ],
     )
+
+
+@jsii.implements(IAspect)
+class LogGroupsOnKey:
+    """Every log group of the stack on one key (the logs key), whichever construct made it."""
+
+    def __init__(self, key) -> None:
+        self.key = key
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, logs.CfnLogGroup):
+            node.kms_key_id = self.key.key_arn

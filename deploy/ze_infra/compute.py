@@ -74,6 +74,18 @@ HEALTH_CONFIG = {
 METRICS_EMF_PATH = "/var/log/ze-tracking/metrics.log"
 APP_LOG_PATH = "/var/log/ze-tracking/app.log"
 
+# The logs EB streams from every instance of the Amazon Linux 2023 platforms (the Procfile's
+# one process is `web`), and its health log.
+# https://docs.aws.amazon.com/elasticbeanstalk/latest/dg/AWSHowTo.cloudwatchlogs.html
+EB_LOG_GROUP_PATHS: tuple[str, ...] = (
+    "/var/log/eb-engine.log",
+    "/var/log/eb-hooks.log",
+    "/var/log/web.stdout.log",
+    "/var/log/nginx/access.log",
+    "/var/log/nginx/error.log",
+    "/environment-health.log",
+)
+
 # Worker-tier environments publish their health for the environment-health alarms.
 DAEMON_HEALTH_CONFIG = {
     "Version": 1,
@@ -248,6 +260,8 @@ class Compute(Construct):
             # .platform/nginx/conf.d/elasticbeanstalk/10_ze_tracking.conf).
             "DJANGO_ALLOWED_HOSTS": f"{cfg.domain_name},localhost",
             "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{cfg.domain_name}",
+            # Staff log in with a TOTP code or a recovery code (couriers/staff_access.py).
+            "STAFF_OTP_REQUIRED": "true",
             "DB_HOST": database.cluster.cluster_endpoint.hostname,
             "DB_PORT": "5432",
             "DB_NAME": cfg.database_name,
@@ -585,6 +599,17 @@ class Compute(Construct):
             option_settings=_settings(rows),
         )
         env.node.add_dependency(self.application)
+        # EB's own log groups, made here first so that they are on the stack's logs key (the
+        # LogGroupsOnKey aspect) with the stage's retention; EB streams into existing groups.
+        for path in EB_LOG_GROUP_PATHS:
+            group = logs.LogGroup(
+                self,
+                f"{id}Logs{''.join(part.title() for part in path.replace('.', '/').split('/') if part)}",
+                log_group_name=f"/aws/elasticbeanstalk/{cfg.prefix}-{role_name}{path}",
+                retention=retention(cfg.log_retention_days),
+                removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+            )
+            env.node.add_dependency(group)
         return env
 
     def _platform_arn_lookup(self) -> str:

@@ -102,6 +102,9 @@ class StageConfig:
     # A courier app sends a batch every few seconds (about 100 per 5 minutes) and a
     # tracking page a handful; this leaves room for many people behind one carrier NAT.
     waf_requests_per_address_per_5_minutes: int = 3000
+    # Optional: the only addresses (CIDRs, IPv4 and IPv6) the staff paths answer (waf.py's
+    # STAFF_PATHS). Empty: no allow-list. `-c prod.staff_allowed_cidrs=203.0.113.0/24,...`
+    staff_allowed_cidrs: tuple[str, ...] = ()
 
     # Alarms.
     alarm_email: str = "oncall-tracking@ze.delivery"

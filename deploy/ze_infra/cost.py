@@ -78,7 +78,7 @@ LOAD = {
     # them in the template). KMS requests: SQS reuses a data key for an hour per queue and
     # role, SNS, CloudWatch Logs and the secrets' reads at boot a few per hour more.
     "secrets": 8,
-    "kms_keys": 1,
+    "kms_keys": 3,
     "kms_requests_per_hour": 100,
 }
 
@@ -211,7 +211,7 @@ def stage_cost(*, cfg: StageConfig, pings_per_day: int) -> list[Line]:
         Line("CloudWatch Logs and metrics", logs),
         Line("VPC flow logs", flow_logs),
         Line(f"Secrets Manager ({L['secrets']} secrets)", secrets),
-        Line(f"KMS ({L['kms_keys']} key, requests)", kms),
+        Line(f"KMS ({L['kms_keys']} keys, requests)", kms),
     ]
 
 

@@ -33,7 +33,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
-from .common import codebuild_vpc_access_scoped, retention
+from .common import codebuild_vpc_access_scoped, retention, service_for_this_account
 from .config import StageConfig
 from .data import Database
 from .network import Network
@@ -185,6 +185,7 @@ class Release(Construct):
             self,
             id,
             project_name=f"{cfg.prefix}-{name}",
+            role=iam.Role(self, f"{id}Role", assumed_by=service_for_this_account(self, "codebuild.amazonaws.com")),
             description=description,
             vpc=network.vpc,
             subnet_selection=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from .analytics import Analytics
 from .checkov import CheckovSkips
-from .common import KeptExceptOnCreate
+from .common import KeptExceptOnCreate, LogGroupsOnKey
 from .compute import Compute
 from .config import StageConfig
 from .data import Cache, Database
@@ -26,22 +26,19 @@ class ZeTrackingStack(Stack):
             scope, id, description=f"Ze tracking ({cfg.name}): courier GPS ingest, live map, analytics", **kwargs
         )
         self.cfg = cfg
-        # One customer-managed key per stage for data at rest: queues, topics, secrets,
-        # Aurora, Redis, Redshift, DMS, logs.
-        self.key = kms.Key(
-            self,
-            "DataKey",
-            alias=f"alias/{cfg.prefix}",
-            description=f"{cfg.prefix}: data at rest",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=RemovalPolicy.RETAIN if cfg.name == "prod" else RemovalPolicy.DESTROY,
+        # One customer-managed key per data class, rotated yearly: the database (Aurora,
+        # Redis and their logins), the logs (every log group, LogGroupsOnKey below) and the
+        # rest (queues, topics, the app's secrets, the warehouse, DMS).
+        self.key = self._key("DataKey", alias=f"alias/{cfg.prefix}", description=f"{cfg.prefix}: data at rest")
+        self.database_key = self._key(
+            "DatabaseKey", alias=f"alias/{cfg.prefix}/database", description=f"{cfg.prefix}: Aurora and Redis"
         )
-        # CloudWatch Logs encrypts the flow-log, PostgreSQL and release log groups with the
-        # key: only log groups of this account and region, named in the encryption context
-        # that CloudWatch Logs sends with every call (its documented key-policy condition).
+        self.logs_key = self._key("LogsKey", alias=f"alias/{cfg.prefix}/logs", description=f"{cfg.prefix}: log groups")
+        # CloudWatch Logs encrypts the log groups with the logs key: only log groups of this
+        # account and region, named in the encryption context that CloudWatch Logs sends
+        # with every call (its documented key-policy condition).
         # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
-        self.key.add_to_resource_policy(
+        self.logs_key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
                 actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
@@ -57,8 +54,9 @@ class ZeTrackingStack(Stack):
         )
 
         self.network = Network(self, "Network", cfg=cfg, key=self.key)
-        self.database = Database(self, "Database", cfg=cfg, vpc=self.network.vpc, sg=self.network.db_sg, key=self.key)
-        self.cache = Cache(self, "Cache", cfg=cfg, vpc=self.network.vpc, sg=self.network.redis_sg, key=self.key)
+        db_sg, redis_sg = self.network.db_sg, self.network.redis_sg
+        self.database = Database(self, "Database", cfg=cfg, vpc=self.network.vpc, sg=db_sg, key=self.database_key)
+        self.cache = Cache(self, "Cache", cfg=cfg, vpc=self.network.vpc, sg=redis_sg, key=self.database_key)
         self.messaging = Messaging(self, "Messaging", cfg=cfg, key=self.key)
         self.waf = Waf(self, "Waf", cfg=cfg, key=self.key)
         self.compute = Compute(
@@ -103,6 +101,7 @@ class ZeTrackingStack(Stack):
             Tags.of(self).add(k, v)
         Aspects.of(self).add(CheckovSkips())
         Aspects.of(self).add(KeptExceptOnCreate())
+        Aspects.of(self).add(LogGroupsOnKey(self.logs_key))
 
         CfnOutput(self, "WebEnvironmentUrl", value=self.compute.web.attr_endpoint_url)
         CfnOutput(self, "NotificationsTopicArn", value=self.messaging.notifications_topic.topic_arn)
@@ -112,3 +111,14 @@ class ZeTrackingStack(Stack):
         CfnOutput(self, "RedshiftDatabase", value=cfg.redshift_database)
         CfnOutput(self, "RedshiftAdminSecretArn", value=self.analytics.admin_secret.secret_arn)
         CfnOutput(self, "AnalyticsTaskArn", value=self.analytics.task.ref)
+
+    def _key(self, id: str, *, alias: str, description: str) -> kms.Key:
+        return kms.Key(
+            self,
+            id,
+            alias=alias,
+            description=description,
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=RemovalPolicy.RETAIN if self.cfg.name == "prod" else RemovalPolicy.DESTROY,
+        )

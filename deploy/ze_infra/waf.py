@@ -7,9 +7,10 @@ Rules, first match wins:
 
 0. a rate limit per client address (the ALB hands WAF the real peer address, so a
    forged X-Forwarded-For cannot dodge it);
-1. AWS's IP reputation list (known botnets, scanners);
-2. known bad inputs (Log4Shell, Spring4Shell and the like);
-3. the common rule set (OWASP-style probes), with the 8 KB body limit only counted:
+1. optional: the staff paths (STAFF_PATHS) only from the stage's `staff_allowed_cidrs`;
+2. AWS's IP reputation list (known botnets, scanners);
+3. known bad inputs (Log4Shell, Spring4Shell and the like);
+4. the common rule set (OWASP-style probes), with the 8 KB body limit only counted:
    a courier app's ping batch is a JSON body of up to 1 MiB, which the app limits itself.
 
 Requests are logged to CloudWatch Logs without their Authorization, Cookie and Referer
@@ -17,6 +18,8 @@ headers and without their path (tracking links carry their secret code in it).
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
@@ -32,6 +35,10 @@ MANAGED_RULE_GROUPS: tuple[tuple[str, list[str]], ...] = (
     ("AWSManagedRulesKnownBadInputsRuleSet", []),
     ("AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
 )
+
+# What only staff use: the admin, the backoffice's login and map, its socket, the couriers
+# API. The token login is shared with couriers and stays open (staff need their code there).
+STAFF_PATHS: tuple[str, ...] = ("/admin/", "/accounts/", "/backoffice/", "/ws/fleet/", "/api/v1/couriers")
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -58,7 +65,9 @@ class Waf(Construct):
                 visibility_config=_visibility("RatePerClientAddress"),
             )
         ]
-        for priority, (group, counted) in enumerate(MANAGED_RULE_GROUPS, start=1):
+        if cfg.staff_allowed_cidrs:
+            rules.append(self._staff_allow_list(cfg))
+        for priority, (group, counted) in enumerate(MANAGED_RULE_GROUPS, start=2):
             rules.append(
                 wafv2.CfnWebACL.RuleProperty(
                     name=group,
@@ -114,4 +123,62 @@ class Waf(Construct):
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "referer"}),
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(uri_path={}),
             ],
+        )
+
+    def _staff_allow_list(self, cfg: StageConfig) -> wafv2.CfnWebACL.RuleProperty:
+        """Block the staff paths unless the client address is listed: one IP set per address
+        version (an IP set holds one), matched on the URL-decoded path, as Django routes it."""
+        by_version: dict[str, list[str]] = {"IPV4": [], "IPV6": []}
+        for cidr in cfg.staff_allowed_cidrs:
+            network = ipaddress.ip_network(cidr.strip())  # a malformed CIDR stops synthesis
+            by_version[f"IPV{network.version}"].append(str(network))
+        listed = [
+            wafv2.CfnWebACL.StatementProperty(
+                ip_set_reference_statement=wafv2.CfnWebACL.IPSetReferenceStatementProperty(
+                    arn=wafv2.CfnIPSet(
+                        self,
+                        f"StaffAddresses{version.title()}",
+                        name=f"{cfg.prefix}-staff-{version.lower()}",
+                        scope="REGIONAL",
+                        ip_address_version=version,
+                        addresses=addresses,
+                    ).attr_arn
+                )
+            )
+            for version, addresses in by_version.items()
+            if addresses
+        ]
+        paths = [
+            wafv2.CfnWebACL.StatementProperty(
+                byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                    positional_constraint="STARTS_WITH",
+                    search_string=path,
+                    text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="URL_DECODE")],
+                )
+            )
+            for path in STAFF_PATHS
+        ]
+        any_listed = (
+            listed[0]
+            if len(listed) == 1
+            else wafv2.CfnWebACL.StatementProperty(or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=listed))
+        )
+        return wafv2.CfnWebACL.RuleProperty(
+            name="StaffPathsFromAllowedAddressesOnly",
+            priority=1,
+            action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                and_statement=wafv2.CfnWebACL.AndStatementProperty(
+                    statements=[
+                        wafv2.CfnWebACL.StatementProperty(
+                            or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=paths)
+                        ),
+                        wafv2.CfnWebACL.StatementProperty(
+                            not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=any_listed)
+                        ),
+                    ]
+                )
+            ),
+            visibility_config=_visibility("StaffPathsFromAllowedAddressesOnly"),
         )

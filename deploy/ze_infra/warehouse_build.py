@@ -25,7 +25,7 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from .analytics import Analytics
-from .common import codebuild_vpc_access_scoped, retention
+from .common import codebuild_vpc_access_scoped, retention, service_for_this_account
 from .config import StageConfig
 from .network import Network
 
@@ -77,6 +77,7 @@ class WarehouseBuild(Construct):
             self,
             "Project",
             project_name=f"{cfg.prefix}-warehouse-build",
+            role=iam.Role(self, "ProjectRole", assumed_by=service_for_this_account(self, "codebuild.amazonaws.com")),
             description="dbt build of the warehouse's models and tests against Redshift (warehouse/)",
             source=codebuild.Source.s3(bucket=bundles, path=source_key(cfg)),
             vpc=network.vpc,
@@ -129,7 +130,7 @@ class WarehouseBuild(Construct):
             self,
             "ScheduleRole",
             role_name=f"{cfg.prefix}-warehouse-build-schedule",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            assumed_by=service_for_this_account(self, "scheduler.amazonaws.com"),
         )
         schedule_role.add_to_policy(
             iam.PolicyStatement(actions=["codebuild:StartBuild"], resources=[self.project.project_arn])

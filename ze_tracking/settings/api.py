@@ -43,6 +43,8 @@ REST_KNOX = {
     "MIN_REFRESH_INTERVAL": 60,  # at most one write per token a minute
     "TOKEN_MODEL": KNOX_TOKEN_MODEL,
 }
+# A staff token ends this long after its login: it is not renewed by use.
+STAFF_API_TOKEN_TTL_H = env.int("STAFF_API_TOKEN_TTL_H", default=8)
 # Logins beyond this many live tokens per user drop the oldest.
 API_TOKENS_PER_USER_MAX = env.int("API_TOKENS_PER_USER_MAX", default=10)
 

@@ -23,6 +23,15 @@ THROTTLE_RATES = {
     "tracking_link_address": env.str("THROTTLE_TRACKING_LINK_ADDRESS", default="1200/min"),
 }
 
+# --- Staff second factor (django-otp; couriers/staff_access.py): off for `make run`, on in
+# every deployed stage (deploy/ze_infra/compute.py). Staff enrol a TOTP device and print
+# recovery codes (a static device) in the admin.
+# https://django-otp-official.readthedocs.io/en/stable/overview.html
+STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=False)
+OTP_TOTP_ISSUER = "Zé tracking"
+# A staff browser session ends this long after login (others keep SESSION_COOKIE_AGE).
+STAFF_SESSION_AGE_S = env.int("STAFF_SESSION_AGE_S", default=8 * 3600)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
