@@ -15,7 +15,7 @@ SETTINGS = ROOT / "ze_tracking" / "settings"
 # Where settings are read: the apps, the platform, the wiring, templates and scripts.
 CODE = ["couriers", "orders", "tracking", "infra", "ze_tracking", "templates", "static/tracking"]
 # Read by a library under its own name (Django's own are in global_settings).
-LIBRARY_PREFIXES = ("CELERY_", "REST_", "KNOX_", "SPECTACULAR_", "WHITENOISE_", "SECURE_")
+LIBRARY_PREFIXES = ("CELERY_", "REST_", "KNOX_", "SPECTACULAR_", "WHITENOISE_", "SECURE_", "OTP_")
 LIBRARY = {
     "ROOT_URLCONF",
     "ASGI_APPLICATION",

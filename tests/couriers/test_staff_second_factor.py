@@ -19,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
-from tests.factories import UserFactory
+from tests.support.builders import UserFactory
 
 PASSWORD = "s3cret-pass-123"
 otp_required = override_settings(STAFF_OTP_REQUIRED=True)
