@@ -50,17 +50,3 @@ def user_tokens_revoke(*, user_id: int) -> int:
 
 def courier_token_reset(*, courier: Courier) -> None:
     user_tokens_revoke(user_id=courier.user_id)
-
-
-def user_password_set(*, user, password: str | None) -> None:
-    """Every password change goes through here (the admin's form too): the new password is
-    saved and every API token of the user is revoked, in one transaction. Django itself
-    ends the other browser sessions (their stored password hash no longer matches).
-    `None` makes the password unusable."""
-    if password is None:
-        user.set_unusable_password()
-    else:
-        user.set_password(password)
-    with transaction.atomic():
-        user.save(update_fields=["password"])
-        user_tokens_revoke(user_id=user.id)

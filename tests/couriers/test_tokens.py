@@ -12,7 +12,6 @@ from knox.crypto import hash_token
 from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
-from couriers.services import user_password_set
 
 PASSWORD = "s3cret-pass-123"
 
@@ -125,7 +124,8 @@ def test_expired_tokens_are_deleted_at_the_next_login_or_by_the_hourly_task(cour
 def test_changing_the_password_revokes_every_token(courier):
     tokens = [login(courier.user.username)["token"] for _ in range(2)]
 
-    user_password_set(user=courier.user, password="another-long-pass-456")
+    courier.user.set_password("another-long-pass-456")
+    courier.user.save()
 
     assert [orders_status(t) for t in tokens] == [401, 401]
 

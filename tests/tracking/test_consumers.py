@@ -221,9 +221,8 @@ def test_fleet_socket_closes_when_its_user_loses_staff_rights_or_logs_out(staff,
         elif revocation == "logged_out":
             client.post("/accounts/logout/")
         else:
-            from couriers.services import user_password_set
-
-            user_password_set(user=staff, password="a-brand-new-pass-789")
+            staff.set_password("a-brand-new-pass-789")
+            staff.save()
 
     async def scenario():
         ws = socket("/ws/fleet/", headers)
