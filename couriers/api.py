@@ -12,6 +12,7 @@ from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
 from infra.http.api import IsStaff, Pagination
 from infra.http.parsers import JSONParser
+from infra.http.serializers import TextField
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
 
 THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
@@ -28,8 +29,8 @@ class TokenCreateApi(OneCallThrottles, APIView):
     throttle_classes = [LoginUsernameThrottle, LoginAddressThrottle]
 
     class TokenCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+        username = TextField(max_length=150)
+        password = TextField(max_length=4096, trim_whitespace=False, write_only=True)
         device = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
 
     class TokenOutputSerializer(serializers.Serializer):

@@ -13,9 +13,11 @@ import hashlib
 import math
 import os
 import time
+import unicodedata
 from functools import wraps
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.http import HttpResponse
 from django_redis.exceptions import ConnectionInterrupted
@@ -128,22 +130,32 @@ class OneCallThrottles:
             self.throttled(request, max(waits))
 
 
-def _posted(request, field: str) -> str:
+def _posted(request, field: str):
     data = getattr(request, "data", None)
     if data is None:  # a plain Django view (the login pages)
         data = request.POST
-    value = data.get(field) if hasattr(data, "get") else None
-    return value.strip().lower() if isinstance(value, str) else ""
+    return data.get(field) if hasattr(data, "get") else None
 
 
 class LoginUsernameThrottle(RateThrottle):
-    """Guesses at one account, from any number of addresses. Showing the form (GET) is
-    free; every other method counts (Django's login view takes PUT like POST)."""
+    """Guesses at one account, from any number of addresses, however its name is spelled:
+    the key is the account's id when the name (NFKC-normalized, as Django normalizes
+    usernames) names one, else the normalized, case-folded name. A username that is not
+    text is not counted here: the login refuses it (400) before any password check.
+    Showing the form (GET) is free; every other method counts (Django's login view takes
+    PUT like POST)."""
 
     scope = "login_username"
 
     def ident(self, request, view):
-        return None if request.method in SAFE_METHODS else (_posted(request, "username") or None)
+        if request.method in SAFE_METHODS:
+            return None
+        username = _posted(request, "username")
+        if not isinstance(username, str) or not username.strip():
+            return None
+        name = unicodedata.normalize("NFKC", username).strip()
+        user_id = get_user_model()._default_manager.filter(username=name).values_list("pk", flat=True).first()
+        return f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
 
 
 class LoginAddressThrottle(RateThrottle):
