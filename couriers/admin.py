@@ -18,7 +18,10 @@ class CourierAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     actions = ["reset_tokens"]
 
-    @admin.action(description="Log out of the app (revoke every API token)")
+    def has_revoke_tokens_permission(self, request) -> bool:
+        return request.user.has_perm("couriers.revoke_courier_tokens")
+
+    @admin.action(description="Log out of the app (revoke every API token)", permissions=["revoke_tokens"])
     def reset_tokens(self, request, queryset):
         for courier in queryset:
             courier_token_reset(courier=courier)

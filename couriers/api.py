@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
-from infra.http.api import IsStaff, Pagination
+from infra.http.api import HasPerms, Pagination
 from infra.http.parsers import JSONParser
 from infra.http.serializers import TextField
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
@@ -85,7 +85,8 @@ class CourierOutputSerializer(serializers.ModelSerializer):
 
 
 class CourierCreateApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"GET": ["couriers.view_courier"], "POST": ["couriers.add_courier"]}
     pagination_class = Pagination
 
     class CourierCreateInputSerializer(serializers.Serializer):

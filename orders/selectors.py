@@ -13,9 +13,10 @@ from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
 
 
 def orders_visible_to(*, user) -> QuerySet[Order]:
-    """Staff see every order; a courier sees its own and the pending ones it may take."""
+    """The backoffice (orders.view_order) sees every order; a courier sees its own and the
+    pending ones it may take."""
     orders = Order.objects.select_related("courier")
-    if user.is_staff:
+    if user.has_perm("orders.view_order"):
         return orders
     courier = getattr(user, "courier", None)
     if courier is None:
@@ -34,13 +35,12 @@ def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -
 
 
 def order_is_visible_to(*, user, courier_id: uuid.UUID | None, status: str, include_pending: bool = False) -> bool:
-    """Whether `user` may act on an order carried by `courier_id` in `status`: staff on any,
-    a courier on its own (and, with `include_pending`, on the pending ones it may take)."""
-    if user.is_staff:
-        return True
+    """Whether `user` may act on an order carried by `courier_id` in `status`: a courier on
+    its own (and, with `include_pending`, on the pending ones it may take), the backoffice
+    (orders.view_order) on any; what it may do to it is the view's permission."""
     courier = getattr(user, "courier", None)
     if courier is None:
-        return False
+        return user.has_perm("orders.view_order")
     return courier_id == courier.id or (include_pending and status == OrderStatus.PENDING)
 
 
