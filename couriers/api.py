@@ -91,11 +91,19 @@ class CourierCreateApi(APIView):
 
     class CourierCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(write_only=True)
+        username = TextField(max_length=150)
+        password = TextField(write_only=True)
 
         def validate_username(self, value):
-            if get_user_model().objects.filter(username=value).exists():
+            """As Django's user creation form: NFKC-normalized, the model's validators (letters,
+            digits and @.+-_), and taken if it differs from another only in case."""
+            user_model = get_user_model()
+            value = user_model.normalize_username(value)
+            try:
+                user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(value)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.messages) from exc
+            if user_model.objects.filter(username__iexact=value).exists():
                 raise serializers.ValidationError("This username is taken.")
             return value
 

@@ -167,6 +167,16 @@ class LoginAddressThrottle(RateThrottle):
         return None if request.method in SAFE_METHODS else self.get_ident(request)
 
 
+class ProbeAddressThrottle(RateThrottle):
+    """The readiness probe per address: each call opens a check of the database, Redis and
+    the broker, so nobody may make it a load of their own."""
+
+    scope = "probe_address"
+
+    def ident(self, request, view):
+        return self.get_ident(request)
+
+
 class IngestCourierThrottle(RateThrottle):
     """Ping batches per courier (the route admits only signed-in couriers)."""
 
