@@ -5,8 +5,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from infra.db.queries import binary_execute
 from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
@@ -14,14 +16,13 @@ from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
 
 def orders_visible_to(*, user) -> QuerySet[Order]:
     """The backoffice (orders.view_order) sees every order; a courier sees its own and the
-    pending ones it may take."""
+    pending ones it may take, of the last COURIER_ORDERS_MAX_AGE_DAYS."""
     orders = Order.objects.select_related("courier")
-    if user.has_perm("orders.view_order"):
-        return orders
     courier = getattr(user, "courier", None)
     if courier is None:
-        return orders.none()
-    return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING))
+        return orders if user.has_perm("orders.view_order") else orders.none()
+    since = timezone.now() - dt.timedelta(days=settings.COURIER_ORDERS_MAX_AGE_DAYS)
+    return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING), created_at__gte=since)
 
 
 def order_get_for(*, user, order_id: uuid.UUID, include_pending: bool = False) -> Order:
