@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 from couriers.models import Courier
 from couriers.services import api_token_create, courier_create, user_tokens_revoke
 from couriers.staff_access import staff_otp_token_check
-from infra.http.api import IsStaff, Pagination
+from infra.http.api import HasPerms, Pagination
 from infra.http.parsers import JSONParser
+from infra.http.serializers import TextField
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
 
 THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
@@ -30,8 +31,8 @@ class TokenCreateApi(OneCallThrottles, APIView):
     throttle_classes = [LoginUsernameThrottle, LoginAddressThrottle]
 
     class TokenCreateInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+        username = TextField(max_length=150)
+        password = TextField(max_length=4096, trim_whitespace=False, write_only=True)
         device = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
         # Staff only, when the second factor is required: a TOTP code or a recovery code.
         otp_token = serializers.CharField(max_length=16, required=False, default="", allow_blank=True)
@@ -90,16 +91,25 @@ class CourierOutputSerializer(serializers.ModelSerializer):
 
 
 class CourierCreateApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"GET": ["couriers.view_courier"], "POST": ["couriers.add_courier"]}
     pagination_class = Pagination
 
     class CourierCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(write_only=True)
+        username = TextField(max_length=150)
+        password = TextField(write_only=True)
 
         def validate_username(self, value):
-            if get_user_model().objects.filter(username=value).exists():
+            """As Django's user creation form: NFKC-normalized, the model's validators (letters,
+            digits and @.+-_), and taken if it differs from another only in case."""
+            user_model = get_user_model()
+            value = user_model.normalize_username(value)
+            try:
+                user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(value)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.messages) from exc
+            if user_model.objects.filter(username__iexact=value).exists():
                 raise serializers.ValidationError("This username is taken.")
             return value
 

@@ -27,6 +27,7 @@ class Courier(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [("revoke_courier_tokens", "Can log a courier out of the app")]
         indexes = [models.Index(fields=["name"])]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from couriers.models import ApiToken, Courier, User, name_first_word
+from couriers.staff_access import is_backoffice
 
 
 def courier_create(*, name: str, username: str, password: str) -> Courier:
@@ -37,7 +38,7 @@ def api_token_create(*, user: User, device: str = "") -> tuple[ApiToken, str]:
         ApiToken.objects.filter(digest__in=list(oldest)).delete()
         # knox's manager (untyped) returns the row and the token.
         created: tuple[ApiToken, str]
-        if user.is_staff:
+        if is_backoffice(user):
             staff_ttl = dt.timedelta(hours=settings.STAFF_API_TOKEN_TTL_H)
             created = ApiToken.objects.create(user, expiry=staff_ttl, device=device)
         else:
@@ -62,17 +63,3 @@ def user_tokens_revoke(*, user_id: int) -> int:
 
 def courier_token_reset(*, courier: Courier) -> None:
     user_tokens_revoke(user_id=courier.user_id)
-
-
-def user_password_set(*, user: User, password: str | None) -> None:
-    """Every password change goes through here (the admin's form too): the new password is
-    saved and every API token of the user is revoked, in one transaction. Django itself
-    ends the other browser sessions (their stored password hash no longer matches).
-    `None` makes the password unusable."""
-    if password is None:
-        user.set_unusable_password()
-    else:
-        user.set_password(password)
-    with transaction.atomic():
-        user.save(update_fields=["password"])
-        user_tokens_revoke(user_id=user.id)

@@ -20,11 +20,17 @@ from django_otp.forms import OTPAuthenticationForm
 from django_otp.models import Device
 
 
+def is_backoffice(user) -> bool:
+    """Staff, or anyone given a backoffice role (a group) or permission: the people the
+    second factor and the short sessions and tokens are for. Couriers have neither."""
+    return bool(user.is_staff or user.is_superuser or user.groups.exists() or user.user_permissions.exists())
+
+
 def staff_otp_token_check(*, user, token: str) -> bool:
-    """Whether a token login may go on: anyone but staff needs no code; staff need one of
-    their devices to accept `token` when the second factor is required (each device
+    """Whether a token login may go on: couriers need no code; backoffice people need one
+    of their devices to accept `token` when the second factor is required (each device
     throttles its own failures)."""
-    if not (settings.STAFF_OTP_REQUIRED and user.is_staff):
+    if not (settings.STAFF_OTP_REQUIRED and is_backoffice(user)):
         return True
     return bool(token) and match_token(user, token) is not None
 
@@ -39,14 +45,15 @@ def session_otp_verified(*, user, session) -> bool:
     return device is not None and device.user_id == user.pk and device.confirmed
 
 
-def staff_verified(user) -> bool:
-    """Active staff, verified by the second factor when it is required (the request's user,
-    as django-otp's middleware annotates it)."""
-    return bool(user.is_active and user.is_staff and (not settings.STAFF_OTP_REQUIRED or user.is_verified()))
+def second_factor_passed(user) -> bool:
+    """Verified by the second factor when it is required (the request's user, as
+    django-otp's middleware annotates it)."""
+    return bool(not settings.STAFF_OTP_REQUIRED or user.is_verified())
 
 
-# The backoffice's pages: anyone else is sent to the login, which asks for the code.
-staff_required = user_passes_test(staff_verified, login_url=settings.LOGIN_URL)
+# The backoffice's pages: a session without the second factor is sent to the login, which
+# asks for the code; the page's permissions are checked after.
+second_factor_required = user_passes_test(second_factor_passed, login_url=settings.LOGIN_URL)
 
 
 class StaffAdminSite(OTPAdminSite):
@@ -80,5 +87,5 @@ class StaffLoginView(LoginView):
 def staff_session_expiry_set(sender, request, user, **kwargs) -> None:
     """`user_logged_in` receiver: a staff browser session ends STAFF_SESSION_AGE_S after
     login, not after Django's two-week SESSION_COOKIE_AGE."""
-    if user.is_staff and hasattr(request, "session"):
+    if is_backoffice(user) and hasattr(request, "session"):
         request.session.set_expiry(settings.STAFF_SESSION_AGE_S)

@@ -61,7 +61,10 @@ class OrderAdmin(admin.ModelAdmin):
     def destination_text(self, order):
         return f"{order.destination.y:.6f}, {order.destination.x:.6f}"
 
-    @admin.action(description="Cancel selected orders")
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("orders.cancel_order")
+
+    @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
         done = 0
         for order_id in queryset.values_list("id", flat=True):
@@ -91,7 +94,10 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Send the selected failed notifications again")
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("orders.resend_notification")
+
+    @admin.action(description="Send the selected failed notifications again", permissions=["resend"])
     def resend(self, request, queryset):
         ids = list(queryset.filter(status=NotificationStatus.FAILED).values_list("id", flat=True))
         notifications_enqueue(notification_ids=ids)

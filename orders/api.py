@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
 from django.db import IntegrityError
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from couriers.serializers import CourierRefSerializer
-from infra.http.api import Conflict, IsCourier, IsStaff, IsStaffOrCourier, Pagination
+from infra.http.api import Conflict, HasPerms, IsCourier, IsCourierOrHasPerms, Pagination
 from infra.http.serializers import EventLocationInputSerializer, PointInputSerializer, RecordedAtField
 from orders.models import NotificationStatus, Order, OrderEventType, OrderStatus
 from orders.selectors import order_get_for, order_notifications_list, orders_visible_to
@@ -16,16 +20,21 @@ from orders.services import EventIdReused, TransitionNotAllowed, order_cancel, o
 # What a courier sees of an order it may take but does not carry: enough to decide to take
 # it (where, roughly; since when), not who the consumer is or the exact address.
 OFFER_FIELDS = ("id", "status", "destination_area", "created_at")
+HIDDEN_FROM_COURIER = "Null for a courier who does not carry the order, and an hour (a setting) after it ended."
+# What the courier keeps of an order it carried once COURIER_ORDER_DETAIL_AFTER_END_S have
+# passed since it ended: its own record of the job, without the consumer.
+FINISHED_FIELDS = (*OFFER_FIELDS, "courier", "assigned_at", "started_at", "delivered_at", "cancelled_at")
 # Rounded to 0.01°: about 1.1 km north-south in São Paulo, a neighbourhood, not a door.
 AREA_DECIMALS = 2
 
 
 class OrderOutputSerializer(serializers.ModelSerializer):
-    """Staff see everything; the courier carrying the order sees all but the tracking code
-    (the consumer's secret); another courier sees a pending order's `OFFER_FIELDS` only,
-    the others null."""
+    """The backoffice (orders.view_order) sees everything. The courier carrying the order
+    sees all but the tracking code (the consumer's secret), and `FINISHED_FIELDS` only once
+    COURIER_ORDER_DETAIL_AFTER_END_S have passed since it ended; another courier sees a
+    pending order's `OFFER_FIELDS` only. The fields a caller may not see are null."""
 
-    destination = serializers.SerializerMethodField()
+    destination = serializers.SerializerMethodField(help_text=HIDDEN_FROM_COURIER)
     destination_area = serializers.SerializerMethodField()
     courier = CourierRefSerializer(allow_null=True)
     # Not read-only, so that the schema does not list it as always present: only staff see it.
@@ -37,7 +46,10 @@ class OrderOutputSerializer(serializers.ModelSerializer):
             "id", "external_id", "status", "tracking_code", "consumer_name", "destination", "destination_area",
             "courier", "created_at", "assigned_at", "started_at", "delivered_at", "cancelled_at",
         ]  # fmt: skip
-        extra_kwargs = {"external_id": {"allow_null": True}, "consumer_name": {"allow_null": True}}
+        extra_kwargs = {
+            "external_id": {"allow_null": True},
+            "consumer_name": {"allow_null": True, "help_text": HIDDEN_FROM_COURIER},
+        }
 
     def get_destination(self, order) -> dict | None:
         return order.destination_latlon
@@ -48,13 +60,21 @@ class OrderOutputSerializer(serializers.ModelSerializer):
     def to_representation(self, order):
         data = super().to_representation(order)
         request = self.context.get("request")
-        if request and request.user.is_staff:
+        if request and request.user.has_perm("orders.view_order"):
             return data
         data.pop("tracking_code")  # the consumer's secret, not the courier's business
         courier = getattr(request.user, "courier", None) if request else None
         if courier is None or order.courier_id != courier.id:
             data.update({field: None for field in data if field not in OFFER_FIELDS})
+        elif order_detail_expired(order):
+            data.update({field: None for field in data if field not in FINISHED_FIELDS})
         return data
+
+
+def order_detail_expired(order) -> bool:
+    ended = order.trail_ends_at
+    window = dt.timedelta(seconds=settings.COURIER_ORDER_DETAIL_AFTER_END_S)
+    return ended is not None and ended <= timezone.now() - window
 
 
 class OrderPageSerializer(serializers.Serializer):
@@ -72,9 +92,11 @@ def transition_conflict(exc: TransitionNotAllowed) -> Conflict:
 
 class OrderCreateListApi(APIView):
     pagination_class = Pagination
+    # Orders come from the order system, whose account holds orders.add_order.
+    required_perms = {"GET": ["orders.view_order"], "POST": ["orders.add_order"]}
 
     def get_permissions(self):
-        return [IsStaff()] if self.request.method == "POST" else [IsStaffOrCourier()]
+        return [HasPerms()] if self.request.method == "POST" else [IsCourierOrHasPerms()]
 
     class OrderCreateInputSerializer(serializers.Serializer):
         consumer_name = serializers.CharField(max_length=120)
@@ -107,6 +129,8 @@ class OrderCreateListApi(APIView):
     @extend_schema(
         # A page object rather than a list: spectacular would name it a retrieve.
         operation_id="v1_orders_list",
+        description="The backoffice's: every order. A courier's: its own and the pending ones, "
+        "created in the last COURIER_ORDERS_MAX_AGE_DAYS (7 by default).",
         parameters=[
             OpenApiParameter("status", enum=OrderStatus.values),
             OpenApiParameter("limit", int, description="Orders per page (100 by default)."),
@@ -128,7 +152,8 @@ class OrderCreateListApi(APIView):
 
 
 class OrderGetApi(APIView):
-    permission_classes = [IsStaffOrCourier]
+    permission_classes = [IsCourierOrHasPerms]
+    required_perms = {"GET": ["orders.view_order"]}
 
     @extend_schema(responses={200: OrderOutputSerializer})
     def get(self, request, order_id):
@@ -186,7 +211,8 @@ class OrderEventCreateApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"POST": ["orders.cancel_order"]}
 
     @extend_schema(
         request=None,
@@ -218,7 +244,8 @@ class NotificationOutputSerializer(serializers.Serializer):
 
 
 class OrderNotificationListApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"GET": ["orders.view_order", "orders.view_notification"]}
 
     @extend_schema(responses={200: NotificationOutputSerializer(many=True)})
     def get(self, request, order_id):

@@ -42,6 +42,7 @@ class Order(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [("cancel_order", "Can cancel an order")]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["courier", "status"]),
@@ -130,6 +131,7 @@ class Notification(models.Model):
     provider_message_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
+        permissions = [("resend_notification", "Can send a failed notification again")]
         constraints = [
             # The exactly-once guard: every writer inserts with ON CONFLICT DO NOTHING, so a
             # burst of pings, a resent event, a retried task or two workers racing all end

@@ -5,9 +5,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from couriers.models import User
 from infra.db.queries import binary_execute
@@ -15,14 +17,14 @@ from orders.models import ACTIVE_STATUSES, Notification, Order, OrderStatus
 
 
 def orders_visible_to(*, user: User | AnonymousUser) -> QuerySet[Order]:
-    """Staff see every order; a courier sees its own and the pending ones it may take."""
+    """The backoffice (orders.view_order) sees every order; a courier sees its own and the
+    pending ones it may take, of the last COURIER_ORDERS_MAX_AGE_DAYS."""
     orders = Order.objects.select_related("courier")
-    if user.is_staff:
-        return orders
     courier = getattr(user, "courier", None)
     if courier is None:
-        return orders.none()
-    return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING))
+        return orders if user.has_perm("orders.view_order") else orders.none()
+    since = timezone.now() - dt.timedelta(days=settings.COURIER_ORDERS_MAX_AGE_DAYS)
+    return orders.filter(Q(courier=courier) | Q(status=OrderStatus.PENDING), created_at__gte=since)
 
 
 def order_get_for(*, user: User | AnonymousUser, order_id: uuid.UUID, include_pending: bool = False) -> Order:
@@ -38,13 +40,12 @@ def order_get_for(*, user: User | AnonymousUser, order_id: uuid.UUID, include_pe
 def order_is_visible_to(
     *, user: User | AnonymousUser, courier_id: uuid.UUID | None, status: str, include_pending: bool = False
 ) -> bool:
-    """Whether `user` may act on an order carried by `courier_id` in `status`: staff on any,
-    a courier on its own (and, with `include_pending`, on the pending ones it may take)."""
-    if user.is_staff:
-        return True
+    """Whether `user` may act on an order carried by `courier_id` in `status`: a courier on
+    its own (and, with `include_pending`, on the pending ones it may take), the backoffice
+    (orders.view_order) on any; what it may do to it is the view's permission."""
     courier = getattr(user, "courier", None)
     if courier is None:
-        return False
+        return user.has_perm("orders.view_order")
     return courier_id == courier.id or (include_pending and status == OrderStatus.PENDING)
 
 

@@ -90,6 +90,7 @@ export CELERY_BROKER_URL='${CELERY_BROKER_URL:-$REDIS_URL}'
 export DJANGO_SECRET_KEY='$(cat "$LOCAL/secret_key")'
 export DJANGO_SECURE_SSL_REDIRECT=0
 export DJANGO_SECURE_COOKIES=0
+export DJANGO_ALLOWED_HOSTS=localhost,127.0.0.1
 export PATH='$ROOT/.venv/bin':\$PATH
 ENV
 echo "==> Ready: database ${DATABASE_URL%%@*}@…, redis $REDIS_URL"

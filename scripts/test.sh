@@ -9,6 +9,8 @@ source .local/env
 export REDIS_URL="${REDIS_URL%/*}/9"
 export CELERY_BROKER_URL="$REDIS_URL"
 export CHANNELS_PREFIX=ze-test
+# Checkouts set up before .local/env named the hosts: the local ones.
+export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1}"
 # Prometheus multiprocess mode, as in `make run`: the test process's /metrics also shows
 # what the worker subprocess recorded. A fresh folder per run (values are cumulative).
 export PROMETHEUS_MULTIPROC_DIR="$(pwd)/.local/prometheus-test"

@@ -149,7 +149,7 @@ def other_courier(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="staff", is_staff=True)
+    return UserFactory(username="staff", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def people(db):
         started_at=now - dt.timedelta(minutes=5),
     )
     KNOWN.update(order_id=str(order.id), courier_id=str(courier.id), tracking_code=order.tracking_code)
-    staff = UserFactory(username=f"fuzz-staff-{uuid.uuid4().hex[:6]}", is_staff=True)
+    staff = UserFactory(username=f"fuzz-staff-{uuid.uuid4().hex[:6]}", is_staff=True, is_superuser=True)
     return {"courier": client_for(courier.user), "staff": client_for(staff), "anonymous": None}
 
 

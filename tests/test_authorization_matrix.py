@@ -3,7 +3,9 @@ route (from the routing) against every kind of caller. A route, or a method on a
 without an entry here fails `test_every_route_and_method_has_an_entry`.
 
 The callers: anonymous; courier A, who carries order X; courier B, who carries order Y;
-staff; and two consumers, who hold only the tracking code of order X or of order Y.
+a superuser; two consumers, who hold only the tracking code of order X or of order Y; and
+the three backoffice roles (the groups of `tracking/migrations/0010_roles.py`): support,
+operations lead, engineer.
 Routes with an order or courier in the URL name order X and courier A. Routes with a
 tracking code get the caller's own code, or a well-formed code nobody was given."""
 
@@ -21,47 +23,72 @@ from rest_framework.test import APIClient
 
 from tests.support.api import client_for
 from tests.support.builders import CourierFactory, OrderFactory, UserFactory
+from tests.support.roles import role_user
 from tracking.routing import websocket_urlpatterns
 
-ACTORS = ("anonymous", "courier_a", "courier_b", "staff", "consumer_x", "consumer_y")
+ACTORS = (
+    "anonymous",
+    "courier_a",
+    "courier_b",
+    "staff",
+    "consumer_x",
+    "consumer_y",
+    "support",
+    "operations",
+    "engineer",
+)
+ROLES = {"support": "Support", "operations": "Operations lead", "engineer": "Engineer"}
 GUESSED_CODE = "A" * 32
 ADMIN_PREFIX = "admin/"
 
 
-def row(anonymous, courier_a, courier_b, staff, consumer_x, consumer_y) -> dict[str, int]:
-    return dict(zip(ACTORS, (anonymous, courier_a, courier_b, staff, consumer_x, consumer_y), strict=True))
+def row(anonymous, courier_a, courier_b, staff, consumer_x, consumer_y, support=None, operations=None, engineer=None):
+    """Support and operations leads default to what staff get, engineers to what a courier
+    who is not concerned gets (B)."""
+    support = staff if support is None else support
+    operations = staff if operations is None else operations
+    engineer = courier_b if engineer is None else engineer
+    values = (anonymous, courier_a, courier_b, staff, consumer_x, consumer_y, support, operations, engineer)
+    return dict(zip(ACTORS, values, strict=True))
 
 
 def everyone(status: int) -> dict[str, int]:
     return row(*(status,) * len(ACTORS))
 
 
-STAFF_ONLY = row(401, 403, 403, 200, 401, 401)
-OWNER_OR_STAFF = row(401, 200, 404, 200, 401, 401)  # another courier learns nothing: 404
-SIGNED_IN = row(401, 204, 204, 204, 401, 401)
-PAGE_STAFF_ONLY = row(302, 302, 302, 200, 302, 302)  # to the login page
-CODE_HOLDER = row(404, 404, 404, 404, 200, 200)  # consumers open their own order only
+STAFF_ONLY = row(401, 403, 403, 200, 401, 401)  # staff: the roles that read orders and couriers
+OWNER_OR_STAFF = row(401, 200, 404, 200, 401, 401, engineer=403)  # another courier learns nothing: 404
+SIGNED_IN = row(401, 204, 204, 204, 401, 401, engineer=204)
+# Anonymous to the login page; a signed-in user without the right is refused.
+PAGE_STAFF_ONLY = row(302, 403, 403, 200, 302, 302)
+CODE_HOLDER = row(404, 404, 404, 404, 200, 200, engineer=404)  # consumers open their own order only
 
 # route pattern -> method -> expected status per caller. POSTs send an empty JSON body, so
 # a caller the route lets through gets 400 (the body is checked after the permission).
 HTTP = {
     "healthz": {"GET": everyone(200)},
     "readyz": {"GET": everyone(200)},
-    "metrics": {"GET": row(403, 403, 403, 200, 403, 403)},  # staff (session) or the metrics token
+    # Engineers and superusers (session), or the metrics token.
+    "metrics": {"GET": row(403, 403, 403, 200, 403, 403, support=403, operations=403, engineer=200)},
     "api/v1/auth/token": {"POST": everyone(400)},
     "api/v1/auth/logout": {"POST": SIGNED_IN},
     "api/v1/auth/logout-all": {"POST": SIGNED_IN},
-    "api/v1/couriers": {"GET": STAFF_ONLY, "POST": row(401, 403, 403, 400, 401, 401)},
+    "api/v1/couriers": {"GET": STAFF_ONLY, "POST": row(401, 403, 403, 400, 401, 401, support=403)},
     "api/v1/couriers/<uuid:courier_id>/location": {"GET": STAFF_ONLY},
-    "api/v1/orders": {"GET": row(401, 200, 200, 200, 401, 401), "POST": row(401, 403, 403, 400, 401, 401)},
+    "api/v1/orders": {
+        "GET": row(401, 200, 200, 200, 401, 401, engineer=403),
+        # The order system's account (orders.add_order); no backoffice role.
+        "POST": row(401, 403, 403, 400, 401, 401, support=403, operations=403),
+    },
     "api/v1/orders/<uuid:order_id>": {"GET": OWNER_OR_STAFF},
-    "api/v1/orders/<uuid:order_id>/events": {"POST": row(401, 400, 404, 403, 401, 401)},
-    "api/v1/orders/<uuid:order_id>/cancel": {"POST": STAFF_ONLY},
+    "api/v1/orders/<uuid:order_id>/events": {"POST": row(401, 400, 404, 403, 401, 401, engineer=403)},
+    # The operations lead is let through: 409, the superuser (asked first) cancelled it.
+    "api/v1/orders/<uuid:order_id>/cancel": {"POST": row(401, 403, 403, 200, 401, 401, support=403, operations=409)},
     "api/v1/orders/<uuid:order_id>/location": {"GET": OWNER_OR_STAFF},
     "api/v1/orders/<uuid:order_id>/track": {"GET": STAFF_ONLY},
     "api/v1/orders/<uuid:order_id>/notifications": {"GET": STAFF_ONLY},
     "api/v1/track/<tracking_code:tracking_code>": {"GET": CODE_HOLDER},
-    "api/v1/locations": {"POST": row(401, 400, 400, 403, 401, 401)},
+    "api/v1/locations": {"POST": row(401, 400, 400, 403, 401, 401, engineer=403)},
     "t/<tracking_code:tracking_code>": {"GET": CODE_HOLDER},
     "api/schema/": {"GET": everyone(200)},
     "api/docs/": {"GET": everyone(200)},
@@ -70,12 +97,16 @@ HTTP = {
     "accounts/logout/": {"POST": everyone(200)},
     "backoffice/": {"GET": PAGE_STAFF_ONLY},
 }
-# Every admin URL: staff only. Checked on the index and each model's list.
-ADMIN = PAGE_STAFF_ONLY
+# The admin: its index for every backoffice account (is_staff); each model's list for the
+# roles that may view that model (Django's view or change permission), 403 for the others.
+ADMIN_INDEX = row(302, 302, 302, 200, 302, 302, engineer=200)
+SUPPORT_READS = {"couriers.courier", "couriers.apitoken", "orders.order", "orders.notification",
+                 "tracking.orderlastlocation", "tracking.courierlastlocation"}  # fmt: skip
+ENGINEER_READS = {"tracking.ping", "tracking.pingdeadletter", "tracking.pingbatchdeadletter"}
 
 WEBSOCKETS = {
-    "ws/fleet/": row(False, False, False, True, False, False),
-    "ws/track/<tracking_code:tracking_code>/": row(False, False, False, False, True, True),
+    "ws/fleet/": row(False, False, False, True, False, False, engineer=False),
+    "ws/track/<tracking_code:tracking_code>/": row(False, False, False, False, True, True, False, False, False),
 }
 
 
@@ -120,6 +151,7 @@ class World:
         self.order_x = OrderFactory(courier=self.courier_a, status="assigned", assigned_at=now)
         self.order_y = OrderFactory(courier=self.courier_b, status="assigned", assigned_at=now)
         self.users = {"courier_a": self.courier_a.user, "courier_b": self.courier_b.user, "staff": self.staff}
+        self.users.update({actor: role_user(role) for actor, role in ROLES.items()})
         self.codes = {"consumer_x": self.order_x.tracking_code, "consumer_y": self.order_y.tracking_code}
 
     def client(self, actor: str) -> APIClient:
@@ -154,14 +186,25 @@ def test_http_route(pattern, method):
     assert seen == HTTP[pattern][method]
 
 
-@pytest.mark.django_db
-def test_admin_is_staff_only():
-    world = World()
-    urls = ["/admin/"] + [f"/admin/{m._meta.app_label}/{m._meta.model_name}/" for m in admin.site._registry]
+def admin_list_expected(model) -> dict[str, int]:
+    label = model._meta.label_lower
+    return row(
+        302, 302, 302, 200, 302, 302,
+        support=200 if label in SUPPORT_READS else 403,
+        operations=200 if label in SUPPORT_READS else 403,
+        engineer=200 if label in ENGINEER_READS else 403,
+    )  # fmt: skip
 
-    for url in urls:
+
+@pytest.mark.django_db
+def test_admin_shows_each_role_its_models_only():
+    world = World()
+
+    assert {actor: world.client(actor).get("/admin/").status_code for actor in ACTORS} == ADMIN_INDEX
+    for model in admin.site._registry:
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         seen = {actor: world.client(actor).get(url).status_code for actor in ACTORS}
-        assert seen == ADMIN, url
+        assert seen == admin_list_expected(model), url
 
 
 @pytest.mark.django_db(transaction=True)

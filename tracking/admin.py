@@ -97,8 +97,8 @@ class PingDeadLetterAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def has_replay_permission(self, request) -> bool:
-        # The rows stay read-only; replaying them writes pings, which needs the change right.
-        return request.user.has_perm("tracking.change_pingdeadletter")
+        # The rows stay read-only; replaying them stores pings.
+        return request.user.has_perm("tracking.replay_dead_letters")
 
     @admin.action(description="Replay the selected pings", permissions=["replay"])
     def replay(self, request, queryset):
@@ -121,7 +121,7 @@ class PingBatchDeadLetterAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def has_replay_permission(self, request) -> bool:
-        return request.user.has_perm("tracking.change_pingbatchdeadletter")
+        return request.user.has_perm("tracking.replay_dead_letters")
 
     @admin.action(description="Replay the selected batches", permissions=["replay"])
     def replay(self, request, queryset):

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from infra.http.api import FirstRendererNegotiation, IsCourier, IsStaff, IsStaffOrCourier
+from infra.http.api import FirstRendererNegotiation, HasPerms, IsCourier, IsCourierOrHasPerms
 from infra.http.parsers import ItemsJSONParser
 from infra.http.renderers import JSONRenderer
 from infra.http.throttles import (
@@ -80,7 +80,8 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 # token check (tracking/order_location.py). A comment, not a docstring: the docstring would
 # become the schema's description.
 class OrderLocationGetApi(APIView):
-    permission_classes = [IsStaffOrCourier]
+    permission_classes = [IsCourierOrHasPerms]
+    required_perms = {"GET": ["orders.view_order"]}
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
 
@@ -98,7 +99,8 @@ class OrderLocationGetApi(APIView):
 
 
 class OrderTrackGetApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"GET": ["orders.view_order"]}
 
     @extend_schema(
         responses={
@@ -111,7 +113,8 @@ class OrderTrackGetApi(APIView):
 
 
 class CourierLocationGetApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [HasPerms]
+    required_perms = {"GET": ["couriers.view_courier"]}
 
     @extend_schema(responses={200: CourierLocationSerializer})
     def get(self, request, courier_id):

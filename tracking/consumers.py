@@ -19,7 +19,9 @@ from infra.http.throttles import ThrottleUnavailable, TrackingAddressThrottle, T
 from tracking.broadcasts import FLEET_GROUP, fleet_state_build, order_group
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 
-# Closed because the user is not (or no longer) signed-in staff.
+# What the fleet map shows: every courier and order. Support and operations leads hold both.
+FLEET_PERMS = ("couriers.view_courier", "orders.view_order")
+# Closed because the user is not (or no longer) signed in with the fleet's permissions.
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 # Refused at connect: too many attempts from this address (or at this code); retry later.
@@ -29,17 +31,20 @@ CLOSE_THROTTLED = 4429
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
-def session_is_staff(*, session_key: str | None) -> bool:
-    """Whether the session still belongs to an active staff user, read afresh: a logout
-    deletes the session, a password change invalidates its hash, the admin may remove the
-    staff right. Django's own `get_user` checks the first two. When the second factor is
-    required, the session must have passed it."""
+def user_may_watch_fleet(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.has_perms(FLEET_PERMS))
+
+
+def session_may_watch_fleet(*, session_key: str | None) -> bool:
+    """Whether the session still belongs to an active user with the fleet's permissions,
+    read afresh: a logout deletes the session, a password change invalidates its hash, the
+    admin may take the rights away. Django's own `get_user` checks the first two. When the
+    second factor is required, the session must have passed it."""
     if not session_key:
         return False
     store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
     user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]  # get_user reads .session only
-    staff = bool(user.is_authenticated and user.is_active and user.is_staff)
-    return staff and session_otp_verified(user=user, session=store)
+    return user_may_watch_fleet(user) and session_otp_verified(user=user, session=store)
 
 
 def socket_throttled(*, scope, tracking_code: str) -> bool:
@@ -59,14 +64,14 @@ def socket_throttled(*, scope, tracking_code: str) -> bool:
 
 
 class FleetConsumer(AsyncJsonWebsocketConsumer):
-    """`/ws/fleet/`, staff only: every active courier and order, then each change."""
+    """`/ws/fleet/`, for the holders of FLEET_PERMS: every active courier and order, then each change."""
 
     checked_at = 0.0
 
     async def connect(self):
         user = self.scope.get("user")
         session = self.scope.get("session")
-        if not (user and user.is_authenticated and user.is_staff) or not await database_sync_to_async(
+        if not await database_sync_to_async(user_may_watch_fleet)(user) or not await database_sync_to_async(
             session_otp_verified
         )(user=user, session=session):
             await self.close(code=CLOSE_FORBIDDEN)
@@ -81,14 +86,14 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
 
-    async def still_staff(self) -> bool:
+    async def still_allowed(self) -> bool:
         """Re-read the session before forwarding, at most every FLEET_SOCKET_RECHECK_S:
-        nothing reaches a user who logged out or lost staff rights after that, and an idle
+        nothing reaches a user who logged out or lost the rights after that, and an idle
         socket costs no query. A user found out is disconnected."""
         if time.monotonic() - self.checked_at < settings.FLEET_SOCKET_RECHECK_S:
             return True
         session = self.scope.get("session")
-        if await database_sync_to_async(session_is_staff)(session_key=getattr(session, "session_key", None)):
+        if await database_sync_to_async(session_may_watch_fleet)(session_key=getattr(session, "session_key", None)):
             self.checked_at = time.monotonic()
             return True
         await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
@@ -98,7 +103,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     async def fleet_moved(self, event):
         """What moved in one publish (`tracking.broadcasts`): one message per courier and
         per order on the socket, as the map reads them."""
-        if await self.still_staff():
+        if await self.still_allowed():
             for courier in event["couriers"]:
                 await self.send_json({"type": "courier", "courier": courier})
             for order in event["orders"]:

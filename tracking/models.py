@@ -49,6 +49,9 @@ class Ping(models.Model):
     attributes = models.JSONField(null=True, blank=True)
 
     class Meta:
+        # The platform's process metrics (/metrics) belong to no model: declared on the
+        # pings, the stream they mostly measure. Raw pings are Django's `view_ping`.
+        permissions = [("view_metrics", "Can read the process metrics")]
         # Declared here for the record; migration 0001's DDL creates them with the table.
         constraints = [
             models.CheckConstraint(condition=models.Q(lat__gte=-90, lat__lte=90), name="tracking_ping_lat_range"),
@@ -158,6 +161,8 @@ class PingDeadLetter(DeadLetterFields):
     ping = models.TextField()
 
     class Meta:
+        # Both kinds of dead letters: replaying them stores what the database refused.
+        permissions = [("replay_dead_letters", "Can replay dead letters")]
         constraints = [models.UniqueConstraint(fields=["courier", "event_id"], name="ping_dead_letter_unique")]
         indexes = [models.Index(fields=["-last_failed_at"], name="ping_dead_letter_last_failed")]
 

@@ -4,6 +4,7 @@ REST API) and the consumer's tracking page (no login: the code in the URL is the
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -11,12 +12,16 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from couriers.staff_access import staff_required
+from couriers.staff_access import second_factor_required
 from infra.http.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
+from tracking.consumers import FLEET_PERMS
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 
 
-@staff_required
+@login_required
+@second_factor_required
+# A signed-in user without the rights is refused (403), not sent to log in again.
+@permission_required(FLEET_PERMS, raise_exception=True)
 def backoffice_map(request):
     return render(
         request,

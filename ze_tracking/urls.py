@@ -9,7 +9,7 @@ from couriers.api import CourierCreateApi, TokenCreateApi, TokenDeleteAllApi, To
 from couriers.staff_access import StaffLoginView
 from infra.http.converters import TRACKING_CODE  # noqa: F401 (registers the converter)
 from infra.http.health import healthz, readyz
-from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, throttled
+from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, ProbeAddressThrottle, throttled
 from infra.observability.metrics import metrics_view
 from orders.api import OrderCancelApi, OrderCreateListApi, OrderEventCreateApi, OrderGetApi, OrderNotificationListApi
 from tracking.api import (
@@ -42,7 +42,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("readyz", readyz, name="readyz"),
+    path("readyz", throttled(ProbeAddressThrottle)(readyz), name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("t/<tracking_code:tracking_code>", order_tracking_page, name="tracking-page"),

@@ -56,18 +56,25 @@ class IsCourier(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and hasattr(request.user, "courier"))
 
 
-class IsStaff(permissions.BasePermission):
-    message = "Only staff can do this."
+class HasPerms(permissions.BasePermission):
+    """The Django permissions the view names for the request's method (`required_perms`,
+    HEAD and OPTIONS as GET), held by the user or its groups (the backoffice roles);
+    superusers hold every one. A method the view names none for is refused."""
+
+    message = "You do not have permission to do this."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        perms = getattr(view, "required_perms", {}).get(method)
+        user = request.user
+        return bool(perms and user and user.is_authenticated and user.has_perms(perms))
 
 
-class IsStaffOrCourier(permissions.BasePermission):
-    message = "Only staff and couriers can do this."
+class IsCourierOrHasPerms(permissions.BasePermission):
+    message = "Only couriers and the backoffice roles that may read this can do this."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return IsStaff().has_permission(request, view) or IsCourier().has_permission(request, view)
+        return IsCourier().has_permission(request, view) or HasPerms().has_permission(request, view)
 
 
 class ServiceUnavailable(Exception):

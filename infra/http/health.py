@@ -13,6 +13,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
 
+from infra.observability.metrics import METRICS_PERMISSION
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,7 +24,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 "ready" only when the database, Redis and the broker answer; else 503 "not
-    ready". What failed, and why, goes to the log and to signed-in staff only: the error
+    ready". What failed, and why, goes to the log and to signed-in engineers only: the error
     text can name hosts and the database user.
 
     Each check reuses a pooled connection: the request's database connection (kept for
@@ -41,7 +43,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if failed:
         logger.warning("not ready: %s", failed)
     body: dict[str, Any] = {"status": "not ready" if failed else "ready"}
-    if failed and request.user.is_authenticated and request.user.is_staff:
+    if failed and request.user.is_authenticated and request.user.has_perm(METRICS_PERMISSION):
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
 

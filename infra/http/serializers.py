@@ -126,3 +126,14 @@ class PointInputSerializer(serializers.Serializer[dict[str, Any]]):
 
 class EventLocationInputSerializer(PointInputSerializer):
     accuracy_m = FiniteFloatField(min_value=0, max_value=100_000, required=False, allow_null=True)
+
+
+class TextField(serializers.CharField):
+    """JSON text only. DRF's CharField turns a number into text: a username sent as 12345
+    would log in as the user "12345" while the throttles, which read the request as sent,
+    saw no username."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -13,11 +13,13 @@ import hashlib
 import math
 import os
 import time
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_redis.exceptions import ConnectionInterrupted
@@ -147,22 +149,32 @@ class OneCallThrottles(APIView):
             self.throttled(request, max(waits))
 
 
-def _posted(request: ThrottledRequest, field: str) -> str:
+def _posted(request: ThrottledRequest, field: str) -> object:
     data = getattr(request, "data", None)
     if data is None:  # a plain Django view (the login pages)
         data = request.POST
-    value = data.get(field) if hasattr(data, "get") else None
-    return value.strip().lower() if isinstance(value, str) else ""
+    return data.get(field) if hasattr(data, "get") else None
 
 
 class LoginUsernameThrottle(RateThrottle):
-    """Guesses at one account, from any number of addresses. Showing the form (GET) is
-    free; every other method counts (Django's login view takes PUT like POST)."""
+    """Guesses at one account, from any number of addresses, however its name is spelled:
+    the key is the account's id when the name (NFKC-normalized, as Django normalizes
+    usernames) names one, else the normalized, case-folded name. A username that is not
+    text is not counted here: the login refuses it (400) before any password check.
+    Showing the form (GET) is free; every other method counts (Django's login view takes
+    PUT like POST)."""
 
     scope = "login_username"
 
     def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
-        return None if request.method in SAFE_METHODS else (_posted(request, "username") or None)
+        if request.method in SAFE_METHODS:
+            return None
+        username = _posted(request, "username")
+        if not isinstance(username, str) or not username.strip():
+            return None
+        name = unicodedata.normalize("NFKC", username).strip()
+        user_id = get_user_model()._default_manager.filter(username=name).values_list("pk", flat=True).first()
+        return f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
 
 
 class LoginAddressThrottle(RateThrottle):
@@ -172,6 +184,16 @@ class LoginAddressThrottle(RateThrottle):
 
     def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
         return None if request.method in SAFE_METHODS else self.get_ident(request)
+
+
+class ProbeAddressThrottle(RateThrottle):
+    """The readiness probe per address: each call opens a check of the database, Redis and
+    the broker, so nobody may make it a load of their own."""
+
+    scope = "probe_address"
+
+    def ident(self, request: ThrottledRequest, view: APIView | None) -> str | None:
+        return self.get_ident(request)
 
 
 class IngestCourierThrottle(RateThrottle):

@@ -31,6 +31,9 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+# Engineers' (tracking/migrations/0010_roles.py). A permission needs a model: this one is
+# declared on tracking's pings; a string here, so the platform imports no app.
+METRICS_PERMISSION = "tracking.view_metrics"
 SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
@@ -151,13 +154,13 @@ def _allowed(request: HttpRequest) -> bool:
     if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
         return True
     user = getattr(request, "user", None)
-    return bool(user and user.is_active and user.is_staff)
+    return bool(user and user.is_active and user.has_perm(METRICS_PERMISSION))
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of this process, or of all processes in multiprocess mode."""
     if not _allowed(request):
-        return HttpResponse("Staff or the metrics token only.\n", status=403, content_type="text/plain")
+        return HttpResponse("Engineers or the metrics token only.\n", status=403, content_type="text/plain")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client

@@ -9,10 +9,26 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 from knox.crypto import hash_token
+from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
-from couriers.services import user_password_set
 from tests.support.api import token_client, token_login
+
+PASSWORD = "s3cret-pass-123"
+
+
+def login(username: str, **extra) -> dict:
+    response = APIClient().post(
+        "/api/v1/auth/token", {"username": username, "password": PASSWORD, **extra}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def api(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
 
 
 def orders_status(token: str) -> int:
@@ -109,7 +125,8 @@ def test_expired_tokens_are_deleted_at_the_next_login_or_by_the_hourly_task(cour
 def test_changing_the_password_revokes_every_token(courier):
     tokens = [token_login(courier.user.username)["token"] for _ in range(2)]
 
-    user_password_set(user=courier.user, password="another-long-pass-456")
+    courier.user.set_password("another-long-pass-456")
+    courier.user.save()
 
     assert [orders_status(t) for t in tokens] == [401, 401]
 

@@ -215,14 +215,13 @@ def test_fleet_socket_closes_when_its_user_loses_staff_rights_or_logs_out(staff,
 
     def revoke():
         if revocation == "staff_rights_removed":
-            staff.is_staff = False
+            staff.is_superuser = False
             staff.save()
         elif revocation == "logged_out":
             client.post("/accounts/logout/")
         else:
-            from couriers.services import user_password_set
-
-            user_password_set(user=staff, password="a-brand-new-pass-789")
+            staff.set_password("a-brand-new-pass-789")
+            staff.save()
 
     async def scenario():
         ws = socket("/ws/fleet/", headers)

@@ -21,7 +21,9 @@ from typing import Any
 import requests
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Permission
 from django.db import transaction
+from django.db.models import Q
 
 from tracking.simulator.client import HTTP_TIMEOUT_S, checked, session_login
 from tracking.simulator.config import SimulationConfig, SimulationStats
@@ -31,6 +33,11 @@ from tracking.simulator.geometry import destination_pick, start_pick
 logger = logging.getLogger(__name__)
 
 STAFF_USERNAME = "simulator"
+# What the simulator does as the order system and an operations lead, and no more.
+STAFF_PERMS = [
+    ("couriers", "add_courier"), ("couriers", "view_courier"),
+    ("orders", "add_order"), ("orders", "view_order"), ("orders", "cancel_order"),
+]  # fmt: skip
 COURIER_USERNAME = "sim-courier-{n}"
 CONSUMERS = ["Maria", "João", "Ana", "Pedro", "Juliana", "Lucas", "Camila", "Rafael", "Beatriz", "Gabriel"]
 
@@ -60,6 +67,10 @@ def simulator_accounts_prepare(*, couriers: int) -> str:
         staff.is_active = True
         staff.set_password(secret)
         staff.save()
+        wanted = Q()
+        for app_label, codename in STAFF_PERMS:
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        staff.user_permissions.set(Permission.objects.filter(wanted))
         users.bulk_update(existing, ["password"])
     return secret
 

@@ -27,6 +27,10 @@ REST_FRAMEWORK = {
 # The longest page any list answers (`?limit=` above it is cut to it); 100 by default.
 API_PAGE_DEFAULT = env.int("API_PAGE_DEFAULT", default=100)
 API_PAGE_MAX = env.int("API_PAGE_MAX", default=500)
+# What a courier keeps of its orders: the consumer's name and exact destination until this
+# long after the order ended (a late question at the door), and a list this many days back.
+COURIER_ORDER_DETAIL_AFTER_END_S = env.int("COURIER_ORDER_DETAIL_AFTER_END_S", default=3600)
+COURIER_ORDERS_MAX_AGE_DAYS = env.int("COURIER_ORDERS_MAX_AGE_DAYS", default=7)
 
 # --- API tokens (django-rest-knox): only a SHA-512 digest is stored; each login makes a
 # new token for its device; a token expires API_TOKEN_TTL_H after its last use (sliding:

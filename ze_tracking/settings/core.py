@@ -17,7 +17,8 @@ env = environ.Env()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # No production default: a missing key stops start-up with a clear message.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+# Outside DEBUG, only the hosts the environment names (deploy/ sets them).
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [

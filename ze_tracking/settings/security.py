@@ -21,6 +21,8 @@ THROTTLE_RATES = {
     # so the address budget is far more generous than the per-code one.
     "tracking_link_code": env.str("THROTTLE_TRACKING_LINK_CODE", default="60/min"),
     "tracking_link_address": env.str("THROTTLE_TRACKING_LINK_ADDRESS", default="1200/min"),
+    # /readyz: the load balancer asks every few seconds from each of its nodes.
+    "probe_address": env.str("THROTTLE_PROBE_ADDRESS", default="120/min"),
 }
 
 # --- Staff second factor (django-otp; couriers/staff_access.py): off for `make run`, on in
