@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
 from couriers.models import ApiToken
+from couriers.staff_access import is_backoffice
 from infra.db.queries import OneRowQuery
 
 INVALID = _("Invalid token.")
@@ -50,8 +51,8 @@ class ApiTokenAuthentication(TokenAuthentication):
             found.delete()
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             raise exceptions.AuthenticationFailed(INVALID)
-        # A staff token keeps the expiry of its login: staff log in again, with their code.
-        if knox_settings.AUTO_REFRESH and found.expiry and not found.user.is_staff:
+        # A backoffice token keeps the expiry of its login: they log in again, with their code.
+        if knox_settings.AUTO_REFRESH and found.expiry and not is_backoffice(found.user):
             self.renew_token(found)
         return self.validate_user(found)
 

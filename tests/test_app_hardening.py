@@ -59,6 +59,7 @@ def settings_in_a_fresh_process(**env) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.processes
 def test_production_answers_no_host_it_was_not_given():
     assert settings_in_a_fresh_process(DJANGO_DEBUG="0") == "[]"
     assert settings_in_a_fresh_process(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="ze.example") == "['ze.example']"
@@ -71,6 +72,7 @@ def bundle_files(tmp_path: Path, role: str) -> list[str]:
     return zipfile.ZipFile(out).namelist()
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("role", ["web", "worker", "scheduler"])
 def test_the_production_bundle_has_no_simulator(tmp_path, role):
     files = bundle_files(tmp_path, role)

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
 from tests.support.builders import UserFactory
+from tests.support.roles import role_user
 
 PASSWORD = "s3cret-pass-123"
 otp_required = override_settings(STAFF_OTP_REQUIRED=True)
@@ -158,7 +159,7 @@ def fleet_connects(client: Client) -> bool:
 @pytest.mark.django_db(transaction=True)
 @otp_required
 def test_fleet_socket_refuses_a_staff_session_not_verified_by_the_second_factor():
-    staff = UserFactory(username="ops", is_staff=True)
+    staff = role_user("Support")  # a support agent: watches the fleet, behind the second factor
     device = totp_device(staff)
     unverified = Client()
     unverified.force_login(staff)
