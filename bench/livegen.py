@@ -8,8 +8,9 @@ count, reporting their own CPU:
 `period_s`, its device time the real clock, straight to `POST /api/v1/locations`; each 202
 is kept as (courier index, recorded_at in ms, time of the 202). `swarm` holds one
 `/ws/track/{code}/` socket per tracking code and keeps every position it is sent as
-(order index, recorded_at in ms, arrival time). Joined on the first two, they give the delay
-from a ping's 202 to its consumer's socket (`live_delays`). `storm_at_s` drops every socket
+(order index, recorded_at in ms, arrival time), the state sent on connect aside. Joined on
+the first two, they give the delay from a ping's 202 to its consumer's socket
+(bench/measurements/live.py). `storm_at_s` drops every socket
 at that second and reopens them all within `storm_spread_s`.
 """
 
@@ -115,6 +116,8 @@ async def swarm_run(spec: dict) -> dict:
             return False
         opened["now"] += 1
         opened["peak"] = max(opened["peak"], opened["now"])
+        order = spec["order_of"][index] if "order_of" in spec else index
+        first = True  # the state sent on connect: no ping's delivery
         try:
             while (left := until - time.monotonic()) > 0:
                 try:
@@ -126,9 +129,10 @@ async def swarm_run(spec: dict) -> dict:
                         error(f"closed {ws.close_code}")
                     break
                 location = json.loads(msg.data).get("location")
-                if location:
+                if location and not first:
                     at = dt.datetime.fromisoformat(location["recorded_at"])
-                    arrivals.append((index, int(at.timestamp() * 1000), time.time()))
+                    arrivals.append((order, int(at.timestamp() * 1000), time.time()))
+                first = False
         finally:
             opened["now"] -= 1
             await ws.close()
@@ -154,20 +158,6 @@ async def swarm_run(spec: dict) -> dict:
     return {"arrivals": arrivals, "errors": errors, "peak_open": opened["peak"], "reopened": opened["reopened"],
             "open_series": open_series, "seconds": time.monotonic() - started,
             "client_cpu_s": _cpu_s() - cpu0}  # fmt: skip
-
-
-def live_delays(*, acks: list, arrivals: list, order_of_courier: list[int] | None = None) -> list[float]:
-    """Seconds from each ping's 202 to its first arrival on its order's socket."""
-    acked = {}
-    for courier, recorded_ms, at in acks:
-        order = order_of_courier[courier] if order_of_courier else courier
-        acked[(order, recorded_ms)] = at
-    first: dict[tuple[int, int], float] = {}
-    for order, recorded_ms, at in arrivals:
-        key = (order, recorded_ms)
-        if key in acked and key not in first:
-            first[key] = at - acked[key]
-    return sorted(first.values())
 
 
 def main(argv: list[str]) -> int:
