@@ -92,7 +92,29 @@ def _section(*, data: dict, plots: Path, relative_to: Path) -> list[str]:
     ]
     if figure:
         lines += [f"![Live side]({figure.relative_to(relative_to)})", ""]
-    return lines
+    return lines + DESIGN
+
+
+DESIGN = [
+    "How the live side is built for this size:",
+    "",
+    "- **The map** (`static/tracking/backoffice.js`) draws couriers and orders on one canvas of its own over the "
+    "Leaflet map: each frame is one loop over the couriers, every courier of a colour in one `Path2D`, so the cost "
+    "is a few arcs per courier and no DOM element at all. Moves glide by interpolation in that loop; a courier "
+    "turns grey when its last ping passes the stale limit, read at draw time (nothing is rebuilt); below zoom 11 "
+    "couriers are counted per 48-pixel screen cell instead of clustered by a library. Clicks are hit-tested "
+    "against the drawn positions. Leaflet's own canvas renderer with one `circleMarker` per courier, MapLibre GL "
+    "and deck.gl were not measured: the first keeps a layer object and a redraw request per courier, the other "
+    "two are new dependencies of several hundred KB.",
+    "- **The fleet stream** (`tracking/broadcasts.py`, `tracking/consumers.py`): one message per publish "
+    "(at most every `LIVE_UPDATE_INTERVAL_S`), rows of arrays of only the couriers and orders that moved "
+    "(`tracking/serializers.py`: `courier_fleet_row`, `order_fleet_row`); a socket that reads a publish more than "
+    "`FLEET_SOCKET_BEHIND_S` late gets the current state and skips the backlog.",
+    "- **Sockets**: one uvicorn process (`scripts/web.sh`) on channels_redis's core layer; the figures above are "
+    "that process's. The load tools reach it on its own port: the bench's nginx (1,024 worker connections) would "
+    "cap the count first, and production's nginx needs its `worker_connections` sized to the sockets.",
+    "",
+]
 
 
 def _plot(*, sockets: dict, map_: dict, out: Path) -> Path | None:

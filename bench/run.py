@@ -1,7 +1,10 @@
 """`make bench`: start the stack, run each measurement, stop what it started, write
 docs/PERFORMANCE.md and its plots under docs/performance/.
 
-    python bench/run.py [--quick] [--soak] [--only e2e,api,worker,freshness,reads,naive,bytes]
+    python bench/run.py [--quick] [--soak] [--only e2e,api,worker,freshness,reads,naive,bytes,soak,live]
+
+`live` (the backoffice map and the tracking-link sockets, on a fleet of its own) runs only
+when named, and writes only the live section of docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations

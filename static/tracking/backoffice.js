@@ -152,8 +152,7 @@
   setInterval(() => { dirty = true; }, 5000);
   requestAnimationFrame(frame);
 
-  function pointOf(kind, id) {
-    const view = viewNow(), now = performance.now();
+  function pointOf(kind, id, view = viewNow(), now = performance.now()) {
     if (kind === "order") { const o = orders.get(id); return o && toScreen(o.x, o.y, view); }
     const c = couriers.get(id);
     return c && toScreen(...courierAt(c, now), view);
@@ -162,15 +161,16 @@
   function hit(point) {
     // Orders are drawn over couriers, so they win a tie.
     let best = null, bestD = HIT_PX * HIT_PX;
+    const view = viewNow(), now = performance.now();
     for (const [id, o] of orders) {
       if (!shown.has(o.status)) continue;
-      const [x, y] = pointOf("order", id), d = (x - point.x) ** 2 + (y - point.y) ** 2;
+      const [x, y] = pointOf("order", id, view, now), d = (x - point.x) ** 2 + (y - point.y) ** 2;
       if (d <= bestD) { best = ["order", id]; bestD = d; }
     }
     if (best || map.getZoom() < CLUSTER_BELOW_ZOOM) return best;
     for (const id of couriers.keys()) {
       if (!visibleCourier(id)) continue;
-      const [x, y] = pointOf("courier", id), d = (x - point.x) ** 2 + (y - point.y) ** 2;
+      const [x, y] = pointOf("courier", id, view, now), d = (x - point.x) ** 2 + (y - point.y) ** 2;
       if (d < bestD) { best = ["courier", id]; bestD = d; }
     }
     return best;
