@@ -131,7 +131,8 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
         everyone = f"!!window.fleet && window.fleet.stats().couriers >= {drawn}"
         while not page.evaluate(everyone):
             if time.monotonic() - began > 60:
-                raise RuntimeError("the map did not show every courier within 60 s")
+                shown = page.evaluate("window.fleet ? window.fleet.stats() : null")
+                raise RuntimeError(f"the map did not show {drawn} couriers within 60 s: {shown}")
             page.wait_for_timeout(20)
         first_picture_s = time.monotonic() - began
 
