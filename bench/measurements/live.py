@@ -44,6 +44,11 @@ def live_measure(bench: Bench) -> None:
     with bench.phase("live-fleet", f"{plan.live_couriers:,} couriers with an order in transit"):
         fleet = _live_fleet_create(count=plan.live_couriers)
         _staff_create()
+    # With DEBUG off the stack serves static files from STATIC_ROOT only (WhiteNoise), as
+    # production does after its build step: the map's scripts must be collected first.
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
     bench.stack.start()
     asgi = f"http://127.0.0.1:{bench.env.web_port + 2}"
     with bench.phase("live-warm", "every courier pings once: the map draws couriers with a position"):
