@@ -24,6 +24,7 @@ test-fast: setup
 
 ## Benchmarks: start the stack, measure, stop it, write docs/PERFORMANCE.md (see bench/run.py).
 ## A subset: make bench ONLY=api,worker; more options: make bench ARGS="--quick" (or --soak).
+## The live side (map, sockets; writes its own section): make bench ONLY=live.
 bench: export BENCH_COMMAND = make bench$(if $(ONLY), ONLY=$(ONLY))$(if $(ARGS), ARGS="$(ARGS)")
 bench: bench-deps
 	@bash -c 'source .local/env && python bench/run.py $(if $(ONLY),--only $(ONLY)) $(ARGS)'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MEASUREMENTS = ("e2e", "api", "worker", "freshness", "reads", "naive", "bytes", "soak")
+MEASUREMENTS = ("e2e", "api", "worker", "freshness", "reads", "naive", "bytes", "soak", "live")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,13 @@ class Plan:
     max_pings_per_s: int = 20_000
     max_reads_per_s: int = 5_000
     profile_s: float = 20.0
+    # The live side (bench/measurements/live.py): its own fleet, each courier pinging once a
+    # period; the map watched for live_map_s, then live_sockets tracking-link sockets.
+    live_couriers: int = 5_000
+    live_period_s: float = 2.0
+    live_map_s: float = 60.0
+    live_sockets: int = 10_000
+    live_swarm_s: float = 120.0
 
 
 NORMAL = Plan(quick=False)
@@ -45,4 +52,8 @@ QUICK = Plan(
     soak_s=60.0,
     drain_s=30.0,
     profile_s=5.0,
+    live_couriers=600,
+    live_map_s=30.0,
+    live_sockets=2_000,
+    live_swarm_s=40.0,
 )

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from bench import plots
+from bench.report_live import live_section_keep
 
 HOW = """\
 ## How each figure is measured
@@ -156,7 +157,12 @@ def report_write(*, data: dict, out: Path) -> Path:
             lines += [f"### {title}", "", f"![{title}]({path})", ""]
     lines += [*_cpu(data=data), HOW, *_profile(results=results), *_raw(data=data)]
     report = out.parent / "PERFORMANCE.md"
-    report.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    # The live section comes from `make bench ONLY=live`: kept as it was.
+    published = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
+    if published.exists():
+        text = live_section_keep(old=published.read_text(), new=text)
+    report.write_text(text)
     return report
 
 

@@ -1,7 +1,10 @@
 """`make bench`: start the stack, run each measurement, stop what it started, write
 docs/PERFORMANCE.md and its plots under docs/performance/.
 
-    python bench/run.py [--quick] [--soak] [--only e2e,api,worker,freshness,reads,naive,bytes]
+    python bench/run.py [--quick] [--soak] [--only e2e,api,worker,freshness,reads,naive,bytes,soak,live]
+
+`live` (the backoffice map and the tracking-link sockets, on a fleet of its own) runs only
+when named, and writes only the live section of docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def arguments_parse(argv: list[str]) -> argparse.Namespace:
         help="the stack's broker: the checkout's Redis (make run's), or SQS on the local SQS server (production's)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    chosen = [m for m in args.only.split(",") if m] or [m for m in MEASUREMENTS if m != "soak" or args.soak]
+    # The live side has its own fleet and takes minutes: only when asked (ONLY=live).
+    default = [m for m in MEASUREMENTS if m != "live" and (m != "soak" or args.soak)]
+    chosen = [m for m in args.only.split(",") if m] or default
     unknown = set(chosen) - set(MEASUREMENTS)
     if unknown:
         parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
@@ -55,6 +60,7 @@ def arguments_parse(argv: list[str]) -> argparse.Namespace:
 def measurements_table() -> dict[str, Callable]:
     from bench.measurements.freshness import freshness_measure
     from bench.measurements.ingest import api_measure, e2e_measure, naive_measure, worker_measure
+    from bench.measurements.live import live_measure
     from bench.measurements.memory import soak_measure
     from bench.measurements.reads import reads_measure
     from bench.measurements.storage import bytes_measure
@@ -68,6 +74,7 @@ def measurements_table() -> dict[str, Callable]:
         "naive": naive_measure,
         "bytes": bytes_measure,
         "soak": soak_measure,
+        "live": live_measure,
     }
 
 
@@ -183,7 +190,12 @@ def main(argv: list[str]) -> int:
 
     data = json.loads(results.read_text())
     capacity_write(data=data)
-    path = report_write(data=data, out=out)
+    if "live" in data["measured"]:
+        from bench.report_live import live_section_write
+
+        path = live_section_write(data=data, report=PUBLISHED.parent / "PERFORMANCE.md", plots=PUBLISHED)
+    else:
+        path = report_write(data=data, out=out)
     print(f"==> wrote {path.relative_to(ROOT)}")
     return 1 if data["failures"] else 0
 

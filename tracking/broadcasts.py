@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from tracking.selectors import couriers_with_location, orders_with_location
-from tracking.serializers import CourierLocationSerializer, OrderLocationSerializer
+from tracking.serializers import courier_fleet_row, order_fleet_row
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_build
 
 logger = logging.getLogger(__name__)
@@ -48,24 +48,29 @@ def last_locations_publish(*, courier_ids: list, order_ids: list) -> None:
         _publisher().submit(courier_ids=courier_ids, order_ids=order_ids)
 
 
+def _fleet_rows(*, couriers, orders, with_names: bool) -> dict:
+    """The fleet socket's compact form (`tracking.serializers.courier_fleet_row`): couriers
+    without a position are not drawn, so not sent."""
+    located = [c for c in couriers if getattr(c, "last_location", None) is not None]
+    rows = [courier_fleet_row(c, with_name=with_names) for c in located]
+    return {"c": rows, "o": [order_fleet_row(o) for o in orders]}
+
+
 def fleet_state_build() -> dict:
-    """What `/ws/fleet/` sends first: active couriers and orders."""
-    return {
-        "couriers": CourierLocationSerializer(couriers_with_location(), many=True).data,
-        "orders": OrderLocationSerializer(orders_with_location(), many=True).data,
-    }
+    """What `/ws/fleet/` sends first, and to a socket that fell behind: active couriers and
+    orders, couriers with their names."""
+    return _fleet_rows(couriers=couriers_with_location(), orders=orders_with_location(), with_names=True)
 
 
 def fleet_updates_build(*, courier_ids: list, order_ids: list) -> dict:
-    """The payloads for what moved: fleet entries, and each order's public state (the
-    same serializers as the REST API)."""
+    """The payloads for what moved: the fleet's compact rows, and each order's public state
+    (the same serializer as the REST API)."""
     orders = orders_with_location(ids=order_ids) if order_ids else []
     couriers = couriers_with_location(ids=courier_ids) if courier_ids else []
     # One serializer per list: a serializer copies its fields when it is made.
     public = PublicOrderStateSerializer([order_public_state_build(order=o) for o in orders], many=True).data
     return {
-        "couriers": CourierLocationSerializer(couriers, many=True).data,
-        "orders": OrderLocationSerializer(orders, many=True).data,
+        "fleet": _fleet_rows(couriers=couriers, orders=orders, with_names=False),
         "public": {str(o.id): state for o, state in zip(orders, public, strict=True)},
     }
 
@@ -162,10 +167,10 @@ async def _publish(layer, updates: dict) -> None:
     # concurrently, each group_send being a Redis round trip or more, but at most
     # PUBLISH_CONCURRENCY at once: each holds one of the layer's pooled connections (100).
     messages = []
-    if updates["couriers"] or updates["orders"]:
-        messages.append(
-            (FLEET_GROUP, {"type": "fleet.moved", "couriers": updates["couriers"], "orders": updates["orders"]})
-        )
+    fleet = updates["fleet"]
+    if fleet["c"] or fleet["o"]:
+        # `at` lets a socket that reads this late send the current state instead (consumers).
+        messages.append((FLEET_GROUP, {"type": "fleet.moved", "at": time.time(), **fleet}))
     messages += [
         (order_group(order_id), {"type": "order.public", "state": state})
         for order_id, state in updates["public"].items()

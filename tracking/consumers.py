@@ -67,6 +67,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     """`/ws/fleet/`, for the holders of FLEET_PERMS: every active courier and order, then each change."""
 
     checked_at = 0.0
+    state_at = 0.0  # `time.time()` when the last full state was read
 
     async def connect(self):
         user = self.scope.get("user")
@@ -81,6 +82,10 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         # the newest `recorded_at` per marker, so an update older than the state is harmless.
         await self.channel_layer.group_add(FLEET_GROUP, self.channel_name)
         await self.accept()
+        await self.send_state()
+
+    async def send_state(self):
+        self.state_at = time.time()
         await self.send_json({"type": "state", **await database_sync_to_async(fleet_state_build)()})
 
     async def disconnect(self, code):
@@ -101,13 +106,16 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         return False
 
     async def fleet_moved(self, event):
-        """What moved in one publish (`tracking.broadcasts`): one message per courier and
-        per order on the socket, as the map reads them."""
-        if await self.still_allowed():
-            for courier in event["couriers"]:
-                await self.send_json({"type": "courier", "courier": courier})
-            for order in event["orders"]:
-                await self.send_json({"type": "order", "order": order})
+        """What moved in one publish (`tracking.broadcasts`), as one message. A socket that
+        reads a publish later than FLEET_SOCKET_BEHIND_S after it left (a slow browser or
+        link; the layer's queue filled meanwhile and may have dropped some) gets the current
+        state instead, and skips what was published before that state was read."""
+        if not await self.still_allowed() or event["at"] < self.state_at:
+            return
+        if time.time() - event["at"] > settings.FLEET_SOCKET_BEHIND_S:
+            await self.send_state()
+            return
+        await self.send_json({"type": "moved", "c": event["c"], "o": event["o"]})
 
 
 class TrackConsumer(AsyncJsonWebsocketConsumer):

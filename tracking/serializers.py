@@ -135,6 +135,34 @@ class CourierLocationSerializer(serializers.Serializer):
         return [str(i) for i in ids]
 
 
+def _epoch_ms(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _rounded(value: float | None, digits: int) -> float | int | None:
+    return None if value is None else round(value, digits)
+
+
+# The fleet socket's compact rows (positions to 5 decimals, about a metre; times as epoch
+# milliseconds): the map reads them by position, named in static/tracking/backoffice.js.
+def courier_fleet_row(courier, *, with_name: bool) -> list:
+    """`[id, lat, lon, recorded_at_ms, speed_mps]`, plus the name in the full state: a move
+    does not repeat it."""
+    last = courier.last_location
+    row = [str(courier.id), round(last.location.y, 5), round(last.location.x, 5), _epoch_ms(last.recorded_at),
+           _rounded(last.speed_mps, 1)]  # fmt: skip
+    return [*row, courier.name] if with_name else row
+
+
+def order_fleet_row(order) -> list:
+    """`[id, status, destination_lat, destination_lon, courier_id, courier_name, distance_m, eta_s]`."""
+    last = getattr(order, "last_location", None)
+    courier = order.courier
+    return [str(order.id), order.status, round(order.destination.y, 5), round(order.destination.x, 5),
+            courier and str(courier.id), courier and courier.name,
+            _rounded(last and last.distance_to_destination_m, 0), last and last.eta_seconds]  # fmt: skip
+
+
 def order_track_geojson(*, order, trail) -> dict:
     """`GET /orders/{id}/track`: the trail (`tracking.selectors.order_trail_list`) as a
     GeoJSON FeatureCollection of points."""

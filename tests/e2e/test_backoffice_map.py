@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import time
 
+from django.utils import timezone
+
 from tests.support import OUTPUT
 from tests.support.api import client_for
 from tests.support.browser import log_in
-from tests.support.builders import UserFactory, ping, pings_record
+from tests.support.builders import CourierFactory, UserFactory, ping, pings_record
 from tests.support.roles import role_group
 from tests.support.waiting import wait_for
+from tracking.services.ingest import ping_batch_record
+
+
+def click_on(page, kind: str, id) -> None:
+    """Click where the map draws a courier or an order (one canvas: no element to click)."""
+    at = page.evaluate(f"window.fleet.point('{kind}', '{id}')")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + at["x"], box["y"] + at["y"])
 
 
 def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
@@ -20,9 +30,18 @@ def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
     courier.save()
     pings_record(courier, [ping(seconds_ago=30, lat=-23.5700)])
 
+    away = CourierFactory(user__password=None)
+    ping_batch_record(courier_id=away.id, received_at=timezone.now(), pings=[ping(seconds_ago=600, lat=-23.58)])
+
     log_in(page, "ops", "ops-pass-123456")
-    page.wait_for_selector(f'[data-courier-id="{courier.id}"]')
+    page.wait_for_function(f"window.fleet && window.fleet.courierLatLng('{courier.id}') !== null")
     page.wait_for_selector("#connection.live")
+    # Drawn greyed out: no ping for longer than the stale limit.
+    assert page.evaluate(f"[window.fleet.isStale('{courier.id}'), window.fleet.isStale('{away.id}')]") == [False, True]
+
+    click_on(page, "courier", courier.id)
+    page.wait_for_selector("#details h2")
+    assert page.inner_text("#details h2") == courier.name
     assert page.locator("#injected").count() == 0  # names are text, never markup
 
     target = -23.5690
@@ -39,7 +58,7 @@ def test_a_posted_ping_moves_the_courier_marker_and_a_click_shows_the_trail(
         f"ping 202 -> marker at new position (incl. 0.8 s glide): {delay:.3f} s\n"
     )
 
-    page.click(f'[data-order-id="{in_transit_order.id}"]')
+    click_on(page, "order", in_transit_order.id)
     page.wait_for_selector("path.order-trail", state="attached")
     assert "2 pontos" in page.inner_text("#trail-info")
     assert page.url.endswith("/backoffice/")  # no reload happened

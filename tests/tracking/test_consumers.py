@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -12,7 +13,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from tests.support.builders import CourierFactory, OrderFactory, order_act, ping, pings_record
-from tracking.broadcasts import last_locations_publish, live_updates_flush, order_group
+from tracking.broadcasts import FLEET_GROUP, last_locations_publish, live_updates_flush, order_group
 from tracking.services.ingest import ping_batch_record
 from ze_tracking.asgi import application
 
@@ -56,10 +57,12 @@ def test_fleet_socket_refuses_anonymous_users_and_couriers(courier):
     run(scenario)
 
 
-def test_fleet_socket_sends_the_state_first_then_one_message_per_moved_order_per_batch(
+def test_fleet_socket_sends_the_state_first_then_one_compact_message_per_publish_with_only_what_moved(
     staff, courier, in_transit_order
 ):
     pings_record(courier, [ping(seconds_ago=60)])
+    resting = CourierFactory(user__password=None)
+    pings_record(resting, [ping(seconds_ago=60)])
 
     headers = session_of(staff)
 
@@ -69,16 +72,19 @@ def test_fleet_socket_sends_the_state_first_then_one_message_per_moved_order_per
         assert connected, code
         state = await ws.receive_json_from(timeout=5)
         assert state["type"] == "state"
-        assert [o["order_id"] for o in state["orders"]] == [str(in_transit_order.id)]
-        assert state["couriers"][0]["active_order_ids"] == [str(in_transit_order.id)]
+        assert [o[0] for o in state["o"]] == [str(in_transit_order.id)]
+        assert state["o"][0][1:2] + state["o"][0][4:6] == ["in_transit", str(courier.id), courier.name]
+        assert {c[0]: c[5] for c in state["c"]} == {str(courier.id): courier.name, str(resting.id): resting.name}
 
         burst = [ping(seconds_ago=30 - i, lat=-23.56 + i * 0.0001) for i in range(10)]
         await record(courier_id=courier.id, received_at=timezone.now(), pings=burst)
 
-        messages = [await ws.receive_json_from(timeout=5) for _ in range(2)]
-        assert sorted(m["type"] for m in messages) == ["courier", "order"]
-        order = next(m["order"] for m in messages if m["type"] == "order")
-        assert order["location"]["lat"] == pytest.approx(burst[-1]["lat"])  # coalesced to the newest
+        moved = await ws.receive_json_from(timeout=5)
+        assert moved["type"] == "moved"
+        [row] = moved["c"]  # the resting courier is not repeated, nor the name
+        assert row[:3] == [str(courier.id), pytest.approx(burst[-1]["lat"]), pytest.approx(burst[-1]["lon"])]
+        assert len(row) == 5
+        assert [o[0] for o in moved["o"]] == [str(in_transit_order.id)]
         assert await ws.receive_nothing(timeout=0.3)
         await ws.disconnect()
 
@@ -97,28 +103,25 @@ def test_fleet_socket_gets_the_moves_of_one_interval_as_one_message_with_the_new
         assert (await ws.receive_json_from(timeout=5))["type"] == "state"
 
         await record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=30, lat=-23.5600)])
-        first = [await ws.receive_json_from(timeout=5) for _ in range(2)]
-        assert sorted(m["type"] for m in first) == ["courier", "order"]
+        assert (await ws.receive_json_from(timeout=5))["type"] == "moved"
 
         # Two more batches inside the interval that follows a publish: sent together, once.
         for seconds_ago, lat in ((20, -23.5605), (10, -23.5610)):
             await record(
                 courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=seconds_ago, lat=lat)]
             )
-        second = [await ws.receive_json_from(timeout=5) for _ in range(2)]
-        assert sorted(m["type"] for m in second) == ["courier", "order"]
-        order = next(m["order"] for m in second if m["type"] == "order")
-        assert order["location"]["lat"] == pytest.approx(-23.5610)
+        second = await ws.receive_json_from(timeout=5)
+        assert second["c"][0][1] == pytest.approx(-23.5610)
         assert await ws.receive_nothing(timeout=0.5)
         await ws.disconnect()
 
     run(scenario)
 
 
-def test_fleet_socket_gets_every_courier_of_a_publish_even_beyond_its_channel_capacity(staff):
-    # A channel holds at most `capacity` messages (channels_redis: 100); a fleet publish
-    # for more couriers than that must not overflow the socket's channel.
+def test_fleet_socket_gets_every_courier_of_a_publish_in_one_message(staff):
     couriers = CourierFactory.create_batch(150, user__password=None)  # no hashing: quick
+    for c in couriers:
+        ping_batch_record(courier_id=c.id, received_at=timezone.now(), pings=[ping(seconds_ago=60)])
     headers = session_of(staff)
 
     async def scenario():
@@ -126,8 +129,35 @@ def test_fleet_socket_gets_every_courier_of_a_publish_even_beyond_its_channel_ca
         assert (await ws.connect())[0]
         assert (await ws.receive_json_from(timeout=5))["type"] == "state"
         await database_sync_to_async(last_locations_publish)(courier_ids=[c.id for c in couriers], order_ids=[])
-        received = [await ws.receive_json_from(timeout=5) for _ in couriers]
-        assert {m["courier"]["courier_id"] for m in received} == {str(c.id) for c in couriers}
+        moved = await ws.receive_json_from(timeout=5)
+        assert {row[0] for row in moved["c"]} == {str(c.id) for c in couriers}
+        await ws.disconnect()
+
+    run(scenario)
+
+
+@override_settings(FLEET_SOCKET_BEHIND_S=0.5)
+def test_a_fleet_socket_that_reads_a_publish_late_gets_the_current_state_and_skips_the_backlog(
+    staff, courier, in_transit_order
+):
+    ping_batch_record(courier_id=courier.id, received_at=timezone.now(), pings=[ping(seconds_ago=5, lat=-23.5611)])
+    headers = session_of(staff)
+    layer = channel_layers[DEFAULT_CHANNEL_LAYER]
+
+    async def scenario():
+        ws = socket("/ws/fleet/", headers)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from(timeout=5))["type"] == "state"
+        state_read = time.time()
+        # What a socket stalled for a second finds queued: publishes made since its state,
+        # read later than FLEET_SOCKET_BEHIND_S after they left.
+        await asyncio.sleep(1)
+        for at in (state_read + 0.01, state_read + 0.02, state_read + 0.03):
+            await layer.group_send(FLEET_GROUP, {"type": "fleet.moved", "at": at, "c": [["x", 0, 0, 0, 0]], "o": []})
+        caught_up = await ws.receive_json_from(timeout=5)
+        assert caught_up["type"] == "state"
+        assert caught_up["c"][0][:2] == [str(courier.id), pytest.approx(-23.5611)]
+        assert await ws.receive_nothing(timeout=0.5)  # the rest of the backlog is dropped
         await ws.disconnect()
 
     run(scenario)

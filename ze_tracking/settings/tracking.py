@@ -60,6 +60,9 @@ TRACKING_LINK_TTL_AFTER_END_S = env.int("TRACKING_LINK_TTL_AFTER_END_S", default
 # The fleet socket re-reads its user's session and staff rights at most this often, before
 # forwarding an update: a logout or a lost staff right closes it within this time.
 FLEET_SOCKET_RECHECK_S = env.float("FLEET_SOCKET_RECHECK_S", default=5.0)
+# A fleet socket that reads a live update this long after it was published gets the whole
+# state instead of the backlog (tracking/consumers.py).
+FLEET_SOCKET_BEHIND_S = env.float("FLEET_SOCKET_BEHIND_S", default=3.0)
 # Live updates (the fleet map, the tracking page's socket) leave a worker or web process at
 # most this often, each with the newest state of whatever moved meanwhile
 # (tracking/broadcasts.py): the map's markers glide for longer than this anyway.
