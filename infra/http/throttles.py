@@ -173,7 +173,9 @@ class LoginUsernameThrottle(RateThrottle):
         if not isinstance(username, str) or not username.strip():
             return None
         name = unicodedata.normalize("NFKC", username).strip()
-        user_id = get_user_model()._default_manager.filter(username=name).values_list("pk", flat=True).first()
+        # No account has a NUL in its name (PostgreSQL text cannot hold one): not looked up.
+        users = get_user_model()._default_manager
+        user_id = None if "\x00" in name else users.filter(username=name).values_list("pk", flat=True).first()
         return f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
 
 
