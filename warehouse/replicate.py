@@ -19,8 +19,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PUBLICATION = "ze_analytics"
-SUBSCRIPTION = "ze_warehouse_local"
 SYNC_TIMEOUT_S = 120
+
+
+def subscription_name(warehouse_dbname: str) -> str:
+    """The subscription, and its slot on the service's server: one per warehouse database
+    (slots and subscriptions are named server-wide)."""
+    return f"ze_{warehouse_dbname}"
 
 
 def execute(dsn: str, sql: str, params: list | None = None) -> list[tuple]:
@@ -60,18 +65,21 @@ def tables_create(*, service: str, warehouse: str) -> list[str]:
     return created
 
 
-def subscribe(*, service: str, warehouse: str) -> None:
+def subscribe(*, service: str, warehouse: str, name: str) -> None:
     """The subscription, with its slot created on the service's database first (CREATE
     SUBSCRIPTION cannot create it on the same server: it would wait for itself)."""
-    if execute(warehouse, "SELECT 1 FROM pg_subscription WHERE subname = %s", [SUBSCRIPTION]):
-        execute(warehouse, f"ALTER SUBSCRIPTION {SUBSCRIPTION} REFRESH PUBLICATION")
+    # pg_subscription is shared by the server's databases: this database's only.
+    here = "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    mine = f"SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = {here}"
+    if execute(warehouse, mine, [name]):
+        execute(warehouse, f"ALTER SUBSCRIPTION {name} REFRESH PUBLICATION")
         return
-    if not execute(service, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [SUBSCRIPTION]):
-        execute(service, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [SUBSCRIPTION])
+    if not execute(service, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [name]):
+        execute(service, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [name])
     execute(
         warehouse,
-        f"CREATE SUBSCRIPTION {SUBSCRIPTION} CONNECTION '{service}' PUBLICATION {PUBLICATION} "
-        f"WITH (create_slot = false, slot_name = '{SUBSCRIPTION}')",
+        f"CREATE SUBSCRIPTION {name} CONNECTION '{service}' PUBLICATION {PUBLICATION} "
+        f"WITH (create_slot = false, slot_name = '{name}')",
     )
 
 
@@ -96,7 +104,7 @@ def main(service_dsn: str, warehouse_dbname: str) -> None:
     warehouse = make_conninfo(service, dbname=warehouse_dbname)
     execute(warehouse, "CREATE EXTENSION IF NOT EXISTS postgis")
     created = tables_create(service=service, warehouse=warehouse)
-    subscribe(service=service, warehouse=warehouse)
+    subscribe(service=service, warehouse=warehouse, name=subscription_name(warehouse_dbname))
     synced_wait(warehouse=warehouse)
     print(f"==> warehouse {warehouse_dbname} subscribed to {params.get('dbname')} ({len(created)} tables created)")
 

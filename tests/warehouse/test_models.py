@@ -302,3 +302,15 @@ def test_the_project_compiles_for_redshift_and_daily_runs_filter_on_the_raw_sort
     courier_days = (compiled / "fct_courier_days.sql").read_text()
     assert "where s.recorded_at >= convert_timezone(" in courier_days
     assert "at time zone" not in courier_days
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_warehouse_built_before_the_first_ping_fills_its_daily_marts_on_the_next_run(models_schema_dropped):
+    # `make warehouse` on a fresh clone, before the simulator has sent anything.
+    dbt("build")
+    assert rows(f"SELECT count(*) AS n FROM {SCHEMA}.fct_courier_days")[0]["n"] == 0
+    day_insert()
+    dbt("build")
+    days = rows(f"SELECT day, pings FROM {SCHEMA}.fct_courier_days")
+    assert [(r["day"], r["pings"]) for r in days] == [(DAY, 6)]
+    assert rows(f"SELECT pings FROM {SCHEMA}.fct_ping_quality_daily")[0]["pings"] == 7

@@ -1,7 +1,8 @@
 {#- Incremental daily marts rebuild the days from this one on: var('lookback_days') before
-    the newest day already built, so late pings (up to 7 days) land in their day. -#}
+    the newest day already built, so late pings (up to 7 days) land in their day; all of
+    them while the mart is still empty (built before the first ping). -#}
 {% macro rebuild_from_day() -%}
-    (select {{ day_minus('max(day)', var('lookback_days')) }} from {{ this }})
+    (select coalesce({{ day_minus('max(day)', var('lookback_days')) }}, cast('2000-01-01' as date)) from {{ this }})
 {%- endmacro %}
 
 {#- The pings an incremental run reads: from one day before the first day it rebuilds (the
