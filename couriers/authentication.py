@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
 from couriers.models import ApiToken
-from couriers.staff_access import is_backoffice
+from couriers.staff_access import token_lifetime_fixed
 from infra.db.queries import OneRowQuery
 
 INVALID = _("Invalid token.")
@@ -52,7 +52,7 @@ class ApiTokenAuthentication(TokenAuthentication):
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             raise exceptions.AuthenticationFailed(INVALID)
         # A backoffice token keeps the expiry of its login: they log in again, with their code.
-        if knox_settings.AUTO_REFRESH and found.expiry and not is_backoffice(found.user):
+        if knox_settings.AUTO_REFRESH and found.expiry and not token_lifetime_fixed(found.user):
             self.renew_token(found)
         return self.validate_user(found)
 

@@ -14,6 +14,6 @@ def user_password_changed_tokens_revoke(sender, instance, raw=False, update_fiel
     more iterations) is a new hash too: the user's other devices log in again once."""
     if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
         return
-    stored = sender._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
+    stored = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
     if stored is not None and stored != instance.password:
         user_tokens_revoke(user_id=instance.pk)

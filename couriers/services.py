@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from couriers.models import ApiToken, Courier, User, name_first_word
-from couriers.staff_access import is_backoffice
+from couriers.staff_access import token_lifetime_fixed
 
 
 def courier_create(*, name: str, username: str, password: str) -> Courier:
@@ -38,7 +38,7 @@ def api_token_create(*, user: User, device: str = "") -> tuple[ApiToken, str]:
         ApiToken.objects.filter(digest__in=list(oldest)).delete()
         # knox's manager (untyped) returns the row and the token.
         created: tuple[ApiToken, str]
-        if is_backoffice(user):
+        if token_lifetime_fixed(user):
             staff_ttl = dt.timedelta(hours=settings.STAFF_API_TOKEN_TTL_H)
             created = ApiToken.objects.create(user, expiry=staff_ttl, device=device)
         else:

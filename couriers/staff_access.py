@@ -26,6 +26,13 @@ def is_backoffice(user) -> bool:
     return bool(user.is_staff or user.is_superuser or user.groups.exists() or user.user_permissions.exists())
 
 
+def token_lifetime_fixed(user) -> bool:
+    """Whether the user's API tokens have the backoffice's short, fixed lifetime (not renewed
+    on use): staff and superusers, read from the user row the token check already holds,
+    with no query on the hot path. (Role users are staff: they open the admin.)"""
+    return bool(user.is_staff or user.is_superuser)
+
+
 def staff_otp_token_check(*, user, token: str) -> bool:
     """Whether a token login may go on: couriers need no code; backoffice people need one
     of their devices to accept `token` when the second factor is required (each device

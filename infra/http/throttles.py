@@ -174,7 +174,7 @@ class LoginUsernameThrottle(RateThrottle):
             return None
         name = unicodedata.normalize("NFKC", username).strip()
         # No account has a NUL in its name (PostgreSQL text cannot hold one): not looked up.
-        users = get_user_model()._default_manager
+        users = get_user_model().objects
         user_id = None if "\x00" in name else users.filter(username=name).values_list("pk", flat=True).first()
         return f"user:{user_id}" if user_id is not None else f"name:{name.casefold()}"
 

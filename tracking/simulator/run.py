@@ -62,8 +62,11 @@ def simulator_accounts_prepare(*, couriers: int) -> str:
     for user, hashed in zip(existing, hashes, strict=True):
         user.password = hashed
     with transaction.atomic():
+        # A superuser: the simulator runs only locally (it is not in the production bundle),
+        # and its account must work whatever permission rows a test database holds.
         staff, _ = users.get_or_create(username=STAFF_USERNAME, defaults={"is_staff": True})
         staff.is_staff = True
+        staff.is_superuser = True
         staff.is_active = True
         staff.set_password(secret)
         staff.save()
