@@ -7,9 +7,7 @@ import json
 from typing import Any
 
 from aws_cdk import (
-    Duration,
     Fn,
-    RemovalPolicy,
     Stack,
 )
 from aws_cdk import (
@@ -28,9 +26,6 @@ from aws_cdk import (
     aws_redshiftserverless as redshift,
 )
 from aws_cdk import (
-    aws_s3 as s3,
-)
-from aws_cdk import (
     aws_scheduler as scheduler,
 )
 from aws_cdk import (
@@ -39,7 +34,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from . import analytics_tables as tables
-from .common import service_for_this_account
+from .common import private_bucket, service_for_this_account
 from .config import StageConfig
 from .data import Database
 from .network import Network
@@ -106,26 +101,7 @@ class Analytics(Construct):
                 password_length=32,
             ),
         )
-        self.staging_bucket = s3.Bucket(
-            self,
-            "DmsStaging",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(7),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
-            auto_delete_objects=False,
-        )
+        self.staging_bucket = private_bucket(self, "DmsStaging", cfg=cfg, key=key, auto_delete_objects=False)
         # DMS writes CSV files to the staging bucket and has Redshift COPY them in.
         self.dms_s3_role = iam.Role(
             self,

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import CfnDeletionPolicy, CfnResource, IAspect, RemovalPolicy, Stack
+from aws_cdk import CfnDeletionPolicy, CfnResource, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 _RETENTION = {
@@ -111,3 +113,28 @@ class LogGroupsOnKey:
     def visit(self, node: IConstruct) -> None:
         if isinstance(node, logs.CfnLogGroup):
             node.kms_key_id = self.key.key_arn
+
+
+def private_bucket(scope: IConstruct, id: str, *, cfg, key: kms.IKey, **extra) -> s3.Bucket:
+    """A bucket for files that live a week at most (DMS's staging files, operators' exports):
+    private, KMS-encrypted, TLS only, versioned, objects expired after 7 days."""
+    return s3.Bucket(
+        scope,
+        id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                expiration=Duration.days(7),
+                noncurrent_version_expiration=Duration.days(1),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )
+        ],
+        removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
+        **extra,
+    )

@@ -29,11 +29,10 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
-from .common import codebuild_vpc_access_scoped, retention, service_for_this_account
+from .common import codebuild_vpc_access_scoped, private_bucket, retention, service_for_this_account
 from .config import StageConfig
 from .data import Database
 from .network import Network
@@ -91,25 +90,7 @@ class Release(Construct):
 
         # What export_pings writes, and a new superuser's first password, for the operator
         # who ran the command to fetch: encrypted with the stage key and gone after a week.
-        self.exports = s3.Bucket(
-            self,
-            "ManageExports",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(7),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
-        )
+        self.exports = private_bucket(self, "ManageExports", cfg=cfg, key=key)
         self.manage, manage_logs = self._project(
             "Manage",
             name="manage",
