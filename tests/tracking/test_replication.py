@@ -26,6 +26,7 @@ from django.utils import timezone
 from psycopg.types.string import TextLoader
 
 from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory, order_act, ping
+from tests.support.database import database_connect
 from tracking.services.ingest import ping_batch_record
 from tracking.services.partitions import ping_partition_name, ping_partitions_drop_expired, ping_partitions_ensure
 
@@ -42,16 +43,8 @@ REDSHIFT_ONLY = re.compile(
 )
 
 
-def conninfo(*, dbname: str) -> str:
-    db = connection.settings_dict
-    parts = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "user": db["USER"], "dbname": dbname}
-    if db.get("PASSWORD"):
-        parts["password"] = db["PASSWORD"]
-    return " ".join(f"{key}={value}" for key, value in parts.items())
-
-
 def execute(sql: str, params=None, *, dbname: str) -> list[tuple]:
-    with psycopg.connect(conninfo(dbname=dbname), autocommit=True) as conn:
+    with database_connect(dbname=dbname, autocommit=True) as conn:
         cursor = conn.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
@@ -99,7 +92,7 @@ class Warehouse:
     def create(self) -> None:
         execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)", dbname=self.source)
         execute(f"CREATE DATABASE {self.name}", dbname=self.source)
-        with psycopg.connect(conninfo(dbname=self.name)) as conn:
+        with database_connect(dbname=self.name) as conn:
             for path in sorted((tables.WAREHOUSE_SQL / "migrations").glob("*.sql")):
                 for statement in tables.sql_statements(path=path):
                     conn.execute(REDSHIFT_ONLY.sub("", statement))
@@ -126,7 +119,7 @@ class Warehouse:
             for (name,) in execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", dbname=self.source)
         ]
         rows = []
-        with psycopg.connect(conninfo(dbname=self.source)) as source:
+        with database_connect(dbname=self.source) as source:
             source.execute("SET TimeZone = 'UTC'")
             for type_name in TEXT_OUTPUT:  # every value as PostgreSQL prints it, as test_decoding does
                 source.adapters.register_loader(type_name, TextLoader)
@@ -139,7 +132,7 @@ class Warehouse:
         return rows
 
     def load(self, rows: list[tuple[str, dict]]) -> None:
-        with psycopg.connect(conninfo(dbname=self.name)) as target:
+        with database_connect(dbname=self.name) as target:
             for into, row in rows:
                 self._insert(target, into, row)
 
@@ -153,7 +146,7 @@ class Warehouse:
     def changes(self) -> list[tuple[str, str, dict]]:
         """Consume the slot: (source table, operation, columns) per change, as test_decoding
         reports them (timestamps in UTC, as DMS writes them)."""
-        with psycopg.connect(conninfo(dbname=self.source), autocommit=True) as conn:
+        with database_connect(dbname=self.source, autocommit=True) as conn:
             conn.execute("SET TimeZone = 'UTC'")
             lines = conn.execute(
                 "SELECT data FROM pg_logical_slot_get_changes(%s, NULL, NULL, 'include-xids', '0')", [SLOT]
@@ -172,7 +165,7 @@ class Warehouse:
     def apply_changes(self) -> list[str]:
         """Apply what the slot holds; return the source tables it came from."""
         seen = []
-        with psycopg.connect(conninfo(dbname=self.name)) as conn:
+        with database_connect(dbname=self.name) as conn:
             for table, operation, row in self.changes():
                 seen.append(table)
                 if not (into := self.dms.target(table)):
@@ -194,7 +187,7 @@ class Warehouse:
         return {row[0] for row in execute(f"SELECT ({key})::text FROM {table}", dbname=dbname)}
 
     def dedupe(self) -> None:
-        with psycopg.connect(conninfo(dbname=self.name)) as conn:
+        with database_connect(dbname=self.name) as conn:
             for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "dedupe.sql"):
                 conn.execute(statement)
 
