@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,17 @@ def rows(sql: str, params: list | None = None) -> list[dict]:
         cursor.execute(sql, params)
         names = [c.name for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def stored_pings_insert(rows: list[dict]) -> None:
+    """Pings written as the service stores them (the warehouse reads stored rows): each row a
+    dict of tracking_ping columns; `event_id` is new and `received_at` is `recorded_at`
+    unless given."""
+    with connection.cursor() as cursor:
+        for given in rows:
+            row = {"event_id": uuid.uuid4(), "received_at": given["recorded_at"], **given}
+            placeholders = ", ".join(["%s"] * len(row))
+            cursor.execute(f"INSERT INTO tracking_ping ({', '.join(row)}) VALUES ({placeholders})", list(row.values()))
 
 
 @pytest.fixture

@@ -22,14 +22,12 @@ Notifications of order A: "arriving" sent 10:12:06, "delivered" sent 10:20:03.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
-from django.db import connection
 
 from orders.models import Notification, Order
 from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
-from tests.warehouse.conftest import ROOT, SCHEMA, dbt, rows
+from tests.warehouse.conftest import ROOT, SCHEMA, dbt, rows, stored_pings_insert
 
 # dbt runs as a process of its own.
 pytestmark = pytest.mark.processes
@@ -44,15 +42,13 @@ def at(hhmmss: str, day: dt.date = DAY) -> dt.datetime:
 
 
 def pings_insert(*, courier_id, order_id, pings: list[tuple]) -> None:
-    with connection.cursor() as cursor:
-        for recorded, received, north, accuracy, distance, eta, suspect in pings:
-            cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, lat, lon, "
-                "accuracy_m, distance_to_destination_m, eta_seconds, suspect_reason) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [uuid.uuid4(), recorded, received, courier_id, order_id, SAO_PAULO[0] + north / 1000, SAO_PAULO[1],
-                 accuracy, distance, eta, suspect],
-            )  # fmt: skip
+    """Pings as (recorded, received, steps north, accuracy, distance, eta, suspect)."""
+    stored_pings_insert([
+        {"recorded_at": recorded, "received_at": received, "courier_id": courier_id, "order_id": order_id,
+         "lat": SAO_PAULO[0] + north / 1000, "lon": SAO_PAULO[1], "accuracy_m": accuracy,
+         "distance_to_destination_m": distance, "eta_seconds": eta, "suspect_reason": suspect}
+        for recorded, received, north, accuracy, distance, eta, suspect in pings
+    ])  # fmt: skip
 
 
 def day_insert() -> dict:

@@ -6,7 +6,6 @@ example holds many couriers, each with its own drawn case."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from django.db import connection
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from orders.models import Order
 from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
-from tests.warehouse.conftest import SCHEMA, dbt, rows
+from tests.warehouse.conftest import SCHEMA, dbt, rows, stored_pings_insert
 
 # dbt runs as a process of its own.
 pytestmark = pytest.mark.processes
@@ -29,13 +28,12 @@ PROPERTY = settings(
 
 
 def pings_insert(*, courier_id, pings: list[tuple[dt.datetime, dt.datetime]]) -> None:
-    with connection.cursor() as cursor:
-        for recorded, received in pings:
-            cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, lat, lon) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                [uuid.uuid4(), recorded, received, courier_id, SAO_PAULO[0], SAO_PAULO[1]],
-            )
+    """Pings as (recorded, received), all at one place."""
+    stored_pings_insert([
+        {"recorded_at": recorded, "received_at": received, "courier_id": courier_id, "lat": SAO_PAULO[0],
+         "lon": SAO_PAULO[1]}
+        for recorded, received in pings
+    ])  # fmt: skip
 
 
 def pings_delete() -> None:

@@ -7,16 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import uuid
 
 import pytest
 from django.contrib.gis.geos import Point
-from django.db import connection
 from django.utils import timezone
 
 from orders.models import Order
 from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory
-from tests.warehouse.conftest import SCHEMA, dbt, rows
+from tests.warehouse.conftest import SCHEMA, dbt, rows, stored_pings_insert
 
 # dbt runs as a process of its own.
 pytestmark = pytest.mark.processes
@@ -58,17 +56,15 @@ def test_an_old_trip_cannot_place_the_consumers_door(models_schema_dropped):
     # The way in from the south-west, at the door, and the way out to the east (no order).
     trail = [(-2000, -1500, order.id), (-1200, -900, order.id), (-700, -300, order.id), (-250, 80, order.id),
              (-60, 30, order.id), (5, 3, order.id), (120, 40, None), (600, 100, None), (1500, 200, None)]  # fmt: skip
-    with connection.cursor() as cursor:
-        for i, (east, north, order_id) in enumerate(trail):
-            lat, lon = DOOR[0] + north / M_PER_DEG_LAT, DOOR[1] + east / M_PER_DEG_LON
-            distance = math.hypot(east, north) if order_id else None
-            recorded = delivered + dt.timedelta(minutes=i - 6)
-            cursor.execute(
-                "INSERT INTO tracking_ping (event_id, recorded_at, received_at, courier_id, order_id, lat, lon, "
-                "distance_to_destination_m, eta_seconds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [uuid.uuid4(), recorded, recorded, courier.id, order_id, lat, lon, distance,
-                 distance / 8 if distance else None],
-            )  # fmt: skip
+    pings = []
+    for i, (east, north, order_id) in enumerate(trail):
+        distance = math.hypot(east, north) if order_id else None
+        pings.append({
+            "recorded_at": delivered + dt.timedelta(minutes=i - 6), "courier_id": courier.id, "order_id": order_id,
+            "lat": DOOR[0] + north / M_PER_DEG_LAT, "lon": DOOR[1] + east / M_PER_DEG_LON,
+            "distance_to_destination_m": distance, "eta_seconds": distance / 8 if distance else None,
+        })  # fmt: skip
+    stored_pings_insert(pings)
     dbt("build")
 
     seen = rows(f"SELECT lat, lon, distance_to_destination_m FROM {SCHEMA}.stg_pings")
