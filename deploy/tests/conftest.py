@@ -45,3 +45,21 @@ def cfn(template) -> dict:
 
 def resources(cfn: dict, type_: str) -> dict[str, dict]:
     return {k: v for k, v in cfn["Resources"].items() if v["Type"] == type_}
+
+
+def environment_variables(env: dict) -> dict:
+    """An Elastic Beanstalk environment resource's environment properties (what the app reads)."""
+    return {
+        o["OptionName"]: o["Value"]
+        for o in env["Properties"]["OptionSettings"]
+        if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
+    }
+
+
+def log_group_names(cfn: dict) -> dict[str, object]:
+    """Each named log group's logical id and name."""
+    return {
+        k: v["Properties"]["LogGroupName"]
+        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" in v["Properties"]
+    }

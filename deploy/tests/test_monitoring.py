@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import resources
+from conftest import environment_variables, log_group_names, resources
 from ze_infra.config import CELERY_QUEUES, METRICS_NAMESPACE, STAGES
 
 
@@ -122,17 +122,9 @@ def test_one_dashboard_shows_the_service_on_one_page(cfn, stage):
 
 
 def test_every_environment_writes_emf_metrics_to_the_shipped_log_group(cfn):
-    groups = {
-        k: v["Properties"]["LogGroupName"]
-        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
-        if "LogGroupName" in v["Properties"]
-    }
+    groups = log_group_names(cfn)
     for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
-        options = {
-            o["OptionName"]: o["Value"]
-            for o in env["Properties"]["OptionSettings"]
-            if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
-        }
+        options = environment_variables(env)
         assert options["METRICS_EMF_PATH"].startswith("/var/log/")
         assert options["METRICS_EMF_LOG_GROUP"]["Ref"] in groups
         assert options["METRICS_NAMESPACE"] == METRICS_NAMESPACE
@@ -244,17 +236,9 @@ def test_every_environment_writes_its_json_logs_to_a_file_the_agent_ships(cfn):
 
     from ze_infra.compute import APP_LOG_PATH
 
-    groups = {
-        k: v["Properties"]["LogGroupName"]
-        for k, v in resources(cfn, "AWS::Logs::LogGroup").items()
-        if "LogGroupName" in v["Properties"]
-    }
+    groups = log_group_names(cfn)
     for env in resources(cfn, "AWS::ElasticBeanstalk::Environment").values():
-        options = {
-            o["OptionName"]: o["Value"]
-            for o in env["Properties"]["OptionSettings"]
-            if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
-        }
+        options = environment_variables(env)
         assert options["LOG_JSON_PATH"] == APP_LOG_PATH
         assert options["APP_LOG_GROUP"]["Ref"] in groups
     config = (Path(__file__).resolve().parents[2] / ".ebextensions" / "20_metrics.config").read_text()

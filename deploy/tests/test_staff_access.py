@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk import App, Environment, assertions
-from conftest import resources
+from conftest import environment_variables, resources
 from ze_infra.config import STAGES, stage_config
 from ze_infra.stack import ZeTrackingStack
-
-
-def _environment_variables(env: dict) -> dict:
-    return {
-        o["OptionName"]: o["Value"]
-        for o in env["Properties"]["OptionSettings"]
-        if o["Namespace"] == "aws:elasticbeanstalk:application:environment"
-    }
 
 
 def test_every_deployed_environment_requires_the_staff_second_factor(cfn):
     environments = resources(cfn, "AWS::ElasticBeanstalk::Environment").values()
     assert environments
     for env in environments:
-        assert _environment_variables(env)["STAFF_OTP_REQUIRED"] == "true"
+        assert environment_variables(env)["STAFF_OTP_REQUIRED"] == "true"
 
 
 def test_no_staff_allow_list_unless_a_stage_lists_addresses(cfn, stage):
