@@ -2,10 +2,11 @@
 # The analysts' warehouse (warehouse/, a dbt project), run against PostgreSQL here.
 #
 #   scripts/warehouse.sh install   dbt's own venv (.venv-warehouse), from its hashed lock
-#   scripts/warehouse.sh build     make warehouse: a local warehouse database fed by logical
+#   scripts/warehouse.sh build [DBT_ARGS]
+#                                  make warehouse: a local warehouse database fed by logical
 #                                  replication from the service's database, `dbt build` on
-#                                  it, and the docs site (catalogue, lineage) written to
-#                                  .local/warehouse/docs/
+#                                  it (with DBT_ARGS, e.g. --full-refresh), and the docs site
+#                                  (catalogue, lineage) written to .local/warehouse/docs/
 #   scripts/warehouse.sh dbt ARGS  dbt itself, with the project's profile and paths
 #
 # Connection settings come from WAREHOUSE_* (warehouse/profiles.yml); `build` derives them
@@ -39,25 +40,17 @@ build() {
   local service="${DATABASE_URL/#postgis:/postgresql:}"
   local dbname="${WAREHOUSE_DBNAME:-ze_warehouse}"
   python manage.py migrate --noinput -v0
-  python warehouse/replicate.py "$service" "$dbname"
-  # WAREHOUSE_* for the profile, from the service's URL (same server, the warehouse database).
-  eval "$(python - "$service" <<'PY'
-import sys
-from urllib.parse import urlsplit
-url = urlsplit(sys.argv[1])
-print(f"export WAREHOUSE_HOST={url.hostname or '127.0.0.1'} WAREHOUSE_PORT={url.port or 5432} "
-      f"WAREHOUSE_USER={url.username or 'postgres'} WAREHOUSE_PASSWORD='{url.password or ''}'")
-PY
-)"
-  export WAREHOUSE_DBNAME="$dbname" WAREHOUSE_TARGET=local
-  dbt build
+  # Replicates, then gives the profile's WAREHOUSE_* (the service's server, the warehouse database).
+  eval "$(python warehouse/replicate.py "$service" "$dbname")"
+  export WAREHOUSE_TARGET=local
+  dbt build "$@"
   DBT_TARGET_PATH="$ROOT/.local/warehouse/docs" dbt docs generate
   echo "==> docs site: .local/warehouse/docs/index.html (serve it: scripts/warehouse.sh dbt docs serve --target-path $ROOT/.local/warehouse/docs)"
 }
 
 case "${1:-build}" in
   install) install ;;
-  build) build ;;
+  build) shift || true; build "$@" ;;
   dbt) shift; dbt "$@" ;;
   *) echo "usage: $0 install|build|dbt ARGS" >&2; exit 2 ;;
 esac

@@ -7,11 +7,15 @@ per published table (the published columns, their types, the primary key) and th
 subscription; later runs create what a newer publication added and refresh the
 subscription.
 
-    python warehouse/replicate.py SERVICE_DSN WAREHOUSE_DBNAME
+    eval "$(python warehouse/replicate.py SERVICE_DSN WAREHOUSE_DBNAME)"
+
+Its output is the dbt profile's connection (WAREHOUSE_* exports, warehouse/profiles.yml):
+the service's server, the warehouse database; progress goes to stderr.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 
@@ -106,7 +110,18 @@ def main(service_dsn: str, warehouse_dbname: str) -> None:
     created = tables_create(service=service, warehouse=warehouse)
     subscribe(service=service, warehouse=warehouse, name=subscription_name(warehouse_dbname))
     synced_wait(warehouse=warehouse)
-    print(f"==> warehouse {warehouse_dbname} subscribed to {params.get('dbname')} ({len(created)} tables created)")
+    print(
+        f"==> warehouse {warehouse_dbname} subscribed to {params.get('dbname')} ({len(created)} tables created)",
+        file=sys.stderr,
+    )
+    profile = {
+        "WAREHOUSE_HOST": params.get("host") or "127.0.0.1",
+        "WAREHOUSE_PORT": params.get("port") or "5432",
+        "WAREHOUSE_USER": params.get("user") or "postgres",
+        "WAREHOUSE_PASSWORD": params.get("password") or "",
+        "WAREHOUSE_DBNAME": warehouse_dbname,
+    }
+    print("export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in profile.items()))
 
 
 if __name__ == "__main__":
