@@ -8,13 +8,7 @@ ROOT=$(pwd)
 LOCAL="$ROOT/.local"
 mkdir -p "$LOCAL"
 
-# Ports: ZE_PG_PORT / ZE_REDIS_PORT, else the ones this checkout's .local/env already uses
-# (a second checkout set up on its own ports keeps them), else the defaults.
-recorded_port() { sed -n "s#^export $1='[a-z]*://[^@]*@*127\.0\.0\.1:\([0-9]*\)/.*#\1#p" "$LOCAL/env" 2>/dev/null | head -1; }
-PG_PORT=${ZE_PG_PORT:-$(recorded_port DATABASE_URL)}
-PG_PORT=${PG_PORT:-54329}
-REDIS_PORT=${ZE_REDIS_PORT:-$(recorded_port REDIS_URL)}
-REDIS_PORT=${REDIS_PORT:-63799}
+source scripts/ports.sh
 APT_PACKAGES="postgresql-15 postgresql-15-postgis-3 gdal-bin libgdal-dev libgeos-dev libproj-dev binutils redis-server chromium python3-venv jq nginx-light"
 
 sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
