@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from tests.support import ROOT
+
+pytestmark = pytest.mark.processes  # bash, running the script
 
 
 def ports_chosen(local, **environment: str) -> tuple[str, str]:
