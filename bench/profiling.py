@@ -1,16 +1,21 @@
-"""One sampling profile (py-spy) of a worker pool process under load, kept as collapsed
-stacks plus a top-N summary of where its wall time goes (idle waits included: a task that
-waits on the network is slow even when the CPU is free)."""
+"""Where the time goes under load: one sampling profile (py-spy) of a worker pool process,
+kept as collapsed stacks plus a top-N summary of where its wall time goes (idle waits
+included: a task that waits on the network is slow even when the CPU is free); for the
+live side, the machine's CPU per role of the stack (`CoresSpent`) and CPU-only profiles of
+the busiest server processes (`process_profile`)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psutil
 
 if TYPE_CHECKING:
     from bench.measurements.base import Bench
@@ -93,3 +98,89 @@ def profile_summarize(*, path: Path) -> dict[str, list[tuple[str, float]]]:
         "self": [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(TOP_N)],
         "inclusive": [(frame, round(100 * n / total, 1)) for frame, n in inclusive.most_common(TOP_N)],
     }
+
+
+ROLES = (("uvicorn", "ASGI (uvicorn)"), ("gunicorn", "REST (gunicorn)"), ("celery", "worker (celery)"),
+         ("nginx", "nginx"), ("redis-server", "Redis"), ("postgres", "PostgreSQL"), ("bench.livegen", "load tools"),
+         ("chromium", "browser"))  # fmt: skip
+
+
+def _role(process: psutil.Process) -> str | None:
+    try:
+        line = " ".join(process.cmdline()) or process.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return next((role for marker, role in ROLES if marker in line), None)
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    spent: dict[int, tuple[str, float]] = {}
+    for process in psutil.process_iter():
+        role = _role(process)
+        if role is None:
+            continue
+        try:
+            times = process.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        spent[process.pid] = (role, times.user + times.system)
+    return spent
+
+
+def _machine() -> tuple[float, float]:
+    times = psutil.cpu_times()
+    return sum(times), times.idle
+
+
+@dataclass
+class CoresSpent:
+    """Where the machine's CPU went over a window, per role of the stack (every process of
+    this machine whose command line names it; a process that ends inside the window is
+    not counted): what limits a run when the cores are full."""
+
+    started: float = 0.0
+    before: dict[int, tuple[str, float]] = field(default_factory=dict)
+    machine_before: tuple[float, float] = (0.0, 0.0)  # all CPU time, idle time
+
+    def begin(self) -> None:
+        self.started, self.before, self.machine_before = time.monotonic(), _cpu_by_process(), _machine()
+
+    def finish(self) -> dict:
+        seconds, after, machine = time.monotonic() - self.started, _cpu_by_process(), _machine()
+        total, idle = machine[0] - self.machine_before[0], machine[1] - self.machine_before[1]
+        by_role: Counter[str] = Counter()
+        for pid, (role, spent) in after.items():
+            by_role[role] += spent - self.before.get(pid, (role, 0.0))[1]
+        return {
+            "seconds": round(seconds, 1),
+            "cores": psutil.cpu_count(),
+            "busy_pct": round(100 * (1 - idle / total), 0) if total else None,
+            "cores_by_role": {role: round(cpu / seconds, 2) for role, cpu in by_role.most_common()},
+        }
+
+
+def process_profile(*, pid: int, seconds: float, output: Path) -> subprocess.Popen:
+    """py-spy on one process for `seconds`, CPU samples only (no idle waits), raw stacks."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    args = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--nonblocking"]
+    args += ["--duration", str(int(seconds)), "--output", str(output)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stacks_summarize(*, path: Path, top: int = 8) -> list[tuple[str, float]]:
+    """The functions most often on the stack (inclusive, % of samples), leaving out the
+    frames every sample shares (the server's own loop)."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        for frame in {LINE_NUMBER.sub(")", f.strip()) for f in stack.split(";")}:
+            inclusive[frame] += int(count)
+    if not total:
+        return []
+    shared = {frame for frame, n in inclusive.items() if n == total}
+    ranked = [(frame, round(100 * n / total, 1)) for frame, n in inclusive.most_common() if frame not in shared]
+    return ranked[:top]

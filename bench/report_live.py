@@ -60,7 +60,8 @@ def _section(*, data: dict, plots: Path, relative_to: Path) -> list[str]:
          f"errors {s.get('socket_errors') or 'none'}; swarm {s.get('swarm_client_cpu_s', '—')} CPU s"),
         ("Sockets: ping 202 → consumer's socket, p50 / p90 / p99", "p50 < 200 ms, p99 < 1 s",
          f"{d.get('p50', '—')} / {d.get('p90', '—')} / {d.get('p99', '—')} ms",
-         f"{s.get('deliveries', 0):,} deliveries; {s.get('pings_per_s', '—')} pings/s got through"),
+         f"{s.get('deliveries', 0):,} deliveries; {s.get('pings_per_s', '—')} pings/s got through; "
+         f"batches waiting for a worker, peak {s.get('queue_peak', '—')}"),
         ("Sockets: ASGI process memory per open socket", "reported", f"{s.get('asgi_kb_per_socket', '—')} KB",
          f"RSS {s.get('asgi_rss_mb_before', '—')} → {s.get('asgi_rss_mb_peak', '—')} MB; "
          f"mean CPU {s.get('asgi_cpu_pct_mean', '—')} % of one core"),
@@ -92,7 +93,32 @@ def _section(*, data: dict, plots: Path, relative_to: Path) -> list[str]:
     ]
     if figure:
         lines += [f"![Live side]({figure.relative_to(relative_to)})", ""]
-    return lines + DESIGN
+    return lines + _limits(map_=m, sockets=s) + DESIGN
+
+
+def _cores_line(spent: dict | None) -> str:
+    if not spent:
+        return "not measured"
+    roles = ", ".join(f"{role} {cores:.2f}" for role, cores in spent["cores_by_role"].items() if cores >= 0.01)
+    busy = f"machine {spent['busy_pct']:.0f} % busy over {spent['seconds']} s on {spent['cores']} cores"
+    return f"{busy}; cores per role: {roles}"
+
+
+def _limits(*, map_: dict, sockets: dict) -> list[str]:
+    """Where the CPU went in each phase, and the busiest frames of each server process."""
+    if not (map_.get("cores") or sockets.get("cores")):
+        return []
+    lines = [
+        "Where the time went (`bench/profiling.py`: CPU of every process per role over the phase; py-spy CPU "
+        "samples of one process per server role while the couriers ping beside the sockets):",
+        "",
+        f"- map phase: {_cores_line(map_.get('cores'))}",
+        f"- sockets phase: {_cores_line(sockets.get('cores'))}",
+    ]
+    for role, frames in (sockets.get("profiles") or {}).items():
+        top = "; ".join(f"`{frame}` {pct} %" for frame, pct in frames[:5]) or "no samples"
+        lines.append(f"- {role} process, most often on the stack: {top}")
+    return lines + [""]
 
 
 DESIGN = [

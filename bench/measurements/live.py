@@ -28,6 +28,8 @@ import psutil
 from bench.fixtures import Fleet, fleet_create
 from bench.loadgen import courier_start
 from bench.measurements.base import Bench
+from bench.probes import broker_connect, queue_depth
+from bench.profiling import CoresSpent, process_profile, stacks_summarize
 from tracking.selectors import FLEET_MAX
 
 PAGE_PROBE = """
@@ -143,6 +145,8 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
 
         spec = _fleet_spec(bench=bench, fleet=fleet, seconds=plan.live_map_s)
         tool, out = _tool_start(bench=bench, kind="fleet", spec=spec)
+        cores = CoresSpent()
+        cores.begin()
         samples = []
         started = time.monotonic()
         while tool.poll() is None and time.monotonic() - started < plan.live_map_s + 30:
@@ -153,6 +157,7 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
             samples.append(sample)
             page.wait_for_timeout(1000)
         fleet_result = _tool_wait(tool, out, timeout=60)
+        spent = cores.finish()
         browser.close()
     # The window in which updates flowed: from the first sample after the first ping.
     first, last = samples[min(2, len(samples) - 1)], samples[-1]
@@ -172,7 +177,29 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
         "pings_per_s": round(fleet_result["pings_per_s"], 0),
         "ping_errors": fleet_result["errors"],
         "fleet_client_cpu_s": round(fleet_result["client_cpu_s"], 1),
+        "cores": spent,
     }
+
+
+def _server_processes(bench: Bench) -> dict[str, int]:
+    """One process of each server role to profile: the ASGI server, a REST worker (a child
+    of gunicorn's arbiter) and a worker pool process."""
+    chosen: dict[str, int] = {}
+    for pid in bench.stack.pids("web"):
+        try:
+            process = psutil.Process(pid)
+            line = " ".join(process.cmdline())
+            parent = " ".join(process.parent().cmdline()) if process.parent() else ""
+        except psutil.NoSuchProcess:
+            continue
+        if "uvicorn" in line:
+            chosen.setdefault("asgi", pid)
+        elif "gunicorn" in line and "gunicorn" in parent:
+            chosen.setdefault("rest", pid)
+    workers = bench.stack.pids("worker")
+    if len(workers) > 1:
+        chosen["worker"] = workers[1]
+    return chosen
 
 
 def _asgi_process(bench: Bench) -> psutil.Process | None:
@@ -202,16 +229,20 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     swarm_started = time.time()
     swarm, swarm_out = _tool_start(bench=bench, kind="swarm", spec=swarm_spec)
     samples: list[tuple[float, float, float]] = []
+    queued: list[tuple[float, int]] = []  # batches waiting for a worker, once a second
     stop = threading.Event()
 
     def sample() -> None:
+        broker = broker_connect(env=bench.env)
         began = time.monotonic()
-        while not stop.is_set() and server is not None:
-            try:
-                at = round(time.monotonic() - began, 1)
-                samples.append((at, server.memory_info().rss / 1e6, server.cpu_percent()))
-            except psutil.NoSuchProcess:
-                return
+        while not stop.is_set():
+            at = round(time.monotonic() - began, 1)
+            queued.append((at, queue_depth(broker=broker)))
+            if server is not None:
+                try:
+                    samples.append((at, server.memory_info().rss / 1e6, server.cpu_percent()))
+                except psutil.NoSuchProcess:
+                    pass
             stop.wait(1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -219,10 +250,20 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     time.sleep(15)  # the sockets open over their first 10 s; the fleet starts once they are open
     spec = _fleet_spec(bench=bench, fleet=fleet, seconds=plan.live_swarm_s)
     fleet_tool, fleet_out = _tool_start(bench=bench, kind="fleet", spec=spec)
+    cores = CoresSpent()
+    cores.begin()
+    # CPU profiles of the servers while the couriers ping (the storm included).
+    profile_s = max(5.0, plan.live_swarm_s - 5)
+    profiles = {role: (process_profile(pid=pid, seconds=profile_s, output=bench.workdir / f"live-{role}.raw.txt"),
+                       bench.workdir / f"live-{role}.raw.txt")
+                for role, pid in _server_processes(bench).items()}  # fmt: skip
     fleet_result = _tool_wait(fleet_tool, fleet_out, timeout=plan.live_swarm_s + 60)
+    spent = cores.finish()
     swarm_result = _tool_wait(swarm, swarm_out, timeout=plan.live_swarm_s + 60)
     stop.set()
     sampler.join()
+    for process, _ in profiles.values():
+        process.wait(timeout=profile_s + 60)
 
     storm_from = swarm_started + swarm_spec["storm_at_s"]  # the pings of the storm and the 15 s after it
     acks, arrivals = fleet_result["acks"], swarm_result["arrivals"]
@@ -247,9 +288,13 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
         "asgi_kb_per_socket": round(per_socket_kb, 1) if per_socket_kb else None,
         "asgi_cpu_pct_mean": round(float(np.mean([s[2] for s in samples])), 0) if samples else None,
         "asgi_series": samples,
+        "queue_series": queued,
+        "queue_peak": max((depth for _, depth in queued), default=None),
         "open_series": swarm_result["open_series"],
         "swarm_client_cpu_s": round(swarm_result["client_cpu_s"], 1),
         "fleet_client_cpu_s": round(fleet_result["client_cpu_s"], 1),
+        "cores": spent,
+        "profiles": {role: stacks_summarize(path=path) for role, (_, path) in profiles.items()},
     }
 
 
