@@ -183,6 +183,43 @@ def test_raw_sql_uses_positional_placeholders(app):
     assert not named, "named placeholders in raw SQL:\n" + "\n".join(named)
 
 
+# Each app's rules are read through one typed module of the app (tracking/rules.py builds
+# `tracking_rules()` from settings.TRACKING and checks it), never as raw dict lookups.
+RULES_MODULES = {"TRACKING": "tracking/rules.py"}
+# (module, setting) pairs allowed to read a dict of rules directly, each with its reason:
+# the device-time window every API input is held to (orders' events too) sits in the
+# platform's serializer field, which may not import tracking.
+RAW_RULES_ALLOWED = {("infra/http/serializers.py", "TRACKING")}
+
+
+def rules_dicts_read(source: str) -> set[tuple[int, str]]:
+    """(line, name) of every `settings.<NAME>` read of a dict of rules in the module."""
+    return {
+        (node.lineno, node.attr)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in RULES_MODULES
+        if isinstance(node.value, ast.Name) and node.value.id == "settings"
+    }
+
+
+def test_rules_are_read_through_their_apps_rules_module():
+    wrong = [
+        f"{relative}:{line} reads settings.{name} (use {RULES_MODULES[name]})"
+        for package in [*APPS, "infra", "ze_tracking"]
+        for path in app_modules(package)
+        if "settings" not in path.relative_to(ROOT).parts[1:2]
+        for relative in [path.relative_to(ROOT).as_posix()]
+        for line, name in sorted(rules_dicts_read(path.read_text()))
+        if relative != RULES_MODULES[name] and (relative, name) not in RAW_RULES_ALLOWED
+    ]
+    assert not wrong, "rules read around their typed module:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_a_rules_dict_read():
+    source = 'from django.conf import settings\nx = settings.TRACKING["MAX_AGE_S"]\nrules = settings.TRACKING\n'
+    assert rules_dicts_read(source) == {(2, "TRACKING"), (3, "TRACKING")}
+
+
 # A module a newcomer reads in one sitting; past that, split it by sub-domain (STYLE.md).
 MAX_MODULE_LINES = 300
 
