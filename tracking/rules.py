@@ -5,7 +5,9 @@ code reads them here, as `tracking_rules().max_batch_pings`.
 
 The rules are built once per process and built again when a test overrides the setting
 (Django's `setting_changed`). A misspelt, missing or invalid rule is a system check error
-(`tracking.E001`), so `manage.py check`, migrate, runserver and the worker refuse to start.
+(`tracking.E001`): `manage.py check` and the commands that run the checks first (migrate,
+run before every release; runserver) stop with it, and any other process raises the same
+message as ImproperlyConfigured at its first read of the rules.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_a_boolean_is_not_a_number_of_seconds(settings):
 @pytest.mark.processes
 def test_a_bad_rule_in_the_environment_stops_manage_py_check():
     """The environment sets the rules: a value the settings parse but the rules refuse
-    stops `manage.py check` (and migrate, runserver, the worker) with the rule's name."""
+    stops `manage.py check` (and migrate, run before every release) with the rule's name."""
     env = {**os.environ, "TRACKING_PLAUSIBILITY_RUN": "0"}
     started = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert started.returncode != 0
