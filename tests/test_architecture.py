@@ -165,17 +165,89 @@ def test_the_check_resolves_select_related_paths_to_apps():
     assert {path for _, path in select_related_paths(source)} == {"courier", "last_location", "user"}
 
 
+# One way to run raw SQL (ARCHITECTURE.md, "One way to run raw SQL"): Django's cursor, opened in a `with`
+# (`connection.cursor()`, `connections[alias].cursor()`, `connection.chunked_cursor()` for a
+# read in chunks), so every statement is logged, counted, wrapped and its errors translated
+# like the ORM's. What needs the driver itself (binary parameters, prepared one-row reads)
+# is in infra/db/, which app code calls (`binary_execute`, `OneRowQuery`).
+DRIVER_PACKAGE = "infra/db/"
+# psycopg's parameter types (Jsonb for a binary parameter) are values, not a way to run SQL.
+DRIVER_VALUES = "psycopg.types"
+OTHER_WAYS = {
+    "raw": "Manager.raw()",
+    "extra": "QuerySet.extra()",
+    "create_cursor": "a driver cursor",
+    "prepared_cursor": "a prepared cursor (infra.db.queries)",
+}
+
+
+def raw_sql_outside_the_one_way(source: str) -> list[tuple[int, str]]:
+    """(line, what) of every way of running SQL in the module other than Django's cursor in a
+    `with`."""
+    tree = ast.parse(source)
+    in_with = {id(item.context_expr) for node in ast.walk(tree) if isinstance(node, ast.With) for item in node.items}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, f"imports {a.name}") for a in node.names if a.name.split(".")[0] == "psycopg"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "psycopg":
+            if not (node.module + ".").startswith(DRIVER_VALUES + "."):
+                found.append((node.lineno, f"imports from {node.module}"))
+        elif isinstance(node, ast.Attribute) and node.attr == "connection":
+            owner = node.value.value if isinstance(node.value, ast.Subscript) else node.value
+            if isinstance(owner, ast.Name) and owner.id in ("connection", "connections"):
+                found.append((node.lineno, "reaches the driver's connection under Django's"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("cursor", "chunked_cursor") and id(node) not in in_with:
+                found.append((node.lineno, "opens a cursor outside a `with` (left open)"))
+            elif node.func.attr in OTHER_WAYS:
+                found.append((node.lineno, f"runs SQL through {OTHER_WAYS[node.func.attr]}"))
+        elif isinstance(node, ast.Name) and node.id == "RawSQL":
+            found.append((node.lineno, "runs SQL through RawSQL"))
+    return found
+
+
+def modules_outside_the_driver_package() -> list[Path]:
+    """Every module of the apps (migrations included), the platform and the wiring, but
+    infra/db/."""
+    paths = [p for package in sorted(OURS) for p in sorted((ROOT / package).rglob("*.py"))]
+    return [p for p in paths if not p.relative_to(ROOT).as_posix().startswith(DRIVER_PACKAGE)]
+
+
+def test_raw_sql_runs_on_djangos_cursor_or_through_infra_db():
+    wrong = [
+        f"{path.relative_to(ROOT).as_posix()}:{line} {what}"
+        for path in modules_outside_the_driver_package()
+        for line, what in raw_sql_outside_the_one_way(path.read_text())
+    ]
+    assert not wrong, "raw SQL run another way than Django's cursor or infra/db:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_every_other_way_of_running_sql():
+    source = (
+        "import psycopg\nfrom psycopg import sql\nfrom psycopg.types.json import Jsonb\n"
+        "with connection.cursor() as c, connections['x'].cursor() as d, connection.chunked_cursor() as e:\n"
+        "    c.execute('SELECT 1')\n"
+        "connection.cursor().execute('SELECT 1')\n"
+        "connection.connection.cursor(name='x')\n"
+        "Ping.objects.raw('SELECT 1')\n"
+        "with schema_editor.connection.cursor() as f:\n"
+        "    pass\n"
+    )
+    assert [line for line, _ in sorted(raw_sql_outside_the_one_way(source))] == [1, 2, 6, 7, 7, 8]
+
+
 # One placeholder style in raw SQL: positional (%s, and %b for a binary parameter), as most
 # of the project's statements are written.
 NAMED_PLACEHOLDER = re.compile(r"%\(\w+\)[sb]")
 SQL_STATEMENT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE)\b")
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_raw_sql_uses_positional_placeholders(app):
+@pytest.mark.parametrize("package", sorted(OURS))
+def test_raw_sql_uses_positional_placeholders(package):
     named = [
         f"{path.relative_to(ROOT).as_posix()}:{node.lineno}"
-        for path in app_modules(app)
+        for path in sorted((ROOT / package).rglob("*.py"))
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
         if SQL_STATEMENT.search(node.value) and NAMED_PLACEHOLDER.search(node.value)
@@ -183,15 +255,52 @@ def test_raw_sql_uses_positional_placeholders(app):
     assert not named, "named placeholders in raw SQL:\n" + "\n".join(named)
 
 
+# Each app's rules are read through one typed module of the app (tracking/rules.py builds
+# `tracking_rules()` from settings.TRACKING and checks it), never as raw dict lookups.
+RULES_MODULES = {"TRACKING": "tracking/rules.py"}
+# (module, setting) pairs allowed to read a dict of rules directly, each with its reason:
+# the device-time window every API input is held to (orders' events too) sits in the
+# platform's serializer field, which may not import tracking.
+RAW_RULES_ALLOWED = {("infra/http/serializers.py", "TRACKING")}
+
+
+def rules_dicts_read(source: str) -> set[tuple[int, str]]:
+    """(line, name) of every `settings.<NAME>` read of a dict of rules in the module."""
+    return {
+        (node.lineno, node.attr)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in RULES_MODULES
+        if isinstance(node.value, ast.Name) and node.value.id == "settings"
+    }
+
+
+def test_rules_are_read_through_their_apps_rules_module():
+    wrong = [
+        f"{relative}:{line} reads settings.{name} (use {RULES_MODULES[name]})"
+        for package in [*APPS, "infra", "ze_tracking"]
+        for path in app_modules(package)
+        if "settings" not in path.relative_to(ROOT).parts[1:2]
+        for relative in [path.relative_to(ROOT).as_posix()]
+        for line, name in sorted(rules_dicts_read(path.read_text()))
+        if relative != RULES_MODULES[name] and (relative, name) not in RAW_RULES_ALLOWED
+    ]
+    assert not wrong, "rules read around their typed module:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_a_rules_dict_read():
+    source = 'from django.conf import settings\nx = settings.TRACKING["MAX_AGE_S"]\nrules = settings.TRACKING\n'
+    assert rules_dicts_read(source) == {(2, "TRACKING"), (3, "TRACKING")}
+
+
 # A module a newcomer reads in one sitting; past that, split it by sub-domain (STYLE.md).
 MAX_MODULE_LINES = 300
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_no_app_module_is_longer_than_300_lines(app):
+@pytest.mark.parametrize("package", [*APPS, "infra", "ze_tracking"])
+def test_no_module_is_longer_than_300_lines(package):
     long = [
         f"{path.relative_to(ROOT).as_posix()}: {lines} lines"
-        for path in app_modules(app)
+        for path in app_modules(package)
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)

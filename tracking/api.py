@@ -3,7 +3,6 @@ location and trail, a courier's last location, the consumer's tracking link)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -22,6 +21,7 @@ from infra.http.throttles import (
 )
 from orders.selectors import order_get_for, order_is_visible_to
 from tracking.order_location import order_location_get, order_location_payload, order_location_token_check
+from tracking.rules import tracking_rules
 from tracking.selectors import courier_with_location_get, order_trail_list
 from tracking.serializers import (
     CourierLocationSerializer,
@@ -50,7 +50,7 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
         pings = serializers.ListField(child=serializers.JSONField(allow_null=True), min_length=1)
 
         def validate_pings(self, pings: list) -> list:
-            limit = settings.TRACKING["MAX_BATCH_PINGS"]
+            limit = tracking_rules().max_batch_pings
             if len(pings) > limit:
                 raise serializers.ValidationError(f"Ensure this field has no more than {limit} elements.")
             return pings

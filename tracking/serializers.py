@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from django.conf import settings
 from rest_framework import serializers
 
 from couriers.serializers import CourierRefSerializer
@@ -21,6 +20,7 @@ from infra.http.serializers import (
     tiny_to_zero,
 )
 from orders.models import ACTIVE_STATUSES
+from tracking.rules import tracking_rules
 
 
 class PingInputSerializer(EventLocationInputSerializer):
@@ -31,12 +31,16 @@ class PingInputSerializer(EventLocationInputSerializer):
     speed_mps = FiniteFloatField(min_value=0, max_value=1000, required=False, allow_null=True)
     heading_deg = FiniteFloatField(min_value=0, required=False, allow_null=True)
     order_id = serializers.UUIDField(required=False, allow_null=True)
-    attributes = JsonbObjectField(
-        max_bytes=settings.TRACKING["MAX_ATTRIBUTES_BYTES"],
-        max_depth=settings.TRACKING["MAX_ATTRIBUTES_DEPTH"],
-        required=False,
-        default=dict,
-    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # The attributes' limits are today's rules, not those of the import.
+        rules = tracking_rules()
+        return {
+            **super().get_fields(),
+            "attributes": JsonbObjectField(
+                max_bytes=rules.max_attributes_bytes, max_depth=rules.max_attributes_depth, required=False, default=dict
+            ),
+        }
 
     def validate_heading_deg(self, value):
         if value is not None and value >= 360:
@@ -75,10 +79,9 @@ def ping_validate_fast(raw, *, active_order_ids: set, now: dt.datetime) -> dict 
         return None
     if ping.order_id is not None and ping.order_id not in active_order_ids:
         return None
+    rules = tracking_rules()
     if ping.attributes and not jsonb_object_fits(
-        ping.attributes,
-        max_bytes=settings.TRACKING["MAX_ATTRIBUTES_BYTES"],
-        max_depth=settings.TRACKING["MAX_ATTRIBUTES_DEPTH"],
+        ping.attributes, max_bytes=rules.max_attributes_bytes, max_depth=rules.max_attributes_depth
     ):
         return None
     data = {"event_id": ping.event_id, "recorded_at": recorded_at, "lat": tiny_to_zero(ping.lat),

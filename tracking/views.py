@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from couriers.staff_access import second_factor_required
 from infra.http.throttles import TrackingAddressThrottle, TrackingCodeThrottle, throttled
 from tracking.consumers import FLEET_PERMS
+from tracking.rules import tracking_rules
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 
 
@@ -26,7 +27,7 @@ def backoffice_map(request):
     return render(
         request,
         "tracking/backoffice.html",
-        {"config": {"tileUrl": settings.MAP_TILE_URL, "staleAfterS": settings.TRACKING["STALE_AFTER_S"]}},
+        {"config": {"tileUrl": settings.MAP_TILE_URL, "staleAfterS": tracking_rules().stale_after_s}},
     )
 
 

@@ -90,7 +90,7 @@ class OneRowQueries:
         return tuple(found)
 
 
-def binary_execute(sql: str, params: list[Any] | dict[str, Any], *, binary_rows: bool = False) -> CursorWrapper:
+def binary_execute(sql: str, params: list[Any], *, binary_rows: bool = False) -> CursorWrapper:
     """Run one statement with server-side binding on Django's connection (and so inside its
     transaction): Django's own cursors bind on the client, where %b is not allowed, and
     quote every array element in Python. The statement is prepared (planned once per

@@ -31,7 +31,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     CONN_MAX_AGE), django-redis's pool, and one small pool per broker URL."""
     failed: dict[str, str] = {}
     checks: dict[str, Callable[[], object]] = {
-        "database": lambda: connection.cursor().execute("SELECT 1"),
+        "database": _database_check,
         "redis": lambda: get_redis_connection("default").ping(),
         "broker": _broker_check,
     }
@@ -46,6 +46,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if failed and request.user.is_authenticated and request.user.has_perm(METRICS_PERMISSION):
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
+
+
+def _database_check() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def _broker_check() -> None:

@@ -14,11 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.support import ROOT
 from tests.support.builders import CourierFactory
 from tests.support.database import database_url
 from tests.support.network import free_port
+from tracking.services.export import pings_export
 
 COURIER = uuid.UUID("00000000-0000-4000-8000-00000000000c")
 ORDER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -115,6 +117,30 @@ def test_parquet_export_holds_the_same_rows_with_typed_columns(pings, tmp_path):
         ]
     ]
     assert [r["event_id"] for r in pq.read_table(tmp_path / "pings-2026-01-11.parquet").to_pylist()] == [str(event(5))]
+
+
+def test_each_day_is_read_through_djangos_cursor_a_chunk_at_a_time(pings, tmp_path):
+    """The day's read is a query like any other (logged, counted, wrapped by Django), and its
+    rows come from a server-side cursor, still open while a chunk is written."""
+    open_cursors = []
+
+    def on_rows(rows: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_cursors WHERE statement LIKE %s", ["%ORDER BY recorded_at, event_id%"]
+            )
+            open_cursors.append(cursor.fetchone()[0])
+
+    with CaptureQueriesContext(connection) as queries:
+        pings_export(
+            since=at("2026-01-10"), until=at("2026-01-12"), file_format="csv", out_dir=tmp_path, on_rows=on_rows
+        )
+
+    day_reads = [
+        q for q in queries.captured_queries if "FROM tracking_ping" in q["sql"] and "pg_cursors" not in q["sql"]
+    ]
+    assert len(day_reads) == 2, queries.captured_queries
+    assert open_cursors == [1, 1]
 
 
 def test_a_day_without_pings_still_gets_its_file(db, tmp_path):

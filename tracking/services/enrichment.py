@@ -14,11 +14,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from orders.models import OrderStatus
 from orders.selectors import CarriedOrder, couriers_carried_orders
 from tracking.geo import haversine_m
+from tracking.rules import tracking_rules
 from tracking.services.plausibility import pings_judge
 
 # Streets are not straight lines: great-circle distance times this is a fair urban estimate.
@@ -85,8 +84,7 @@ class EnrichedPing:
 
 
 def eta_seconds_estimate(*, distance_m: float) -> int:
-    speed_mps: float = settings.TRACKING["DEFAULT_SPEED_MPS"]
-    return round(distance_m * ROAD_FACTOR / speed_mps)
+    return round(distance_m * ROAD_FACTOR / tracking_rules().default_speed_mps)
 
 
 @dataclass

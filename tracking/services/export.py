@@ -110,10 +110,9 @@ def _writer(*, path: Path, file_format: str) -> Any:
 
 
 def _day_batches(*, start: dt.datetime, end: dt.datetime) -> Iterator[pa.RecordBatch]:
-    # A named (server-side) cursor lives inside a transaction; the export only reads.
-    connection.ensure_connection()
-    with transaction.atomic(), connection.connection.cursor(name="pings_export") as cursor:
-        cursor.itersize = CHUNK_ROWS
+    # Django's server-side cursor (as `QuerySet.iterator()` reads), inside a transaction: the
+    # rows stay on the server until fetched, a chunk at a time. The export only reads.
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(DAY_SQL, [start, end])
         while rows := cursor.fetchmany(CHUNK_ROWS):
             columns = zip(*rows, strict=True)

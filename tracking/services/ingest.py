@@ -37,6 +37,7 @@ from orders.models import NotificationKind, OrderStatus
 from orders.notifications import notifications_create
 from orders.selectors import courier_active_orders
 from tracking import broadcasts
+from tracking.rules import tracking_rules
 from tracking.serializers import PingInputSerializer, ping_validate_fast
 from tracking.services import dead_letters
 from tracking.services.enrichment import EnrichedPing, PingBatch, pings_enrich
@@ -54,6 +55,9 @@ class BrokerUnavailable(ServiceUnavailable):
 
 class BatchTooLarge(PayloadTooLarge):
     """The accepted pings do not fit in one broker message."""
+
+
+SEND_LESS = "Send fewer pings per request or smaller attributes."
 
 
 @dataclass
@@ -128,11 +132,8 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
     kwargs = orjson.loads(encoded)
     # The broker's encoder escapes non-ASCII text (\uXXXX): count what it will send.
     size = len(encoded) if encoded.isascii() else len(json.dumps(kwargs))
-    if size > settings.TRACKING["MAX_TASK_PAYLOAD_BYTES"]:
-        raise BatchTooLarge(
-            f"The accepted pings take {size} bytes; at most {settings.TRACKING['MAX_TASK_PAYLOAD_BYTES']} fit in "
-            "one batch. Send fewer pings per request or smaller attributes."
-        )
+    if size > (limit := tracking_rules().max_task_payload_bytes):
+        raise BatchTooLarge(f"The accepted pings take {size} bytes; at most {limit} fit in one batch. {SEND_LESS}")
     if not BROKER.allows():
         raise BrokerUnavailable("the broker failed moments ago")
     try:
@@ -157,10 +158,7 @@ def ping_batch_enqueue(*, courier_id: uuid.UUID, received_at: dt.datetime, pings
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "InvalidParameterValue":
             logger.warning("The broker refused a batch of %d pings: %r", len(pings), exc)
-            raise BatchTooLarge(
-                "The broker refused the accepted pings as one message. Send fewer pings per request or smaller "
-                "attributes."
-            ) from exc
+            raise BatchTooLarge(f"The broker refused the accepted pings as one message. {SEND_LESS}") from exc
         logger.warning("The broker did not take a batch of %d pings: %r", len(pings), exc)
         BROKER.trip(exc)
         raise BrokerUnavailable(str(exc)) from exc

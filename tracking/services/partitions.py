@@ -14,9 +14,10 @@ import logging
 import re
 import time
 
-from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.utils import CursorWrapper
+
+from tracking.rules import tracking_rules
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ def ping_partitions_list(*, cursor: CursorWrapper) -> list[tuple[str, float]]:
 def ping_partitions_ensure(*, today: dt.date | None = None, using: str = "default") -> list[str]:
     """Create the missing daily partitions around today (UTC); return the ones created."""
     today = today or dt.datetime.now(dt.UTC).date()
-    days_back = settings.TRACKING["MAX_AGE_S"] // 86400 + 1
-    days_ahead = settings.TRACKING["PARTITION_DAYS_AHEAD"]
+    rules = tracking_rules()
+    days_back = rules.max_age_s // 86400 + 1
+    days_ahead = rules.partition_days_ahead
     with connections[using].cursor() as cursor:
         existing = {name for name, _ in ping_partitions_list(cursor=cursor)}
     created = []
@@ -93,7 +95,8 @@ def ping_partitions_drop_expired(*, today: dt.date | None = None, using: str = "
     today = today or dt.datetime.now(dt.UTC).date()
     # Never drop a day the ingest still accepts pings for (they would land in the default
     # partition) or that ping_partitions_ensure would create again.
-    keep_days = max(settings.TRACKING["RETENTION_DAYS"], settings.TRACKING["MAX_AGE_S"] // 86400 + 1)
+    rules = tracking_rules()
+    keep_days = max(rules.retention_days, rules.max_age_s // 86400 + 1)
     oldest_kept = ping_partition_name(day=today - dt.timedelta(days=keep_days))
     with connections[using].cursor() as cursor:
         expired = [
@@ -122,8 +125,8 @@ def ddl_run(*, statements: list[str], using: str = "default") -> None:
     Why: DDL on the ping table needs a lock that conflicts with ingest. While it waits behind
     a long reader, every insert queues behind it; giving up quickly lets ingest go on, and the
     next try (or beat's next run, hours before the partition is needed) gets the lock."""
-    attempts = settings.TRACKING["PARTITION_DDL_ATTEMPTS"]
-    timeout_ms = settings.TRACKING["PARTITION_LOCK_TIMEOUT_MS"]
+    rules = tracking_rules()
+    attempts, timeout_ms = rules.partition_ddl_attempts, rules.partition_lock_timeout_ms
     for attempt in range(1, attempts + 1):
         try:
             with transaction.atomic(using=using), connections[using].cursor() as cursor:

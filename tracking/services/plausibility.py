@@ -57,10 +57,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from django.conf import settings
-
 from infra.db.queries import binary_execute
 from tracking.geo import haversine_m
+from tracking.rules import tracking_rules
 
 NULL_ISLAND = "null_island"
 IMPLIED_SPEED = "implied_speed"
@@ -124,11 +123,11 @@ def fixes_judge(*, fixes: list[Fix]) -> tuple[list[bool], list[bool]]:
     trusted fix, length of its run capped at RUN, whether its run started with a jump and so
     must reach RUN); the score is the number of trusted fixes, then the number of agreements
     across a gap, then the smaller sum of their positions (earlier fixes win a tie)."""
-    rules = settings.TRACKING
-    max_speed, gap_s = rules["MAX_SPEED_MPS"], rules["PLAUSIBILITY_GAP_S"]
-    gap_speed = rules["PLAUSIBILITY_GAP_SPEED_MPS"]
-    run, max_skip = rules["PLAUSIBILITY_RUN"], rules["PLAUSIBILITY_MAX_SKIP"]
-    max_acc, good_acc = rules["PLAUSIBILITY_MAX_ACCURACY_M"], rules["PLAUSIBILITY_GOOD_ACCURACY_M"]
+    rules = tracking_rules()
+    max_speed, gap_s = rules.max_speed_mps, rules.plausibility_gap_s
+    gap_speed = rules.plausibility_gap_speed_mps
+    run, max_skip = rules.plausibility_run, rules.plausibility_max_skip
+    max_acc, good_acc = rules.plausibility_max_accuracy_m, rules.plausibility_good_accuracy_m
     n = len(fixes)
     if n == 0:
         return [], []
@@ -201,7 +200,7 @@ def pings_judge(*, pings: list[Any]) -> list[tuple[uuid.UUID, Fix]]:
     demoted a trusted stored fix (possibly the current last location) and the newest trusted
     fix is a stored one outside them: the caller carries it through the batch again, as a
     resent ping (stored once: storage ignores a ping it already holds)."""
-    rules = settings.TRACKING
+    rules = tracking_rules()
     candidates: dict[uuid.UUID, list[Any]] = {}
     for ping in pings:
         ping.suspect_reason = NULL_ISLAND if fix_is_null(lat=ping.lat, lon=ping.lon) else None
@@ -211,7 +210,7 @@ def pings_judge(*, pings: list[Any]) -> list[tuple[uuid.UUID, Fix]]:
     if not candidates:
         return []
 
-    gap = dt.timedelta(seconds=rules["PLAUSIBILITY_GAP_S"])
+    gap = dt.timedelta(seconds=rules.plausibility_gap_s)
     windows: list[tuple[uuid.UUID, dt.datetime, dt.datetime]] = []
     for courier_id, courier_pings in candidates.items():
         lo, hi = courier_pings[0].recorded_at, courier_pings[0].recorded_at
@@ -221,7 +220,7 @@ def pings_judge(*, pings: list[Any]) -> list[tuple[uuid.UUID, Fix]]:
                 lo = ping.recorded_at
             hi = ping.recorded_at
         windows.append((courier_id, lo, hi))
-    history, k = dt.timedelta(seconds=rules["PLAUSIBILITY_HISTORY_S"]), rules["PLAUSIBILITY_CONTEXT_PINGS"]
+    history, k = dt.timedelta(seconds=rules.plausibility_history_s), rules.plausibility_context_pings
     # The windows (courier, from, to); the history and the bound of each half, twice.
     context = [[w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows], history, k, history, k]
     stored: dict[uuid.UUID, list[tuple[Any, ...]]] = {}

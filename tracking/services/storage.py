@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from infra.db.queries import binary_execute
 from tracking.columns import PING_COLUMN_NAMES, ping_insert_sql
+from tracking.rules import tracking_rules
 from tracking.services.enrichment import EnrichedPing
 from tracking.services.partitions import DAILY_PARTITION, ping_partition_name
 
@@ -74,7 +74,7 @@ def ping_events_prune(*, now: dt.datetime | None = None, chunk: int = 10_000) ->
     Past that age the API refuses a copy with the same device time, and a queued copy has
     stopped being retried: only a copy with another device time could still arrive."""
     now = now or timezone.now()
-    before = now - dt.timedelta(seconds=settings.TRACKING["EVENT_IDENTITY_KEEP_S"])
+    before = now - dt.timedelta(seconds=tracking_rules().event_identity_keep_s)
     pruned: int = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:

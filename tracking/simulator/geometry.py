@@ -7,9 +7,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from tracking.geo import haversine_m
+from tracking.rules import tracking_rules
 
 # Praça da Sé, São Paulo's kilometre zero.
 SAO_PAULO_CENTER = (-23.5505, -46.6333)
@@ -46,7 +45,7 @@ def heading_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def speed_pick(*, factor: float, rng: random.Random) -> float:
     """A courier's cruising speed: 8-12 m/s times the simulation factor, capped under the
     server's plausibility limit."""
-    limit = settings.TRACKING["MAX_SPEED_MPS"] * SPEED_LIMIT_SHARE
+    limit = tracking_rules().max_speed_mps * SPEED_LIMIT_SHARE
     return min(rng.uniform(8.0, 12.0) * factor, limit)
 
 

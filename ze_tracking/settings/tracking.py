@@ -6,7 +6,8 @@ from __future__ import annotations
 from ze_tracking.settings.celery import TASK_RETRY_MAX_AGE_S
 from ze_tracking.settings.core import env
 
-# --- Tracking rules (see tracking/services/*)
+# --- Tracking rules: read as typed fields through tracking/rules.py, which refuses (system
+# check tracking.E001) a misspelt, missing, mistyped or non-positive one.
 TRACKING = {
     "MAX_BATCH_PINGS": env.int("TRACKING_MAX_BATCH_PINGS", default=500),
     "MAX_FUTURE_S": env.int("TRACKING_MAX_FUTURE_S", default=300),
