@@ -280,7 +280,7 @@ def props_input_refs(value) -> list:
     return [part for part in args[1] if not isinstance(part, str)]
 
 
-def test_the_admin_secret_is_read_only_by_the_release_and_the_warehouse_build(cfn, stage):
+def test_no_stack_role_but_the_warehouse_builds_reads_the_admin_secret(cfn, stage):
     admin_id, _ = _redshift_secret(cfn, stage, "admin")
     readers = {
         role["Ref"]

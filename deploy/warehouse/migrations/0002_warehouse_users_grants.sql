@@ -5,6 +5,8 @@
 --
 -- ze_dms, DMS's Redshift target: writes the replicated tables (COPY from the staging
 -- bucket through the namespace's IAM role, then the CDC batches: insert, update, delete)
+-- (COPY needs no grant for that role: Redshift lets every user assume the namespace's
+-- roles until a superuser runs REVOKE ASSUMEROLE ON ALL FROM PUBLIC)
 -- and creates its own control and apply tables (awsdms_*) in the target schema, which it
 -- then owns. A replicated table added later is granted here by the migration that
 -- creates it (deploy/tests/test_warehouse.py checks the list against the DMS mappings).
