@@ -280,19 +280,30 @@ def props_input_refs(value) -> list:
     return [part for part in args[1] if not isinstance(part, str)]
 
 
-def test_no_stack_role_but_the_warehouse_builds_reads_the_admin_secret(cfn, stage):
+def test_no_stack_role_reads_the_admin_secret(cfn, stage):
+    # The admin login is the release's (its CI credentials, outside the stack) and operators'.
     admin_id, _ = _redshift_secret(cfn, stage, "admin")
-    readers = {
-        role["Ref"]
-        for p in resources(cfn, "AWS::IAM::Policy").values()
-        if admin_id in json.dumps(p["Properties"]["PolicyDocument"])
-        for role in p["Properties"]["Roles"]
+    for name, policy in resources(cfn, "AWS::IAM::Policy").items():
+        assert admin_id not in json.dumps(policy["Properties"]["PolicyDocument"]), name
+
+
+def test_the_warehouse_build_signs_in_as_its_own_user(cfn, stage):
+    (build,) = [
+        p["Properties"] for p in resources(cfn, "AWS::CodeBuild::Project").values()
+        if p["Properties"]["Name"].endswith("-warehouse-build")
+    ]  # fmt: skip
+    secret_id, secret = _redshift_secret(cfn, stage, "dbt")
+    assert json.loads(secret["GenerateSecretString"]["SecretStringTemplate"]) == {
+        "username": tables.REDSHIFT_DBT_USER
     }
-    names = {cfn["Resources"][r]["Properties"].get("RoleName", r) for r in readers}
-    # The warehouse build's CodeBuild role (dbt) has no fixed name; no DMS, scheduler or
-    # instance role is among them.
-    assert len(names) == 1 and "WarehouseBuild" in next(iter(names)), names
+    spec = json.dumps(build["Source"]["BuildSpec"])
+    assert secret_id in spec and _redshift_secret(cfn, stage, "admin")[0] not in spec
+    role_id = build["ServiceRole"]["Fn::GetAtt"][0]
+    reads = [s for s in _policies_of(cfn, role_id) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
+    env = {v["Name"]: v["Value"] for v in build["Environment"]["EnvironmentVariables"]}
+    assert env["WAREHOUSE_SCHEMA"] == tables.WAREHOUSE_BUILD_SCHEMA
 
 
 def test_the_release_finds_the_warehouse_users_secrets_in_the_outputs(cfn):
-    assert {"RedshiftDmsSecretArn", "RedshiftPrivacySecretArn"} <= cfn["Outputs"].keys()
+    assert {"RedshiftDmsSecretArn", "RedshiftPrivacySecretArn", "RedshiftDbtSecretArn"} <= cfn["Outputs"].keys()

@@ -97,7 +97,7 @@ def test_the_warehouse_and_dms_are_on_the_warehouse_key(cfn, stage):
     warehouse_secrets = [
         s for s in resources(cfn, "AWS::SecretsManager::Secret").values() if "/redshift/" in s["Properties"]["Name"]
     ]
-    assert len(warehouse_secrets) == 3
+    assert len(warehouse_secrets) == 4
     for secret in warehouse_secrets:
         assert _key_of(secret["Properties"]["KmsKeyId"]) == keys["warehouse"], secret["Properties"]["Name"]
     for name, schedule in resources(cfn, "AWS::Scheduler::Schedule").items():

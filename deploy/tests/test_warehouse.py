@@ -360,7 +360,7 @@ def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at
     release = _release()
     task.start()  # a task that runs since an earlier release
     data_api.query([])
-    data_api.batch([_user_statement("CREATE", "ze_dms"), _user_statement("CREATE", "ze_privacy")])
+    data_api.batch([_user_statement("CREATE", user) for user in PASSWORDS])
     data_api.batch([release.LEDGER_DDL])
     data_api.query([])
     for name in release.migration_files():
@@ -377,8 +377,8 @@ def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at
 def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(task, data_api, warehouse_users):
     release = _release()
     task.start()
-    data_api.query([("ze_dms",), ("ze_privacy",)])
-    data_api.batch([_user_statement("ALTER", "ze_dms"), _user_statement("ALTER", "ze_privacy")])
+    data_api.query([(user,) for user in PASSWORDS])
+    data_api.batch([_user_statement("ALTER", user) for user in PASSWORDS])
     data_api.batch([release.LEDGER_DDL])
     data_api.query([("0001_replicated_tables.sql", False)])
 
@@ -389,7 +389,12 @@ def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(t
 
 # --- Warehouse users: DMS and the privacy job sign in as users of their own ----------------
 
-PASSWORDS = {"ze_dms": "Dms0password0from0the0secret", "ze_privacy": "Privacy0password0from0the0secret"}
+# In name order, the order the release sends their statements.
+PASSWORDS = {
+    "ze_dbt": "Dbt0password0from0the0secret",
+    "ze_dms": "Dms0password0from0the0secret",
+    "ze_privacy": "Privacy0password0from0the0secret",
+}
 
 
 def _md5(user: str) -> str:
@@ -408,6 +413,7 @@ def warehouse_users(aws) -> dict[str, str]:
     for output, user, extra in (
         ("RedshiftDmsSecretArn", "ze_dms", {"host": "wg.example", "port": 5439}),
         ("RedshiftPrivacySecretArn", "ze_privacy", {}),
+        ("RedshiftDbtSecretArn", "ze_dbt", {}),
     ):
         out[output] = secrets.create_secret(
             Name=f"ze-tracking-dev/redshift/{user.removeprefix('ze_')}",
@@ -443,8 +449,16 @@ def test_a_user_name_other_than_the_warehouse_users_is_refused(username):
 
 
 def test_users_are_created_when_missing_and_altered_when_present_in_one_transaction(data_api, warehouse_users):
-    data_api.query([("ze_privacy",)], sql="SELECT usename FROM pg_user WHERE usename IN ('ze_dms', 'ze_privacy')")
-    data_api.batch([_user_statement("CREATE", "ze_dms"), _user_statement("ALTER", "ze_privacy")])
+    data_api.query(
+        [("ze_privacy",)], sql="SELECT usename FROM pg_user WHERE usename IN ('ze_dbt', 'ze_dms', 'ze_privacy')"
+    )
+    data_api.batch(
+        [
+            _user_statement("CREATE", "ze_dbt"),
+            _user_statement("CREATE", "ze_dms"),
+            _user_statement("ALTER", "ze_privacy"),
+        ]
+    )
 
     release = _release()
     warehouse = release.Warehouse(
@@ -494,6 +508,25 @@ def test_the_privacy_job_may_read_and_update_only_the_tables_its_statements_name
     for table, privileges in grants.items():
         name = table.removeprefix("TABLE public.").removeprefix("public.")
         assert privileges == ({"SELECT", "UPDATE"} if name in updated else {"SELECT"}), table
+
+
+def _migrations_code() -> str:
+    return "\n".join(
+        statement
+        for name in _release().migration_files()
+        for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "migrations" / name)
+    )
+
+
+def test_the_warehouse_build_reads_the_replicated_tables_and_owns_only_its_schema():
+    grants = _grants(tables.REDSHIFT_DBT_USER)
+    assert grants.pop("SCHEMA public") == {"USAGE"}
+    assert grants == {f"public.{t}": {"SELECT"} for t in (*tables.TABLES, tables.PING_PARENT)}
+    # dbt builds, replaces and drops its models in its own schema, which it owns.
+    code = " ".join(_migrations_code().split())
+    schema, user = tables.WAREHOUSE_BUILD_SCHEMA, tables.REDSHIFT_DBT_USER
+    assert f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {user}" in code
+    assert f"ALTER SCHEMA {schema} OWNER TO {user}" in code
 
 
 def test_no_migration_makes_a_superuser_or_grants_everything():

@@ -6,13 +6,13 @@ migrations:
     python deploy/warehouse/release.py dev dedupe   # after a first full load or a table reload
 
 Needs boto3 and the release's AWS credentials (CloudFormation read, Redshift Data API,
-Secrets Manager read of the warehouse's three logins, DMS describe, start and stop). Every
+Secrets Manager read of the warehouse's four logins, DMS describe, start and stop). Every
 wait has a deadline; every failure exits non-zero with what DMS or Redshift said.
 
 `before`:
   1. read the stage stack's outputs: the Redshift workgroup, database and admin secret,
-     the secrets of the DMS and privacy users, and the DMS task;
-  2. create the DMS and privacy users if missing, else set their passwords again, from
+     the secrets of the DMS, privacy and warehouse build users, and the DMS task;
+  2. create those users if missing, else set their passwords again, from
      their secrets, neither able to create users or databases (see `warehouse_users_sync`);
      the migrations grant them their rights;
   3. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
@@ -50,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ze_infra.analytics_tables import (  # noqa: E402  (no CDK import)
+    REDSHIFT_DBT_USER,
     REDSHIFT_DMS_USER,
     REDSHIFT_PRIVACY_USER,
     WAREHOUSE_SQL,
@@ -132,9 +133,9 @@ class Warehouse:
 # --- Warehouse users -----------------------------------------------------------------------
 
 # The only users this step creates or changes: a secret naming any other (the admin) is refused.
-WAREHOUSE_USERS = (REDSHIFT_DMS_USER, REDSHIFT_PRIVACY_USER)
+WAREHOUSE_USERS = (REDSHIFT_DMS_USER, REDSHIFT_PRIVACY_USER, REDSHIFT_DBT_USER)
 # The stack outputs naming their secrets (deploy/ze_infra/stack.py).
-WAREHOUSE_USER_OUTPUTS = ("RedshiftDmsSecretArn", "RedshiftPrivacySecretArn")
+WAREHOUSE_USER_OUTPUTS = ("RedshiftDmsSecretArn", "RedshiftPrivacySecretArn", "RedshiftDbtSecretArn")
 
 
 def warehouse_user_check(*, username: str) -> None:

@@ -145,8 +145,8 @@ class Analytics(Construct):
         )
         self.workgroup.node.add_dependency(self.namespace)
 
-        # The users DMS and the privacy job sign in as, neither a superuser: the release
-        # step (deploy/warehouse/release.py) creates them with these passwords, and the
+        # The users DMS, the privacy job and the warehouse build sign in as, none a
+        # superuser: the release step (deploy/warehouse/release.py) creates them with these passwords, and the
         # warehouse migrations grant them what they need. DMS reads its whole connection
         # from its secret, as its source endpoint does.
         self.dms_secret = sm.Secret(
@@ -162,6 +162,18 @@ class Analytics(Construct):
                         "port": 5439,
                     }
                 ),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+        self.dbt_secret = sm.Secret(
+            self,
+            "RedshiftDbt",
+            secret_name=f"{cfg.prefix}/redshift/dbt",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": tables.REDSHIFT_DBT_USER}),
                 generate_string_key="password",
                 exclude_punctuation=True,
                 password_length=32,

@@ -118,6 +118,7 @@ class ZeTrackingStack(Stack):
         CfnOutput(self, "RedshiftAdminSecretArn", value=self.analytics.admin_secret.secret_arn)
         CfnOutput(self, "RedshiftDmsSecretArn", value=self.analytics.dms_secret.secret_arn)
         CfnOutput(self, "RedshiftPrivacySecretArn", value=self.analytics.privacy_secret.secret_arn)
+        CfnOutput(self, "RedshiftDbtSecretArn", value=self.analytics.dbt_secret.secret_arn)
         CfnOutput(self, "AnalyticsTaskArn", value=self.analytics.task.ref)
 
     def _key(self, id: str, *, alias: str, description: str) -> kms.Key:
