@@ -12,9 +12,9 @@ wait has a deadline; every failure exits non-zero with what DMS or Redshift said
 `before`:
   1. read the stage stack's outputs: the Redshift workgroup, database and admin secret,
      the secrets of the DMS, privacy and warehouse build users, and the DMS task;
-  2. create those users if missing, else set their passwords again, from
-     their secrets, neither able to create users or databases (see `warehouse_users_sync`);
-     the migrations grant them their rights;
+  2. create those users if missing, else set their passwords again, from their secrets,
+     none able to create users or databases (see `warehouse_users_sync`); the migrations
+     grant them their rights;
   3. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
      order, each once (see `migration_apply`). The tables exist, with their keys, before
      DMS loads them (TargetTablePrepMode DO_NOTHING) and before Aurora gains a replicated

@@ -146,9 +146,10 @@ class Analytics(Construct):
         self.workgroup.node.add_dependency(self.namespace)
 
         # The users DMS, the privacy job and the warehouse build sign in as, none a
-        # superuser: the release step (deploy/warehouse/release.py) creates them with these passwords, and the
-        # warehouse migrations grant them what they need. DMS reads its whole connection
-        # from its secret, as its source endpoint does.
+        # superuser: the release step (deploy/warehouse/release.py) creates them with these
+        # passwords and sets them again every release (a template change makes CloudFormation
+        # generate a new one), and the warehouse migrations grant them what they need. DMS
+        # reads its whole connection from its secret, as its source endpoint does.
         self.dms_secret = sm.Secret(
             self,
             "RedshiftDms",
