@@ -16,8 +16,6 @@ from infra.http.parsers import JSONParser
 from infra.http.serializers import TextField
 from infra.http.throttles import LoginAddressThrottle, LoginUsernameThrottle, OneCallThrottles
 
-THROTTLED = OpenApiResponse(description="Too many attempts; see Retry-After.")
-
 
 class TokenCreateApi(OneCallThrottles, APIView):
     """Log in: a new token for this device. Send it as `Authorization: Token <token>`. It
@@ -43,7 +41,7 @@ class TokenCreateApi(OneCallThrottles, APIView):
 
     @extend_schema(
         request=TokenCreateInputSerializer,
-        responses={200: TokenOutputSerializer, 400: OpenApiResponse(description="Wrong credentials."), 429: THROTTLED},
+        responses={200: TokenOutputSerializer, 400: OpenApiResponse(description="Wrong credentials.")},
         auth=[],
     )
     def post(self, request):

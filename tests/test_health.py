@@ -114,3 +114,66 @@ def test_every_operation_documents_the_503_a_dependency_outage_gives():
         answer = operation["responses"].get("503")
         assert answer is not None, (method, path)
         assert "Retry-After" in answer["headers"] and "application/json" in answer["content"], (method, path)
+
+
+def test_every_throttled_operation_documents_429_with_retry_after():
+    """An operation whose view has throttles can answer 429 with Retry-After
+    (tests/test_throttles.py), so the schema says so; and no other operation claims it."""
+    import re
+    import uuid
+
+    import yaml
+    from django.urls import resolve
+
+    from tests.support import ROOT
+
+    schema = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    throttled = set()
+    for path, operations in schema["paths"].items():
+        view_class = resolve(re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)).func.cls
+        for method, operation in operations.items():
+            view = view_class()
+            view.request = None
+            answer = operation["responses"].get("429")
+            if view.get_throttles():
+                throttled.add((method, path))
+                assert answer is not None, (method, path)
+                assert "Retry-After" in answer.get("headers", {}), (method, path)
+                assert "application/json" in answer["content"], (method, path)
+            else:
+                assert answer is None, (method, path)
+    assert throttled >= {
+        ("post", "/api/v1/auth/token"),
+        ("post", "/api/v1/locations"),
+        ("get", "/api/v1/track/{tracking_code}"),
+    }
+
+
+def test_every_operation_documents_the_401_403_and_404_its_view_can_give():
+    """A view that authenticates and has a permission that can refuse answers 401 without
+    credentials and 403 with another role's; a path that names an object answers 404."""
+    import re
+    import uuid
+    from types import SimpleNamespace
+
+    import yaml
+    from django.urls import resolve
+    from rest_framework.permissions import AllowAny
+
+    from tests.support import ROOT
+
+    schema = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    for path, operations in schema["paths"].items():
+        view_class = resolve(re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)).func.cls
+        for method, operation in operations.items():
+            view = view_class()
+            view.request = SimpleNamespace(method=method.upper())  # permissions may depend on it
+            responses = operation["responses"]
+            guarded = view.get_authenticators() and any(not isinstance(p, AllowAny) for p in view.get_permissions())
+            if guarded:
+                assert {"401", "403"} <= responses.keys(), (method, path)
+            if "{" in path:
+                assert "404" in responses, (method, path)
+            for status in ("401", "403", "404"):
+                if status in responses:
+                    assert "application/json" in responses[status]["content"], (method, path, status)

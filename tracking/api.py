@@ -32,8 +32,6 @@ from tracking.serializers import (
 from tracking.services.ingest import pings_ingest
 from tracking.tracking_link import PublicOrderStateSerializer, order_public_state_get
 
-THROTTLED = OpenApiResponse(description="Too many requests; see Retry-After.")
-
 
 class PingBatchCreateApi(OneCallThrottles, APIView):
     """A courier's batch of GPS pings. Accepted pings are queued and stored by a worker;
@@ -66,7 +64,7 @@ class PingBatchCreateApi(OneCallThrottles, APIView):
 
     @extend_schema(
         request=PingBatchSerializer,
-        responses={202: PingBatchResultSerializer, 400: PingBatchResultSerializer, 429: THROTTLED},
+        responses={202: PingBatchResultSerializer, 400: PingBatchResultSerializer},
     )
     def post(self, request):
         data = self.PingBatchInputSerializer(data=request.data)
@@ -135,7 +133,6 @@ class TrackingLinkGetApi(OneCallThrottles, APIView):
         responses={
             200: PublicOrderStateSerializer,
             404: OpenApiResponse(description="Unknown tracking code."),
-            429: THROTTLED,
         },
         auth=[],
     )

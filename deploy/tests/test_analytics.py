@@ -56,7 +56,7 @@ def test_source_is_aurora_over_tls_with_a_secret_and_target_is_redshift_serverle
     assert endpoints["source"]["SslMode"] == "require"
     assert "SecretsManagerSecretId" in endpoints["source"]["PostgreSqlSettings"]
     assert endpoints["target"]["EngineName"] == "redshift-serverless"
-    assert "{{resolve:secretsmanager:" in json.dumps(endpoints["target"]["Password"])
+    assert "SecretsManagerSecretId" in endpoints["target"]["RedshiftSettings"]
 
 
 def test_replication_instance_and_warehouse_are_private(template):
@@ -210,3 +210,100 @@ def test_dms_reads_ddl_capture_from_the_admins_schema(cfn):
     settings = source["Properties"]["PostgreSqlSettings"]
     # The schema deploy/eb/db_bootstrap.py creates for the admin login, not ze_app's public.
     assert settings["CaptureDdls"] is True and settings["DdlArtifactsSchema"] == "awsdms"
+
+
+# --- Who signs in to Redshift: DMS and the privacy job each as a user of their own -------
+
+
+def _secret(cfn: dict, name: str) -> tuple[str, dict]:
+    (found,) = [
+        (k, v["Properties"])
+        for k, v in resources(cfn, "AWS::SecretsManager::Secret").items()
+        if v["Properties"].get("Name") == name
+    ]
+    return found
+
+
+def _redshift_secret(cfn: dict, stage: str, user: str) -> tuple[str, dict]:
+    return _secret(cfn, f"ze-tracking-{stage}/redshift/{user}")
+
+
+def _policies_of(cfn: dict, role_id: str) -> list[dict]:
+    return [
+        s
+        for p in resources(cfn, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_dms_writes_to_the_warehouse_as_its_own_user_from_a_secret(cfn, stage):
+    target = _endpoint(cfn, "target")
+    # No login in the template: DMS reads host, port, user and password from the secret.
+    assert not {"Username", "Password", "ServerName", "Port"} & target.keys()
+    settings = target["RedshiftSettings"]
+    secret_id, secret = _redshift_secret(cfn, stage, "dms")
+    assert settings["SecretsManagerSecretId"] == {"Ref": secret_id}
+    template = json.dumps(secret["GenerateSecretString"]["SecretStringTemplate"])
+    for field in (f'\\"username\\":\\"{tables.REDSHIFT_DMS_USER}\\"', '\\"host\\":', '\\"port\\":5439'):
+        assert field in template.replace(" ", ""), field
+    assert tables.REDSHIFT_DMS_USER != "ze_admin"
+    # Its access role reads that secret and no other.
+    role_id = settings["SecretsManagerAccessRoleArn"]["Fn::GetAtt"][0]
+    reads = [s for s in _policies_of(cfn, role_id) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
+
+
+def test_privacy_job_signs_in_as_its_own_user_and_cannot_read_the_admin_secret(cfn, stage):
+    (schedule,) = [
+        s for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Name"].endswith("-warehouse-privacy")
+    ]  # fmt: skip
+    secret_id, secret = _redshift_secret(cfn, stage, "privacy")
+    assert json.loads(secret["GenerateSecretString"]["SecretStringTemplate"]) == {
+        "username": tables.REDSHIFT_PRIVACY_USER
+    }
+    assert {"Ref": secret_id} in props_input_refs(schedule["Properties"]["Target"]["Input"])
+    admin_id, _ = _redshift_secret(cfn, stage, "admin")
+    role_id = schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = _policies_of(cfn, role_id)
+    assert admin_id not in json.dumps(statements)
+    reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
+
+
+def props_input_refs(value) -> list:
+    """The references inside a CloudFormation string built with Fn::Join."""
+    if isinstance(value, str):
+        return []
+    ((_, args),) = value.items()
+    return [part for part in args[1] if not isinstance(part, str)]
+
+
+def test_no_stack_role_reads_the_admin_secret(cfn, stage):
+    # The admin login is the release's (its CI credentials, outside the stack) and operators'.
+    admin_id, _ = _redshift_secret(cfn, stage, "admin")
+    for name, policy in resources(cfn, "AWS::IAM::Policy").items():
+        assert admin_id not in json.dumps(policy["Properties"]["PolicyDocument"]), name
+
+
+def test_the_warehouse_build_signs_in_as_its_own_user(cfn, stage):
+    (build,) = [
+        p["Properties"] for p in resources(cfn, "AWS::CodeBuild::Project").values()
+        if p["Properties"]["Name"].endswith("-warehouse-build")
+    ]  # fmt: skip
+    secret_id, secret = _redshift_secret(cfn, stage, "dbt")
+    assert json.loads(secret["GenerateSecretString"]["SecretStringTemplate"]) == {
+        "username": tables.REDSHIFT_DBT_USER
+    }
+    spec = json.dumps(build["Source"]["BuildSpec"])
+    assert secret_id in spec and _redshift_secret(cfn, stage, "admin")[0] not in spec
+    role_id = build["ServiceRole"]["Fn::GetAtt"][0]
+    reads = [s for s in _policies_of(cfn, role_id) if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
+    env = {v["Name"]: v["Value"] for v in build["Environment"]["EnvironmentVariables"]}
+    assert env["WAREHOUSE_SCHEMA"] == tables.WAREHOUSE_BUILD_SCHEMA
+
+
+def test_the_release_finds_the_warehouse_users_secrets_in_the_outputs(cfn):
+    assert {"RedshiftDmsSecretArn", "RedshiftPrivacySecretArn", "RedshiftDbtSecretArn"} <= cfn["Outputs"].keys()

@@ -8,7 +8,9 @@ the Redshift Data API's answers are stubbed with botocore's Stubber."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import re
 import sys
 import time
@@ -232,11 +234,14 @@ class DataApi:
             answer["Error"] = 'ERROR: column "x" of relation "t" already exists'
         self.stub.add_response("describe_statement", answer, {"Id": statement_id})
 
-    def query(self, rows: list[tuple[str, bool]]) -> None:
+    def query(self, rows: list[tuple], *, sql=ANY) -> None:
         statement_id = self._id()
-        self.stub.add_response("execute_statement", {"Id": statement_id}, {"Sql": ANY, "StatementName": ANY, **TARGET})
+        self.stub.add_response("execute_statement", {"Id": statement_id}, {"Sql": sql, "StatementName": ANY, **TARGET})
         self.stub.add_response("describe_statement", {"Id": statement_id, "Status": "FINISHED"}, {"Id": statement_id})
-        records = [[{"stringValue": name}, {"booleanValue": applied}] for name, applied in rows]
+        records = [
+            [{"booleanValue": value} if isinstance(value, bool) else {"stringValue": value} for value in row]
+            for row in rows
+        ]
         self.stub.add_response("get_statement_result", {"Records": records}, {"Id": statement_id})
 
 
@@ -328,41 +333,204 @@ def test_the_warehouse_migrations_are_named_in_order():
 # --- The whole release: before (migrations, stop), after (start, wait) ----------------------
 
 
-def _outputs(task) -> dict[str, str]:
+def _outputs(task, users) -> dict[str, str]:
     return {
         "RedshiftWorkgroupName": TARGET["WorkgroupName"],
         "RedshiftDatabase": "analytics",
         "RedshiftAdminSecretArn": "s",
         "AnalyticsTaskArn": task.arn,
+        **users,
     }
 
 
-def _release_step(step: str, *, task, data_api) -> None:
+def _release_step(step: str, *, task, data_api, users=None) -> None:
     # Every answer is final at once here, so the release's own deadlines and pauses apply.
-    _release().warehouse_release(step=step, outputs=_outputs(task), data=data_api.client, dms=task.dms)
+    _release().warehouse_release(
+        step=step,
+        outputs=_outputs(task, users or {}),
+        data=data_api.client,
+        dms=task.dms,
+        secrets=boto3.client("secretsmanager", region_name=REGION),
+    )
 
 
-def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at_the_end(task, data_api, monkeypatch):
+def test_a_release_migrates_the_warehouse_then_stops_the_task_and_restarts_it_at_the_end(
+    task, data_api, warehouse_users
+):
     release = _release()
     task.start()  # a task that runs since an earlier release
-    migration = tables.WAREHOUSE_SQL / "migrations" / "0001_replicated_tables.sql"
+    data_api.query([])
+    data_api.batch([_user_statement("CREATE", user) for user in PASSWORDS])
     data_api.batch([release.LEDGER_DDL])
     data_api.query([])
-    data_api.batch(_started(migration.name))
-    data_api.batch(_applied(migration.name, *tables.sql_statements(path=migration)))
+    for name in release.migration_files():
+        migration = tables.WAREHOUSE_SQL / "migrations" / name
+        data_api.batch(_started(name))
+        data_api.batch(_applied(name, *tables.sql_statements(path=migration)))
 
-    _release_step("before", task=task, data_api=data_api)
+    _release_step("before", task=task, data_api=data_api, users=warehouse_users)
     assert task.describe()["Status"] == "stopped"  # while Aurora migrates
     _release_step("after", task=task, data_api=data_api)
     assert task.describe()["Status"] == "running"
 
 
-def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(task, data_api):
+def test_a_half_applied_migration_fails_the_release_before_the_task_is_stopped(task, data_api, warehouse_users):
     release = _release()
     task.start()
+    data_api.query([(user,) for user in PASSWORDS])
+    data_api.batch([_user_statement("ALTER", user) for user in PASSWORDS])
     data_api.batch([release.LEDGER_DDL])
     data_api.query([("0001_replicated_tables.sql", False)])
 
     with pytest.raises(SystemExit, match="0001_replicated_tables.sql was started and never recorded"):
-        _release_step("before", task=task, data_api=data_api)
+        _release_step("before", task=task, data_api=data_api, users=warehouse_users)
     assert task.describe()["Status"] == "running"
+
+
+# --- Warehouse users: DMS and the privacy job sign in as users of their own ----------------
+
+# In name order, the order the release sends their statements.
+PASSWORDS = {
+    "ze_dbt": "Dbt0password0from0the0secret",
+    "ze_dms": "Dms0password0from0the0secret",
+    "ze_privacy": "Privacy0password0from0the0secret",
+}
+
+
+def _md5(user: str) -> str:
+    return "md5" + hashlib.md5((PASSWORDS[user] + user).encode()).hexdigest()
+
+
+def _user_statement(verb: str, user: str) -> str:
+    return f"{verb} USER {user} PASSWORD '{_md5(user)}' NOCREATEDB NOCREATEUSER"
+
+
+@pytest.fixture
+def warehouse_users(aws) -> dict[str, str]:
+    """The two secrets as the stack leaves them (ze_infra/analytics.py), by output name."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    out = {}
+    for output, user, extra in (
+        ("RedshiftDmsSecretArn", "ze_dms", {"host": "wg.example", "port": 5439}),
+        ("RedshiftPrivacySecretArn", "ze_privacy", {}),
+        ("RedshiftDbtSecretArn", "ze_dbt", {}),
+    ):
+        out[output] = secrets.create_secret(
+            Name=f"ze-tracking-dev/redshift/{user.removeprefix('ze_')}",
+            SecretString=json.dumps({"username": user, "password": PASSWORDS[user], **extra}),
+        )["ARN"]
+    return out
+
+
+def test_a_missing_user_is_created_with_no_right_to_create_users_or_databases():
+    statement = _release().warehouse_user_statement(username="ze_dms", password=PASSWORDS["ze_dms"], exists=False)
+    assert statement == _user_statement("CREATE", "ze_dms")
+
+
+def test_an_existing_user_is_given_the_secrets_password_and_loses_any_such_right():
+    # A password changed in Secrets Manager reaches Redshift at the next release, and a
+    # user an operator made a superuser (CREATEUSER) is one no more.
+    statement = _release().warehouse_user_statement(username="ze_dms", password=PASSWORDS["ze_dms"], exists=True)
+    assert statement == _user_statement("ALTER", "ze_dms")
+
+
+def test_the_password_never_appears_in_the_statement():
+    # Statements are kept in the Data API's history and Redshift's logs: only Redshift's
+    # MD5 form of the password (md5 of password and user name) is sent.
+    for exists in (False, True):
+        statement = _release().warehouse_user_statement(username="ze_privacy", password="Secret0Value", exists=exists)
+        assert "Secret0Value" not in statement
+
+
+@pytest.mark.parametrize("username", ["ze_admin", "ze dms", "ze_dms; DROP TABLE t", "ZE_DMS", "", "rdsdb"])
+def test_a_user_name_other_than_the_warehouse_users_is_refused(username):
+    with pytest.raises(SystemExit, match="warehouse user"):
+        _release().warehouse_user_statement(username=username, password="Secret0Value", exists=False)
+
+
+def test_users_are_created_when_missing_and_altered_when_present_in_one_transaction(data_api, warehouse_users):
+    data_api.query(
+        [("ze_privacy",)], sql="SELECT usename FROM pg_user WHERE usename IN ('ze_dbt', 'ze_dms', 'ze_privacy')"
+    )
+    data_api.batch(
+        [
+            _user_statement("CREATE", "ze_dbt"),
+            _user_statement("CREATE", "ze_dms"),
+            _user_statement("ALTER", "ze_privacy"),
+        ]
+    )
+
+    release = _release()
+    warehouse = release.Warehouse(
+        data=data_api.client, workgroup=TARGET["WorkgroupName"], database="analytics", secret_arn="s", poll_s=0
+    )
+    release.warehouse_users_sync(
+        warehouse=warehouse,
+        secrets=boto3.client("secretsmanager", region_name=REGION),
+        secret_arns=list(warehouse_users.values()),
+    )
+
+
+# --- Their grants: what DMS and the privacy job need, nothing more -------------------------
+
+
+def _grants(grantee: str) -> dict[str, set[str]]:
+    """Object -> privileges granted to `grantee` by the warehouse migrations."""
+    out: dict[str, set[str]] = {}
+    for name in _release().migration_files():
+        for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "migrations" / name):
+            match = re.fullmatch(r"GRANT (.+) ON (.+) TO (\w+)", " ".join(statement.split()))
+            if match and match.group(3) == grantee:
+                privileges = {p.strip() for p in match.group(1).split(",")}
+                for target in match.group(2).split(","):
+                    out.setdefault(target.strip(), set()).update(privileges)
+    return out
+
+
+def test_dms_may_write_every_replicated_table_and_create_its_own_tables_only_in_public():
+    grants = _grants(tables.REDSHIFT_DMS_USER)
+    expected = {f"public.{t}" for t in (*tables.TABLES, tables.PING_PARENT)}
+    table_grants = {k.removeprefix("TABLE "): v for k, v in grants.items() if not k.startswith("SCHEMA ")}
+    assert set(table_grants) == expected
+    for table, privileges in table_grants.items():
+        assert privileges == {"SELECT", "INSERT", "UPDATE", "DELETE"}, table
+    # Its control and apply tables (awsdms_*) are its own, in the target schema.
+    assert grants["SCHEMA public"] == {"USAGE", "CREATE"}
+
+
+def test_the_privacy_job_may_read_and_update_only_the_tables_its_statements_name():
+    statements = tables.sql_statements(path=tables.WAREHOUSE_SQL / "privacy.sql")
+    named = {t for s in statements for t in re.findall(r"\bpublic\.(\w+)", s)}
+    grants = _grants(tables.REDSHIFT_PRIVACY_USER)
+    assert grants.pop("SCHEMA public") == {"USAGE"}
+    assert {k.removeprefix("TABLE public.").removeprefix("public.") for k in grants} == named
+    updated = {s.split()[1].removeprefix("public.") for s in statements}
+    for table, privileges in grants.items():
+        name = table.removeprefix("TABLE public.").removeprefix("public.")
+        assert privileges == ({"SELECT", "UPDATE"} if name in updated else {"SELECT"}), table
+
+
+def _migrations_code() -> str:
+    return "\n".join(
+        statement
+        for name in _release().migration_files()
+        for statement in tables.sql_statements(path=tables.WAREHOUSE_SQL / "migrations" / name)
+    )
+
+
+def test_the_warehouse_build_reads_the_replicated_tables_and_owns_only_its_schema():
+    grants = _grants(tables.REDSHIFT_DBT_USER)
+    assert grants.pop("SCHEMA public") == {"USAGE"}
+    assert grants == {f"public.{t}": {"SELECT"} for t in (*tables.TABLES, tables.PING_PARENT)}
+    # dbt builds, replaces and drops its models in its own schema, which it owns.
+    code = " ".join(_migrations_code().split())
+    schema, user = tables.WAREHOUSE_BUILD_SCHEMA, tables.REDSHIFT_DBT_USER
+    assert f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {user}" in code
+    assert f"ALTER SCHEMA {schema} OWNER TO {user}" in code
+
+
+def test_no_migration_makes_a_superuser_or_grants_everything():
+    for name in _release().migration_files():
+        text = (tables.WAREHOUSE_SQL / "migrations" / name).read_text().upper()
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        assert not re.search(r"(?<!NO)CREATEUSER|\bGRANT ALL\b|ALL PRIVILEGES|\bSUPERUSER\b", code), name

@@ -5,23 +5,26 @@ migrations:
     python deploy/warehouse/release.py dev after    # once web, workers and beat run the new code
     python deploy/warehouse/release.py dev dedupe   # after a first full load or a table reload
 
-Needs boto3 and the release's AWS credentials (CloudFormation read, Redshift Data API, DMS
-describe, start and stop). Every wait has a deadline; every failure exits non-zero with
-what DMS or Redshift said.
+Needs boto3 and the release's AWS credentials (CloudFormation read, Redshift Data API,
+Secrets Manager read of the warehouse's four logins, DMS describe, start and stop). Every
+wait has a deadline; every failure exits non-zero with what DMS or Redshift said.
 
 `before`:
   1. read the stage stack's outputs: the Redshift workgroup, database and admin secret,
-     and the DMS task;
-  2. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
+     the secrets of the DMS, privacy and warehouse build users, and the DMS task;
+  2. create those users if missing, else set their passwords again, from their secrets,
+     none able to create users or databases (see `warehouse_users_sync`); the migrations
+     grant them their rights;
+  3. apply the warehouse migrations (migrations/NNNN_name.sql) not applied yet, in name
      order, each once (see `migration_apply`). The tables exist, with their keys, before
      DMS loads them (TargetTablePrepMode DO_NOTHING) and before Aurora gains a replicated
      column. The metrics are not here: the warehouse build (dbt, warehouse/) makes them,
      after this release and daily (deploy/ze_infra/warehouse_build.py);
-  3. stop the DMS task if it runs, and wait until it is stopped, so that the migrations
+  4. stop the DMS task if it runs, and wait until it is stopped, so that the migrations
      are not replicated half-way. A task still in its first full load is not stopped: a
      resumed task loads again the tables it had not finished, appending their rows.
 `after`:
-  4. start the task if it never ran (full load, then CDC), resume it if it was stopped,
+  5. start the task if it never ran (full load, then CDC), resume it if it was stopped,
      and wait until it runs (with its full load under way after a first start). A failed
      task is left for an operator (deploy/README.md, "DMS task failed").
 `dedupe`:
@@ -35,6 +38,8 @@ environments the stack made).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sys
 import time
@@ -44,7 +49,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ze_infra.analytics_tables import WAREHOUSE_SQL, sql_statements  # noqa: E402  (no CDK import)
+from ze_infra.analytics_tables import (  # noqa: E402  (no CDK import)
+    REDSHIFT_DBT_USER,
+    REDSHIFT_DMS_USER,
+    REDSHIFT_PRIVACY_USER,
+    WAREHOUSE_SQL,
+    sql_statements,
+)
 
 MIGRATIONS = WAREHOUSE_SQL / "migrations"
 MIGRATION_NAME = re.compile(r"^[0-9]{4}_[a-z0-9_]+\.sql$")
@@ -117,6 +128,56 @@ class Warehouse:
             ]
             if not (token := page.get("NextToken")):
                 return rows
+
+
+# --- Warehouse users -----------------------------------------------------------------------
+
+# The only users this step creates or changes: a secret naming any other (the admin) is refused.
+WAREHOUSE_USERS = (REDSHIFT_DMS_USER, REDSHIFT_PRIVACY_USER, REDSHIFT_DBT_USER)
+# The stack outputs naming their secrets (deploy/ze_infra/stack.py).
+WAREHOUSE_USER_OUTPUTS = ("RedshiftDmsSecretArn", "RedshiftPrivacySecretArn", "RedshiftDbtSecretArn")
+
+
+def warehouse_user_check(*, username: str) -> None:
+    if username not in WAREHOUSE_USERS:
+        raise SystemExit(f"warehouse: {username!r} is not a warehouse user ({', '.join(WAREHOUSE_USERS)})")
+
+
+def warehouse_user_statement(*, username: str, password: str, exists: bool) -> str:
+    """CREATE or ALTER one user with its secret's password and no right to create users
+    (a superuser, in Redshift) or databases. The statement is kept in the Data API's
+    history and Redshift's logs, so the password travels in Redshift's MD5 form
+    ('md5' + md5(password + user name)), never as it is."""
+    warehouse_user_check(username=username)
+    hashed = "md5" + hashlib.md5((password + username).encode()).hexdigest()
+    return f"{'ALTER' if exists else 'CREATE'} USER {username} PASSWORD '{hashed}' NOCREATEDB NOCREATEUSER"
+
+
+def warehouse_users_sync(*, warehouse: Warehouse, secrets: Any, secret_arns: list[str]) -> None:
+    """Steps: read each user's secret; ask Redshift which of them exist; create the missing
+    ones and set the others' passwords again, in one transaction. Run every release, so a
+    password changed in Secrets Manager reaches Redshift at the next one."""
+    logins = {}
+    for arn in secret_arns:
+        value = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+        warehouse_user_check(username=value["username"])  # before its name reaches any SQL
+        logins[value["username"]] = value["password"]
+    names = ", ".join(f"'{username}'" for username in sorted(logins))
+    existing = {
+        row[0]
+        for row in warehouse.query(
+            sql=f"SELECT usename FROM pg_user WHERE usename IN ({names})", label="warehouse users"
+        )
+    }
+    statements = [
+        warehouse_user_statement(username=username, password=password, exists=username in existing)
+        for username, password in sorted(logins.items())
+    ]
+    try:
+        warehouse.run(sqls=statements, label="warehouse users")
+    except StatementFailed as failure:
+        raise SystemExit(f"warehouse: users: {failure}") from None
+    print(f"warehouse: users {', '.join(sorted(logins))} ready")
 
 
 # --- Warehouse migrations -----------------------------------------------------------------
@@ -301,7 +362,7 @@ def stack_outputs(*, stage: str, cloudformation: Any) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
 
 
-def warehouse_release(*, step: str, outputs: dict[str, str], data: Any, dms: Any) -> None:
+def warehouse_release(*, step: str, outputs: dict[str, str], data: Any, dms: Any, secrets: Any) -> None:
     warehouse = Warehouse(
         data=data,
         workgroup=outputs["RedshiftWorkgroupName"],
@@ -310,6 +371,9 @@ def warehouse_release(*, step: str, outputs: dict[str, str], data: Any, dms: Any
     )
     task = ReplicationTask(dms=dms, arn=outputs["AnalyticsTaskArn"])
     if step == "before":
+        warehouse_users_sync(
+            warehouse=warehouse, secrets=secrets, secret_arns=[outputs[name] for name in WAREHOUSE_USER_OUTPUTS]
+        )
         warehouse_migrate(warehouse=warehouse)
         task.stop()
     elif step == "after":
@@ -331,4 +395,5 @@ if __name__ == "__main__":
         outputs=stack_outputs(stage=stage_, cloudformation=boto3.client("cloudformation")),
         data=boto3.client("redshift-data"),
         dms=boto3.client("dms"),
+        secrets=boto3.client("secretsmanager"),
     )

@@ -145,6 +145,54 @@ class Analytics(Construct):
         )
         self.workgroup.node.add_dependency(self.namespace)
 
+        # The users DMS, the privacy job and the warehouse build sign in as, none a
+        # superuser: the release step (deploy/warehouse/release.py) creates them with these
+        # passwords and sets them again every release (a template change makes CloudFormation
+        # generate a new one), and the warehouse migrations grant them what they need. DMS
+        # reads its whole connection from its secret, as its source endpoint does.
+        self.dms_secret = sm.Secret(
+            self,
+            "RedshiftDms",
+            secret_name=f"{cfg.prefix}/redshift/dms",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(
+                secret_string_template=stack.to_json_string(
+                    {
+                        "username": tables.REDSHIFT_DMS_USER,
+                        "host": self.workgroup.attr_workgroup_endpoint_address,
+                        "port": 5439,
+                    }
+                ),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+        self.dbt_secret = sm.Secret(
+            self,
+            "RedshiftDbt",
+            secret_name=f"{cfg.prefix}/redshift/dbt",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": tables.REDSHIFT_DBT_USER}),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+        self.privacy_secret = sm.Secret(
+            self,
+            "RedshiftPrivacy",
+            secret_name=f"{cfg.prefix}/redshift/privacy",
+            encryption_key=key,
+            generate_secret_string=sm.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": tables.REDSHIFT_PRIVACY_USER}),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+
         # --- DMS ----------------------------------------------------------------------
         # DMS's account-wide roles (dms-vpc-role, dms-cloudwatch-logs-role) are the account
         # stack's (account.py), deployed before any stage.
@@ -212,19 +260,26 @@ class Analytics(Construct):
                 fail_tasks_on_lob_truncation=True,
             ),
         )
+        # DMS reads the Redshift ze_dms login through a role of its own.
+        self.warehouse_secrets_role = iam.Role(
+            self,
+            "DmsWarehouseSecretsRole",
+            role_name=f"{cfg.prefix}-dms-warehouse-secrets",
+            assumed_by=service_for_this_account(self, f"dms.{stack.region}.amazonaws.com"),
+        )
+        self.dms_secret.grant_read(self.warehouse_secrets_role)
         self.target = dms.CfnEndpoint(
             self,
             "Target",
             endpoint_identifier=f"{cfg.prefix}-redshift-target",
             endpoint_type="target",
             engine_name="redshift-serverless",
-            server_name=self.workgroup.attr_workgroup_endpoint_address,
-            port=5439,
             database_name=cfg.redshift_database,
-            username="ze_admin",
-            password=self.admin_secret.secret_value_from_json("password").unsafe_unwrap(),
             kms_key_id=key.key_arn,
             redshift_settings=dms.CfnEndpoint.RedshiftSettingsProperty(
+                # Host, port, user and password: the secret's (no login in the template).
+                secrets_manager_access_role_arn=self.warehouse_secrets_role.role_arn,
+                secrets_manager_secret_id=self.dms_secret.secret_arn,
                 bucket_name=self.staging_bucket.bucket_name,
                 service_access_role_arn=self.dms_s3_role.role_arn,
                 encryption_mode="SSE_KMS",
@@ -264,8 +319,9 @@ class Analytics(Construct):
                 resources=[self.workgroup.attr_workgroup_workgroup_arn],
             )
         )
-        self.admin_secret.grant_read(privacy_role)
-        key.grant_decrypt(privacy_role)
+        # Its own login only (ze_privacy, UPDATE on the tables privacy.sql names): the
+        # Data API reads the secret as this role.
+        self.privacy_secret.grant_read(privacy_role)
         # Its end arrives as an EventBridge event under this name (deploy/ze_infra/monitoring.py).
         self.privacy_statement_name = f"{cfg.prefix}-warehouse-privacy"
         self.privacy_schedule = scheduler.CfnSchedule(
@@ -286,7 +342,7 @@ class Analytics(Construct):
                     {
                         "WorkgroupName": self.workgroup.workgroup_name,
                         "Database": cfg.redshift_database,
-                        "SecretArn": self.admin_secret.secret_arn,
+                        "SecretArn": self.privacy_secret.secret_arn,
                         "Sqls": tables.sql_statements(path=tables.WAREHOUSE_SQL / "privacy.sql"),
                         "StatementName": self.privacy_statement_name,
                         # The call returns before the SQL runs: the Data API reports the

@@ -103,6 +103,17 @@ def table_mappings() -> dict[str, Any]:
 # create there and nowhere else (deploy/eb/db_bootstrap.py).
 DMS_HEARTBEAT_SCHEMA = "awsdms_heartbeat"
 
+# Redshift users of their own, none a superuser: DMS writes the replicated tables, the
+# privacy job rounds destinations, the warehouse build (dbt) reads the replicated tables
+# and owns its schema. Their passwords are in Secrets Manager (ze_infra/analytics.py); the
+# release step creates the users and the migrations grant them (deploy/warehouse/). The
+# admin login is for the release and operators.
+REDSHIFT_DMS_USER = "ze_dms"
+REDSHIFT_PRIVACY_USER = "ze_privacy"
+REDSHIFT_DBT_USER = "ze_dbt"
+# Where the warehouse build writes its models (dbt's target schema on Redshift).
+WAREHOUSE_BUILD_SCHEMA = "analytics"
+
 # The warehouse's SQL: tables and views (applied by deploy/warehouse/release.py) and the
 # privacy rule (run daily by the schedule in ze_infra/analytics.py).
 WAREHOUSE_SQL = Path(__file__).resolve().parents[1] / "warehouse"

@@ -77,8 +77,8 @@ LOAD = {
     # Secrets Manager secrets and customer managed KMS keys the stack creates (a test counts
     # them in the template). KMS requests: SQS reuses a data key for an hour per queue and
     # role, SNS, CloudWatch Logs and the secrets' reads at boot a few per hour more.
-    "secrets": 8,
-    "kms_keys": 3,
+    "secrets": 11,
+    "kms_keys": 4,
     "kms_requests_per_hour": 100,
 }
 

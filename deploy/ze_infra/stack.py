@@ -27,11 +27,17 @@ class ZeTrackingStack(Stack):
         )
         self.cfg = cfg
         # One customer-managed key per data class, rotated yearly: the database (Aurora,
-        # Redis and their logins), the logs (every log group, LogGroupsOnKey below) and the
-        # rest (queues, topics, the app's secrets, the warehouse, DMS).
+        # Redis and their logins), the logs (every log group, LogGroupsOnKey below), the
+        # warehouse (Redshift, DMS, its staging bucket, the warehouse logins, the warehouse
+        # build) and the rest (queues, topics, the app's secrets, exports).
         self.key = self._key("DataKey", alias=f"alias/{cfg.prefix}", description=f"{cfg.prefix}: data at rest")
         self.database_key = self._key(
             "DatabaseKey", alias=f"alias/{cfg.prefix}/database", description=f"{cfg.prefix}: Aurora and Redis"
+        )
+        self.warehouse_key = self._key(
+            "WarehouseKey",
+            alias=f"alias/{cfg.prefix}/warehouse",
+            description=f"{cfg.prefix}: Redshift, DMS and the warehouse build",
         )
         self.logs_key = self._key("LogsKey", alias=f"alias/{cfg.prefix}/logs", description=f"{cfg.prefix}: log groups")
         # CloudWatch Logs encrypts the log groups with the logs key: only log groups of this
@@ -71,7 +77,7 @@ class ZeTrackingStack(Stack):
             web_acl_arn=self.waf.web_acl.attr_arn,
         )
         self.analytics = Analytics(
-            self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.key
+            self, "Analytics", cfg=cfg, network=self.network, database=self.database, key=self.warehouse_key
         )
         self.warehouse_build = WarehouseBuild(
             self,
@@ -79,7 +85,7 @@ class ZeTrackingStack(Stack):
             cfg=cfg,
             network=self.network,
             analytics=self.analytics,
-            key=self.key,
+            key=self.warehouse_key,
         )
         self.monitoring = Monitoring(
             self,
@@ -110,6 +116,9 @@ class ZeTrackingStack(Stack):
         CfnOutput(self, "RedshiftWorkgroupName", value=self.analytics.workgroup.workgroup_name)
         CfnOutput(self, "RedshiftDatabase", value=cfg.redshift_database)
         CfnOutput(self, "RedshiftAdminSecretArn", value=self.analytics.admin_secret.secret_arn)
+        CfnOutput(self, "RedshiftDmsSecretArn", value=self.analytics.dms_secret.secret_arn)
+        CfnOutput(self, "RedshiftPrivacySecretArn", value=self.analytics.privacy_secret.secret_arn)
+        CfnOutput(self, "RedshiftDbtSecretArn", value=self.analytics.dbt_secret.secret_arn)
         CfnOutput(self, "AnalyticsTaskArn", value=self.analytics.task.ref)
 
     def _key(self, id: str, *, alias: str, description: str) -> kms.Key:

@@ -8,8 +8,9 @@ starts the same build every night, so the incremental marts take in each day's l
 A build that fails, times out or is stopped is an event routed to the alarm topic
 (deploy/ze_infra/monitoring.py).
 
-It reaches Redshift only (5439) and HTTPS (package installs, AWS APIs); dbt signs in with
-the Redshift admin login, read from Secrets Manager by CodeBuild itself.
+It reaches Redshift only (5439) and HTTPS (package installs, AWS APIs); dbt signs in as
+`ze_dbt` (SELECT on the replicated tables, owner of its own schema; never the admin), read
+from Secrets Manager by CodeBuild itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
+from . import analytics_tables as tables
 from .analytics import Analytics
 from .common import codebuild_vpc_access_scoped, retention, service_for_this_account
 from .config import StageConfig
@@ -72,7 +74,7 @@ class WarehouseBuild(Construct):
             removal_policy=RemovalPolicy.DESTROY if cfg.name == "dev" else RemovalPolicy.RETAIN,
         )
         bundles = s3.Bucket.from_bucket_name(self, "Bundles", f"elasticbeanstalk-{stack.region}-{stack.account}")
-        secret = analytics.admin_secret.secret_arn
+        secret = analytics.dbt_secret.secret_arn
         self.project = codebuild.Project(
             self,
             "Project",
@@ -95,7 +97,7 @@ class WarehouseBuild(Construct):
                 ),
                 "WAREHOUSE_PORT": codebuild.BuildEnvironmentVariable(value="5439"),
                 "WAREHOUSE_DBNAME": codebuild.BuildEnvironmentVariable(value=cfg.redshift_database),
-                "WAREHOUSE_SCHEMA": codebuild.BuildEnvironmentVariable(value="analytics"),
+                "WAREHOUSE_SCHEMA": codebuild.BuildEnvironmentVariable(value=tables.WAREHOUSE_BUILD_SCHEMA),
             },
             build_spec=codebuild.BuildSpec.from_object(
                 {
@@ -122,7 +124,7 @@ class WarehouseBuild(Construct):
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
         )
         codebuild_vpc_access_scoped(self.project, network=network, security_group=self.security_group)
-        analytics.admin_secret.grant_read(self.project)
+        analytics.dbt_secret.grant_read(self.project)
         key.grant_decrypt(self.project)
 
         # Nightly: the incremental marts rebuild their last days.

@@ -4,8 +4,9 @@ then knows each status it may meet, and tests/test_api_fuzz.py holds the API to 
 
 Which errors an operation documents follows from how it is built: credentials are checked
 (401), a permission can refuse (403), a path names an object (404), a body or a query is
-validated (400); any of them may meet a dependency that cannot answer (503, with
-Retry-After: the database, or the Redis that counts throttles and carries the batches).
+validated (400), a throttle counts the requests (429, with Retry-After); any of them may
+meet a dependency that cannot answer (503, with Retry-After: the database, or the Redis
+that counts throttles and carries the batches).
 All share one shape, DRF's: `{"detail": ...}` or field -> messages.
 """
 
@@ -33,6 +34,7 @@ REASONS = {
     "401": "Missing or invalid credentials.",
     "403": "These credentials may not do this.",
     "404": "No such object, or not one these credentials may see.",
+    "429": "Too many requests; retry after `Retry-After` seconds.",
     "503": "A dependency cannot answer now; nothing was stored. Retry after `Retry-After` seconds.",
 }
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
@@ -76,6 +78,8 @@ def error_responses_document(
                 statuses.append("403")
             if any(p["in"] == "path" for p in parameters):
                 statuses.append("404")
+            if view is not None and view.get_throttles():
+                statuses.append("429")
             statuses.append("503")
             for status in statuses:
                 documented = responses.get(status)
@@ -92,7 +96,9 @@ def error_responses_document(
                 # Errors a view names without a body shape (404, 409, 429) have DRF's.
                 if status >= "400" and "content" not in documented:
                     documented["content"] = _error("")["content"]
-            responses["503"].setdefault("headers", RETRY_AFTER)
+            for status in ("429", "503"):
+                if status in responses:
+                    responses[status].setdefault("headers", RETRY_AFTER)
             operation["responses"] = dict(sorted(responses.items()))
     return result
 

@@ -27,6 +27,7 @@ from psycopg.types.string import TextLoader
 
 from tests.support.builders import SAO_PAULO, CourierFactory, OrderFactory, order_act, ping
 from tests.support.database import database_connect
+from tests.support.warehouse import warehouse_users_statements
 from tracking.services.ingest import ping_batch_record
 from tracking.services.partitions import ping_partition_name, ping_partitions_drop_expired, ping_partitions_ensure
 
@@ -93,6 +94,8 @@ class Warehouse:
         execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)", dbname=self.source)
         execute(f"CREATE DATABASE {self.name}", dbname=self.source)
         with database_connect(dbname=self.name) as conn:
+            for statement in warehouse_users_statements():
+                conn.execute(statement)
             for path in sorted((tables.WAREHOUSE_SQL / "migrations").glob("*.sql")):
                 for statement in tables.sql_statements(path=path):
                     conn.execute(REDSHIFT_ONLY.sub("", statement))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.support.warehouse import warehouse_users_statements
 from tracking.geo import EARTH_RADIUS_M, haversine_m
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
@@ -171,6 +172,8 @@ def warehouse(db):
         cursor.execute(f"CREATE SCHEMA {SCHEMA}")
         cursor.execute(f"SET LOCAL search_path TO {SCHEMA}, public")
         cursor.execute(FUNCTIONS)
+        for statement in warehouse_users_statements():
+            cursor.execute(statement)
         for migration in sorted((tables.WAREHOUSE_SQL / "migrations").glob("*.sql")):
             for statement in tables.sql_statements(path=migration):
                 cursor.execute(_postgres(statement))
