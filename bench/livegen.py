@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 WALK_DEG_PER_S = 4.5e-5  # ≈ 5 m/s, as bench.loadgen walks
+HANDSHAKE_TIMEOUT_S = 10
 
 
 def _loopback_only(url: str) -> None:
@@ -110,7 +111,11 @@ async def swarm_run(spec: dict) -> dict:
         await asyncio.sleep(delay)
         try:
             async with gate:
-                ws = await session.ws_connect(f"{spec['url']}/ws/track/{codes[index]}/", origin=spec["origin"])
+                # Bounded: a server too busy to answer a handshake is an error, not a hang.
+                ws = await asyncio.wait_for(
+                    session.ws_connect(f"{spec['url']}/ws/track/{codes[index]}/", origin=spec["origin"]),
+                    HANDSHAKE_TIMEOUT_S,
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             error(type(exc).__name__)
             return False
@@ -135,7 +140,10 @@ async def swarm_run(spec: dict) -> dict:
                 first = False
         finally:
             opened["now"] -= 1
-            await ws.close()
+            try:
+                await asyncio.wait_for(ws.close(), HANDSHAKE_TIMEOUT_S)
+            except TimeoutError:
+                error("close timed out")
         return True
 
     async def consumer(index: int, session: aiohttp.ClientSession) -> None:

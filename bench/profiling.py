@@ -102,15 +102,16 @@ def profile_summarize(*, path: Path) -> dict[str, list[tuple[str, float]]]:
 
 ROLES = (("uvicorn", "ASGI (uvicorn)"), ("gunicorn", "REST (gunicorn)"), ("celery", "worker (celery)"),
          ("nginx", "nginx"), ("redis-server", "Redis"), ("postgres", "PostgreSQL"), ("bench.livegen", "load tools"),
-         ("chromium", "browser"))  # fmt: skip
+         ("chromium", "browser"), ("py-spy", "profiler (py-spy)"), ("bench/run.py", "bench"))  # fmt: skip
 
 
 def _role(process: psutil.Process) -> str | None:
+    """The stack's role the process plays, else its name (whatever else kept the cores)."""
     try:
         line = " ".join(process.cmdline()) or process.name()
+        return next((role for marker, role in ROLES if marker in line), process.name())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    return next((role for marker, role in ROLES if marker in line), None)
 
 
 def _cpu_by_process() -> dict[int, tuple[str, float]]:
@@ -135,8 +136,8 @@ def _machine() -> tuple[float, float]:
 @dataclass
 class CoresSpent:
     """Where the machine's CPU went over a window, per role of the stack (every process of
-    this machine whose command line names it; a process that ends inside the window is
-    not counted): what limits a run when the cores are full."""
+    this machine whose command line names it; any other process by its name; a process
+    that ends inside the window is not counted): what limits a run when the cores are full."""
 
     started: float = 0.0
     before: dict[int, tuple[str, float]] = field(default_factory=dict)
@@ -167,20 +168,27 @@ def process_profile(*, pid: int, seconds: float, output: Path) -> subprocess.Pop
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def stacks_summarize(*, path: Path, top: int = 8) -> list[tuple[str, float]]:
-    """The functions most often on the stack (inclusive, % of samples), leaving out the
-    frames every sample shares (the server's own loop)."""
-    inclusive: Counter[str] = Counter()
+PROJECT = ("couriers/", "orders/", "tracking/", "infra/", "ze_tracking/")
+
+
+def stacks_summarize(*, path: Path, top: int = 5) -> dict[str, list[tuple[str, float]]]:
+    """Two short lists, in % of the samples: where the CPU samples end (self), and the
+    project's own functions most often on the stack (inclusive)."""
+    own: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines() if path.exists() else []:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         total += int(count)
-        for frame in {LINE_NUMBER.sub(")", f.strip()) for f in stack.split(";")}:
-            inclusive[frame] += int(count)
+        frames = [LINE_NUMBER.sub(")", f.strip()) for f in stack.split(";")]
+        own[frames[-1]] += int(count)
+        for frame in {f for f in frames if f.rpartition("(")[2].startswith(PROJECT)}:
+            ours[frame] += int(count)
     if not total:
-        return []
-    shared = {frame for frame, n in inclusive.items() if n == total}
-    ranked = [(frame, round(100 * n / total, 1)) for frame, n in inclusive.most_common() if frame not in shared]
-    return ranked[:top]
+        return {"self": [], "project": []}
+    return {
+        "self": [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(top)],
+        "project": [(frame, round(100 * n / total, 1)) for frame, n in ours.most_common(top)],
+    }

@@ -60,7 +60,8 @@ def _section(*, data: dict, plots: Path, relative_to: Path) -> list[str]:
          f"errors {s.get('socket_errors') or 'none'}; swarm {s.get('swarm_client_cpu_s', '—')} CPU s"),
         ("Sockets: ping 202 → consumer's socket, p50 / p90 / p99", "p50 < 200 ms, p99 < 1 s",
          f"{d.get('p50', '—')} / {d.get('p90', '—')} / {d.get('p99', '—')} ms",
-         f"{s.get('deliveries', 0):,} deliveries; {s.get('pings_per_s', '—')} pings/s got through; "
+         f"{s.get('deliveries', 0):,} deliveries; {s.get('pings_per_s', '—')} pings/s got through of "
+         f"{s.get('offered_pings_per_s', '—')} offered; "
          f"batches waiting for a worker, peak {s.get('queue_peak', '—')}"),
         ("Sockets: ASGI process memory per open socket", "reported", f"{s.get('asgi_kb_per_socket', '—')} KB",
          f"RSS {s.get('asgi_rss_mb_before', '—')} → {s.get('asgi_rss_mb_peak', '—')} MB; "
@@ -81,7 +82,9 @@ def _section(*, data: dict, plots: Path, relative_to: Path) -> list[str]:
         f"Fleet: {plan['live_couriers']:,} couriers each with an order in transit, each pinging every "
         f"{plan['live_period_s']:.0f} s from one process (`bench/livegen.py fleet`); the map in headless "
         f"Chromium for {plan['live_map_s']:.0f} s; {plan['live_sockets']:,} tracking-link sockets "
-        f"(`bench/livegen.py swarm`) for {plan['live_swarm_s']:.0f} s, dropped and reopened half-way. "
+        f"(`bench/livegen.py swarm`) for {plan['live_swarm_s']:.0f} s, following the orders of "
+        f"{plan.get('live_socket_couriers', plan['live_couriers']):,} couriers who ping meanwhile, "
+        "dropped and reopened half-way. "
         "The browser, both load tools and the whole stack share the machine's cores, so every figure is a "
         "lower bound of what the server does alone.",
         "",
@@ -116,8 +119,9 @@ def _limits(*, map_: dict, sockets: dict) -> list[str]:
         f"- sockets phase: {_cores_line(sockets.get('cores'))}",
     ]
     for role, frames in (sockets.get("profiles") or {}).items():
-        top = "; ".join(f"`{frame}` {pct} %" for frame, pct in frames[:5]) or "no samples"
-        lines.append(f"- {role} process, most often on the stack: {top}")
+        ends = "; ".join(f"`{frame}` {pct} %" for frame, pct in frames.get("self", [])) or "no samples"
+        ours = "; ".join(f"`{frame}` {pct} %" for frame, pct in frames.get("project", [])) or "none"
+        lines.append(f"- {role} process: samples end in {ends}; the project's functions on the stack: {ours}")
     return lines + [""]
 
 
@@ -136,9 +140,30 @@ DESIGN = [
     "(at most every `LIVE_UPDATE_INTERVAL_S`), rows of arrays of only the couriers and orders that moved "
     "(`tracking/serializers.py`: `courier_fleet_row`, `order_fleet_row`); a socket that reads a publish more than "
     "`FLEET_SOCKET_BEHIND_S` late gets the current state and skips the backlog.",
-    "- **Sockets**: one uvicorn process (`scripts/web.sh`) on channels_redis's core layer; the figures above are "
-    "that process's. The load tools reach it on its own port: the bench's nginx (1,024 worker connections) would "
-    "cap the count first, and production's nginx needs its `worker_connections` sized to the sockets.",
+    "- **Sockets**: one uvicorn process (`scripts/web.sh`, `deploy/eb/run-process.sh`) on channels_redis's pub/sub "
+    "layer (`ze_tracking/settings/cache.py`): a group message is one PUBLISH that the process hands to its sockets. "
+    "Measured against the core layer on this machine (2,000 sockets, the same run): the core layer reopened 1,599 "
+    "sockets in the storm and delivered nothing in the 15 s after it; the pub/sub layer reopened 1,986 and "
+    "delivered through it. The websockets' database calls share one thread per process (Channels' "
+    "`database_sync_to_async`), so that process keeps one database connection: closing it after each call "
+    "left 388 of 2,000 sockets open at once (1,350 handshakes timed out), keeping it opened all 2,000. "
+    "The load tools reach uvicorn on its own port: the bench's nginx (1,024 worker connections) would cap the "
+    "count first, and production's nginx needs its `worker_connections` sized to the sockets.",
+    "",
+    "What limits it on this machine, and the next step:",
+    "",
+    "- **The cores.** The map, both load tools and the whole stack share two cores, busy 98–100 % in both phases "
+    "(the lines above). Every courier's ping is its own request and its own batch: the REST process spends its "
+    "time in the request (token check, enqueue), the worker in the batch's five statements, so a single-ping "
+    "request costs the sum of the roles' cores divided by the pings that got through. The couriers' 300 pings/s "
+    "of the map phase did not fit beside the browser; the target's 2,000 couriers every 2 s (1,000 requests/s) "
+    "is a fleet of web and worker instances sized from docs/performance/capacity.json (`make cost`), not one "
+    "machine. The app sending its pings in batches (one request every 10 s) divides that cost.",
+    "- **The socket delay.** Most of the delay above falls on pings sent while the first burst of connects was "
+    "still being served (each connect's throttle check and state read run on the process's one database "
+    "thread); the storm row is the delay once that burst is over. Next: the throttle check on Redis's "
+    "asyncio client instead of that thread, a second ASGI process per instance, and a run on a machine of its "
+    "own, without the browser and the load tools.",
     "",
 ]
 

@@ -46,6 +46,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT
 DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} gunicorn ze_tracking.wsgi:application --bind "127.0.0.1:$WSGI_PORT" \
   --workers "${WEB_CONCURRENCY:-$(nproc)}" --worker-class sync &
 # --no-proxy-headers: uvicorn trusts no X-Forwarded-For itself (the throttles read it as above).
-uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port "$ASGI_PORT" --no-access-log --no-proxy-headers &
+# It serves only the websockets, whose database calls share one thread per process (Channels'
+# database_sync_to_async): one connection kept, as gunicorn's, instead of one per call.
+DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port "$ASGI_PORT" --no-access-log --no-proxy-headers &
 nginx -p "$DIR/" -c nginx.conf -g 'daemon off;' &
 wait -n

@@ -6,8 +6,9 @@ one order in transit):
   fleet): animation frames per second (requestAnimationFrame), main-thread tasks over 50 ms
   (Long Tasks API), the fleet socket's payload per second, the page's JS heap.
 - sockets: `plan.live_sockets` tracking-link sockets (bench.livegen swarm), each following
-  one order, while the couriers ping: delay from a ping's 202 to each socket, the ASGI
-  process's memory per open socket, then a reconnect storm half-way through.
+  one of the orders of the first `plan.live_socket_couriers` couriers, while those ping:
+  delay from a ping's 202 to each socket, the ASGI process's memory per open socket, then
+  a reconnect storm half-way through.
 
 Both tools talk to the ASGI server's own port (scripts/web.sh: PORT + 2), not through the
 bench's nginx, whose 1,024 worker connections would cap the socket count first.
@@ -60,6 +61,7 @@ def live_measure(bench: Bench) -> None:
     located = len({courier for courier, _, _ in warm["acks"]})
     with bench.phase("live-map", f"backoffice map, {plan.live_couriers:,} couriers moving, {plan.live_map_s:.0f} s"):
         bench.results["live-map"] = _map_measure(bench=bench, fleet=fleet, located=located)
+    bench.drain_wait()  # the map's backlog would otherwise delay the sockets' pings
     with bench.phase("live-sockets", f"{plan.live_sockets:,} tracking sockets, {plan.live_swarm_s:.0f} s, storm"):
         bench.results["live-sockets"] = _sockets_measure(bench=bench, fleet=fleet, asgi=asgi)
 
@@ -74,21 +76,26 @@ def _live_fleet_create(*, count: int) -> Fleet:
 
 
 def _staff_create() -> None:
+    """An operations lead (the group the roles migration makes): the map needs its rights."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
     user, _ = get_user_model().objects.get_or_create(username=STAFF[0], defaults={"is_staff": True})
     user.is_staff = True
     user.set_password(STAFF[1])
     user.save()
+    user.groups.add(Group.objects.get(name="Operations lead"))
 
 
-def _fleet_spec(*, bench: Bench, fleet: Fleet, seconds: float) -> dict:
+def _fleet_spec(*, bench: Bench, fleet: Fleet, seconds: float, count: int | None = None) -> dict:
+    """The first `count` couriers of the fleet (all by default), each pinging once a period."""
     plan = bench.plan
+    count = len(fleet.tokens) if count is None else min(count, len(fleet.tokens))
     return {
         "url": bench.env.web_url + "/api/v1/locations",
-        "tokens": fleet.tokens,
-        "order_ids": fleet.order_ids,
-        "starts": [courier_start(index=i) for i in range(len(fleet.tokens))],
+        "tokens": fleet.tokens[:count],
+        "order_ids": fleet.order_ids[:count],
+        "starts": [courier_start(index=i) for i in range(count)],
         "device_origin": fleet.device_origin,
         "period_s": plan.live_period_s,
         "seconds": seconds,
@@ -149,7 +156,10 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
         cores.begin()
         samples = []
         started = time.monotonic()
+        spent = None  # read just before the fleet ends: a process that has ended is not counted
         while tool.poll() is None and time.monotonic() - started < plan.live_map_s + 30:
+            if spent is None and time.monotonic() - started >= plan.live_map_s - 2:
+                spent = cores.finish()
             sample = page.evaluate(
                 "({t: performance.now(), frames: window.__bench.frames, long: window.__bench.long.slice(),"
                 " heap: performance.memory ? performance.memory.usedJSHeapSize : null, ...window.fleet.stats()})"
@@ -157,7 +167,7 @@ def _map_measure(*, bench: Bench, fleet: Fleet, located: int) -> dict:
             samples.append(sample)
             page.wait_for_timeout(1000)
         fleet_result = _tool_wait(tool, out, timeout=60)
-        spent = cores.finish()
+        spent = spent or cores.finish()
         browser.close()
     # The window in which updates flowed: from the first sample after the first ping.
     first, last = samples[min(2, len(samples) - 1)], samples[-1]
@@ -218,7 +228,7 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     ASGI process every second; drop and reopen every socket half-way (the storm); join
     each ping's 202 with its arrivals on the sockets."""
     plan = bench.plan
-    orders = len(fleet.order_ids)
+    orders = min(plan.live_socket_couriers, len(fleet.order_ids))
     socket_orders = [i % orders for i in range(plan.live_sockets)]
     server = _asgi_process(bench)
     rss_before = server.memory_info().rss if server else None
@@ -248,7 +258,7 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     time.sleep(15)  # the sockets open over their first 10 s; the fleet starts once they are open
-    spec = _fleet_spec(bench=bench, fleet=fleet, seconds=plan.live_swarm_s)
+    spec = _fleet_spec(bench=bench, fleet=fleet, seconds=plan.live_swarm_s, count=orders)
     fleet_tool, fleet_out = _tool_start(bench=bench, kind="fleet", spec=spec)
     cores = CoresSpent()
     cores.begin()
@@ -257,8 +267,9 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     profiles = {role: (process_profile(pid=pid, seconds=profile_s, output=bench.workdir / f"live-{role}.raw.txt"),
                        bench.workdir / f"live-{role}.raw.txt")
                 for role, pid in _server_processes(bench).items()}  # fmt: skip
-    fleet_result = _tool_wait(fleet_tool, fleet_out, timeout=plan.live_swarm_s + 60)
+    time.sleep(max(0.0, plan.live_swarm_s - 2))  # just before the fleet ends: an ended process is not counted
     spent = cores.finish()
+    fleet_result = _tool_wait(fleet_tool, fleet_out, timeout=plan.live_swarm_s + 60)
     swarm_result = _tool_wait(swarm, swarm_out, timeout=plan.live_swarm_s + 60)
     stop.set()
     sampler.join()
@@ -273,6 +284,7 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
                      if rss_before and swarm_result["peak_open"] else None)  # fmt: skip
     return {
         "sockets": plan.live_sockets,
+        "offered_pings_per_s": round(orders / plan.live_period_s),
         "peak_open": swarm_result["peak_open"],
         "reopened": swarm_result["reopened"],
         "socket_errors": swarm_result["errors"],

@@ -14,11 +14,14 @@ case "${ZE_PROCESS:-web}" in
     export PROMETHEUS_MULTIPROC_DIR=/tmp/ze-prometheus
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     trap 'kill 0' TERM INT
-    uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8001 --proxy-headers --no-server-header \
-      --no-access-log &
+    # The websockets' database calls share one thread per process (Channels'
+    # database_sync_to_async is thread-sensitive), so the ASGI server keeps one connection
+    # as gunicorn's workers do, instead of opening one per call.
+    DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} uvicorn ze_tracking.asgi:application --host 127.0.0.1 --port 8001 \
+      --proxy-headers --no-server-header --no-access-log &
     # Sync workers serve one request at a time on one thread: persistent database
     # connections are safe there (https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections)
-    # and save a connection per request; the ASGI server keeps the default (closed after each).
+    # and save a connection per request.
     DB_CONN_MAX_AGE=${DB_CONN_MAX_AGE:-60} gunicorn ze_tracking.wsgi:application --bind 127.0.0.1:8000 --workers "${WEB_CONCURRENCY:-2}" \
       --worker-class sync --graceful-timeout 20 &
     # One of the two exiting stops the other; Elastic Beanstalk then restarts the pair.

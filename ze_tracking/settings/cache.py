@@ -18,17 +18,16 @@ CACHES = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_S, "SOCKET_TIMEOUT": REDIS_TIMEOUT_S},
     }
 }
+# channels_redis's pub/sub layer: a group message is one PUBLISH, which each server process
+# with members receives once and hands to its sockets; a message for a process that is not
+# listening (a socket reconnecting) is not kept, and a socket gets the current state when it
+# (re)connects. Chosen over the core layer (a sorted set per channel, a Redis write per
+# socket) by `make bench ONLY=live`: with 2,000 tracking sockets in one process the core
+# layer delivered nothing after a reconnect storm, the pub/sub layer reopened them all
+# (docs/PERFORMANCE.md, live section).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [REDIS_URL],
-            "prefix": env.str("CHANNELS_PREFIX", default="ze"),
-            # Messages waiting per channel; the sockets of one server process share one
-            # (channels_redis's process-specific channels), so a publish for many moved orders
-            # must fit in it while the process reads them. Unread messages expire in 60 s.
-            # https://github.com/django/channels_redis#capacity
-            "capacity": env.int("CHANNELS_CAPACITY", default=2000),
-        },
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="ze")},
     }
 }

@@ -30,9 +30,11 @@ def _database() -> dict:
             config.setdefault("OPTIONS", {})[option] = value
     # PostGIS's backend with a health check that costs no round trip (infra/db/backend).
     config["ENGINE"] = "infra.db.backend"
-    # The web runs under ASGI, where Django advises against persistent connections (each
-    # request may run on another thread, and idle connections pile up):
-    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    # Off unless the launcher turns it on: Django advises against persistent connections
+    # for HTTP under ASGI (each request may run on another thread, and idle connections
+    # pile up): https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    # gunicorn's sync workers and the websocket-only uvicorn (one database thread per
+    # process) keep theirs (scripts/web.sh, deploy/eb/run-process.sh).
     # Celery workers run tasks on long-lived threads and keep theirs for
     # DB_WORKER_CONN_MAX_AGE (ze_tracking/celery.py switches it on when a worker starts);
     # the health check replaces a connection that died between two tasks (a failover).
