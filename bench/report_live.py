@@ -142,7 +142,7 @@ DESIGN = [
     "`FLEET_SOCKET_BEHIND_S` late gets the current state and skips the backlog.",
     "- **Sockets**: one uvicorn process (`scripts/web.sh`, `deploy/eb/run-process.sh`) on channels_redis's pub/sub "
     "layer (`ze_tracking/settings/cache.py`): a group message is one PUBLISH that the process hands to its sockets. "
-    "Measured against the core layer on this machine (2,000 sockets, the same run): the core layer reopened 1,599 "
+    "Measured against the core layer on this machine on 2026-12-07 (2,000 sockets, otherwise the same run): the core layer reopened 1,599 "
     "sockets in the storm and delivered nothing in the 15 s after it; the pub/sub layer reopened 1,986 and "
     "delivered through it. The websockets' database calls share one thread per process (Channels' "
     "`database_sync_to_async`), so that process keeps one database connection: closing it after each call "
@@ -152,18 +152,20 @@ DESIGN = [
     "",
     "What limits it on this machine, and the next step:",
     "",
-    "- **The cores.** The map, both load tools and the whole stack share two cores, busy 98–100 % in both phases "
+    "- **The cores.** The map, both load tools and the whole stack share two cores, nearly always busy in both phases "
     "(the lines above). Every courier's ping is its own request and its own batch: the REST process spends its "
     "time in the request (token check, enqueue), the worker in the batch's five statements, so a single-ping "
     "request costs the sum of the roles' cores divided by the pings that got through. The couriers' 300 pings/s "
     "of the map phase did not fit beside the browser; the target's 2,000 couriers every 2 s (1,000 requests/s) "
     "is a fleet of web and worker instances sized from docs/performance/capacity.json (`make cost`), not one "
     "machine. The app sending its pings in batches (one request every 10 s) divides that cost.",
-    "- **The socket delay.** Most of the delay above falls on pings sent while the first burst of connects was "
-    "still being served (each connect's throttle check and state read run on the process's one database "
-    "thread); the storm row is the delay once that burst is over. Next: the throttle check on Redis's "
-    "asyncio client instead of that thread, a second ASGI process per instance, and a run on a machine of its "
-    "own, without the browser and the load tools.",
+    "- **The socket delay.** The ASGI process used about half a core beside everything else; its samples are "
+    "spread over asyncio's and asgiref's hand-offs (the lines above), the project's own code a few per cent. "
+    "Grouped by the ping's 202, pings sent before the storm arrived later than those sent once the sockets had "
+    "reopened (`.local/bench/runs/live-fleet.json` and `live-swarm.json` keep the raw data), which this run does "
+    "not explain yet. Next: a run on a machine of its own, without the browser and the load tools; the throttle "
+    "check on Redis's asyncio client instead of the process's one database thread; a second ASGI process per "
+    "instance.",
     "",
 ]
 

@@ -150,47 +150,25 @@ class Analytics(Construct):
         # passwords and sets them again every release (a template change makes CloudFormation
         # generate a new one), and the warehouse migrations grant them what they need. DMS
         # reads its whole connection from its secret, as its source endpoint does.
-        self.dms_secret = sm.Secret(
-            self,
-            "RedshiftDms",
-            secret_name=f"{cfg.prefix}/redshift/dms",
-            encryption_key=key,
-            generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template=stack.to_json_string(
-                    {
-                        "username": tables.REDSHIFT_DMS_USER,
-                        "host": self.workgroup.attr_workgroup_endpoint_address,
-                        "port": 5439,
-                    }
+        def login_secret(id: str, name: str, template: str) -> sm.Secret:
+            return sm.Secret(
+                self,
+                id,
+                secret_name=f"{cfg.prefix}/redshift/{name}",
+                encryption_key=key,
+                generate_secret_string=sm.SecretStringGenerator(
+                    secret_string_template=template,
+                    generate_string_key="password",
+                    exclude_punctuation=True,
+                    password_length=32,
                 ),
-                generate_string_key="password",
-                exclude_punctuation=True,
-                password_length=32,
-            ),
-        )
-        self.dbt_secret = sm.Secret(
-            self,
-            "RedshiftDbt",
-            secret_name=f"{cfg.prefix}/redshift/dbt",
-            encryption_key=key,
-            generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template=json.dumps({"username": tables.REDSHIFT_DBT_USER}),
-                generate_string_key="password",
-                exclude_punctuation=True,
-                password_length=32,
-            ),
-        )
-        self.privacy_secret = sm.Secret(
-            self,
-            "RedshiftPrivacy",
-            secret_name=f"{cfg.prefix}/redshift/privacy",
-            encryption_key=key,
-            generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template=json.dumps({"username": tables.REDSHIFT_PRIVACY_USER}),
-                generate_string_key="password",
-                exclude_punctuation=True,
-                password_length=32,
-            ),
+            )
+
+        dms_login = {"username": tables.REDSHIFT_DMS_USER, "host": self.workgroup.attr_workgroup_endpoint_address}
+        self.dms_secret = login_secret("RedshiftDms", "dms", stack.to_json_string({**dms_login, "port": 5439}))
+        self.dbt_secret = login_secret("RedshiftDbt", "dbt", json.dumps({"username": tables.REDSHIFT_DBT_USER}))
+        self.privacy_secret = login_secret(
+            "RedshiftPrivacy", "privacy", json.dumps({"username": tables.REDSHIFT_PRIVACY_USER})
         )
 
         # --- DMS ----------------------------------------------------------------------
