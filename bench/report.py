@@ -68,6 +68,13 @@ The ingest service alone, 300 batches of 50 in a row in one process on the bench
 (no Celery), took 12.1 ms a batch before its statements were prepared and 8.1 ms after:
 planning the statements over the partitioned ping table was a third of a batch's time.
 
+The platform's move out of the wiring (`infra/`, settings split by concern, typed rules, one
+way to run raw SQL) left the hot path as it was. Measured on 2026-12-07 on a quiet machine,
+alternating before and after, `make bench ONLY=e2e ARGS="--quick --no-profile"` (15 s, Redis):
+persisted pings/s 2,071 and 2,399 before the move (commit `4477e76`), 2,038 and 2,692 after it
+(commit `9d094e2`); accepted 4,547 and 5,306 before, 4,484 and 5,714 after. The difference is
+within the spread between two runs of the same code.
+
 On SQS through the local SQS server (moto, `ARGS="--broker sqs"`) both designs measure the
 emulator, not the worker: one worker drained 279 pings/s, end to end persisted 215 of 1,082
 accepted pings/s, every message waiting on moto's HTTP server.

@@ -142,7 +142,8 @@ DESIGN = [
     "`FLEET_SOCKET_BEHIND_S` late gets the current state and skips the backlog.",
     "- **Sockets**: one uvicorn process (`scripts/web.sh`, `deploy/eb/run-process.sh`) on channels_redis's pub/sub "
     "layer (`ze_tracking/settings/cache.py`): a group message is one PUBLISH that the process hands to its sockets. "
-    "Measured against the core layer on this machine on 2026-12-07 (2,000 sockets, otherwise the same run): the core layer reopened 1,599 "
+    "Measured against the core layer on this machine on 2026-12-07 (2,000 sockets, otherwise the same run): "
+    "the core layer reopened 1,599 "
     "sockets in the storm and delivered nothing in the 15 s after it; the pub/sub layer reopened 1,986 and "
     "delivered through it. The websockets' database calls share one thread per process (Channels' "
     "`database_sync_to_async`), so that process keeps one database connection: closing it after each call "
