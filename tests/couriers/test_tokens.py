@@ -9,26 +9,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 from knox.crypto import hash_token
-from rest_framework.test import APIClient
 
 from couriers.models import ApiToken
 from tests.support.api import token_client, token_login
-
-PASSWORD = "s3cret-pass-123"
-
-
-def login(username: str, **extra) -> dict:
-    response = APIClient().post(
-        "/api/v1/auth/token", {"username": username, "password": PASSWORD, **extra}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def api(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 def orders_status(token: str) -> int:
