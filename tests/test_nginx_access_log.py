@@ -16,6 +16,7 @@ import requests
 from tests.support import OUTPUT, ROOT
 from tests.support.builders import OrderFactory
 from tests.support.database import database_url
+from tests.support.processes import web_answers
 from tests.support.waiting import wait_for
 
 # nginx runs as a process of its own.
@@ -60,14 +61,8 @@ def web_tier(transactional_db):
         )
         base_url = f"http://127.0.0.1:{port}"
 
-        def answers():
-            try:
-                return requests.get(f"{base_url}/healthz", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
         try:
-            wait_for(answers, timeout=60, message="the web tier")
+            wait_for(lambda: web_answers(f"{base_url}/healthz"), timeout=60, message="the web tier")
             yield base_url, access_log
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -159,7 +154,7 @@ def test_the_bundles_nginx_config_keeps_tracking_codes_out_of_the_platforms_logs
     (tmp_path / "nginx.conf").write_text(PLATFORM_NGINX_CONF.format(dir=tmp_path, port=port))
     nginx = subprocess.Popen(["nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf", "-g", "daemon off;"])
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=15, message="the platform's nginx")
+        wait_for(lambda: web_answers(f"http://127.0.0.1:{port}/healthz"), timeout=15, message="the platform's nginx")
         code = OrderFactory().tracking_code
 
         count = _tracking_link_visit(f"http://127.0.0.1:{port}", code)
@@ -172,10 +167,3 @@ def test_the_bundles_nginx_config_keeps_tracking_codes_out_of_the_platforms_logs
         nginx.wait(timeout=10)
     assert not [line for line in lines + health if code in line]
     assert sum("/t/:code" in line for line in lines) == sum('"/t/:code"' in line for line in health) == 2
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).status_code == 200
-    except requests.RequestException:
-        return False

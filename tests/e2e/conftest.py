@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-import requests
 
 from tests.support import OUTPUT, ROOT
 from tests.support.browser import chromium_launch, csp_violations_watch
 from tests.support.database import database_url
 from tests.support.network import free_port
+from tests.support.processes import web_answers
 from tests.support.waiting import wait_for
 
 
@@ -37,13 +37,7 @@ def asgi_server(celery_worker_process):
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
 
-    def answers():
-        try:
-            return requests.get(f"{base_url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_for(answers, timeout=30, message="the ASGI server")
+    wait_for(lambda: web_answers(f"{base_url}/healthz", timeout=1), timeout=30, message="the ASGI server")
     yield base_url
     process.terminate()
     process.wait(timeout=30)

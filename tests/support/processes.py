@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 
 from tests.support import OUTPUT, ROOT
@@ -27,6 +28,14 @@ def python_run(script: str, *args: str, env: dict, timeout: float = 60) -> subpr
     """`python -c script args…` in the checkout with `env`, as a fresh process of the project."""
     return subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
+
+
+def web_answers(url: str, *, timeout: float = 5) -> bool:
+    """Whether the server answers `url` (a health route) with 200 now."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def redis_answers(client: redis.Redis) -> bool:
