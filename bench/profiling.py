@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,15 @@ def worker_profile_start(*, bench: Bench, delay_s: float, seconds: float) -> Wor
     return profile
 
 
+def _stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """py-spy's raw (collapsed) stacks: each stack's frames, outermost first, one name per
+    function whatever line it was on, and its sample count."""
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            yield [LINE_NUMBER.sub(")", frame.strip()) for frame in stack.split(";")], int(count)
+
+
 def profile_summarize(*, path: Path) -> dict[str, list[tuple[str, float]]]:
     """Two top-N lists, in % of all samples: functions on the stack (inclusive) and where
     the samples end (self). Stacks are cut below Celery's task tracer, so the lists speak of
@@ -77,14 +87,8 @@ def profile_summarize(*, path: Path) -> dict[str, list[tuple[str, float]]]:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for frames, n in _stacks(path):
         total += n
-        # One line per function, whatever the line number it was on.
-        frames = [LINE_NUMBER.sub(")", frame.strip()) for frame in stack.split(";")]
         tracer = [i for i, frame in enumerate(frames) if frame.endswith(TASK_TRACERS)]
         frames = frames[tracer[-1] + 1 :] if tracer else []
         if not frames:
@@ -177,15 +181,11 @@ def stacks_summarize(*, path: Path, top: int = 5) -> dict[str, list[tuple[str, f
     own: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines() if path.exists() else []:
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        total += int(count)
-        frames = [LINE_NUMBER.sub(")", f.strip()) for f in stack.split(";")]
-        own[frames[-1]] += int(count)
+    for frames, n in _stacks(path) if path.exists() else []:
+        total += n
+        own[frames[-1]] += n
         for frame in {f for f in frames if f.rpartition("(")[2].startswith(PROJECT)}:
-            ours[frame] += int(count)
+            ours[frame] += n
     if not total:
         return {"self": [], "project": []}
     return {
