@@ -212,17 +212,6 @@ def _server_processes(bench: Bench) -> dict[str, int]:
     return chosen
 
 
-def _asgi_process(bench: Bench) -> psutil.Process | None:
-    for pid in bench.stack.pids("web"):
-        try:
-            process = psutil.Process(pid)
-            if any("uvicorn" in part for part in process.cmdline()):
-                return process
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
 def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     """Steps: note the ASGI process's memory; open the sockets, start the fleet; sample the
     ASGI process every second; drop and reopen every socket half-way (the storm); join
@@ -230,7 +219,8 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     plan = bench.plan
     orders = min(plan.live_socket_couriers, len(fleet.order_ids))
     socket_orders = [i % orders for i in range(plan.live_sockets)]
-    server = _asgi_process(bench)
+    servers = _server_processes(bench)
+    server = psutil.Process(servers["asgi"]) if "asgi" in servers else None
     rss_before = server.memory_info().rss if server else None
     storm_at = plan.live_swarm_s / 2
     swarm_spec = {"url": asgi, "origin": "http://127.0.0.1", "codes": [fleet.tracking_codes[o] for o in socket_orders],
@@ -266,7 +256,7 @@ def _sockets_measure(*, bench: Bench, fleet: Fleet, asgi: str) -> dict:
     profile_s = max(5.0, plan.live_swarm_s - 5)
     profiles = {role: (process_profile(pid=pid, seconds=profile_s, output=bench.workdir / f"live-{role}.raw.txt"),
                        bench.workdir / f"live-{role}.raw.txt")
-                for role, pid in _server_processes(bench).items()}  # fmt: skip
+                for role, pid in servers.items()}  # fmt: skip
     time.sleep(max(0.0, plan.live_swarm_s - 2))  # just before the fleet ends: an ended process is not counted
     spent = cores.finish()
     fleet_result = _tool_wait(fleet_tool, fleet_out, timeout=plan.live_swarm_s + 60)
